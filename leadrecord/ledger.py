@@ -1,0 +1,255 @@
+"""Appending to the ledger and verifying its chain.
+
+Every write service calls ``ledger_append`` (or ``ledger_append_many`` for a
+batch) inside its own ``transaction.atomic`` block, so the change and its
+record commit or roll back together.
+
+Concurrent appends are serialized by a transaction-scoped lock (an advisory
+lock on PostgreSQL; SQLite's IMMEDIATE transactions already hold the single
+write lock), so the chain stays linear: each entry's ``seq`` is the previous
+one's plus one and its ``prev_hash`` is the previous one's ``hash``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
+from django.utils import timezone
+
+from .models import ActorKind, LedgerEntry
+from .roles import Role, user_has_role
+
+GENESIS_HASH = "0" * 64
+# Any fixed 64-bit number names the advisory lock; this one spells "LEDGER".
+_POSTGRES_LEDGER_LOCK_KEY = 0x4C4544474552
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user, an integration (an API client user) or the system."""
+
+    kind: str
+    label: str
+    user_id: int | None = None
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(kind=ActorKind.SYSTEM, label=label)
+
+    @classmethod
+    def of(cls, user: AbstractBaseUser | AnonymousUser | None) -> Actor:
+        if user is None or not user.is_authenticated:
+            return cls.system()
+        kind = ActorKind.INTEGRATION if user_has_role(user, Role.INTEGRATION) else ActorKind.USER
+        return cls(kind=kind, label=user.get_username(), user_id=user.pk)
+
+
+@dataclass
+class LedgerDraft:
+    """One entry to append: everything but its place in the chain."""
+
+    actor: Actor
+    action: str
+    subject_type: str
+    subject_id: str | int
+    contact_id: int | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    reason: str = ""
+    occurred_at: datetime | None = None
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def ledger_entry_hash(
+    *,
+    seq: int,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    actor_kind: str,
+    actor_id: int | None,
+    actor_label: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    contact_id: int | None,
+    before: Any,
+    after: Any,
+    reason: str,
+    prev_hash: str,
+) -> str:
+    """SHA-256 over a canonical JSON form of every field of the entry."""
+    canonical = json.dumps(
+        [
+            seq,
+            _timestamp(occurred_at),
+            _timestamp(recorded_at),
+            actor_kind,
+            actor_id,
+            actor_label,
+            action,
+            subject_type,
+            subject_id,
+            contact_id,
+            before,
+            after,
+            reason,
+            prev_hash,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _lock_and_read_head() -> tuple[int, str]:
+    """Take the ledger lock for the rest of the transaction; return the head."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
+        cursor.execute(
+            f"SELECT seq, hash FROM {LedgerEntry._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+def ledger_append_many(drafts: Sequence[LedgerDraft]) -> list[LedgerEntry]:
+    """Append entries in order, chained, inside the caller's transaction."""
+    if not drafts:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger_append must run inside the writing service's transaction")
+    seq, prev_hash = _lock_and_read_head()
+    recorded_at = timezone.now()
+    entries = []
+    for draft in drafts:
+        seq += 1
+        occurred_at = draft.occurred_at or recorded_at
+        entry = LedgerEntry(
+            seq=seq,
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
+            actor_kind=str(draft.actor.kind),
+            actor_id=draft.actor.user_id,
+            actor_label=draft.actor.label,
+            action=draft.action,
+            subject_type=draft.subject_type,
+            subject_id=str(draft.subject_id),
+            contact_id=draft.contact_id,
+            before=draft.before,
+            after=draft.after,
+            reason=draft.reason,
+            prev_hash=prev_hash,
+        )
+        entry.hash = ledger_entry_hash(
+            seq=seq,
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
+            actor_kind=entry.actor_kind,
+            actor_id=entry.actor_id,
+            actor_label=entry.actor_label,
+            action=entry.action,
+            subject_type=entry.subject_type,
+            subject_id=entry.subject_id,
+            contact_id=entry.contact_id,
+            before=entry.before,
+            after=entry.after,
+            reason=entry.reason,
+            prev_hash=prev_hash,
+        )
+        prev_hash = entry.hash
+        entries.append(entry)
+    # 1,000 rows per INSERT keeps statements well under parameter limits.
+    return LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+
+
+def ledger_append(
+    *,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str | int,
+    contact_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+    occurred_at: datetime | None = None,
+) -> LedgerEntry:
+    """Append one entry, chained to the last, inside the caller's transaction."""
+    draft = LedgerDraft(
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        contact_id=contact_id,
+        before=before,
+        after=after,
+        reason=reason,
+        occurred_at=occurred_at,
+    )
+    return ledger_append_many([draft])[0]
+
+
+@dataclass(frozen=True)
+class LedgerVerification:
+    entries: int
+    broken_seq: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_seq is None
+
+
+_VERIFY_FIELDS = (
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "subject_type",
+    "subject_id",
+    "contact_id",
+    "before",
+    "after",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+
+
+def _ledger_rows(chunk_size: int) -> Iterator[dict[str, Any]]:
+    yield from LedgerEntry.objects.order_by("seq").values(*_VERIFY_FIELDS).iterator(chunk_size)
+
+
+def ledger_verify(*, chunk_size: int = 5000) -> LedgerVerification:
+    """Recompute the chain from the first entry; report the first that fails."""
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    count = 0
+    for row in _ledger_rows(chunk_size):
+        seq = row["seq"]
+        if seq != expected_seq:
+            return LedgerVerification(count, expected_seq, f"entry {expected_seq} is missing")
+        if row["prev_hash"] != prev_hash:
+            return LedgerVerification(count, seq, "its previous hash does not match entry before")
+        fields = {k: v for k, v in row.items() if k != "hash"}
+        if ledger_entry_hash(**fields) != row["hash"]:
+            return LedgerVerification(count, seq, "its content does not match its hash")
+        prev_hash = row["hash"]
+        expected_seq += 1
+        count += 1
+    return LedgerVerification(count)

@@ -1,0 +1,65 @@
+"""The ledger: one append-only, hash-chained record of every write.
+
+Entries are only ever inserted, by ``leadrecord.ledger.ledger_append`` and
+``ledger_append_many``. The database refuses ``UPDATE`` and ``DELETE`` on the
+table through triggers installed by a migration (``leadrecord.ledger_guard``),
+and each entry's hash covers its content and the previous entry's hash, so an
+entry altered behind the triggers' back is caught by ``verify_ledger``.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    INTEGRATION = "integration", "Integration"
+    SYSTEM = "system", "System"
+
+
+class LedgerEntry(models.Model):
+    # Assigned under the ledger lock as the previous seq + 1: no gaps, no forks.
+    seq = models.PositiveBigIntegerField(primary_key=True)
+    occurred_at = models.DateTimeField(help_text="When it happened (may be back-filled).")
+    recorded_at = models.DateTimeField(help_text="When the ledger recorded it.")
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    # PROTECT: a user who acted stays; the ledger itself can never be updated
+    # to null the reference.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    subject_type = models.CharField(max_length=64)
+    subject_id = models.CharField(max_length=64)
+    # A plain id rather than a foreign key: erasure of a person must not touch
+    # the ledger, and the timeline reads entries by this column.
+    contact_id = models.BigIntegerField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["contact_id", "seq"], name="ledger_contact_seq"),
+            models.Index(fields=["subject_type", "subject_id"], name="ledger_subject"),
+        ]
+        constraints = [
+            # A second entry claiming the same predecessor would be a fork.
+            models.UniqueConstraint(fields=["prev_hash"], name="ledger_prev_hash_unique"),
+            models.CheckConstraint(
+                condition=models.Q(actor_kind__in=ActorKind.values), name="ledger_actor_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.subject_type}:{self.subject_id}"

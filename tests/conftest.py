@@ -1,0 +1,76 @@
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from leadrecord.ledger_guard import ledger_guard_install, ledger_guard_remove
+from leadrecord.roles import Role
+
+from .factories import UserFactory
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+_TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres`` are skipped when the suite runs on SQLite."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _ledger_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep the ledger append-only in every test, except for the flush.
+
+    Transactional tests end with a flush (TRUNCATE or DELETE of every table),
+    which the append-only triggers would refuse; the guard is lifted just for
+    it and put back at the start of the next test that uses the database.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    transactional = bool(names & _TRANSACTIONAL_FIXTURES) or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    if not (marker or names & _DB_FIXTURES):
+        yield
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    ledger_guard_install(connection)
+    yield
+    if transactional:
+        ledger_guard_remove(connection)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., object]:
+    def make(role: str | None = None, **kwargs: object) -> object:
+        return UserFactory(role=role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def users(db: None) -> dict[str, object]:
+    """One user per role, keyed by role name."""
+    return {role: UserFactory(username=f"the-{role}", role=role) for role in Role.values}
+
+
+@pytest.fixture
+def api_client_for(db: None) -> Callable[[object], APIClient]:
+    """An API client authenticated with the user's token, as other systems call."""
+
+    def make(user: object) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
