@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class LeadRecordConfig(AppConfig):
     name = "leadrecord"
     verbose_name = "LeadRecord"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .roles import roles_ensure
+
+        post_migrate.connect(roles_ensure, sender=self, dispatch_uid="leadrecord.roles_ensure")

@@ -27,3 +27,15 @@ def user_roles(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[str]:
 
 def user_has_role(user: AbstractBaseUser | AnonymousUser | None, *roles: str) -> bool:
     return not user_roles(user).isdisjoint(roles)
+
+
+def roles_ensure(**kwargs: object) -> None:
+    """Create any missing role group.
+
+    The data migration creates them; this runs after every ``migrate`` and
+    ``flush`` (Django's ``post_migrate``), so a flushed database has them too.
+    """
+    from django.contrib.auth.models import Group
+
+    for name in Role.values:
+        Group.objects.get_or_create(name=name)

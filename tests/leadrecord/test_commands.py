@@ -1,0 +1,63 @@
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import RequestFactory
+from rest_framework.authtoken.models import Token
+
+from leadrecord.ledger import ledger_verify
+from leadrecord.models import LedgerEntry
+from leadrecord.roles import user_roles
+
+pytestmark = pytest.mark.django_db
+
+
+def test_add_user_creates_a_user_in_the_role_on_the_record(capsys):
+    call_command("add_user", "dana", role="sales_rep", password="s3cret-passphrase")
+    user = get_user_model().objects.get(username="dana")
+    assert user_roles(user) == {"sales_rep"}
+    request = RequestFactory().post("/login/")
+    assert authenticate(request, username="dana", password="s3cret-passphrase") == user
+    assert "created user dana with role sales_rep" in capsys.readouterr().out
+    entry = LedgerEntry.objects.get()
+    assert (entry.action, entry.subject_id, entry.actor_kind) == ("user.create", str(user.pk), "system")
+    assert "s3cret" not in str(entry.after)
+
+
+def test_add_user_without_password_cannot_log_in():
+    call_command("add_user", "erp", role="integration")
+    assert not get_user_model().objects.get(username="erp").has_usable_password()
+
+
+def test_add_user_refuses_an_unknown_role():
+    with pytest.raises(CommandError):
+        call_command("add_user", "x", role="overlord")
+    assert not get_user_model().objects.filter(username="x").exists()
+
+
+def test_issue_token_prints_only_the_key_and_is_stable(capsys):
+    call_command("add_user", "crm", role="integration")
+    capsys.readouterr()
+    call_command("issue_token", "crm")
+    first = capsys.readouterr().out
+    call_command("issue_token", "crm")
+    second = capsys.readouterr().out
+    assert first == second
+    assert first.strip() == Token.objects.get(user__username="crm").key
+    assert first == first.strip() + "\n"
+    assert ledger_verify().entries == 2  # user.create and one token.issue
+
+
+def test_issue_token_for_an_unknown_user_fails():
+    with pytest.raises(CommandError, match="no user"):
+        call_command("issue_token", "nobody")
+
+
+def test_seed_demo_is_repeatable(capsys):
+    call_command("seed_demo")
+    count = get_user_model().objects.count()
+    entries = LedgerEntry.objects.count()
+    call_command("seed_demo")
+    assert get_user_model().objects.count() == count == 5
+    assert LedgerEntry.objects.count() == entries
+    assert "leadrecord-demo" in capsys.readouterr().out
