@@ -1,4 +1,4 @@
-"""LeadRecord project package: settings, URLs, the Celery app, the ledger, roles and API plumbing."""
+"""LeadRecord project: settings, URLs, the Celery app, the ledger, roles, API plumbing."""
 
 from .celery import app as celery_app
 

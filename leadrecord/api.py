@@ -1,6 +1,7 @@
 """API plumbing shared by every app, and the project-level endpoints."""
 
 from django.db import DatabaseError, connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .models import LedgerEntry
 from .permissions import IsAnyRole, roles_allowed
 from .roles import Role, user_roles
 from .selectors import ledger_entries_latest_first
@@ -76,7 +78,7 @@ class LedgerEntryListView(ListAPIView):
 
     serializer_class = OutputSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[LedgerEntry]:
         return ledger_entries_latest_first()
 
 

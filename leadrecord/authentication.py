@@ -14,7 +14,7 @@ class StrictTokenAuthentication(TokenAuthentication):
     and the caller get a 500 instead of a 401.
     """
 
-    def authenticate_credentials(self, key: str):  # type: ignore[no-untyped-def]
+    def authenticate_credentials(self, key: str):
         if not _TOKEN_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         return super().authenticate_credentials(key)

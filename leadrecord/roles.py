@@ -21,7 +21,7 @@ def user_roles(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[str]:
         cached = frozenset(
             user.groups.filter(name__in=Role.values).values_list("name", flat=True)  # type: ignore[attr-defined]
         )
-        user._leadrecord_roles = cached  # type: ignore[union-attr]
+        user._leadrecord_roles = cached  # type: ignore[attr-defined]
     return cached
 
 

@@ -1,7 +1,7 @@
 """Writes on users and API tokens, each on the ledger."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -15,7 +15,7 @@ class RoleError(ValueError):
 
 def user_create(
     *, username: str, role: str, password: str | None, actor: Actor
-) -> tuple[AbstractUser, bool]:
+) -> tuple[User, bool]:
     """Create ``username`` in ``role`` (or add the role to an existing user).
 
     Without a password the account cannot log in on pages (an integration
@@ -42,7 +42,7 @@ def user_create(
     return user, created
 
 
-def token_issue(*, user: AbstractUser, actor: Actor) -> Token:
+def token_issue(*, user: User, actor: Actor) -> Token:
     """The user's API token, created on first issue (the key is never logged)."""
     with transaction.atomic():
         token, created = Token.objects.get_or_create(user=user)

@@ -1,6 +1,7 @@
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -49,6 +50,22 @@ def _ledger_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         ledger_guard_remove(connection)
 
 
+@pytest.fixture(autouse=True)
+def _tasks_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tasks run in process unless the test starts a real worker (marker ``worker``).
+
+    The suite's environment names a Redis broker for the worker tests; other
+    tests must not leave messages there that no worker will ever take.
+    """
+    from leadrecord import celery_app
+
+    eager = request.node.get_closest_marker("worker") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., object]:
     def make(role: str | None = None, **kwargs: object) -> object:
@@ -64,10 +81,10 @@ def users(db: None) -> dict[str, object]:
 
 
 @pytest.fixture
-def api_client_for(db: None) -> Callable[[object], APIClient]:
+def api_client_for(db: None) -> Callable[[User], APIClient]:
     """An API client authenticated with the user's token, as other systems call."""
 
-    def make(user: object) -> APIClient:
+    def make(user: User) -> APIClient:
         client = APIClient()
         token, _ = Token.objects.get_or_create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")

@@ -20,7 +20,11 @@ def test_add_user_creates_a_user_in_the_role_on_the_record(capsys):
     assert authenticate(request, username="dana", password="s3cret-passphrase") == user
     assert "created user dana with role sales_rep" in capsys.readouterr().out
     entry = LedgerEntry.objects.get()
-    assert (entry.action, entry.subject_id, entry.actor_kind) == ("user.create", str(user.pk), "system")
+    assert (entry.action, entry.subject_id, entry.actor_kind) == (
+        "user.create",
+        str(user.pk),
+        "system",
+    )
     assert "s3cret" not in str(entry.after)
 
 

@@ -94,9 +94,12 @@ def test_append_many_chains_a_batch():
 )
 def test_raw_sql_update_and_delete_are_refused_by_the_database(statement):
     _append(2)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
     assert LedgerEntry.objects.filter(reason="").count() == 2
 
 
@@ -112,13 +115,16 @@ def test_orm_update_and_delete_are_refused_too():
 @pytest.mark.postgres
 def test_truncate_is_refused_on_postgres():
     _append(1)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {LEDGER_TABLE}")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"TRUNCATE {LEDGER_TABLE}")
     assert LedgerEntry.objects.count() == 1
 
 
-def _tamper(sql: str, params: list[object]) -> None:
+def _tamper(sql: str, params: list[str]) -> None:
     """An attacker with database access drops the guard, edits, restores it."""
     ledger_guard_remove(connection)
     with connection.cursor() as cursor:

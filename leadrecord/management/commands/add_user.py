@@ -17,7 +17,9 @@ class Command(BaseCommand):
             "--password", help="Without it the user has no password (API token only)."
         )
 
-    def handle(self, *args: Any, name: str, role: str, password: str | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, name: str, role: str, password: str | None, **options: Any
+    ) -> None:
         name = name.strip()
         if not name or len(name) > 150:
             raise CommandError("NAME must be 1 to 150 characters")

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor.system("manage.py seed_demo")
         existing = set(get_user_model().objects.values_list("username", flat=True))
-        self.stdout.write("Demo users (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo users (password for all: {DEMO_PASSWORD}):")
         for username, role in DEMO_USERS:
             if username not in existing:
                 user_create(username=username, role=role, password=DEMO_PASSWORD, actor=actor)

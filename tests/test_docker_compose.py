@@ -1,0 +1,121 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check it against the code."""
+
+import ast
+import re
+from pathlib import Path
+
+import environ
+import pytest
+import yaml
+from django.urls import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_SERVICES = ("web", "worker", "beat")
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?])?([^}]*)\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _interpolate(value: str) -> str:
+    """Resolve ``${VAR:-default}`` the way compose would with VAR unset."""
+    return _INTERPOLATION.sub(lambda m: m.group(2), str(value))
+
+
+def _settings_env_names() -> set[str]:
+    """Every name that leadrecord/settings.py reads with ``env(...)``/``env.x(...)``."""
+    tree = ast.parse((ROOT / "leadrecord" / "settings.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        reads_env = (isinstance(func, ast.Name) and func.id == "env") or (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "env"
+            and func.attr != "read_env"
+        )
+        first = node.args[0]
+        if reads_env and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            names.add(first.value)
+    return names
+
+
+def test_the_stack_has_its_services(compose):
+    assert set(compose["services"]) == {"db", "redis", "web", "worker", "beat"}
+
+
+def test_app_services_set_only_settings_the_code_reads(compose):
+    read = _settings_env_names()
+    assert {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "ALLOWED_HOSTS"} <= read
+    for name in APP_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert set(environment) <= read, (name, set(environment) - read)
+        for required in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "ALLOWED_HOSTS"):
+            assert required in environment, (name, required)
+
+
+def test_database_url_points_at_the_db_service(compose):
+    db = compose["services"]["db"]["environment"]
+    for name in APP_SERVICES:
+        url = _interpolate(compose["services"][name]["environment"]["DATABASE_URL"])
+        parsed = environ.Env.db_url_config(url)
+        assert parsed["ENGINE"] == "django.db.backends.postgresql"
+        assert parsed["HOST"] == "db"
+        assert parsed["NAME"] == db["POSTGRES_DB"]
+        assert parsed["USER"] == db["POSTGRES_USER"]
+        assert parsed["PASSWORD"] == _interpolate(db["POSTGRES_PASSWORD"])
+
+
+def test_broker_points_at_the_redis_service(compose):
+    for name in APP_SERVICES:
+        url = compose["services"][name]["environment"]["CELERY_BROKER_URL"]
+        assert re.fullmatch(r"redis://redis:6379/\d+", url), url
+
+
+def test_commands_match_the_code(compose):
+    from leadrecord import celery_app
+    from leadrecord.wsgi import application
+
+    assert application is not None
+    assert celery_app.main == "leadrecord"
+    web = compose["services"]["web"]["command"]
+    assert "manage.py migrate" in web
+    assert web.index("migrate") < web.index("gunicorn")
+    assert "gunicorn leadrecord.wsgi:application" in web
+    assert compose["services"]["worker"]["command"].startswith("celery -A leadrecord worker")
+    assert compose["services"]["beat"]["command"].startswith("celery -A leadrecord beat")
+
+
+def test_health_checks_and_start_order(compose):
+    services = compose["services"]
+    for name in ("db", "redis", "web", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    for name in APP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["db"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+    probe = " ".join(services["web"]["healthcheck"]["test"])
+    match = re.search(r"http://127\.0\.0\.1:8000(/[^'\"]*)", probe)
+    assert match
+    path = match.group(1)
+    assert resolve(path).url_name == "api-health"
+
+
+def test_health_path_is_exempt_from_the_https_redirect(compose):
+    from django.conf import settings
+
+    probe = " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    match = re.search(r"http://127\.0\.0\.1:8000/([^'\"]*)", probe)
+    assert match
+    path = match.group(1)
+    assert any(re.search(pattern, path) for pattern in settings.SECURE_REDIRECT_EXEMPT)
+
+
+def test_dockerfile_builds_the_same_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install" in dockerfile
+    assert "collectstatic" in dockerfile

@@ -1,0 +1,67 @@
+"""A real Celery worker process, against the suite's Redis and test database."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+from leadrecord import celery_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database this test run uses (pytest-django's test_ name)."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery worker`` as its own process; wait until it answers a ping."""
+    broker = os.environ.get("CELERY_BROKER_URL")
+    if not broker:
+        raise RuntimeError("worker tests need CELERY_BROKER_URL (make test starts Redis)")
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "CONN_MAX_AGE": "0"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leadrecord",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_app.control.ping(timeout=0.5):
+            if process.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not answer within 60 s")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
