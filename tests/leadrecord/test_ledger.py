@@ -10,32 +10,19 @@ from leadrecord.ledger import (
     GENESIS_HASH,
     Actor,
     LedgerDraft,
-    ledger_append,
     ledger_append_many,
     ledger_verify,
 )
-from leadrecord.ledger_guard import LEDGER_TABLE, ledger_guard_install, ledger_guard_remove
+from leadrecord.ledger_guard import LEDGER_TABLE
 from leadrecord.models import LedgerEntry
+
+from ..ledger_helpers import append_entries, tamper
 
 pytestmark = pytest.mark.django_db
 
 
-def _append(n: int, action: str = "test.append") -> list[LedgerEntry]:
-    with transaction.atomic():
-        return [
-            ledger_append(
-                actor=Actor.system(),
-                action=action,
-                subject_type="thing",
-                subject_id=i,
-                after={"i": i, "name": "Zoë"},
-            )
-            for i in range(n)
-        ]
-
-
 def test_entries_form_a_chain_from_genesis():
-    first, second, third = _append(3)
+    first, second, third = append_entries(3)
     assert (first.seq, second.seq, third.seq) == (1, 2, 3)
     assert first.prev_hash == GENESIS_HASH
     assert second.prev_hash == first.hash
@@ -48,7 +35,7 @@ def test_entries_form_a_chain_from_genesis():
 def test_append_keeps_occurred_and_recorded_times_apart():
     earlier = timezone.now() - timedelta(days=30)
     with transaction.atomic():
-        entry = ledger_append(
+        entry = ledgerappend_entries(
             actor=Actor.system(), action="a", subject_type="t", subject_id=1, occurred_at=earlier
         )
     entry.refresh_from_db()
@@ -59,20 +46,20 @@ def test_append_keeps_occurred_and_recorded_times_apart():
 @pytest.mark.django_db(transaction=True)
 def test_append_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match="transaction"):
-        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=1)
+        ledgerappend_entries(actor=Actor.system(), action="a", subject_type="t", subject_id=1)
 
 
 def test_append_rolls_back_with_the_callers_transaction():
-    _append(1)
+    append_entries(1)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=2)
+        ledgerappend_entries(actor=Actor.system(), action="a", subject_type="t", subject_id=2)
         1 / 0  # noqa: B018
     assert LedgerEntry.objects.count() == 1
     assert ledger_verify().ok
 
 
 def test_append_many_chains_a_batch():
-    _append(2)
+    append_entries(2)
     with transaction.atomic():
         batch = ledger_append_many(
             [
@@ -93,7 +80,7 @@ def test_append_many_chains_a_batch():
     ],
 )
 def test_raw_sql_update_and_delete_are_refused_by_the_database(statement):
-    _append(2)
+    append_entries(2)
     with (
         pytest.raises(DatabaseError, match="append-only"),
         transaction.atomic(),
@@ -104,7 +91,7 @@ def test_raw_sql_update_and_delete_are_refused_by_the_database(statement):
 
 
 def test_orm_update_and_delete_are_refused_too():
-    (entry,) = _append(1)
+    (entry,) = append_entries(1)
     with pytest.raises(DatabaseError), transaction.atomic():
         LedgerEntry.objects.filter(pk=entry.pk).update(action="forged")
     with pytest.raises(DatabaseError), transaction.atomic():
@@ -114,7 +101,7 @@ def test_orm_update_and_delete_are_refused_too():
 
 @pytest.mark.postgres
 def test_truncate_is_refused_on_postgres():
-    _append(1)
+    append_entries(1)
     with (
         pytest.raises(DatabaseError, match="append-only"),
         transaction.atomic(),
@@ -122,14 +109,6 @@ def test_truncate_is_refused_on_postgres():
     ):
         cursor.execute(f"TRUNCATE {LEDGER_TABLE}")
     assert LedgerEntry.objects.count() == 1
-
-
-def _tamper(sql: str, params: list[str]) -> None:
-    """An attacker with database access drops the guard, edits, restores it."""
-    ledger_guard_remove(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    ledger_guard_install(connection)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +121,8 @@ def _tamper(sql: str, params: list[str]) -> None:
     ],
 )
 def test_verify_names_the_first_entry_altered_behind_the_guard(sql, params, broken_seq):
-    _append(6)
-    _tamper(sql, params)
+    append_entries(6)
+    tamper(sql, params)
     result = ledger_verify()
     assert not result.ok
     assert result.broken_seq == broken_seq
@@ -151,11 +130,11 @@ def test_verify_names_the_first_entry_altered_behind_the_guard(sql, params, brok
 
 
 def test_verify_ledger_command_reports_ok_and_broken(capsys):
-    _append(4)
+    append_entries(4)
     call_command("verify_ledger")
     assert capsys.readouterr().out.strip() == "ledger ok: 4 entries"
 
-    _tamper(f"UPDATE {LEDGER_TABLE} SET action = %s WHERE seq = 2", ["forged"])
+    tamper(f"UPDATE {LEDGER_TABLE} SET action = %s WHERE seq = 2", ["forged"])
     with pytest.raises(SystemExit) as exit_info:
         call_command("verify_ledger")
     assert exit_info.value.code == 1
@@ -179,7 +158,7 @@ def test_concurrent_writers_keep_one_unbroken_chain():
             start.wait()
             for i in range(appends_each):
                 with transaction.atomic():
-                    ledger_append(
+                    ledgerappend_entries(
                         actor=Actor.system(f"writer-{worker}"),
                         action="test.concurrent",
                         subject_type="worker",
