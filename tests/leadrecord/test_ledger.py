@@ -10,6 +10,7 @@ from leadrecord.ledger import (
     GENESIS_HASH,
     Actor,
     LedgerDraft,
+    ledger_append,
     ledger_append_many,
     ledger_verify,
 )
@@ -35,7 +36,7 @@ def test_entries_form_a_chain_from_genesis():
 def test_append_keeps_occurred_and_recorded_times_apart():
     earlier = timezone.now() - timedelta(days=30)
     with transaction.atomic():
-        entry = ledgerappend_entries(
+        entry = ledger_append(
             actor=Actor.system(), action="a", subject_type="t", subject_id=1, occurred_at=earlier
         )
     entry.refresh_from_db()
@@ -46,13 +47,13 @@ def test_append_keeps_occurred_and_recorded_times_apart():
 @pytest.mark.django_db(transaction=True)
 def test_append_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match="transaction"):
-        ledgerappend_entries(actor=Actor.system(), action="a", subject_type="t", subject_id=1)
+        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=1)
 
 
 def test_append_rolls_back_with_the_callers_transaction():
     append_entries(1)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        ledgerappend_entries(actor=Actor.system(), action="a", subject_type="t", subject_id=2)
+        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=2)
         1 / 0  # noqa: B018
     assert LedgerEntry.objects.count() == 1
     assert ledger_verify().ok
@@ -158,7 +159,7 @@ def test_concurrent_writers_keep_one_unbroken_chain():
             start.wait()
             for i in range(appends_each):
                 with transaction.atomic():
-                    ledgerappend_entries(
+                    ledger_append(
                         actor=Actor.system(f"writer-{worker}"),
                         action="test.concurrent",
                         subject_type="worker",

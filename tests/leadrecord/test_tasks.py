@@ -3,7 +3,7 @@ import pytest
 from leadrecord.ledger_guard import LEDGER_TABLE
 from leadrecord.tasks import ledger_verify_task
 
-from ..ledger_helpers import append_entries
+from ..ledger_helpers import append_entries, tamper
 from ..workers import celery_worker_process
 
 
@@ -22,10 +22,7 @@ def test_a_real_worker_verifies_the_ledger_and_catches_tampering():
         result = ledger_verify_task.delay().get(timeout=60)
         assert result == {"ok": True, "entries": 5, "broken_seq": None}
 
-        ledger_guard_remove(connection)
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {LEDGER_TABLE} SET reason = 'forged' WHERE seq = 4")
-        ledger_guard_install(connection)
+        tamper(f"UPDATE {LEDGER_TABLE} SET reason = 'forged' WHERE seq = 4")
 
         result = ledger_verify_task.delay().get(timeout=60)
         assert result == {"ok": False, "entries": 3, "broken_seq": 4}
