@@ -4,6 +4,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from contacts.urls import api_urlpatterns as contacts_api
+
 from . import api
 
 # Viewsets, where an app uses them, register on this router.
@@ -15,5 +17,6 @@ urlpatterns = [
     path("ledger/", api.LedgerEntryListView.as_view(), name="api-ledger"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    *contacts_api,
     *router.urls,
 ]

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.defaults import page_not_found
 
 from . import views
 from .api import api_not_found
+from .converters import IdConverter
+
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +19,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("contacts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leadrecord.api_urls")),
 ]

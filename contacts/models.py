@@ -1,0 +1,227 @@
+"""People and what they chose to share: organizations, contacts, consents, disclosures.
+
+Rows are written only by ``contacts.services``; each write appends to the
+ledger in the same transaction. Who may read a disclosure is decided in one
+place, ``contacts.selectors.disclosures_visible_to``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Lower
+
+# Field sizes, shared by models, serializers and forms.
+EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path
+NAME_MAX_LENGTH = 150
+TITLE_MAX_LENGTH = 200
+ORGANIZATION_NAME_MAX_LENGTH = 200
+DOMAIN_MAX_LENGTH = 253  # the longest DNS name
+DISCLOSURE_KEY_MAX_LENGTH = 64
+DISCLOSURE_VALUE_MAX_LENGTH = 2000
+CONSENT_SOURCE_MAX_LENGTH = 200
+NOTICE_VERSION_MAX_LENGTH = 64
+
+JOURNEY_STAGE_KEY = "journey_stage"
+
+
+class ConsentPurpose(models.TextChoices):
+    ANALYTICS = "analytics", "Analytics"
+    MARKETING_EMAIL = "marketing_email", "Marketing email"
+    SALES_CONTACT = "sales_contact", "Sales contact"
+
+
+class Audience(models.TextChoices):
+    MARKETING = "marketing", "Marketing"
+    SALES = "sales", "Sales"
+    ALL = "all", "Marketing and sales"
+
+
+class DisclosurePurpose(models.TextChoices):
+    """Why the person shared it: the consent purposes plus two of a disclosure's own."""
+
+    ANALYTICS = "analytics", "Analytics"
+    MARKETING_EMAIL = "marketing_email", "Marketing email"
+    SALES_CONTACT = "sales_contact", "Sales contact"
+    QUALIFICATION = "qualification", "Qualification"
+    PERSONALIZATION = "personalization", "Personalization"
+
+
+class DisclosureSource(models.TextChoices):
+    SELF = "self", "The person themself"
+    FORM = "form", "A form"
+    CONVERSATION = "conversation", "A conversation"
+    IMPORT = "import", "An import"
+    API = "api", "Another system (API)"
+
+
+class JourneyStage(models.TextChoices):
+    LEARNING = "learning", "Learning"
+    COMPARING = "comparing", "Comparing"
+    READY_TO_TALK = "ready_to_talk", "Ready to talk"
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=ORGANIZATION_NAME_MAX_LENGTH)
+    # Lower-cased; blank when unknown. Unique when known, so posts naming the
+    # same company by its domain land on one organization.
+    domain = models.CharField(max_length=DOMAIN_MAX_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=~models.Q(domain=""),
+                name="organization_domain_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(domain=Lower("domain")), name="organization_domain_lowercase"
+            ),
+        ]
+        indexes = [models.Index(Lower("name"), name="organization_name_lower")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A real person. After erasure the row stays, emptied, so counts keep their totals."""
+
+    # ``email`` as given (trimmed); ``email_key`` lower-cased for matching.
+    # Both are NULL once the person is erased.
+    # NULL rather than "" so that erased rows stay out of the unique constraint.
+    email = models.CharField(max_length=EMAIL_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    email_key = models.CharField(max_length=EMAIL_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    first_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="")
+    last_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="")
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, default="")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="contacts"
+    )
+    # Maintained by scoring (the handoff app) under the active ruleset.
+    score = models.IntegerField(default=0)
+    qualified = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    # A merged contact points at the one it was merged into; its email still
+    # finds the survivor.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_from"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["email_key"], name="contact_email_key_unique"),
+            models.CheckConstraint(
+                condition=models.Q(erased_at__isnull=False) | models.Q(email_key__isnull=False),
+                name="contact_email_unless_erased",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(merged_into=models.F("id")), name="contact_not_merged_into_self"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "id"], name="contact_organization"),
+            models.Index(fields=["qualified"], name="contact_qualified"),
+        ]
+
+    def __str__(self) -> str:
+        if self.erased_at:
+            return f"Erased contact #{self.pk}"
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        full_name = f"{self.first_name} {self.last_name}".strip()
+        return full_name or (self.email or f"Contact #{self.pk}")
+
+    @property
+    def is_living(self) -> bool:
+        return self.erased_at is None and self.merged_into_id is None
+
+
+class ContactKey(models.Model):
+    """The per-person key that seals personal values in the ledger.
+
+    Kept outside the ledger on purpose: erasure deletes this row, after which
+    the sealed values in the (unchangeable) ledger can never be read again.
+    """
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, primary_key=True)
+    key = models.BinaryField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"key of contact #{self.contact_id}"
+
+
+class Consent(models.Model):
+    """One grant or withdrawal. The history is every row; the current state is the latest."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)
+    notice_version = models.CharField(max_length=NOTICE_VERSION_MAX_LENGTH, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(purpose__in=ConsentPurpose.values), name="consent_purpose_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "purpose", "occurred_at"], name="consent_latest")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {'granted' if self.granted else 'withdrawn'}"
+
+
+class Disclosure(models.Model):
+    """Something a person shared, with whom (audience) and why (purpose)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="disclosures")
+    key = models.CharField(max_length=DISCLOSURE_KEY_MAX_LENGTH)
+    # Emptied by erasure.
+    value = models.TextField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
+    audience = models.CharField(max_length=16, choices=Audience.choices)
+    purpose = models.CharField(max_length=32, choices=DisclosurePurpose.choices)
+    source = models.CharField(max_length=16, choices=DisclosureSource.choices)
+    disclosed_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["disclosed_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(audience__in=Audience.values), name="disclosure_audience_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(purpose__in=DisclosurePurpose.values),
+                name="disclosure_purpose_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=DisclosureSource.values),
+                name="disclosure_source_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__isnull=True)
+                | models.Q(expires_at__gt=models.F("disclosed_at")),
+                name="disclosure_expires_after_disclosed",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "key", "disclosed_at"], name="disclosure_contact_key"),
+            models.Index(fields=["key", "audience"], name="disclosure_key_audience"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.audience})"

@@ -1,0 +1,349 @@
+"""Reads on contacts. Who may see a disclosure is decided here and nowhere else.
+
+``audiences_visible_to`` is the one table of roles to audiences;
+``disclosures_visible_to`` applies it, with expiry and withdrawal, and every
+page, API view, timeline, search, filter and admin view reads disclosures
+through it. The one exception is the privacy officer's subject-access export,
+which must show a person everything held about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from leadrecord.models import LedgerEntry
+from leadrecord.roles import Role, user_roles
+
+from .models import (
+    JOURNEY_STAGE_KEY,
+    Audience,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    Disclosure,
+)
+from .sealing import contact_keys, unseal
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+# Who sees which audience (DESIGN.md principle 2). Integrations see only what
+# the person shared with everyone.
+_AUDIENCES_BY_ROLE: dict[str, frozenset[str]] = {
+    Role.MARKETER: frozenset({Audience.MARKETING, Audience.ALL}),
+    Role.SALES_REP: frozenset({Audience.SALES, Audience.ALL}),
+    Role.MANAGER: frozenset(Audience.values),
+    Role.PRIVACY_OFFICER: frozenset(Audience.values),
+    Role.INTEGRATION: frozenset({Audience.ALL}),
+}
+
+# Roles that may read contacts at all (API.md, "contacts: read").
+CONTACT_READ_ROLES = tuple(Role)
+CONTACT_PAGE_ROLES = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.PRIVACY_OFFICER)
+
+
+def audiences_visible_to(user: UserLike | None) -> frozenset[str]:
+    audiences: set[str] = set()
+    for role in user_roles(user):
+        audiences |= _AUDIENCES_BY_ROLE.get(role, frozenset())
+    return frozenset(audiences)
+
+
+def disclosures_visible_to(
+    user: UserLike | None,
+    queryset: QuerySet[Disclosure] | None = None,
+    *,
+    now: datetime | None = None,
+) -> QuerySet[Disclosure]:
+    """The disclosures ``user`` may see: in its audiences, not withdrawn, not expired."""
+    now = now or timezone.now()
+    queryset = Disclosure.objects.all() if queryset is None else queryset
+    return queryset.filter(
+        audience__in=audiences_visible_to(user),
+        withdrawn_at__isnull=True,
+        contact__erased_at__isnull=True,
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def contacts_living() -> QuerySet[Contact]:
+    """Contacts that are neither erased nor merged into another."""
+    return Contact.objects.filter(erased_at__isnull=True, merged_into__isnull=True)
+
+
+def contacts_for(user: UserLike | None) -> QuerySet[Contact]:
+    """Living contacts with ``journey_stage``: the latest stage this user may see."""
+    stage = (
+        disclosures_visible_to(user)
+        .filter(contact=OuterRef("pk"), key=JOURNEY_STAGE_KEY)
+        .order_by("-disclosed_at", "-id")
+        .values("value")[:1]
+    )
+    return contacts_living().select_related("organization").annotate(journey_stage=Subquery(stage))
+
+
+def contacts_search(queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:
+    """Search by name, email, title and organization, never by disclosed values."""
+    condition = Q()
+    for word in text.split()[:8]:  # more words than this only slow the query down
+        condition &= (
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(email__icontains=word)
+            | Q(title__icontains=word)
+            | Q(organization__name__icontains=word)
+            | Q(organization__domain__icontains=word)
+        )
+    return queryset.filter(condition)
+
+
+def contact_find_by_email(email_key: str) -> Contact | None:
+    """The living contact for a normalized email, following merges to the survivor."""
+    contact = Contact.objects.filter(email_key=email_key).first()
+    while contact is not None and contact.merged_into_id is not None:
+        contact = contact.merged_into
+    if contact is None or contact.erased_at is not None:
+        return None
+    return contact
+
+
+def contact_ids_merged_into(contact: Contact) -> list[int]:
+    """The contact's id and those of every contact merged into it, at any depth."""
+    ids = [contact.pk]
+    frontier = [contact.pk]
+    while frontier:
+        frontier = list(
+            Contact.objects.filter(merged_into_id__in=frontier).values_list("id", flat=True)
+        )
+        ids.extend(frontier)
+    return ids
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    purpose: str
+    granted: bool
+    source: str
+    notice_version: str
+    occurred_at: datetime | None
+
+
+def consents_current(contact: Contact) -> list[ConsentState]:
+    """Each purpose's current state: the latest grant or withdrawal, else not granted."""
+    latest: dict[str, Consent] = {}
+    for consent in Consent.objects.filter(contact=contact).order_by("occurred_at", "id"):
+        latest[consent.purpose] = consent
+    states = []
+    for purpose in ConsentPurpose.values:
+        consent = latest.get(purpose)
+        if consent is None:
+            states.append(ConsentState(purpose, False, "", "", None))
+        else:
+            states.append(
+                ConsentState(
+                    purpose,
+                    consent.granted,
+                    consent.source,
+                    consent.notice_version,
+                    consent.occurred_at,
+                )
+            )
+    return states
+
+
+def consent_history(contact: Contact) -> QuerySet[Consent]:
+    return Consent.objects.filter(contact=contact).order_by("occurred_at", "id")
+
+
+def contact_disclosures_for(user: UserLike | None, contact: Contact) -> QuerySet[Disclosure]:
+    return disclosures_visible_to(user, Disclosure.objects.filter(contact=contact)).order_by(
+        "disclosed_at", "id"
+    )
+
+
+# --- the timeline -----------------------------------------------------------
+
+
+def contact_timeline_entries(contact: Contact) -> QuerySet[LedgerEntry]:
+    """Ledger entries about the contact (and those merged into it), oldest first."""
+    return LedgerEntry.objects.filter(contact_id__in=contact_ids_merged_into(contact)).order_by(
+        "seq"
+    )
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    seq: int
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    action: str
+    summary: str
+
+
+def _consent_summary(after: dict[str, Any]) -> str:
+    purpose = str(after.get("purpose", "")).replace("_", " ")
+    state = "granted" if after.get("granted") else "withdrawn"
+    notice = f", notice {after['notice_version']}" if after.get("notice_version") else ""
+    return f"Consent to {purpose} {state} (source: {after.get('source', '')}{notice})"
+
+
+def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> list[TimelineItem]:
+    """Readable summaries of ``entries``, showing disclosed values only where ``user`` may.
+
+    A disclosure's value is shown only when the disclosure is in
+    ``disclosures_visible_to(user)`` now; otherwise the item says that
+    something was disclosed, to whom, without the value.
+    """
+    disclosure_ids = {
+        int(entry.subject_id)
+        for entry in entries
+        if entry.subject_type == "disclosure" and entry.subject_id.isdigit()
+    }
+    visible_ids = set(
+        disclosures_visible_to(user).filter(id__in=disclosure_ids).values_list("id", flat=True)
+    )
+    keys = contact_keys(entry.contact_id for entry in entries if entry.contact_id is not None)
+    items = []
+    for entry in entries:
+        after = entry.after if isinstance(entry.after, dict) else {}
+        sealed = unseal(
+            key=keys.get(entry.contact_id or 0), contact_id=entry.contact_id or 0, payload=after
+        )
+        items.append(
+            TimelineItem(
+                seq=entry.seq,
+                occurred_at=entry.occurred_at,
+                recorded_at=entry.recorded_at,
+                actor=entry.actor_label,
+                action=entry.action,
+                summary=_summary(entry, after, sealed, visible_ids),
+            )
+        )
+    return items
+
+
+def _summary(
+    entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any], visible_ids: set[int]
+) -> str:
+    action = entry.action
+    if action == "contact.create":
+        who = " ".join(filter(None, [sealed.get("first_name"), sealed.get("last_name")]))
+        email = sealed.get("email")
+        if email:
+            return f"Contact created: {who} <{email}>".replace(":  <", ": <")
+        return "Contact created"
+    if action == "consent.record":
+        return _consent_summary(after)
+    if action == "disclosure.record":
+        audience = after.get("audience", "")
+        key = after.get("key", "")
+        visible = entry.subject_id.isdigit() and int(entry.subject_id) in visible_ids
+        if visible and "value" in sealed:
+            return f"Disclosed {key} to {audience}: {sealed['value']}"
+        return f"Disclosed {key} to {audience} (value not shown)"
+    if action == "disclosure.withdraw":
+        return f"Withdrew the disclosure of {after.get('key', '')}"
+    if action == "contact.merge":
+        return f"Contact #{after.get('merged')} merged into contact #{after.get('kept')}"
+    if action == "contact.export":
+        return "Subject-access export produced"
+    if action == "contact.erase":
+        return "Personal data erased"
+    summary = after.get("summary")
+    return str(summary) if summary else action
+
+
+# --- subject access ---------------------------------------------------------
+
+
+def contact_subject_access_data(contact: Contact) -> dict[str, Any]:
+    """Everything held about the person, for the privacy officer's export.
+
+    This alone reads past ``disclosures_visible_to``: a person is owed every
+    disclosure, including withdrawn and expired ones, and every consent.
+    """
+    ids = contact_ids_merged_into(contact)
+    people = Contact.objects.filter(id__in=ids).select_related("organization").order_by("id")
+    keys = contact_keys(ids)
+    entries = list(LedgerEntry.objects.filter(contact_id__in=ids).order_by("seq"))
+    record = []
+    for entry in entries:
+        after = entry.after if isinstance(entry.after, dict) else {}
+        sealed = unseal(
+            key=keys.get(entry.contact_id or 0), contact_id=entry.contact_id or 0, payload=after
+        )
+        clear = {k: v for k, v in after.items() if k != "sealed"}
+        record.append(
+            {
+                "seq": entry.seq,
+                "occurred_at": entry.occurred_at.isoformat(),
+                "recorded_at": entry.recorded_at.isoformat(),
+                "actor": entry.actor_label,
+                "action": entry.action,
+                "details": {**clear, **sealed},
+            }
+        )
+    return {
+        "generated_at": timezone.now().isoformat(),
+        "contact": _person(contact),
+        "merged_contacts": [_person(person) for person in people if person.pk != contact.pk],
+        "consents": [
+            {
+                "purpose": consent.purpose,
+                "granted": consent.granted,
+                "source": consent.source,
+                "notice_version": consent.notice_version,
+                "occurred_at": consent.occurred_at.isoformat(),
+                "recorded_at": consent.recorded_at.isoformat(),
+            }
+            for consent in Consent.objects.filter(contact_id__in=ids).order_by("occurred_at", "id")
+        ],
+        "disclosures": [
+            {
+                "id": disclosure.pk,
+                "key": disclosure.key,
+                "value": disclosure.value,
+                "audience": disclosure.audience,
+                "purpose": disclosure.purpose,
+                "source": disclosure.source,
+                "disclosed_at": disclosure.disclosed_at.isoformat(),
+                "expires_at": _iso(disclosure.expires_at),
+                "withdrawn_at": _iso(disclosure.withdrawn_at),
+            }
+            for disclosure in Disclosure.objects.filter(contact_id__in=ids).order_by(
+                "disclosed_at", "id"
+            )
+        ],
+        "record": record,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _person(contact: Contact) -> dict[str, Any]:
+    organization = contact.organization
+    return {
+        "id": contact.pk,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "title": contact.title,
+        "organization": (
+            {"id": organization.pk, "name": organization.name, "domain": organization.domain}
+            if organization
+            else None
+        ),
+        "created_at": contact.created_at.isoformat(),
+    }
+
+
+def contacts_by_ids(ids: Iterable[int]) -> dict[int, Contact]:
+    return {contact.pk: contact for contact in Contact.objects.filter(id__in=set(ids))}

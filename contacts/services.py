@@ -1,0 +1,449 @@
+"""Writes on people: every one checks its rule, writes, and appends to the ledger atomically.
+
+Personal values that a ledger entry carries are sealed with the person's key
+(``contacts.sealing``) so that erasure can make them unreadable without
+touching the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leadrecord.errors import RuleViolation
+from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many
+
+from .models import (
+    EMAIL_MAX_LENGTH,
+    JOURNEY_STAGE_KEY,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    ContactKey,
+    Disclosure,
+    JourneyStage,
+    Organization,
+)
+from .sealing import contact_keys, contact_keys_create, seal
+from .selectors import contact_find_by_email, contact_ids_merged_into
+
+_email_validator = EmailValidator()
+
+
+def email_normalize(email: str) -> str:
+    """The matching form of an email: trimmed and lower-cased. Raises RuleViolation if invalid."""
+    email = email.strip()
+    if not email or len(email) > EMAIL_MAX_LENGTH:
+        raise RuleViolation("invalid", "Enter a valid email address.", attr="email", status=400)
+    try:
+        _email_validator(email)
+    except ValidationError as error:
+        raise RuleViolation(
+            "invalid", "Enter a valid email address.", attr="email", status=400
+        ) from error
+    return email.lower()
+
+
+def domain_normalize(domain: str) -> str:
+    return domain.strip().lower().removeprefix("www.").rstrip(".")
+
+
+@dataclass(frozen=True)
+class OrganizationInput:
+    name: str = ""
+    domain: str = ""
+
+
+def organization_get_or_create(
+    *, name: str, domain: str = "", actor: Actor, occurred_at: datetime | None = None
+) -> tuple[Organization, bool]:
+    """The organization with this domain (or, without one, this name), created if new."""
+    name = name.strip()
+    domain = domain_normalize(domain)
+    if not name and not domain:
+        raise RuleViolation(
+            "required", "An organization needs a name or a domain.", attr="organization", status=400
+        )
+    with transaction.atomic():
+        found = (
+            Organization.objects.filter(domain=domain).first()
+            if domain
+            else Organization.objects.filter(name__iexact=name).order_by("id").first()
+        )
+        if found is not None:
+            return found, False
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                organization = Organization.objects.create(
+                    name=name or domain, domain=domain, created_at=occurred_at or now
+                )
+        except IntegrityError:
+            # Another request created the same domain a moment ago.
+            return Organization.objects.get(domain=domain), False
+        ledger_append(
+            actor=actor,
+            action="organization.create",
+            subject_type="organization",
+            subject_id=organization.pk,
+            after={"name": organization.name, "domain": organization.domain},
+            occurred_at=occurred_at,
+        )
+    return organization, True
+
+
+def _contact_sealed_fields(contact: Contact) -> dict[str, Any]:
+    return {
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "title": contact.title,
+    }
+
+
+def contact_create(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    title: str = "",
+    organization: OrganizationInput | Organization | None = None,
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> tuple[Contact, bool]:
+    """The living contact with this email, or a new one. Returns it and whether it was created.
+
+    A known email (trimmed, case-insensitive, also one merged into another
+    contact) changes nothing and answers the existing contact.
+    """
+    email = email.strip()
+    email_key = email_normalize(email)
+    existing = contact_find_by_email(email_key)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            org = organization
+            if isinstance(organization, OrganizationInput):
+                org, _ = organization_get_or_create(
+                    name=organization.name,
+                    domain=organization.domain,
+                    actor=actor,
+                    occurred_at=occurred_at,
+                )
+            now = timezone.now()
+            contact = Contact.objects.create(
+                email=email,
+                email_key=email_key,
+                first_name=first_name.strip(),
+                last_name=last_name.strip(),
+                title=title.strip(),
+                organization=org,
+                created_at=occurred_at or now,
+            )
+            key = contact_keys_create([contact])[contact.pk]
+            ledger_append(
+                actor=actor,
+                action="contact.create",
+                subject_type="contact",
+                subject_id=contact.pk,
+                contact_id=contact.pk,
+                after={
+                    "organization": contact.organization_id,
+                    **seal(key=key, contact_id=contact.pk, values=_contact_sealed_fields(contact)),
+                },
+                occurred_at=occurred_at,
+            )
+    except IntegrityError:
+        # The same email was created concurrently (the unique constraint
+        # caught it); answer the winner, or an erased email's clash as 409.
+        existing = contact_find_by_email(email_key)
+        if existing is None:
+            raise
+        return existing, False
+    return contact, True
+
+
+def _require_living(contact: Contact, attr: str | None = None) -> None:
+    if contact.erased_at is not None:
+        raise RuleViolation("contact_erased", "This contact has been erased.", attr=attr)
+    if contact.merged_into_id is not None:
+        raise RuleViolation(
+            "contact_merged",
+            f"This contact was merged into contact {contact.merged_into_id}.",
+            attr=attr,
+        )
+
+
+def consent_record(
+    *,
+    contact: Contact,
+    purpose: str,
+    granted: bool,
+    source: str,
+    notice_version: str = "",
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Consent:
+    """Record a grant or withdrawal of consent for one purpose; history is kept."""
+    if purpose not in ConsentPurpose.values:
+        raise RuleViolation(
+            "invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose", status=400
+        )
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        _require_living(contact)
+        now = timezone.now()
+        consent = Consent.objects.create(
+            contact=contact,
+            purpose=purpose,
+            granted=granted,
+            source=source.strip(),
+            notice_version=notice_version.strip(),
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+        )
+        ledger_append(
+            actor=actor,
+            action="consent.record",
+            subject_type="consent",
+            subject_id=consent.pk,
+            contact_id=contact.pk,
+            after={
+                "purpose": consent.purpose,
+                "granted": consent.granted,
+                "source": consent.source,
+                "notice_version": consent.notice_version,
+            },
+            occurred_at=occurred_at,
+        )
+    return consent
+
+
+def disclosure_record(
+    *,
+    contact: Contact,
+    key: str,
+    value: str,
+    audience: str,
+    purpose: str,
+    source: str,
+    expires_at: datetime | None = None,
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Disclosure:
+    """Record something the person shared, with its audience and purpose.
+
+    The value goes into the ledger sealed with the person's key.
+    """
+    value = value.strip()
+    if key == JOURNEY_STAGE_KEY and value not in JourneyStage.values:
+        raise RuleViolation(
+            "invalid_choice",
+            f"A journey stage is one of {', '.join(JourneyStage.values)}.",
+            attr="value",
+            status=400,
+        )
+    disclosed_at = occurred_at or timezone.now()
+    if expires_at is not None and expires_at <= disclosed_at:
+        raise RuleViolation(
+            "invalid", "The expiry must come after the disclosure.", attr="expires_at", status=400
+        )
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        _require_living(contact)
+        disclosure = Disclosure.objects.create(
+            contact=contact,
+            key=key,
+            value=value,
+            audience=audience,
+            purpose=purpose,
+            source=source,
+            disclosed_at=disclosed_at,
+            recorded_at=timezone.now(),
+            expires_at=expires_at,
+        )
+        person_key = contact_keys([contact.pk])[contact.pk]
+        ledger_append(
+            actor=actor,
+            action="disclosure.record",
+            subject_type="disclosure",
+            subject_id=disclosure.pk,
+            contact_id=contact.pk,
+            after={
+                "key": key,
+                "audience": audience,
+                "purpose": purpose,
+                "source": source,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                **seal(key=person_key, contact_id=contact.pk, values={"value": value}),
+            },
+            occurred_at=occurred_at,
+        )
+    return disclosure
+
+
+def disclosure_withdraw(
+    *, disclosure: Disclosure, actor: Actor, occurred_at: datetime | None = None
+) -> Disclosure:
+    """Withdraw a disclosure: from now on nobody sees it but the person's own export."""
+    with transaction.atomic():
+        disclosure = Disclosure.objects.select_for_update().get(pk=disclosure.pk)
+        if disclosure.withdrawn_at is not None:
+            raise RuleViolation("already_withdrawn", "This disclosure is already withdrawn.")
+        contact = Contact.objects.get(pk=disclosure.contact_id)
+        _require_living(contact)
+        disclosure.withdrawn_at = occurred_at or timezone.now()
+        disclosure.save(update_fields=["withdrawn_at"])
+        ledger_append(
+            actor=actor,
+            action="disclosure.withdraw",
+            subject_type="disclosure",
+            subject_id=disclosure.pk,
+            contact_id=disclosure.contact_id,
+            before={"withdrawn": False},
+            after={"key": disclosure.key, "audience": disclosure.audience, "withdrawn": True},
+            occurred_at=occurred_at,
+        )
+    return disclosure
+
+
+# Tables outside this app that point at contacts, moved by a merge: (model
+# label, contact field). Added here as the apps that own them come to exist.
+CONTACT_REFERENCES: list[tuple[str, str]] = []
+
+
+def _move_references(*, merged: Contact, kept: Contact) -> dict[str, int]:
+    from django.apps import apps
+
+    moved = {
+        "consents": Consent.objects.filter(contact=merged).update(contact=kept),
+        "disclosures": Disclosure.objects.filter(contact=merged).update(contact=kept),
+    }
+    for label, field in CONTACT_REFERENCES:
+        model = apps.get_model(label)
+        moved[model._meta.verbose_name_plural.replace(" ", "_")] = model.objects.filter(
+            **{field: merged}
+        ).update(**{field: kept})
+    return moved
+
+
+def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = "") -> Contact:
+    """Merge ``merge`` into ``keep``: its consents, disclosures, touches and deals move over.
+
+    The merged contact stays as a pointer to the kept one, so its email and
+    its old ledger entries still lead to the person.
+    """
+    if keep.pk == merge.pk:
+        raise RuleViolation(
+            "merge_into_self", "A contact cannot be merged into itself.", attr="merge", status=400
+        )
+    with transaction.atomic():
+        # Lock in id order so two opposite merges cannot deadlock.
+        locked = {
+            contact.pk: contact
+            for contact in Contact.objects.select_for_update()
+            .filter(pk__in=[keep.pk, merge.pk])
+            .order_by("pk")
+        }
+        keep, merge = locked[keep.pk], locked[merge.pk]
+        _require_living(keep, attr="keep")
+        _require_living(merge, attr="merge")
+        moved = _move_references(merged=merge, kept=keep)
+        now = timezone.now()
+        merge.merged_into = keep
+        merge.merged_at = now
+        merge.save(update_fields=["merged_into", "merged_at"])
+        if keep.organization_id is None and merge.organization_id is not None:
+            keep.organization_id = merge.organization_id
+            keep.save(update_fields=["organization"])
+        after = {"kept": keep.pk, "merged": merge.pk, "moved": moved}
+        ledger_append_many(
+            [
+                LedgerDraft(
+                    actor=actor,
+                    action="contact.merge",
+                    subject_type="contact",
+                    subject_id=keep.pk,
+                    contact_id=contact_id,
+                    after=after,
+                    reason=reason,
+                )
+                for contact_id in (keep.pk, merge.pk)
+            ]
+        )
+    return keep
+
+
+def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contact:
+    """Erase the person: every personal value, in every table, is gone afterwards.
+
+    Contact rows (this one and any merged into it) stay, emptied, so counts
+    and reports keep their totals; disclosed values are emptied; the person's
+    keys are deleted, which leaves their sealed ledger values unreadable while
+    the ledger itself is untouched and still verifies.
+    """
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        if contact.erased_at is not None:
+            raise RuleViolation("contact_erased", "This contact has already been erased.")
+        if contact.merged_into_id is not None:
+            raise RuleViolation(
+                "contact_merged",
+                f"Erase contact {contact.merged_into_id}, which this one was merged into.",
+            )
+        ids = contact_ids_merged_into(contact)
+        now = timezone.now()
+        Contact.objects.filter(id__in=ids).update(
+            email=None,
+            email_key=None,
+            first_name="",
+            last_name="",
+            title="",
+            erased_at=now,
+        )
+        Disclosure.objects.filter(contact_id__in=ids).update(value="")
+        ContactKey.objects.filter(contact_id__in=ids).delete()
+        for erase_hook in CONTACT_ERASURE_HOOKS:
+            erase_hook(ids)
+        ledger_append(
+            actor=actor,
+            action="contact.erase",
+            subject_type="contact",
+            subject_id=contact.pk,
+            contact_id=contact.pk,
+            after={"erased_contacts": ids},
+            reason=reason,
+        )
+        contact.refresh_from_db()
+    return contact
+
+
+# Functions other apps add to empty personal values they hold about people
+# (given the contact ids being erased).
+CONTACT_ERASURE_HOOKS: list[Any] = []
+
+
+def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str, Any]:
+    """The person's data and record, as JSON-ready data; the export itself is on the record."""
+    from .selectors import contact_subject_access_data
+
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        _require_living(contact)
+        data = contact_subject_access_data(contact)
+        ledger_append(
+            actor=actor,
+            action="contact.export",
+            subject_type="contact",
+            subject_id=contact.pk,
+            contact_id=contact.pk,
+            after={"disclosures": len(data["disclosures"]), "consents": len(data["consents"])},
+        )
+    return data

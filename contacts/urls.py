@@ -1,0 +1,45 @@
+"""Contacts' URLs: ``api_urlpatterns`` under /api/v1/ and ``urlpatterns`` for pages."""
+
+from django.urls import path
+
+from . import apis, views
+
+api_urlpatterns = [
+    path("contacts/", apis.ContactListCreateApi.as_view(), name="api-contacts"),
+    path("contacts/merge/", apis.ContactMergeApi.as_view(), name="api-contact-merge"),
+    path("contacts/<id:pk>/", apis.ContactDetailApi.as_view(), name="api-contact"),
+    path(
+        "contacts/<id:pk>/timeline/",
+        apis.ContactTimelineApi.as_view(),
+        name="api-contact-timeline",
+    ),
+    path(
+        "contacts/<id:pk>/consents/",
+        apis.ContactConsentsApi.as_view(),
+        name="api-contact-consents",
+    ),
+    path(
+        "contacts/<id:pk>/disclosures/",
+        apis.ContactDisclosuresApi.as_view(),
+        name="api-contact-disclosures",
+    ),
+    path("contacts/<id:pk>/erase/", apis.ContactEraseApi.as_view(), name="api-contact-erase"),
+    path("contacts/<id:pk>/export/", apis.ContactExportApi.as_view(), name="api-contact-export"),
+    path(
+        "disclosures/<id:pk>/withdraw/",
+        apis.DisclosureWithdrawApi.as_view(),
+        name="api-disclosure-withdraw",
+    ),
+]
+
+urlpatterns = [
+    path("contacts/", views.contact_list, name="contacts"),
+    path("contacts/new/", views.contact_new, name="contact-new"),
+    path("contacts/<id:pk>/", views.contact_detail, name="contact"),
+    path("contacts/<id:pk>/consents/new/", views.consent_new, name="consent-new"),
+    path("contacts/<id:pk>/disclosures/new/", views.disclosure_new, name="disclosure-new"),
+    path("contacts/<id:pk>/merge/", views.contact_merge, name="contact-merge"),
+    path("contacts/<id:pk>/erase/", views.contact_erase, name="contact-erase"),
+    path("contacts/<id:pk>/export/", views.contact_export, name="contact-export"),
+    path("disclosures/<id:pk>/withdraw/", views.disclosure_withdraw, name="disclosure-withdraw"),
+]

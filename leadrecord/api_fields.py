@@ -1,0 +1,62 @@
+"""Serializer fields shared by every API: times with offsets, ``occurred_at``, ids, money."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+# Clocks of calling systems drift; a time this far ahead of ours still counts as now.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Ids travel as PostgreSQL bigints.
+MAX_ID = 2**63 - 1
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO-8601 time that must carry a UTC offset (API.md: no offset is a 400)."""
+
+    default_error_messages = {
+        "naive": "Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+00:00.",
+    }
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                self.fail("naive")
+        elif isinstance(value, datetime) and timezone.is_naive(value):
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+
+class OccurredAtField(AwareDateTimeField):
+    """When it happened: defaults to now, may be in the past, never in the future."""
+
+    default_error_messages = {"future": "This time is in the future."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text",
+            "When it happened (ISO-8601 with offset); defaults to now; a future time is refused.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> datetime:
+        moment = super().to_internal_value(value)
+        if moment > timezone.now() + FUTURE_TOLERANCE:
+            self.fail("future")
+        return moment
+
+
+class IdField(serializers.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
