@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,17 +53,22 @@ PrivacyOfficerPermission = roles_allowed(read=[Role.PRIVACY_OFFICER], write=[Rol
 DISCLOSURE_KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
+class ContactErased(APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This contact has been erased."
+    default_code = "contact_erased"
+
+
 def contact_for_request(request: Request, pk: int) -> Contact:
-    """A living contact the caller may read, or 404 (saying so when it was merged)."""
+    """A living contact, else 410 when erased, 404 naming the survivor when merged, or 404."""
     contact = selectors.contacts_for(request.user).filter(pk=pk).first()
     if contact is not None:
         return contact
-    merged_into = Contact.objects.filter(pk=pk, erased_at__isnull=True).values_list(
-        "merged_into_id", flat=True
-    )
-    survivor = next(iter(merged_into), None)
-    if survivor is not None:
-        raise NotFound(f"Contact {pk} was merged into contact {survivor}.")
+    gone = Contact.objects.filter(pk=pk).values("merged_into_id", "erased_at").first()
+    if gone and gone["erased_at"] is not None:
+        raise ContactErased()
+    if gone and gone["merged_into_id"] is not None:
+        raise NotFound(f"Contact {pk} was merged into contact {gone['merged_into_id']}.")
     raise NotFound("No such contact.")
 
 
@@ -158,7 +163,10 @@ class ContactFilter(django_filters.FilterSet):
         field_name="journey_stage",
         help_text="The latest journey stage the caller may see.",
     )
-    qualified = django_filters.BooleanFilter()
+    # A choice rather than BooleanFilter, which quietly ignores a value it cannot read.
+    qualified = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    )
 
     class Meta:
         model = Contact

@@ -29,3 +29,27 @@ class UserFactory(factory.django.DjangoModelFactory):
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         if create and extracted:
             self.groups.add(Group.objects.get(name=extracted))  # type: ignore[attr-defined]
+
+
+class ContactFactory(factory.Factory):
+    """A contact created through ``contacts.services.contact_create``, so it is on the ledger."""
+
+    class Meta:
+        model = dict
+
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    title = "Head of Operations"
+    organization = None
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: object) -> object:
+        from contacts.services import OrganizationInput, contact_create
+        from leadrecord.ledger import Actor
+
+        organization = kwargs.pop("organization", None)
+        if isinstance(organization, str):
+            organization = OrganizationInput(name=organization.title(), domain=organization)
+        contact, _ = contact_create(actor=Actor.system("test"), organization=organization, **kwargs)
+        return contact
