@@ -84,7 +84,7 @@ class OrganizationSerializer(serializers.Serializer):
 class ConsentStateSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
     granted = serializers.BooleanField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     notice_version = serializers.CharField()
     occurred_at = serializers.DateTimeField(allow_null=True)
 
@@ -95,7 +95,7 @@ class DisclosureSerializer(serializers.Serializer):
     value = serializers.CharField()
     audience = serializers.ChoiceField(choices=Audience.choices)
     purpose = serializers.ChoiceField(choices=DisclosurePurpose.choices)
-    source = serializers.ChoiceField(choices=DisclosureSource.choices)
+    source = serializers.ChoiceField(choices=DisclosureSource.choices)  # type: ignore[assignment]
     disclosed_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
 
@@ -273,7 +273,7 @@ class ContactConsentsApi(ListAPIView):
     class InputSerializer(serializers.Serializer):
         purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
         granted = serializers.BooleanField()
-        source = serializers.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)
+        source = serializers.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)  # type: ignore[assignment]
         notice_version = serializers.CharField(
             max_length=NOTICE_VERSION_MAX_LENGTH, required=False, allow_blank=True, default=""
         )
@@ -284,7 +284,7 @@ class ContactConsentsApi(ListAPIView):
         contact = serializers.IntegerField(source="contact_id")
         purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
         granted = serializers.BooleanField()
-        source = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]
         notice_version = serializers.CharField()
         occurred_at = serializers.DateTimeField()
         recorded_at = serializers.DateTimeField()
@@ -325,7 +325,7 @@ class ContactDisclosuresApi(ListAPIView):
         value = serializers.CharField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
         audience = serializers.ChoiceField(choices=Audience.choices)
         purpose = serializers.ChoiceField(choices=DisclosurePurpose.choices)
-        source = serializers.ChoiceField(choices=DisclosureSource.choices)
+        source = serializers.ChoiceField(choices=DisclosureSource.choices)  # type: ignore[assignment]
         expires_at = AwareDateTimeField(required=False, allow_null=True)
         occurred_at = OccurredAtField()
 

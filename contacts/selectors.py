@@ -140,17 +140,17 @@ def consents_current(contact: Contact) -> list[ConsentState]:
         latest[consent.purpose] = consent
     states = []
     for purpose in ConsentPurpose.values:
-        consent = latest.get(purpose)
-        if consent is None:
+        current = latest.get(purpose)
+        if current is None:
             states.append(ConsentState(purpose, False, "", "", None))
         else:
             states.append(
                 ConsentState(
                     purpose,
-                    consent.granted,
-                    consent.source,
-                    consent.notice_version,
-                    consent.occurred_at,
+                    current.granted,
+                    current.source,
+                    current.notice_version,
+                    current.occurred_at,
                 )
             )
     return states

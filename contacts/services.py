@@ -129,8 +129,10 @@ def contact_create(
         return existing, False
     try:
         with transaction.atomic():
-            org = organization
-            if isinstance(organization, OrganizationInput):
+            org: Organization | None
+            if not isinstance(organization, OrganizationInput):
+                org = organization
+            else:
                 org, _ = organization_get_or_create(
                     name=organization.name,
                     domain=organization.domain,

@@ -42,4 +42,4 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             }
             return Response(body, status=exc.status)
         exc = _RuleViolationError(exc)
-    return standardized_exception_handler(exc, context)
+    return standardized_exception_handler(exc, context)  # type: ignore[arg-type]

@@ -1,9 +1,14 @@
 import functools
+import itertools
+from typing import TYPE_CHECKING
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
+
+if TYPE_CHECKING:
+    from contacts.models import Contact
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -31,25 +36,34 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.groups.add(Group.objects.get(name=extracted))  # type: ignore[attr-defined]
 
 
-class ContactFactory(factory.Factory):
-    """A contact created through ``contacts.services.contact_create``, so it is on the ledger."""
+_contact_numbers = itertools.count(1)
 
-    class Meta:
-        model = dict
 
-    email = factory.Sequence(lambda n: f"person{n}@example.com")
-    first_name = factory.Faker("first_name")
-    last_name = factory.Faker("last_name")
-    title = "Head of Operations"
-    organization = None
+def contact_make(
+    *,
+    email: str | None = None,
+    first_name: str = "Pat",
+    last_name: str = "Example",
+    title: str = "Head of Operations",
+    organization: str | None = None,
+) -> "Contact":
+    """A contact created through ``contacts.services.contact_create``, so it is on the ledger.
 
-    @classmethod
-    def _create(cls, model_class: type, *args: object, **kwargs: object) -> object:
-        from contacts.services import OrganizationInput, contact_create
-        from leadrecord.ledger import Actor
+    ``organization`` is a domain; the organization is named after it.
+    """
+    from contacts.services import OrganizationInput, contact_create
+    from leadrecord.ledger import Actor
 
-        organization = kwargs.pop("organization", None)
-        if isinstance(organization, str):
-            organization = OrganizationInput(name=organization.title(), domain=organization)
-        contact, _ = contact_create(actor=Actor.system("test"), organization=organization, **kwargs)
-        return contact
+    contact, _ = contact_create(
+        email=email or f"person{next(_contact_numbers)}@example.com",
+        first_name=first_name,
+        last_name=last_name,
+        title=title,
+        organization=(
+            OrganizationInput(name=organization.split(".")[0].title(), domain=organization)
+            if organization
+            else None
+        ),
+        actor=Actor.system("test"),
+    )
+    return contact

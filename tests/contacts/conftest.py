@@ -7,14 +7,14 @@ from contacts import services
 from contacts.models import Contact, Disclosure
 from leadrecord.ledger import Actor
 
-from ..factories import ContactFactory
+from ..factories import contact_make
 
 SYSTEM = Actor.system("test")
 
 
 @pytest.fixture
 def contact(db: None) -> Contact:
-    return ContactFactory(
+    return contact_make(
         email="Ada.Lovelace@Example.com",
         first_name="Ada",
         last_name="Lovelace",

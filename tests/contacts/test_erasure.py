@@ -12,7 +12,7 @@ from contacts.models import Consent, Contact, ContactKey, Disclosure
 from leadrecord.ledger import Actor, ledger_verify
 from leadrecord.models import LedgerEntry
 
-from ..factories import ContactFactory
+from ..factories import contact_make
 
 SYSTEM = Actor.system("test")
 EMAIL = "Erin.Erasable@Gone.example"
@@ -20,8 +20,8 @@ SECRETS = ("ERIN-BUDGET-7731", "ERIN-PAIN-9904", "Erasable-Alias@Gone.example")
 
 
 def _seed_person() -> Contact:
-    erin = ContactFactory(email=EMAIL, first_name="Erin", last_name="Erasable", title="CFO")
-    alias = ContactFactory(email=SECRETS[2], first_name="Erin")
+    erin = contact_make(email=EMAIL, first_name="Erin", last_name="Erasable", title="CFO")
+    alias = contact_make(email=SECRETS[2], first_name="Erin")
     services.disclosure_record(
         contact=erin,
         key="budget",
@@ -46,7 +46,7 @@ def _seed_person() -> Contact:
     )
     services.contact_merge(keep=erin, merge=alias, actor=SYSTEM)
     # Someone else, who must be left alone.
-    bystander = ContactFactory(email="bystander@else.example")
+    bystander = contact_make(email="bystander@else.example")
     services.disclosure_record(
         contact=bystander,
         key="budget",
