@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.generics import ListAPIView
@@ -17,24 +20,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadrecord.api_fields import AwareDateTimeField, IdField, OccurredAtField
+from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
 from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
-from . import selectors, services
+from . import ingest, selectors, services
 from .models import (
+    CAMPAIGN_NAME_MAX_LENGTH,
+    CHANNEL_KEY_MAX_LENGTH,
     CONSENT_SOURCE_MAX_LENGTH,
     DISCLOSURE_KEY_MAX_LENGTH,
     DISCLOSURE_VALUE_MAX_LENGTH,
     DOMAIN_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
     NAME_MAX_LENGTH,
     NOTICE_VERSION_MAX_LENGTH,
     ORGANIZATION_NAME_MAX_LENGTH,
+    SOURCE_SYSTEM_MAX_LENGTH,
     TITLE_MAX_LENGTH,
+    UTM_MAX_LENGTH,
     Audience,
+    Campaign,
+    Channel,
     Consent,
     ConsentPurpose,
     Contact,
@@ -43,6 +54,9 @@ from .models import (
     DisclosureSource,
     JourneyStage,
     Organization,
+    Team,
+    Touch,
+    TouchKind,
 )
 
 CONTACT_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.INTEGRATION)
@@ -189,14 +203,12 @@ class ContactListCreateApi(ListAPIView):
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH)
         first_name = serializers.CharField(
-            max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, default=""
+            max_length=NAME_MAX_LENGTH, required=False, allow_blank=True
         )
         last_name = serializers.CharField(
-            max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, default=""
+            max_length=NAME_MAX_LENGTH, required=False, allow_blank=True
         )
-        title = serializers.CharField(
-            max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True, default=""
-        )
+        title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
         organization = OrganizationInputSerializer(required=False, allow_null=True)
         occurred_at = OccurredAtField()
 
@@ -217,9 +229,9 @@ class ContactListCreateApi(ListAPIView):
         organization = data.get("organization")
         contact, created = services.contact_create(
             email=data["email"],
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            title=data["title"],
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            title=data.get("title", ""),
             organization=services.OrganizationInput(**organization) if organization else None,
             actor=Actor.of(request.user),
             occurred_at=data.get("occurred_at"),
@@ -275,7 +287,7 @@ class ContactConsentsApi(ListAPIView):
         granted = serializers.BooleanField()
         source = serializers.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)  # type: ignore[assignment]
         notice_version = serializers.CharField(
-            max_length=NOTICE_VERSION_MAX_LENGTH, required=False, allow_blank=True, default=""
+            max_length=NOTICE_VERSION_MAX_LENGTH, required=False, allow_blank=True
         )
         occurred_at = OccurredAtField()
 
@@ -376,9 +388,7 @@ class ContactMergeApi(APIView):
     class InputSerializer(serializers.Serializer):
         keep = IdField()
         merge = IdField()
-        reason = serializers.CharField(
-            max_length=1000, required=False, allow_blank=True, default=""
-        )
+        reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
     @extend_schema(request=InputSerializer, responses=ContactDetailSerializer)
     def post(self, request: Request) -> Response:
@@ -392,7 +402,7 @@ class ContactMergeApi(APIView):
         keep = _living_or_field_error(request, data["keep"], "keep")
         merge = _living_or_field_error(request, data["merge"], "merge")
         kept = services.contact_merge(
-            keep=keep, merge=merge, actor=Actor.of(request.user), reason=data["reason"]
+            keep=keep, merge=merge, actor=Actor.of(request.user), reason=data.get("reason", "")
         )
         return Response(contact_detail_data(request, kept))
 
@@ -412,9 +422,7 @@ class ContactEraseApi(APIView):
     permission_classes = [PrivacyOfficerPermission]
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(
-            max_length=1000, required=False, allow_blank=True, default=""
-        )
+        reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -428,7 +436,7 @@ class ContactEraseApi(APIView):
         erased = services.contact_erase(
             contact=contact,
             actor=Actor.of(request.user),
-            reason=serializer.validated_data["reason"],
+            reason=serializer.validated_data.get("reason", ""),
         )
         return Response(self.OutputSerializer(erased).data)
 
@@ -443,3 +451,325 @@ class ContactExportApi(APIView):
         contact = contact_for_request(request, pk)
         data = services.contact_subject_access_export(contact=contact, actor=Actor.of(request.user))
         return Response(data)
+
+
+# --- channels, campaigns, touches ------------------------------------------------
+
+ChannelPermission = roles_allowed(read=selectors.CONTACT_READ_ROLES, write=[Role.MANAGER])
+CampaignPermission = roles_allowed(
+    read=selectors.CONTACT_READ_ROLES, write=[Role.MARKETER, Role.MANAGER]
+)
+TouchPermission = ContactPermission
+EventsPermission = roles_allowed(write=CONTACT_WRITERS)
+
+
+class ChannelSerializer(serializers.Serializer):
+    key = serializers.SlugField(max_length=CHANNEL_KEY_MAX_LENGTH)
+    team = serializers.ChoiceField(choices=Team.choices)
+    active = serializers.BooleanField(default=True)
+
+
+class ChannelListCreateApi(APIView):
+    """The channels and their teams (a short list, not paginated); managers add channels."""
+
+    permission_classes = [ChannelPermission]
+
+    @extend_schema(responses=ChannelSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ChannelSerializer(selectors.channels_all(), many=True).data)
+
+    @extend_schema(request=ChannelSerializer, responses={201: ChannelSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ChannelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        channel = services.channel_create(
+            key=serializer.validated_data["key"],
+            team=serializer.validated_data["team"],
+            actor=Actor.of(request.user),
+        )
+        return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
+
+
+class ChannelDetailApi(APIView):
+    """Change a channel's team, or retire it (``active: false``); managers only."""
+
+    permission_classes = [ChannelPermission]
+
+    class InputSerializer(serializers.Serializer):
+        team = serializers.ChoiceField(choices=Team.choices, required=False)
+        active = serializers.BooleanField(required=False)
+
+    @extend_schema(request=InputSerializer, responses=ChannelSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        channel = get_object_or_404(Channel, key=key)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        channel = services.channel_update(
+            channel=channel,
+            team=serializer.validated_data.get("team", channel.team),
+            active=serializer.validated_data.get("active", channel.active),
+            actor=Actor.of(request.user),
+        )
+        return Response(ChannelSerializer(channel).data)
+
+
+class MoneyField(serializers.DecimalField):
+    """A non-negative amount in the reporting currency, as a decimal string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", settings.MONEY_MAX_DIGITS)
+        kwargs.setdefault("decimal_places", settings.MONEY_DECIMAL_PLACES)
+        kwargs.setdefault("min_value", Decimal("0"))
+        kwargs.setdefault("coerce_to_string", True)
+        super().__init__(**kwargs)
+
+
+def currency_check(data: Mapping[str, Any]) -> None:
+    currency = data.get("currency")
+    if currency is not None and currency != settings.LEADRECORD_CURRENCY:
+        raise serializers.ValidationError(
+            {
+                "currency": [
+                    f"Amounts are in {settings.LEADRECORD_CURRENCY}; other currencies are not "
+                    "accepted until exchange rates exist."
+                ]
+            },
+            code="unsupported_currency",
+        )
+
+
+class CampaignListCreateApi(ListAPIView):
+    """Campaigns on a channel, with UTM tags and cost; marketers and managers create them."""
+
+    permission_classes = [CampaignPermission]
+    pagination_class = Pagination
+    queryset = Campaign.objects.none()
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH)
+        channel = serializers.SlugRelatedField(
+            slug_field="key", queryset=Channel.objects.filter(active=True)
+        )
+        utm_source = serializers.CharField(
+            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        utm_medium = serializers.CharField(
+            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        utm_campaign = serializers.CharField(
+            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        cost = MoneyField(required=False, default=Decimal("0"))
+        currency = serializers.CharField(max_length=3, required=False)
+        occurred_at = OccurredAtField()
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            currency_check(attrs)
+            attrs.pop("currency", None)
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        channel = serializers.CharField(source="channel.key")
+        team = serializers.CharField(source="channel.team")
+        utm_source = serializers.CharField()
+        utm_medium = serializers.CharField()
+        utm_campaign = serializers.CharField()
+        cost = MoneyField()
+        created_at = serializers.DateTimeField()
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self) -> QuerySet[Campaign]:
+        return selectors.campaigns_all()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        campaign = services.campaign_create(
+            actor=Actor.of(request.user), **serializer.validated_data
+        )
+        return Response(self.OutputSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class TouchFilter(django_filters.FilterSet):
+    contact = django_filters.NumberFilter(field_name="contact_id")
+    channel = django_filters.CharFilter(field_name="channel__key", max_length=40)
+    campaign = django_filters.NumberFilter(field_name="campaign_id")
+
+    class Meta:
+        model = Touch
+        fields = ["contact", "channel", "campaign"]
+
+
+class TouchListCreateApi(ListAPIView):
+    """Touches: record one (a repeated source_system + external_id answers the first), or list."""
+
+    permission_classes = [TouchPermission]
+    pagination_class = Pagination
+    filterset_class = TouchFilter
+    queryset = Touch.objects.none()
+
+    class InputSerializer(serializers.Serializer):
+        contact = IdField(required=False)
+        contact_email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH, required=False)
+        channel = serializers.SlugRelatedField(
+            slug_field="key", queryset=Channel.objects.filter(active=True)
+        )
+        campaign = serializers.PrimaryKeyRelatedField(
+            queryset=Campaign.objects.select_related("channel"), required=False, allow_null=True
+        )
+        kind = serializers.ChoiceField(choices=TouchKind.choices, default=TouchKind.OTHER)
+        occurred_at = OccurredAtField()
+        source_system = serializers.CharField(
+            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        external_id = serializers.CharField(
+            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not attrs.get("contact") and not attrs.get("contact_email"):
+                raise serializers.ValidationError(
+                    {"contact": ["Give the contact's id or contact_email."]}, code="required"
+                )
+            if attrs.get("external_id") and not attrs.get("source_system"):
+                raise serializers.ValidationError(
+                    {"source_system": ["An external_id needs its source_system."]},
+                    code="required",
+                )
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        contact = serializers.IntegerField(source="contact_id")
+        channel = serializers.CharField(source="channel.key")
+        campaign = serializers.IntegerField(source="campaign_id", allow_null=True)
+        kind = serializers.ChoiceField(choices=TouchKind.choices)
+        occurred_at = serializers.DateTimeField()
+        recorded_at = serializers.DateTimeField()
+        source_system = serializers.CharField()
+        external_id = serializers.CharField(allow_null=True)
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self) -> QuerySet[Touch]:
+        return selectors.touches_visible().order_by("-occurred_at", "-id")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OpenApiResponse(OutputSerializer, "The external id was known: the first touch."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        actor = Actor.of(request.user)
+        if data.get("contact"):
+            contact = _living_or_field_error(request, data["contact"], "contact")
+        else:
+            contact, _ = services.contact_create(email=data["contact_email"], actor=actor)
+        touch, created = services.touch_record(
+            contact=contact,
+            channel=data["channel"],
+            campaign=data.get("campaign"),
+            kind=data["kind"],
+            occurred_at=data.get("occurred_at"),
+            source_system=data.get("source_system", ""),
+            external_id=data["external_id"],
+            actor=actor,
+        )
+        return Response(
+            self.OutputSerializer(touch).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class EventsApi(APIView):
+    """Up to 1,000 events per request, stored once each; see API.md "POST events/"."""
+
+    permission_classes = [EventsPermission]
+
+    class EventSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=ingest.EVENT_TYPES)
+        source_system = serializers.CharField(max_length=SOURCE_SYSTEM_MAX_LENGTH)
+        external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
+        occurred_at = AwareDateTimeField()
+        contact = serializers.DictField(
+            required=False, help_text="{email*, first_name, last_name, organization}; not for sale"
+        )
+        channel = serializers.CharField(required=False, help_text="touch")
+        campaign = serializers.IntegerField(required=False, help_text="touch")
+        kind = serializers.ChoiceField(choices=TouchKind.choices, required=False)
+        purpose = serializers.CharField(required=False, help_text="consent, disclosure")
+        granted = serializers.BooleanField(required=False, help_text="consent")
+        source = serializers.CharField(required=False, help_text="consent, disclosure")
+        notice_version = serializers.CharField(required=False, help_text="consent")
+        key = serializers.CharField(required=False, help_text="disclosure")
+        value = serializers.CharField(required=False, help_text="disclosure")
+        audience = serializers.ChoiceField(choices=Audience.choices, required=False)
+        expires_at = AwareDateTimeField(required=False, help_text="disclosure")
+        deal_external_id = serializers.CharField(required=False, help_text="sale")
+
+    class InputSerializer(serializers.Serializer):
+        events = serializers.ListField(min_length=1, max_length=ingest.MAX_EVENTS)
+
+    class ResultSerializer(serializers.Serializer):
+        external_id = serializers.CharField(allow_null=True)
+        status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+        id = serializers.IntegerField(allow_null=True)
+        errors = serializers.ListField(child=serializers.DictField())
+
+    class OutputSerializer(serializers.Serializer):
+        created = serializers.IntegerField()
+        duplicate = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+        results = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Replays the first answer for the same body (24 hours); "
+                "another body with the same key is a 422.",
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= ingest.IDEMPOTENCY_KEY_MAX_LENGTH):
+            raise serializers.ValidationError(
+                {"Idempotency-Key": ["Give 1 to 255 characters."]}, code="invalid"
+            )
+        try:
+            events = ingest.batch_check(request.data)
+        except ingest.BatchRefused as refusal:
+            raise serializers.ValidationError(
+                {refusal.attr or "non_field_errors": [refusal.detail]}, code="invalid"
+            ) from refusal
+        try:
+            answer = ingest.events_ingest(
+                events=events,
+                actor=Actor.of(request.user),
+                idempotency_key=key,
+                fingerprint=ingest.request_fingerprint(request.data) if key else "",
+            )
+        except ingest.IdempotencyKeyReused as reuse:
+            raise RuleViolation(
+                "idempotency_key_reused",
+                "This Idempotency-Key came with a different body before.",
+                status=422,
+            ) from reuse
+        response = Response(answer.body)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response

@@ -167,12 +167,19 @@ class Consent(models.Model):
     notice_version = models.CharField(max_length=NOTICE_VERSION_MAX_LENGTH, blank=True, default="")
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField()
+    # Set when another system sent it (``POST events/``): a repeat of the pair is
+    # the same event.
+    event_source_system = models.CharField(max_length=100, blank=True, default="")
+    event_external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["occurred_at", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(purpose__in=ConsentPurpose.values), name="consent_purpose_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["event_source_system", "event_external_id"], name="consent_event_unique"
             ),
         ]
         indexes = [
@@ -197,10 +204,17 @@ class Disclosure(models.Model):
     recorded_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Set when another system sent it (``POST events/``): a repeat of the pair is
+    # the same event.
+    event_source_system = models.CharField(max_length=100, blank=True, default="")
+    event_external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["disclosed_at", "id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["event_source_system", "event_external_id"], name="disclosure_event_unique"
+            ),
             models.CheckConstraint(
                 condition=models.Q(audience__in=Audience.values), name="disclosure_audience_valid"
             ),
@@ -225,3 +239,132 @@ class Disclosure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.audience})"
+
+
+# --- channels, campaigns, touches (issue: the idempotent event API) -----------
+
+SOURCE_SYSTEM_MAX_LENGTH = 100
+EXTERNAL_ID_MAX_LENGTH = 200
+CAMPAIGN_NAME_MAX_LENGTH = 200
+UTM_MAX_LENGTH = 200
+CHANNEL_KEY_MAX_LENGTH = 40
+
+
+class Team(models.TextChoices):
+    MARKETING = "marketing", "Marketing"
+    SALES = "sales", "Sales"
+    PARTNER = "partner", "Partner"
+
+
+class TouchKind(models.TextChoices):
+    VISIT = "visit", "Website visit"
+    FORM = "form", "Form submitted"
+    EMAIL_OPEN = "email_open", "Email opened"
+    EMAIL_CLICK = "email_click", "Email clicked"
+    AD_CLICK = "ad_click", "Ad clicked"
+    WEBINAR_ATTENDED = "webinar_attended", "Webinar attended"
+    EVENT_ATTENDED = "event_attended", "Event attended"
+    DOWNLOAD = "download", "Content downloaded"
+    CALL = "call", "Call"
+    MEETING = "meeting", "Meeting"
+    REFERRAL = "referral", "Referral"
+    OTHER = "other", "Other"
+
+
+class Channel(models.Model):
+    """Where a touch happened, and which team's work it is (attribution credits teams)."""
+
+    key = models.SlugField(max_length=CHANNEL_KEY_MAX_LENGTH, unique=True)
+    team = models.CharField(max_length=16, choices=Team.choices)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["team", "key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(team__in=Team.values), name="channel_team_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Campaign(models.Model):
+    name = models.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH, unique=True)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="campaigns")
+    utm_source = models.CharField(max_length=UTM_MAX_LENGTH, blank=True, default="")
+    utm_medium = models.CharField(max_length=UTM_MAX_LENGTH, blank=True, default="")
+    utm_campaign = models.CharField(max_length=UTM_MAX_LENGTH, blank=True, default="")
+    cost = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cost__gte=0), name="campaign_cost_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Touch(models.Model):
+    """One interaction of a person with a channel (and maybe a campaign)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="touches")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="touches")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="touches"
+    )
+    kind = models.CharField(max_length=32, choices=TouchKind.choices, default=TouchKind.OTHER)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    # (source_system, external_id) names a touch in the system that sent it;
+    # a repeat of the pair is the same touch. Empty when entered by hand.
+    source_system = models.CharField(max_length=SOURCE_SYSTEM_MAX_LENGTH, blank=True, default="")
+    # NULL when entered by hand, so hand-entered touches stay out of the constraint.
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    recorded_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_system", "external_id"], name="touch_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=TouchKind.values), name="touch_kind_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="touch_contact_time"),
+            models.Index(fields=["occurred_at"], name="touch_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} via {self.channel_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """A caller's ``Idempotency-Key`` and the answer it got, kept 24 hours (Zulip's pattern)."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

@@ -24,10 +24,13 @@ from leadrecord.roles import Role, user_roles
 from .models import (
     JOURNEY_STAGE_KEY,
     Audience,
+    Campaign,
+    Channel,
     Consent,
     ConsentPurpose,
     Contact,
     Disclosure,
+    Touch,
 )
 from .sealing import contact_keys, unseal
 
@@ -347,3 +350,19 @@ def _person(contact: Contact) -> dict[str, Any]:
 
 def contacts_by_ids(ids: Iterable[int]) -> dict[int, Contact]:
     return {contact.pk: contact for contact in Contact.objects.filter(id__in=set(ids))}
+
+
+# --- channels, campaigns, touches -------------------------------------------------
+
+
+def channels_all() -> QuerySet[Channel]:
+    return Channel.objects.order_by("team", "key")
+
+
+def campaigns_all() -> QuerySet[Campaign]:
+    return Campaign.objects.select_related("channel").order_by("-created_at", "-id")
+
+
+def touches_visible() -> QuerySet[Touch]:
+    """Touches of living contacts (a touch holds no disclosed value)."""
+    return Touch.objects.filter(contact__erased_at__isnull=True).select_related("channel")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,18 +18,24 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leadrecord.errors import RuleViolation
-from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many
+from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 
 from .models import (
     EMAIL_MAX_LENGTH,
     JOURNEY_STAGE_KEY,
+    Campaign,
+    Channel,
     Consent,
     ConsentPurpose,
     Contact,
     ContactKey,
     Disclosure,
+    IdempotencyRecord,
     JourneyStage,
     Organization,
+    Team,
+    Touch,
+    TouchKind,
 )
 from .sealing import contact_keys, contact_keys_create, seal
 from .selectors import contact_find_by_email, contact_ids_merged_into
@@ -318,7 +325,7 @@ def disclosure_withdraw(
 
 # Tables outside this app that point at contacts, moved by a merge: (model
 # label, contact field). Added here as the apps that own them come to exist.
-CONTACT_REFERENCES: list[tuple[str, str]] = []
+CONTACT_REFERENCES: list[tuple[str, str]] = [("contacts.Touch", "contact")]
 
 
 def _move_references(*, merged: Contact, kept: Contact) -> dict[str, int]:
@@ -449,3 +456,167 @@ def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str
             after={"disclosures": len(data["disclosures"]), "consents": len(data["consents"])},
         )
     return data
+
+
+# --- channels, campaigns, touches -------------------------------------------------
+
+
+def channel_create(*, key: str, team: str, actor: Actor) -> Channel:
+    """A new channel (managers); keys are unique."""
+    if team not in Team.values:
+        raise RuleViolation("invalid_choice", f"Unknown team {team!r}.", attr="team", status=400)
+    with transaction.atomic():
+        if Channel.objects.filter(key=key).exists():
+            raise RuleViolation("unique", f"Channel {key!r} exists.", attr="key", status=400)
+        channel = Channel.objects.create(key=key, team=team)
+        ledger_append(
+            actor=actor,
+            action="channel.create",
+            subject_type="channel",
+            subject_id=channel.pk,
+            after={"key": key, "team": team},
+        )
+    return channel
+
+
+def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -> Channel:
+    """Change a channel's team or retire it; touches already recorded keep their channel."""
+    if team not in Team.values:
+        raise RuleViolation("invalid_choice", f"Unknown team {team!r}.", attr="team", status=400)
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel.pk)
+        before = {"team": channel.team, "active": channel.active}
+        channel.team, channel.active = team, active
+        channel.save(update_fields=["team", "active"])
+        ledger_append(
+            actor=actor,
+            action="channel.update",
+            subject_type="channel",
+            subject_id=channel.pk,
+            before=before,
+            after={"team": team, "active": active},
+        )
+    return channel
+
+
+def campaign_create(
+    *,
+    name: str,
+    channel: Channel,
+    utm_source: str = "",
+    utm_medium: str = "",
+    utm_campaign: str = "",
+    cost: Decimal = Decimal("0"),
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Campaign:
+    """A campaign on a channel, with its UTM tags and cost in the reporting currency."""
+    name = name.strip()
+    if cost < 0:
+        raise RuleViolation("min_value", "A cost cannot be negative.", attr="cost", status=400)
+    with transaction.atomic():
+        if Campaign.objects.filter(name__iexact=name).exists():
+            raise RuleViolation(
+                "unique", f"A campaign named {name!r} exists.", attr="name", status=400
+            )
+        campaign = Campaign.objects.create(
+            name=name,
+            channel=channel,
+            utm_source=utm_source.strip(),
+            utm_medium=utm_medium.strip(),
+            utm_campaign=utm_campaign.strip(),
+            cost=cost,
+            created_at=occurred_at or timezone.now(),
+        )
+        ledger_append(
+            actor=actor,
+            action="campaign.create",
+            subject_type="campaign",
+            subject_id=campaign.pk,
+            after={
+                "name": campaign.name,
+                "channel": channel.key,
+                "utm_source": campaign.utm_source,
+                "utm_medium": campaign.utm_medium,
+                "utm_campaign": campaign.utm_campaign,
+                "cost": str(campaign.cost),
+            },
+            occurred_at=occurred_at,
+        )
+    return campaign
+
+
+def touch_ledger_payload(touch: Touch, channel_key: str) -> dict[str, Any]:
+    return {
+        "channel": channel_key,
+        "campaign": touch.campaign_id,
+        "kind": touch.kind,
+        "source_system": touch.source_system,
+        "external_id": touch.external_id,
+    }
+
+
+def touch_record(
+    *,
+    contact: Contact,
+    channel: Channel,
+    campaign: Campaign | None = None,
+    kind: str = TouchKind.OTHER,
+    occurred_at: datetime | None = None,
+    source_system: str = "",
+    external_id: str | None = None,
+    actor: Actor,
+) -> tuple[Touch, bool]:
+    """Record a touch; a repeated (source_system, external_id) answers the first one.
+
+    Returns the touch and whether it was created.
+    """
+    if kind not in TouchKind.values:
+        raise RuleViolation("invalid_choice", f"Unknown kind {kind!r}.", attr="kind", status=400)
+    if campaign is not None and campaign.channel_id != channel.pk:
+        raise RuleViolation(
+            "invalid",
+            f"Campaign {campaign.pk} runs on channel {campaign.channel.key}, not {channel.key}.",
+            attr="campaign",
+            status=400,
+        )
+    with transaction.atomic():
+        # The ledger lock first: the duplicate check and the insert are then
+        # one step for every writer, however many retry at once.
+        ledger_lock()
+        if external_id:
+            existing = Touch.objects.filter(
+                source_system=source_system, external_id=external_id
+            ).first()
+            if existing is not None:
+                return existing, False
+        contact = Contact.objects.get(pk=contact.pk)
+        _require_living(contact, attr="contact")
+        now = timezone.now()
+        touch = Touch.objects.create(
+            contact=contact,
+            channel=channel,
+            campaign=campaign,
+            kind=kind,
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+            source_system=source_system,
+            external_id=external_id or None,
+            recorded_by_id=actor.user_id,
+        )
+        ledger_append(
+            actor=actor,
+            action="touch.record",
+            subject_type="touch",
+            subject_id=touch.pk,
+            contact_id=contact.pk,
+            after=touch_ledger_payload(touch, channel.key),
+            occurred_at=occurred_at,
+        )
+    return touch, True
+
+
+def idempotency_records_expire(*, older_than: datetime) -> int:
+    """Forget answers to Idempotency-Keys older than the retention (housekeeping, no ledger)."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=older_than).delete()
+    return deleted

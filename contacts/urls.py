@@ -43,3 +43,11 @@ urlpatterns = [
     path("contacts/<id:pk>/export/", views.contact_export, name="contact-export"),
     path("disclosures/<id:pk>/withdraw/", views.disclosure_withdraw, name="disclosure-withdraw"),
 ]
+
+api_urlpatterns += [
+    path("channels/", apis.ChannelListCreateApi.as_view(), name="api-channels"),
+    path("channels/<slug:key>/", apis.ChannelDetailApi.as_view(), name="api-channel"),
+    path("campaigns/", apis.CampaignListCreateApi.as_view(), name="api-campaigns"),
+    path("touches/", apis.TouchListCreateApi.as_view(), name="api-touches"),
+    path("events/", apis.EventsApi.as_view(), name="api-events"),
+]

@@ -124,6 +124,17 @@ def _lock_and_read_head() -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
+def ledger_lock() -> None:
+    """Take the ledger lock now, for the rest of the caller's transaction.
+
+    A service that must check-then-write without a race (is this external id
+    new?) takes it first; appending later in the same transaction re-enters it.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger_lock must run inside the writing service's transaction")
+    _lock_and_read_head()
+
+
 def ledger_append_many(drafts: Sequence[LedgerDraft]) -> list[LedgerEntry]:
     """Append entries in order, chained, inside the caller's transaction."""
     if not drafts:

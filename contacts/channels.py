@@ -1,0 +1,37 @@
+"""The default channels (API.md), kept present after every migrate and flush."""
+
+from __future__ import annotations
+
+DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
+    "marketing": (
+        "web",
+        "email",
+        "paid_search",
+        "paid_social",
+        "organic_social",
+        "event",
+        "webinar",
+        "content",
+    ),
+    "partner": ("partner", "referral"),
+    "sales": ("sales_call", "sales_meeting", "sales_email"),
+}
+
+
+def channels_ensure(**kwargs: object) -> None:
+    """Create any missing default channel (the data migration does it first).
+
+    Runs on ``post_migrate`` so a flushed test database has them too, as the
+    role groups do; it never changes a channel a manager has edited.
+    """
+    from .models import Channel
+
+    existing = set(Channel.objects.values_list("key", flat=True))
+    Channel.objects.bulk_create(
+        [
+            Channel(key=key, team=team)
+            for team, keys in DEFAULT_CHANNELS.items()
+            for key in keys
+            if key not in existing
+        ]
+    )

@@ -1,0 +1,781 @@
+"""``POST events/``: up to 1,000 events per request, stored set-based and exactly once.
+
+The batch is checked event by event in plain Python (a serializer per event
+would cost more than the database work), then written in one transaction
+with a handful of set-based statements: find duplicates, find or create the
+people and their organizations, insert touches, consents and disclosures,
+append the ledger entries. The ledger lock is taken first, so the duplicate
+check and the inserts are one step for every writer: several clients
+retrying the same batch at once still store each event once, and a worker
+killed mid-batch leaves nothing behind (the transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many, ledger_lock
+
+from .models import (
+    CONSENT_SOURCE_MAX_LENGTH,
+    DISCLOSURE_KEY_MAX_LENGTH,
+    DISCLOSURE_VALUE_MAX_LENGTH,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    JOURNEY_STAGE_KEY,
+    NAME_MAX_LENGTH,
+    NOTICE_VERSION_MAX_LENGTH,
+    ORGANIZATION_NAME_MAX_LENGTH,
+    SOURCE_SYSTEM_MAX_LENGTH,
+    Audience,
+    Campaign,
+    Channel,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    Disclosure,
+    DisclosurePurpose,
+    DisclosureSource,
+    IdempotencyRecord,
+    JourneyStage,
+    Organization,
+    Touch,
+    TouchKind,
+)
+from .sealing import contact_keys, contact_keys_create, seal
+from .services import domain_normalize, touch_ledger_payload
+
+MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
+EVENT_TYPES = ("touch", "consent", "disclosure", "sale")
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+# The shape Django's EmailValidator accepts, simplified for speed: one @, no
+# spaces, a dotted domain. ``contact_create`` applies the full validator.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,63}$")
+_DISCLOSURE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$")
+
+
+class BatchRefused(Exception):
+    """The body as a whole is not a batch (API.md: a 400 that writes nothing)."""
+
+    def __init__(self, detail: str, attr: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.attr = attr
+
+
+class IdempotencyKeyReused(Exception):
+    """The same Idempotency-Key came with a different body (422)."""
+
+
+@dataclass
+class EventResult:
+    external_id: str | None
+    status: str = "created"
+    id: int | None = None
+    errors: list[dict[str, str | None]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "external_id": self.external_id,
+            "status": self.status,
+            "id": self.id,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class PersonSpec:
+    email: str
+    email_key: str
+    first_name: str = ""
+    last_name: str = ""
+    organization_name: str = ""
+    organization_domain: str = ""
+
+
+@dataclass
+class ParsedEvent:
+    index: int
+    type: str
+    source_system: str
+    external_id: str
+    occurred_at: datetime
+    person: PersonSpec | None
+    fields: dict[str, Any]
+    contact_id: int | None = None
+
+
+@dataclass
+class IngestAnswer:
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class _Rejected(Exception):
+    def __init__(self, attr: str, detail: str, code: str = "invalid") -> None:
+        super().__init__(detail)
+        self.error = {"code": code, "detail": detail, "attr": attr}
+
+
+# --- checking one event ---------------------------------------------------------
+
+
+def _text(
+    data: Mapping[str, Any], name: str, *, max_length: int, required: bool, attr: str = ""
+) -> str:
+    attr = attr or name
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise _Rejected(attr, "This field is required.", "required")
+        return ""
+    if not isinstance(value, str):
+        raise _Rejected(attr, "Give a string.")
+    value = value.strip()
+    if required and not value:
+        raise _Rejected(attr, "This field may not be blank.", "blank")
+    if len(value) > max_length:
+        raise _Rejected(attr, f"Give at most {max_length} characters.", "max_length")
+    if "\x00" in value:
+        raise _Rejected(attr, "Null characters are not allowed.", "null_characters_not_allowed")
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, choices: Iterable[str], *, required: bool) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise _Rejected(name, "This field is required.", "required")
+        return ""
+    allowed = tuple(choices)
+    if not isinstance(value, str) or value not in allowed:
+        raise _Rejected(name, f"Choose one of {', '.join(allowed)}.", "invalid_choice")
+    return value
+
+
+def _moment(value: Any, attr: str, now: datetime, *, required: bool = True) -> datetime | None:
+    if value is None or value == "":
+        if required:
+            raise _Rejected(attr, "This field is required.", "required")
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise _Rejected(attr, "Give an ISO-8601 time with a UTC offset.")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as error:
+        raise _Rejected(attr, "Give an ISO-8601 time with a UTC offset.") from error
+    if moment.tzinfo is None:
+        raise _Rejected(attr, "Give the time with a UTC offset.", "naive")
+    return moment
+
+
+def _person(data: Any) -> PersonSpec:
+    if not isinstance(data, dict):
+        raise _Rejected("contact", "Give the person as an object with an email.", "required")
+    email = _text(data, "email", max_length=EMAIL_MAX_LENGTH, required=True, attr="contact.email")
+    if not _EMAIL.match(email):
+        raise _Rejected("contact.email", "Enter a valid email address.")
+    first = _text(
+        data, "first_name", max_length=NAME_MAX_LENGTH, required=False, attr="contact.first_name"
+    )
+    last = _text(
+        data, "last_name", max_length=NAME_MAX_LENGTH, required=False, attr="contact.last_name"
+    )
+    organization = data.get("organization")
+    name = domain = ""
+    if isinstance(organization, str):
+        name = _text(
+            data,
+            "organization",
+            max_length=ORGANIZATION_NAME_MAX_LENGTH,
+            required=False,
+            attr="contact.organization",
+        )
+    elif isinstance(organization, dict):
+        name = _text(
+            organization,
+            "name",
+            max_length=ORGANIZATION_NAME_MAX_LENGTH,
+            required=False,
+            attr="contact.organization.name",
+        )
+        domain = _text(
+            organization,
+            "domain",
+            max_length=DOMAIN_MAX_LENGTH,
+            required=False,
+            attr="contact.organization.domain",
+        )
+        if domain and not _DOMAIN.match(domain):
+            raise _Rejected("contact.organization.domain", "Enter a domain such as example.com.")
+    elif organization is not None:
+        raise _Rejected("contact.organization", "Give a name or an object {name, domain}.")
+    return PersonSpec(email, email.lower(), first, last, name, domain_normalize(domain))
+
+
+@dataclass
+class _Lookups:
+    channels: dict[str, Channel]
+    campaigns: dict[int, Campaign]
+
+
+def _touch_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
+    key = data.get("channel")
+    channel = lookups.channels.get(key) if isinstance(key, str) else None
+    if channel is None:
+        if key is None or key == "":
+            raise _Rejected("channel", "This field is required.", "required")
+        raise _Rejected("channel", f"Unknown channel {str(key)[:40]!r}.", "does_not_exist")
+    kind = _choice(data, "kind", TouchKind.values, required=False) or TouchKind.OTHER
+    campaign = None
+    campaign_id = data.get("campaign")
+    if campaign_id is not None:
+        if (
+            isinstance(campaign_id, bool)
+            or not isinstance(campaign_id, int)
+            or not (0 < campaign_id <= MAX_ID)
+        ):
+            raise _Rejected("campaign", "Give a campaign id.")
+        campaign = lookups.campaigns.get(campaign_id)
+        if campaign is None:
+            raise _Rejected("campaign", f"No campaign {campaign_id}.", "does_not_exist")
+        if campaign.channel_id != channel.pk:
+            raise _Rejected("campaign", f"Campaign {campaign_id} is not on channel {key}.")
+    return {"channel": channel, "campaign": campaign, "kind": kind}
+
+
+def _consent_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
+    purpose = _choice(data, "purpose", ConsentPurpose.values, required=True)
+    granted = data.get("granted")
+    if not isinstance(granted, bool):
+        raise _Rejected(
+            "granted", "Give true or false.", "required" if granted is None else "invalid"
+        )
+    return {
+        "purpose": purpose,
+        "granted": granted,
+        "source": _text(data, "source", max_length=CONSENT_SOURCE_MAX_LENGTH, required=True),
+        "notice_version": _text(
+            data, "notice_version", max_length=NOTICE_VERSION_MAX_LENGTH, required=False
+        ),
+    }
+
+
+def _disclosure_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
+    key = _text(data, "key", max_length=DISCLOSURE_KEY_MAX_LENGTH, required=True)
+    if not _DISCLOSURE_KEY.match(key):
+        raise _Rejected("key", "A key is lower-case letters, digits and underscores.")
+    value = _text(data, "value", max_length=DISCLOSURE_VALUE_MAX_LENGTH, required=True)
+    if key == JOURNEY_STAGE_KEY and value not in JourneyStage.values:
+        raise _Rejected(
+            "value",
+            f"A journey stage is one of {', '.join(JourneyStage.values)}.",
+            "invalid_choice",
+        )
+    return {
+        "key": key,
+        "value": value,
+        "audience": _choice(data, "audience", Audience.values, required=True),
+        "purpose": _choice(data, "purpose", DisclosurePurpose.values, required=True),
+        "source": _choice(data, "source", DisclosureSource.values, required=True),
+        "expires_at_raw": data.get("expires_at"),
+    }
+
+
+def _sale_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
+    raise _Rejected(
+        "type",
+        "Sale events need deals, which this server does not record yet.",
+        "not_available",
+    )
+
+
+_FIELDS_BY_TYPE: dict[str, Callable[[Mapping[str, Any], _Lookups], dict[str, Any]]] = {
+    "touch": _touch_fields,
+    "consent": _consent_fields,
+    "disclosure": _disclosure_fields,
+    "sale": _sale_fields,
+}
+
+
+def _parse(index: int, data: Any, lookups: _Lookups, now: datetime) -> ParsedEvent:
+    if not isinstance(data, dict):
+        raise _Rejected("non_field_errors", "Each event is an object.")
+    event_type = data.get("type")
+    if event_type not in _FIELDS_BY_TYPE:
+        raise _Rejected("type", f"Choose one of {', '.join(EVENT_TYPES)}.", "invalid_choice")
+    source_system = _text(data, "source_system", max_length=SOURCE_SYSTEM_MAX_LENGTH, required=True)
+    external_id = _text(data, "external_id", max_length=EXTERNAL_ID_MAX_LENGTH, required=True)
+    occurred_at = _moment(data.get("occurred_at"), "occurred_at", now)
+    if occurred_at is None:
+        raise _Rejected("occurred_at", "This field is required.", "required")
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise _Rejected("occurred_at", "This time is in the future.", "future")
+    person = None if event_type == "sale" else _person(data.get("contact"))
+    fields = _FIELDS_BY_TYPE[event_type](data, lookups)
+    if "expires_at_raw" in fields:
+        expires_at = _moment(fields.pop("expires_at_raw"), "expires_at", now, required=False)
+        if expires_at is not None and expires_at <= occurred_at:
+            raise _Rejected("expires_at", "The expiry must come after the disclosure.")
+        fields["expires_at"] = expires_at
+    return ParsedEvent(index, event_type, source_system, external_id, occurred_at, person, fields)
+
+
+def _external_id_of(data: Any) -> str | None:
+    if isinstance(data, dict) and isinstance(data.get("external_id"), str):
+        return data["external_id"][:EXTERNAL_ID_MAX_LENGTH]
+    return None
+
+
+def _lookups(events: list[Any]) -> _Lookups:
+    campaign_ids = {
+        event.get("campaign")
+        for event in events
+        if isinstance(event, dict)
+        and isinstance(event.get("campaign"), int)
+        and not isinstance(event.get("campaign"), bool)
+        and 0 < event["campaign"] <= MAX_ID
+    }
+    return _Lookups(
+        channels={channel.key: channel for channel in Channel.objects.filter(active=True)},
+        campaigns=(
+            {campaign.pk: campaign for campaign in Campaign.objects.filter(pk__in=campaign_ids)}
+            if campaign_ids
+            else {}
+        ),
+    )
+
+
+# --- the batch -------------------------------------------------------------------
+
+
+def batch_check(body: Any) -> list[Any]:
+    """The list of events, or BatchRefused when the body is not a batch of 1 to 1,000."""
+    if not isinstance(body, dict):
+        raise BatchRefused('Send an object: {"events": [...]}.')
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise BatchRefused("Give a list of events.", attr="events")
+    if not 1 <= len(events) <= MAX_EVENTS:
+        raise BatchRefused(f"Send 1 to {MAX_EVENTS} events, not {len(events)}.", attr="events")
+    return events
+
+
+def request_fingerprint(body: Any) -> str:
+    """A hash of the body's content (key order and spacing do not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def events_ingest(
+    *,
+    events: list[Any],
+    actor: Actor,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> IngestAnswer:
+    """Store a batch of events; answer per event, in request order.
+
+    With an ``idempotency_key`` the answer is kept for the caller: the same
+    key and body answer it again (``replayed``), another body raises
+    IdempotencyKeyReused. Effects: touches, consents, disclosures, new
+    contacts and organizations, one ledger entry for each.
+    """
+    now = timezone.now()
+    lookups = _lookups(events)
+    results: list[EventResult] = []
+    parsed: list[ParsedEvent] = []
+    for index, data in enumerate(events):
+        result = EventResult(external_id=_external_id_of(data))
+        results.append(result)
+        try:
+            parsed.append(_parse(index, data, lookups, now))
+        except _Rejected as rejection:
+            result.status = "rejected"
+            result.errors = [rejection.error]
+
+    with transaction.atomic():
+        ledger_lock()
+        if idempotency_key is not None:
+            previous = IdempotencyRecord.objects.filter(
+                user_id=actor.user_id, key=idempotency_key
+            ).first()
+            if previous is not None:
+                if previous.request_hash != fingerprint:
+                    raise IdempotencyKeyReused()
+                return IngestAnswer(body=previous.response, replayed=True)
+        fresh, repeats = _mark_duplicates(parsed, results)
+        drafts = _store(fresh, results, actor, now)
+        for index, first_index in repeats:
+            results[index].id = results[first_index].id
+        ledger_append_many(drafts)
+        body = _answer(results)
+        if idempotency_key is not None and actor.user_id is not None:
+            IdempotencyRecord.objects.create(
+                user_id=actor.user_id,
+                key=idempotency_key,
+                request_hash=fingerprint,
+                status_code=200,
+                response=body,
+                created_at=now,
+            )
+    return IngestAnswer(body=body)
+
+
+def _answer(results: list[EventResult]) -> dict[str, Any]:
+    totals = {"created": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        totals[result.status] += 1
+    return {**totals, "results": [result.as_dict() for result in results]}
+
+
+def _mark_duplicates(
+    parsed: list[ParsedEvent], results: list[EventResult]
+) -> tuple[list[ParsedEvent], list[tuple[int, int]]]:
+    """Events seen before (stored, or earlier in this batch) become ``duplicate``.
+
+    Returns the fresh events and, for repeats within the batch, (index, index
+    of the first).
+    """
+    pairs = {(event.source_system, event.external_id) for event in parsed}
+    known: dict[tuple[str, str], int] = {}
+    if pairs:
+        external_ids = {external_id for _, external_id in pairs}
+        for model, system_field, id_field in (
+            (Touch, "source_system", "external_id"),
+            (Consent, "event_source_system", "event_external_id"),
+            (Disclosure, "event_source_system", "event_external_id"),
+        ):
+            rows = model.objects.filter(**{f"{id_field}__in": external_ids}).values_list(
+                system_field, id_field, "id"
+            )
+            for system, external_id, pk in rows:
+                if (system, external_id) in pairs:
+                    known[(system, external_id)] = pk
+    fresh: list[ParsedEvent] = []
+    repeats: list[tuple[int, int]] = []
+    first_in_batch: dict[tuple[str, str], ParsedEvent] = {}
+    for event in parsed:
+        pair = (event.source_system, event.external_id)
+        result = results[event.index]
+        if pair in known:
+            result.status, result.id = "duplicate", known[pair]
+        elif pair in first_in_batch:
+            result.status = "duplicate"
+            repeats.append((event.index, first_in_batch[pair].index))
+        else:
+            first_in_batch[pair] = event
+            fresh.append(event)
+    return fresh, repeats
+
+
+def _store(
+    events: list[ParsedEvent], results: list[EventResult], actor: Actor, now: datetime
+) -> list[LedgerDraft]:
+    """Insert the fresh events; returns their ledger drafts (people first, then request order)."""
+    drafts: list[LedgerDraft] = []
+    _people(events, actor, now, drafts)
+    event_drafts: list[tuple[int, LedgerDraft]] = []
+    keys = contact_keys(
+        {event.contact_id for event in events if event.type == "disclosure" and event.contact_id}
+    )
+    touches: list[tuple[ParsedEvent, Touch]] = []
+    consents: list[tuple[ParsedEvent, Consent]] = []
+    disclosures: list[tuple[ParsedEvent, Disclosure]] = []
+    for event in events:
+        fields = event.fields
+        if event.type == "touch":
+            touches.append(
+                (
+                    event,
+                    Touch(
+                        contact_id=event.contact_id,
+                        channel=fields["channel"],
+                        campaign=fields["campaign"],
+                        kind=fields["kind"],
+                        occurred_at=event.occurred_at,
+                        recorded_at=now,
+                        source_system=event.source_system,
+                        external_id=event.external_id,
+                        recorded_by_id=actor.user_id,
+                    ),
+                )
+            )
+        elif event.type == "consent":
+            consents.append(
+                (
+                    event,
+                    Consent(
+                        contact_id=event.contact_id,
+                        purpose=fields["purpose"],
+                        granted=fields["granted"],
+                        source=fields["source"],
+                        notice_version=fields["notice_version"],
+                        occurred_at=event.occurred_at,
+                        recorded_at=now,
+                        event_source_system=event.source_system,
+                        event_external_id=event.external_id,
+                    ),
+                )
+            )
+        elif event.type == "disclosure":
+            disclosures.append(
+                (
+                    event,
+                    Disclosure(
+                        contact_id=event.contact_id,
+                        key=fields["key"],
+                        value=fields["value"],
+                        audience=fields["audience"],
+                        purpose=fields["purpose"],
+                        source=fields["source"],
+                        disclosed_at=event.occurred_at,
+                        recorded_at=now,
+                        expires_at=fields["expires_at"],
+                        event_source_system=event.source_system,
+                        event_external_id=event.external_id,
+                    ),
+                )
+            )
+    # 500 rows per INSERT: a few statements per batch, each well under limits.
+    Touch.objects.bulk_create([touch for _, touch in touches], batch_size=500)
+    Consent.objects.bulk_create([consent for _, consent in consents], batch_size=500)
+    Disclosure.objects.bulk_create([row for _, row in disclosures], batch_size=500)
+
+    by_index: dict[int, int] = {}
+    for event, touch in touches:
+        by_index[event.index] = touch.pk
+        event_drafts.append(
+            (
+                event.index,
+                LedgerDraft(
+                    actor=actor,
+                    action="touch.record",
+                    subject_type="touch",
+                    subject_id=touch.pk,
+                    contact_id=event.contact_id,
+                    after=touch_ledger_payload(touch, event.fields["channel"].key),
+                    occurred_at=event.occurred_at,
+                ),
+            )
+        )
+    for event, consent in consents:
+        by_index[event.index] = consent.pk
+        event_drafts.append(
+            (
+                event.index,
+                LedgerDraft(
+                    actor=actor,
+                    action="consent.record",
+                    subject_type="consent",
+                    subject_id=consent.pk,
+                    contact_id=event.contact_id,
+                    after={
+                        "purpose": consent.purpose,
+                        "granted": consent.granted,
+                        "source": consent.source,
+                        "notice_version": consent.notice_version,
+                        "source_system": event.source_system,
+                        "external_id": event.external_id,
+                    },
+                    occurred_at=event.occurred_at,
+                ),
+            )
+        )
+    for event, disclosure in disclosures:
+        by_index[event.index] = disclosure.pk
+        contact_id = event.contact_id or 0
+        event_drafts.append(
+            (
+                event.index,
+                LedgerDraft(
+                    actor=actor,
+                    action="disclosure.record",
+                    subject_type="disclosure",
+                    subject_id=disclosure.pk,
+                    contact_id=contact_id,
+                    after={
+                        "key": disclosure.key,
+                        "audience": disclosure.audience,
+                        "purpose": disclosure.purpose,
+                        "source": disclosure.source,
+                        "expires_at": (
+                            disclosure.expires_at.isoformat() if disclosure.expires_at else None
+                        ),
+                        "source_system": event.source_system,
+                        "external_id": event.external_id,
+                        **seal(
+                            key=keys[contact_id],
+                            contact_id=contact_id,
+                            values={"value": disclosure.value},
+                        ),
+                    },
+                    occurred_at=event.occurred_at,
+                ),
+            )
+        )
+    for index, pk in by_index.items():
+        results[index].id = pk
+    # Events' entries in request order, so the ledger reads like the batch.
+    event_drafts.sort(key=lambda pair: pair[0])
+    return drafts + [draft for _, draft in event_drafts]
+
+
+def _people(
+    events: list[ParsedEvent], actor: Actor, now: datetime, drafts: list[LedgerDraft]
+) -> None:
+    """Match each event's person by email (following merges) or create them, set-based."""
+    specs = {event.person.email_key: event.person for event in events if event.person}
+    if not specs:
+        return
+    found: dict[str, int] = {}
+    merged: dict[str, int] = {}
+    for contact_id, email_key, merged_into in Contact.objects.filter(
+        email_key__in=specs
+    ).values_list("id", "email_key", "merged_into_id"):
+        if merged_into is None:
+            found[email_key] = contact_id
+        else:
+            merged[email_key] = merged_into
+    if merged:
+        survivors = _survivors(set(merged.values()))
+        for email_key, first in merged.items():
+            if survivors.get(first) is not None:
+                found[email_key] = survivors[first]
+    missing = [spec for key, spec in specs.items() if key not in found]
+    if missing:
+        organizations = _organizations(missing, actor, now, drafts)
+        contacts = [
+            Contact(
+                email=spec.email,
+                email_key=spec.email_key,
+                first_name=spec.first_name,
+                last_name=spec.last_name,
+                organization_id=organizations.get(_organization_key(spec)),
+                created_at=now,
+            )
+            for spec in missing
+        ]
+        Contact.objects.bulk_create(contacts, batch_size=500)
+        keys = contact_keys_create(contacts)
+        for contact in contacts:
+            found[contact.email_key or ""] = contact.pk
+            drafts.append(
+                LedgerDraft(
+                    actor=actor,
+                    action="contact.create",
+                    subject_type="contact",
+                    subject_id=contact.pk,
+                    contact_id=contact.pk,
+                    after={
+                        "organization": contact.organization_id,
+                        **seal(
+                            key=keys[contact.pk],
+                            contact_id=contact.pk,
+                            values={
+                                "email": contact.email,
+                                "first_name": contact.first_name,
+                                "last_name": contact.last_name,
+                                "title": contact.title,
+                            },
+                        ),
+                    },
+                )
+            )
+    for event in events:
+        if event.person is not None:
+            event.contact_id = found[event.person.email_key]
+
+
+def _survivors(first_targets: set[int]) -> dict[int, int | None]:
+    """Follow merge chains to the living contact (None when that one was erased)."""
+    answer: dict[int, int | None] = {}
+    for start in first_targets:
+        contact = (
+            Contact.objects.filter(pk=start).values("id", "merged_into_id", "erased_at").first()
+        )
+        seen = set()
+        while contact and contact["merged_into_id"] and contact["id"] not in seen:
+            seen.add(contact["id"])
+            contact = (
+                Contact.objects.filter(pk=contact["merged_into_id"])
+                .values("id", "merged_into_id", "erased_at")
+                .first()
+            )
+        answer[start] = contact["id"] if contact and contact["erased_at"] is None else None
+    return answer
+
+
+def _organization_key(spec: PersonSpec) -> str:
+    if spec.organization_domain:
+        return "domain:" + spec.organization_domain
+    if spec.organization_name:
+        return "name:" + spec.organization_name.lower()
+    return ""
+
+
+def _organizations(
+    specs: list[PersonSpec], actor: Actor, now: datetime, drafts: list[LedgerDraft]
+) -> dict[str, int]:
+    wanted = {_organization_key(spec): spec for spec in specs if _organization_key(spec)}
+    if not wanted:
+        return {}
+    domains = {spec.organization_domain for spec in wanted.values() if spec.organization_domain}
+    names = {
+        spec.organization_name.lower() for spec in wanted.values() if not spec.organization_domain
+    }
+    known: dict[str, int] = {}
+    for org_id, domain in Organization.objects.filter(domain__in=domains).values_list(
+        "id", "domain"
+    ):
+        known["domain:" + domain] = org_id
+    if names:
+        rows = (
+            Organization.objects.annotate(name_lower=Lower("name"))
+            .filter(name_lower__in=names)
+            .order_by("id")
+            .values_list("id", "name_lower")
+        )
+        for org_id, name_lower in rows:
+            known.setdefault("name:" + name_lower, org_id)
+    new = [
+        Organization(
+            name=spec.organization_name or spec.organization_domain,
+            domain=spec.organization_domain,
+            created_at=now,
+        )
+        for key, spec in wanted.items()
+        if key not in known
+    ]
+    Organization.objects.bulk_create(new)
+    for organization in new:
+        key = (
+            ("domain:" + organization.domain)
+            if organization.domain
+            else ("name:" + organization.name.lower())
+        )
+        known[key] = organization.pk
+        drafts.append(
+            LedgerDraft(
+                actor=actor,
+                action="organization.create",
+                subject_type="organization",
+                subject_id=organization.pk,
+                after={"name": organization.name, "domain": organization.domain},
+            )
+        )
+    return known
