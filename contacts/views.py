@@ -1,9 +1,369 @@
-from django.http import HttpRequest, HttpResponse
+"""The contact pages: each parses its input with a form, checks the role, calls a service or
+selector, and renders. Disclosures are read only through ``contacts.selectors``.
+
+A service's refusal (``RuleViolation``) is shown on the form and the page is
+rendered again with the violation's status (400 or 409); nothing was written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from leadrecord.errors import RuleViolation
+from leadrecord.ledger import Actor
+from leadrecord.roles import Role, user_has_role
+from leadrecord.views_access import role_required
+
+from . import selectors, services
+from .forms import (
+    DISCLOSURE_KEY_SUGGESTIONS,
+    ERASE_WORD,
+    ConsentForm,
+    ContactCreateForm,
+    ContactEraseForm,
+    ContactListFilter,
+    ContactMergeForm,
+    DisclosureForm,
+    apply_rule_violation,
+)
+from .models import ConsentPurpose, Contact, JourneyStage
+
+# Who may change contacts from the pages. The privacy officer reads, exports
+# and erases, but does not record on people's behalf.
+CONTACT_PAGE_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
+PER_PAGE = 50  # rows per page on the list and the timeline
+
+ContactView = Callable[[HttpRequest, Contact], HttpResponse]
+PkView = Callable[[HttpRequest, int], HttpResponse]
+
+_STAGE_LABELS = dict(JourneyStage.choices)
+_CONSENT_PURPOSE_LABELS = dict(ConsentPurpose.choices)
 
 
-def _todo(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    return HttpResponse(status=404)
+def _with_contact(view: ContactView) -> PkView:
+    """Resolve ``pk`` to a living contact the user may see, else 404.
+
+    A contact merged into another sends the user on to the survivor, with a note.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
+        contact = selectors.contacts_for(request.user).filter(pk=pk).first()
+        if contact is not None:
+            return view(request, contact)
+        # The same lookup as the API's contact_for_request: a merged contact
+        # names the one it went into.
+        survivor = (
+            Contact.objects.filter(pk=pk, erased_at__isnull=True)
+            .values_list("merged_into_id", flat=True)
+            .first()
+        )
+        if survivor is None:
+            raise Http404("No such contact.")
+        messages.info(request, f"Contact {pk} was merged into this one (contact {survivor}).")
+        return redirect("contact", pk=survivor)
+
+    return wrapped
 
 
-contact_list = contact_new = contact_detail = consent_new = disclosure_new = _todo
-contact_merge = contact_erase = contact_export = disclosure_withdraw = _todo
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def _page(request: HttpRequest, items: Any) -> Page[Any]:
+    return Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
+
+
+def _can_write(request: HttpRequest) -> bool:
+    return user_has_role(request.user, *CONTACT_PAGE_WRITERS)
+
+
+# --- list and detail -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    contact: Contact
+    stage: str
+
+
+@role_required(*selectors.CONTACT_PAGE_ROLES)
+@require_GET
+def contact_list(request: HttpRequest) -> HttpResponse:
+    filterset = ContactListFilter(
+        request.GET,
+        queryset=selectors.contacts_for(request.user).order_by("-created_at", "-id"),
+        request=request,
+    )
+    valid = filterset.is_valid()
+    page = _page(request, filterset.qs if valid else Contact.objects.none())
+    rows = [
+        ContactRow(contact, _STAGE_LABELS.get(contact.journey_stage or "", "")) for contact in page
+    ]
+    return render(
+        request,
+        "contacts/list.html",
+        {
+            "filter_form": filterset.form,
+            "filters_valid": valid,
+            "page": page,
+            "rows": rows,
+            "query": _query_without_page(request),
+            "can_write": _can_write(request),
+        },
+        status=200 if valid else 400,
+    )
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    purpose: str
+    state: selectors.ConsentState
+
+
+@role_required(*selectors.CONTACT_PAGE_ROLES)
+@require_GET
+@_with_contact
+def contact_detail(request: HttpRequest, contact: Contact) -> HttpResponse:
+    page = _page(request, selectors.contact_timeline_entries(contact))
+    can_write = _can_write(request)
+    return render(
+        request,
+        "contacts/detail.html",
+        {
+            "contact": contact,
+            "stage": _STAGE_LABELS.get(getattr(contact, "journey_stage", None) or "", ""),
+            "consents": [
+                ConsentRow(_CONSENT_PURPOSE_LABELS.get(state.purpose, state.purpose), state)
+                for state in selectors.consents_current(contact)
+            ],
+            "disclosures": selectors.contact_disclosures_for(request.user, contact),
+            "page": page,
+            "timeline": selectors.timeline_items(request.user, list(page.object_list)),
+            "query": _query_without_page(request),
+            "can_write": can_write,
+            "is_privacy_officer": user_has_role(request.user, Role.PRIVACY_OFFICER),
+            "merge_form": ContactMergeForm(keep=contact, user=request.user) if can_write else None,
+        },
+    )
+
+
+# --- writes ----------------------------------------------------------------------
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+def contact_new(request: HttpRequest) -> HttpResponse:
+    form = ContactCreateForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            contact, created = services.contact_create(
+                email=data["email"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                title=data["title"],
+                organization=form.organization_input(),
+                actor=Actor.of(request.user),
+            )
+        except RuleViolation as violation:
+            status = apply_rule_violation(form, violation)
+        else:
+            if created:
+                messages.success(request, "Contact added.")
+            else:
+                messages.info(request, "This email is already on record: here is the contact.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(request, "contacts/contact_form.html", {"form": form}, status=status)
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def consent_new(request: HttpRequest, contact: Contact) -> HttpResponse:
+    form = ConsentForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if form.is_valid():
+        try:
+            services.consent_record(
+                contact=contact, actor=Actor.of(request.user), **form.service_arguments()
+            )
+        except RuleViolation as violation:
+            status = apply_rule_violation(form, violation)
+        else:
+            messages.success(request, "Consent recorded.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request, "contacts/consent_form.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def disclosure_new(request: HttpRequest, contact: Contact) -> HttpResponse:
+    form = DisclosureForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if form.is_valid():
+        try:
+            services.disclosure_record(
+                contact=contact, actor=Actor.of(request.user), **form.service_arguments()
+            )
+        except RuleViolation as violation:
+            status = apply_rule_violation(form, violation)
+        else:
+            messages.success(request, "Disclosure recorded.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request,
+        "contacts/disclosure_form.html",
+        {"form": form, "contact": contact, "key_suggestions": DISCLOSURE_KEY_SUGGESTIONS},
+        status=status,
+    )
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+def disclosure_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST withdraws. Only a disclosure the user may see."""
+    disclosure = get_object_or_404(
+        selectors.disclosures_visible_to(request.user).select_related("contact"), pk=pk
+    )
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            services.disclosure_withdraw(disclosure=disclosure, actor=Actor.of(request.user))
+        except RuleViolation as violation:
+            error, status = violation.detail, violation.status
+        else:
+            messages.success(request, f"The disclosure of {disclosure.key} was withdrawn.")
+            return redirect("contact", pk=disclosure.contact_id)
+    return render(
+        request,
+        "contacts/withdraw_confirm.html",
+        {"disclosure": disclosure, "contact": disclosure.contact, "error": error},
+        status=status,
+    )
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
+    """Merge another contact into this one: POST once to review, again (confirmed) to merge."""
+    form = ContactMergeForm(
+        request.POST if request.method == "POST" else None, keep=contact, user=request.user
+    )
+    status = 200
+    if form.is_valid():
+        other: Contact = form.cleaned_data["merge"]
+        if not form.cleaned_data["confirmed"]:
+            return render(
+                request,
+                "contacts/merge_confirm.html",
+                {"contact": contact, "other": other, "reason": form.cleaned_data["reason"]},
+            )
+        try:
+            services.contact_merge(
+                keep=contact,
+                merge=other,
+                actor=Actor.of(request.user),
+                reason=form.cleaned_data["reason"],
+            )
+        except RuleViolation as violation:
+            status = apply_rule_violation(form, violation)
+        else:
+            messages.success(request, f"Contact {other.pk} was merged into this one.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request, "contacts/merge_form.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+# --- the privacy officer's pages -------------------------------------------------------
+
+
+@role_required(Role.PRIVACY_OFFICER)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def contact_erase(request: HttpRequest, contact: Contact) -> HttpResponse:
+    form = ContactEraseForm(request.POST if request.method == "POST" else None, contact=contact)
+    status = 200
+    if form.is_valid():
+        try:
+            services.contact_erase(
+                contact=contact, actor=Actor.of(request.user), reason=form.cleaned_data["reason"]
+            )
+        except RuleViolation as violation:
+            status = apply_rule_violation(form, violation)
+        else:
+            messages.success(
+                request, f"Contact {contact.pk} was erased: no personal data about them remains."
+            )
+            return HttpResponseRedirect(reverse("contacts"))
+    elif form.is_bound:
+        status = 400
+    return render(
+        request,
+        "contacts/erase.html",
+        {
+            "form": form,
+            "contact": contact,
+            "erase_word": ERASE_WORD,
+            "merged_count": len(selectors.contact_ids_merged_into(contact)) - 1,
+        },
+        status=status,
+    )
+
+
+@role_required(Role.PRIVACY_OFFICER)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def contact_export(request: HttpRequest, contact: Contact) -> HttpResponse:
+    """GET asks for confirmation (the export is on the record); POST downloads the JSON."""
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            data = services.contact_subject_access_export(
+                contact=contact, actor=Actor.of(request.user)
+            )
+        except RuleViolation as violation:
+            error, status = violation.detail, violation.status
+        else:
+            response = HttpResponse(
+                json.dumps(data, indent=2, ensure_ascii=False),
+                content_type="application/json; charset=utf-8",
+            )
+            response["Content-Disposition"] = (
+                f'attachment; filename="contact-{contact.pk}-subject-access.json"'
+            )
+            # Personal data: no browser or proxy should keep a copy.
+            response["Cache-Control"] = "no-store"
+            return response
+    return render(
+        request, "contacts/export.html", {"contact": contact, "error": error}, status=status
+    )

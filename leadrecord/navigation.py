@@ -17,6 +17,11 @@ class NavItem:
 
 NAV_ITEMS = (
     NavItem("Home", "home", frozenset(Role.values) - {Role.INTEGRATION}),
+    NavItem(
+        "Contacts",
+        "contacts",
+        frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.PRIVACY_OFFICER}),
+    ),
     NavItem("Record", "ledger", frozenset({Role.MANAGER, Role.PRIVACY_OFFICER})),
     NavItem("API docs", "api-docs", frozenset(Role.values)),
 )
