@@ -639,7 +639,17 @@ def _people(
     events: list[ParsedEvent], actor: Actor, now: datetime, drafts: list[LedgerDraft]
 ) -> None:
     """Match each event's person by email (following merges) or create them, set-based."""
-    specs = {event.person.email_key: event.person for event in events if event.person}
+    specs: dict[str, PersonSpec] = {}
+    for event in events:
+        person = event.person
+        if person is None:
+            continue
+        known = specs.setdefault(person.email_key, person)
+        if known is not person:
+            # The same person in several events: the first value given for each field wins.
+            for name in ("first_name", "last_name", "organization_name", "organization_domain"):
+                if not getattr(known, name) and getattr(person, name):
+                    setattr(known, name, getattr(person, name))
     if not specs:
         return
     found: dict[str, int] = {}

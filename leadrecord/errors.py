@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -27,6 +28,12 @@ class RuleViolation(Exception):
         self.status = status
 
 
+class RequestTooLarge(APIException):
+    status_code = 413
+    default_detail = "The request body is larger than this server accepts."
+    default_code = "request_too_large"
+
+
 class _RuleViolationError(APIException):
     def __init__(self, violation: RuleViolation) -> None:
         self.status_code = violation.status
@@ -34,6 +41,9 @@ class _RuleViolationError(APIException):
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+        exc = RequestTooLarge()
     if isinstance(exc, RuleViolation):
         if exc.attr:
             body = {

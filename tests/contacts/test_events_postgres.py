@@ -1,0 +1,149 @@
+"""POST events/ under concurrency and failure, on PostgreSQL and a real gunicorn."""
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from contacts.models import Contact, Touch
+from leadrecord.ledger import ledger_verify
+from leadrecord.models import LedgerEntry
+
+from ..servers import gunicorn_process
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def batch(count: int, *, prefix: str = "ev") -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "type": "touch",
+                "source_system": "crm",
+                "external_id": f"{prefix}-{n}",
+                "occurred_at": "2026-09-01T12:00:00Z",
+                "contact": {
+                    "email": f"buyer{n % 50}@org{n % 50 % 7}.example",
+                    "organization": {
+                        "name": f"Org {n % 50 % 7}",
+                        "domain": f"org{n % 50 % 7}.example",
+                    },
+                },
+                "channel": "web",
+                "kind": "visit",
+            }
+            for n in range(count)
+        ]
+    }
+
+
+def test_concurrent_retries_of_the_same_events_store_each_once(users):
+    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    body = batch(300)
+    answers: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+            response = client.post("/api/v1/events/", body, format="json")
+            assert response.status_code == 200, response.content
+            answers.append(response.json())
+        except BaseException as error:  # re-raised in the test thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sum(answer["created"] for answer in answers) == 300
+    assert sum(answer["duplicate"] for answer in answers) == 900
+    assert Touch.objects.count() == 300
+    assert Contact.objects.count() == 50
+    ids = {tuple(r["id"] for r in answer["results"]) for answer in answers}
+    assert len(ids) == 1  # every caller was told the same ids
+    assert ledger_verify().ok
+
+
+def _post(url: str, token: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 -- a loopback URL the test built
+        url + "/api/v1/events/",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _waiting_on_lock(table: str) -> bool:
+    with connection.cursor() as cursor:
+        # Inside a transaction the activity view is a snapshot unless cleared.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query ILIKE %s",
+            [f'INSERT INTO "{table}"%'],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_a_retry_stores_each_event_once(users):
+    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    body = batch(500, prefix="killed")
+    with gunicorn_process(workers=1) as server:
+        outcome: dict[str, Any] = {}
+
+        def doomed_post() -> None:
+            try:
+                outcome["answer"] = _post(server.url, token, body)
+            except (urllib.error.URLError, ConnectionError, OSError) as error:
+                outcome["error"] = error
+
+        # Hold the touch table so the worker stops in the middle of its
+        # transaction: people created, touches not yet inserted.
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE contacts_touch IN SHARE MODE")
+            thread = threading.Thread(target=doomed_post)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not _waiting_on_lock("contacts_touch"):
+                assert time.monotonic() < deadline, f"the worker never reached it: {outcome}"
+                time.sleep(0.05)
+            for pid in server.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+            thread.join(timeout=30)
+            cursor.execute("ROLLBACK")
+        assert "error" in outcome and "answer" not in outcome
+        assert Touch.objects.count() == 0 and Contact.objects.count() == 0
+        ledger_entries = LedgerEntry.objects.count()
+
+        # gunicorn's master starts a new worker; the client retries the batch.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = _post(server.url, token, body)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        again = _post(server.url, token, body)
+    assert answer["created"] == 500 and again["duplicate"] == 500
+    assert Touch.objects.count() == 500 and Contact.objects.count() == 50
+    assert LedgerEntry.objects.count() == ledger_entries + 500 + 50 + 7
+    assert ledger_verify().ok
