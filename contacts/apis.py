@@ -708,7 +708,7 @@ class EventsApi(APIView):
         kind = serializers.ChoiceField(choices=TouchKind.choices, required=False)
         purpose = serializers.CharField(required=False, help_text="consent, disclosure")
         granted = serializers.BooleanField(required=False, help_text="consent")
-        source = serializers.CharField(required=False, help_text="consent, disclosure")
+        source = serializers.CharField(required=False, help_text="consent, disclosure")  # type: ignore[assignment]
         notice_version = serializers.CharField(required=False, help_text="consent")
         key = serializers.CharField(required=False, help_text="disclosure")
         value = serializers.CharField(required=False, help_text="disclosure")
@@ -723,7 +723,7 @@ class EventsApi(APIView):
         external_id = serializers.CharField(allow_null=True)
         status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
         id = serializers.IntegerField(allow_null=True)
-        errors = serializers.ListField(child=serializers.DictField())
+        errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
     class OutputSerializer(serializers.Serializer):
         created = serializers.IntegerField()

@@ -25,6 +25,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.bulk import rows_insert
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many, ledger_lock
 
 from .models import (
@@ -55,7 +56,7 @@ from .models import (
     TouchKind,
 )
 from .sealing import contact_keys, contact_keys_create, seal
-from .services import domain_normalize, touch_ledger_payload
+from .services import domain_normalize
 
 MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
 EVENT_TYPES = ("touch", "consent", "disclosure", "sale")
@@ -86,7 +87,7 @@ class EventResult:
     external_id: str | None
     status: str = "created"
     id: int | None = None
-    errors: list[dict[str, str | None]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +129,7 @@ class IngestAnswer:
 class _Rejected(Exception):
     def __init__(self, attr: str, detail: str, code: str = "invalid") -> None:
         super().__init__(detail)
-        self.error = {"code": code, "detail": detail, "attr": attr}
+        self.error: dict[str, Any] = {"code": code, "detail": detail, "attr": attr}
 
 
 # --- checking one event ---------------------------------------------------------
@@ -342,8 +343,8 @@ def _external_id_of(data: Any) -> str | None:
 
 
 def _lookups(events: list[Any]) -> _Lookups:
-    campaign_ids = {
-        event.get("campaign")
+    campaign_ids: set[int] = {
+        event["campaign"]
         for event in events
         if isinstance(event, dict)
         and isinstance(event.get("campaign"), int)
@@ -410,7 +411,7 @@ def events_ingest(
 
     with transaction.atomic():
         ledger_lock()
-        if idempotency_key is not None:
+        if idempotency_key is not None and actor.user_id is not None:
             previous = IdempotencyRecord.objects.filter(
                 user_id=actor.user_id, key=idempotency_key
             ).first()
@@ -422,7 +423,7 @@ def events_ingest(
         drafts = _store(fresh, results, actor, now)
         for index, first_index in repeats:
             results[index].id = results[first_index].id
-        ledger_append_many(drafts)
+        ledger_append_many(drafts, return_entries=False)
         body = _answer(results)
         if idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(
@@ -488,77 +489,36 @@ def _store(
 ) -> list[LedgerDraft]:
     """Insert the fresh events; returns their ledger drafts (people first, then request order)."""
     drafts: list[LedgerDraft] = []
-    _people(events, actor, now, drafts)
-    event_drafts: list[tuple[int, LedgerDraft]] = []
-    keys = contact_keys(
-        {event.contact_id for event in events if event.type == "disclosure" and event.contact_id}
-    )
-    touches: list[tuple[ParsedEvent, Touch]] = []
-    consents: list[tuple[ParsedEvent, Consent]] = []
-    disclosures: list[tuple[ParsedEvent, Disclosure]] = []
+    contact_ids = _people(events, actor, now, drafts)
+    by_type: dict[str, list[ParsedEvent]] = {"touch": [], "consent": [], "disclosure": []}
     for event in events:
-        fields = event.fields
-        if event.type == "touch":
-            touches.append(
-                (
-                    event,
-                    Touch(
-                        contact_id=event.contact_id,
-                        channel=fields["channel"],
-                        campaign=fields["campaign"],
-                        kind=fields["kind"],
-                        occurred_at=event.occurred_at,
-                        recorded_at=now,
-                        source_system=event.source_system,
-                        external_id=event.external_id,
-                        recorded_by_id=actor.user_id,
-                    ),
-                )
-            )
-        elif event.type == "consent":
-            consents.append(
-                (
-                    event,
-                    Consent(
-                        contact_id=event.contact_id,
-                        purpose=fields["purpose"],
-                        granted=fields["granted"],
-                        source=fields["source"],
-                        notice_version=fields["notice_version"],
-                        occurred_at=event.occurred_at,
-                        recorded_at=now,
-                        event_source_system=event.source_system,
-                        event_external_id=event.external_id,
-                    ),
-                )
-            )
-        elif event.type == "disclosure":
-            disclosures.append(
-                (
-                    event,
-                    Disclosure(
-                        contact_id=event.contact_id,
-                        key=fields["key"],
-                        value=fields["value"],
-                        audience=fields["audience"],
-                        purpose=fields["purpose"],
-                        source=fields["source"],
-                        disclosed_at=event.occurred_at,
-                        recorded_at=now,
-                        expires_at=fields["expires_at"],
-                        event_source_system=event.source_system,
-                        event_external_id=event.external_id,
-                    ),
-                )
-            )
-    # 500 rows per INSERT: a few statements per batch, each well under limits.
-    Touch.objects.bulk_create([touch for _, touch in touches], batch_size=500)
-    Consent.objects.bulk_create([consent for _, consent in consents], batch_size=500)
-    Disclosure.objects.bulk_create([row for _, row in disclosures], batch_size=500)
+        if event.index in contact_ids:
+            by_type[event.type].append(event)
+    event_drafts: list[tuple[int, LedgerDraft]] = []
 
-    by_index: dict[int, int] = {}
-    for event, touch in touches:
-        by_index[event.index] = touch.pk
+    touches = by_type["touch"]
+    touch_ids = rows_insert(
+        Touch,
+        _TOUCH_COLUMNS,
+        [
+            (
+                contact_ids[event.index],
+                event.fields["channel"].pk,
+                event.fields["campaign"].pk if event.fields["campaign"] else None,
+                event.fields["kind"],
+                event.occurred_at,
+                now,
+                event.source_system,
+                event.external_id,
+                actor.user_id,
+            )
+            for event in touches
+        ],
+        returning_id=True,
+    )
+    for event, touch_id in zip(touches, touch_ids, strict=True):
+        fields = event.fields
+        results[event.index].id = touch_id
         event_drafts.append(
             (
                 event.index,
@@ -566,15 +526,43 @@ def _store(
                     actor=actor,
                     action="touch.record",
                     subject_type="touch",
-                    subject_id=touch.pk,
-                    contact_id=event.contact_id,
-                    after=touch_ledger_payload(touch, event.fields["channel"].key),
+                    subject_id=touch_id,
+                    contact_id=contact_ids[event.index],
+                    after={
+                        "channel": fields["channel"].key,
+                        "campaign": fields["campaign"].pk if fields["campaign"] else None,
+                        "kind": fields["kind"],
+                        "source_system": event.source_system,
+                        "external_id": event.external_id,
+                    },
                     occurred_at=event.occurred_at,
                 ),
             )
         )
-    for event, consent in consents:
-        by_index[event.index] = consent.pk
+
+    consents = by_type["consent"]
+    consent_ids = rows_insert(
+        Consent,
+        _CONSENT_COLUMNS,
+        [
+            (
+                contact_ids[event.index],
+                event.fields["purpose"],
+                event.fields["granted"],
+                event.fields["source"],
+                event.fields["notice_version"],
+                event.occurred_at,
+                now,
+                event.source_system,
+                event.external_id,
+            )
+            for event in consents
+        ],
+        returning_id=True,
+    )
+    for event, consent_id in zip(consents, consent_ids, strict=True):
+        fields = event.fields
+        results[event.index].id = consent_id
         event_drafts.append(
             (
                 event.index,
@@ -582,13 +570,13 @@ def _store(
                     actor=actor,
                     action="consent.record",
                     subject_type="consent",
-                    subject_id=consent.pk,
-                    contact_id=event.contact_id,
+                    subject_id=consent_id,
+                    contact_id=contact_ids[event.index],
                     after={
-                        "purpose": consent.purpose,
-                        "granted": consent.granted,
-                        "source": consent.source,
-                        "notice_version": consent.notice_version,
+                        "purpose": fields["purpose"],
+                        "granted": fields["granted"],
+                        "source": fields["source"],
+                        "notice_version": fields["notice_version"],
                         "source_system": event.source_system,
                         "external_id": event.external_id,
                     },
@@ -596,9 +584,35 @@ def _store(
                 ),
             )
         )
-    for event, disclosure in disclosures:
-        by_index[event.index] = disclosure.pk
-        contact_id = event.contact_id or 0
+
+    disclosures = by_type["disclosure"]
+    keys = contact_keys({contact_ids[event.index] for event in disclosures})
+    disclosure_ids = rows_insert(
+        Disclosure,
+        _DISCLOSURE_COLUMNS,
+        [
+            (
+                contact_ids[event.index],
+                event.fields["key"],
+                event.fields["value"],
+                event.fields["audience"],
+                event.fields["purpose"],
+                event.fields["source"],
+                event.occurred_at,
+                now,
+                event.fields["expires_at"],
+                event.source_system,
+                event.external_id,
+            )
+            for event in disclosures
+        ],
+        returning_id=True,
+    )
+    for event, disclosure_id in zip(disclosures, disclosure_ids, strict=True):
+        fields = event.fields
+        contact_id = contact_ids[event.index]
+        results[event.index].id = disclosure_id
+        expires_at = fields["expires_at"]
         event_drafts.append(
             (
                 event.index,
@@ -606,39 +620,86 @@ def _store(
                     actor=actor,
                     action="disclosure.record",
                     subject_type="disclosure",
-                    subject_id=disclosure.pk,
+                    subject_id=disclosure_id,
                     contact_id=contact_id,
                     after={
-                        "key": disclosure.key,
-                        "audience": disclosure.audience,
-                        "purpose": disclosure.purpose,
-                        "source": disclosure.source,
-                        "expires_at": (
-                            disclosure.expires_at.isoformat() if disclosure.expires_at else None
-                        ),
+                        "key": fields["key"],
+                        "audience": fields["audience"],
+                        "purpose": fields["purpose"],
+                        "source": fields["source"],
+                        "expires_at": expires_at.isoformat() if expires_at else None,
                         "source_system": event.source_system,
                         "external_id": event.external_id,
                         **seal(
                             key=keys[contact_id],
                             contact_id=contact_id,
-                            values={"value": disclosure.value},
+                            values={"value": fields["value"]},
                         ),
                     },
                     occurred_at=event.occurred_at,
                 ),
             )
         )
-    for index, pk in by_index.items():
-        results[index].id = pk
     # Events' entries in request order, so the ledger reads like the batch.
     event_drafts.sort(key=lambda pair: pair[0])
     return drafts + [draft for _, draft in event_drafts]
 
 
+_TOUCH_COLUMNS = (
+    "contact_id",
+    "channel_id",
+    "campaign_id",
+    "kind",
+    "occurred_at",
+    "recorded_at",
+    "source_system",
+    "external_id",
+    "recorded_by_id",
+)
+_CONSENT_COLUMNS = (
+    "contact_id",
+    "purpose",
+    "granted",
+    "source",
+    "notice_version",
+    "occurred_at",
+    "recorded_at",
+    "event_source_system",
+    "event_external_id",
+)
+_DISCLOSURE_COLUMNS = (
+    "contact_id",
+    "key",
+    "value",
+    "audience",
+    "purpose",
+    "source",
+    "disclosed_at",
+    "recorded_at",
+    "expires_at",
+    "event_source_system",
+    "event_external_id",
+)
+_CONTACT_COLUMNS = (
+    "email",
+    "email_key",
+    "first_name",
+    "last_name",
+    "title",
+    "organization_id",
+    "created_at",
+    "score",
+    "qualified",
+)
+
+
 def _people(
     events: list[ParsedEvent], actor: Actor, now: datetime, drafts: list[LedgerDraft]
-) -> None:
-    """Match each event's person by email (following merges) or create them, set-based."""
+) -> dict[int, int]:
+    """Match each event's person by email (following merges) or create them, set-based.
+
+    Returns the contact id for each event index.
+    """
     specs: dict[str, PersonSpec] = {}
     for event in events:
         person = event.person
@@ -651,12 +712,14 @@ def _people(
                 if not getattr(known, name) and getattr(person, name):
                     setattr(known, name, getattr(person, name))
     if not specs:
-        return
+        return {}
     found: dict[str, int] = {}
     merged: dict[str, int] = {}
     for contact_id, email_key, merged_into in Contact.objects.filter(
         email_key__in=specs
     ).values_list("id", "email_key", "merged_into_id"):
+        if email_key is None:
+            continue
         if merged_into is None:
             found[email_key] = contact_id
         else:
@@ -664,51 +727,61 @@ def _people(
     if merged:
         survivors = _survivors(set(merged.values()))
         for email_key, first in merged.items():
-            if survivors.get(first) is not None:
-                found[email_key] = survivors[first]
+            survivor = survivors.get(first)
+            if survivor is not None:
+                found[email_key] = survivor
     missing = [spec for key, spec in specs.items() if key not in found]
     if missing:
         organizations = _organizations(missing, actor, now, drafts)
-        contacts = [
-            Contact(
-                email=spec.email,
-                email_key=spec.email_key,
-                first_name=spec.first_name,
-                last_name=spec.last_name,
-                organization_id=organizations.get(_organization_key(spec)),
-                created_at=now,
-            )
-            for spec in missing
-        ]
-        Contact.objects.bulk_create(contacts, batch_size=500)
-        keys = contact_keys_create(contacts)
-        for contact in contacts:
-            found[contact.email_key or ""] = contact.pk
+        new_ids = rows_insert(
+            Contact,
+            _CONTACT_COLUMNS,
+            [
+                (
+                    spec.email,
+                    spec.email_key,
+                    spec.first_name,
+                    spec.last_name,
+                    "",
+                    organizations.get(_organization_key(spec)),
+                    now,
+                    0,
+                    False,
+                )
+                for spec in missing
+            ],
+            returning_id=True,
+        )
+        keys = contact_keys_create(new_ids)
+        for spec, contact_id in zip(missing, new_ids, strict=True):
+            found[spec.email_key] = contact_id
             drafts.append(
                 LedgerDraft(
                     actor=actor,
                     action="contact.create",
                     subject_type="contact",
-                    subject_id=contact.pk,
-                    contact_id=contact.pk,
+                    subject_id=contact_id,
+                    contact_id=contact_id,
                     after={
-                        "organization": contact.organization_id,
+                        "organization": organizations.get(_organization_key(spec)),
                         **seal(
-                            key=keys[contact.pk],
-                            contact_id=contact.pk,
+                            key=keys[contact_id],
+                            contact_id=contact_id,
                             values={
-                                "email": contact.email,
-                                "first_name": contact.first_name,
-                                "last_name": contact.last_name,
-                                "title": contact.title,
+                                "email": spec.email,
+                                "first_name": spec.first_name,
+                                "last_name": spec.last_name,
+                                "title": "",
                             },
                         ),
                     },
                 )
             )
-    for event in events:
-        if event.person is not None:
-            event.contact_id = found[event.person.email_key]
+    return {
+        event.index: found[event.person.email_key]
+        for event in events
+        if event.person is not None and event.person.email_key in found
+    }
 
 
 def _survivors(first_targets: set[int]) -> dict[int, int | None]:

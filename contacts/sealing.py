@@ -24,7 +24,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .models import Contact, ContactKey
+from leadrecord.bulk import rows_insert
+
+from .models import ContactKey
 
 SEALED_FIELD = "sealed"
 _NONCE_BYTES = 12  # AES-GCM's standard nonce size; random nonces are safe far past our volumes
@@ -34,12 +36,10 @@ def contact_key_new() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def contact_keys_create(contacts: Iterable[Contact]) -> dict[int, bytes]:
+def contact_keys_create(contact_ids: Iterable[int]) -> dict[int, bytes]:
     """Give each new contact its key (one INSERT); returns the keys by contact id."""
-    keys = {contact.pk: contact_key_new() for contact in contacts}
-    ContactKey.objects.bulk_create(
-        [ContactKey(contact_id=contact_id, key=key) for contact_id, key in keys.items()]
-    )
+    keys = {contact_id: contact_key_new() for contact_id in contact_ids}
+    rows_insert(ContactKey, ("contact_id", "key"), list(keys.items()))
     return keys
 
 

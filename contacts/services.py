@@ -156,7 +156,7 @@ def contact_create(
                 organization=org,
                 created_at=occurred_at or now,
             )
-            key = contact_keys_create([contact])[contact.pk]
+            key = contact_keys_create([contact.pk])[contact.pk]
             ledger_append(
                 actor=actor,
                 action="contact.create",

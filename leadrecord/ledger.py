@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.utils import timezone
 
+from .bulk import rows_insert
 from .models import ActorKind, LedgerEntry
 from .roles import Role, user_has_role
 
@@ -135,54 +136,75 @@ def ledger_lock() -> None:
     _lock_and_read_head()
 
 
-def ledger_append_many(drafts: Sequence[LedgerDraft]) -> list[LedgerEntry]:
-    """Append entries in order, chained, inside the caller's transaction."""
+# The ledger's columns in the order of ``ledger_entry_hash``'s arguments, then the hash.
+_LEDGER_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "subject_type",
+    "subject_id",
+    "contact_id",
+    "before",
+    "after",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+
+
+def ledger_append_many(
+    drafts: Sequence[LedgerDraft], *, return_entries: bool = True
+) -> list[LedgerEntry]:
+    """Append entries in order, chained, inside the caller's transaction.
+
+    ``return_entries=False`` skips building model instances (the bulk path of
+    event ingestion) and returns an empty list.
+    """
     if not drafts:
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_append must run inside the writing service's transaction")
     seq, prev_hash = _lock_and_read_head()
     recorded_at = timezone.now()
-    entries = []
+    rows = []
     for draft in drafts:
         seq += 1
         occurred_at = draft.occurred_at or recorded_at
-        entry = LedgerEntry(
-            seq=seq,
-            occurred_at=occurred_at,
-            recorded_at=recorded_at,
-            actor_kind=str(draft.actor.kind),
-            actor_id=draft.actor.user_id,
-            actor_label=draft.actor.label,
-            action=draft.action,
-            subject_type=draft.subject_type,
-            subject_id=str(draft.subject_id),
-            contact_id=draft.contact_id,
-            before=draft.before,
-            after=draft.after,
-            reason=draft.reason,
-            prev_hash=prev_hash,
+        row = [
+            seq,
+            occurred_at,
+            recorded_at,
+            str(draft.actor.kind),
+            draft.actor.user_id,
+            draft.actor.label,
+            draft.action,
+            draft.subject_type,
+            str(draft.subject_id),
+            draft.contact_id,
+            draft.before,
+            draft.after,
+            draft.reason,
+            prev_hash,
+        ]
+        fields: dict[str, Any] = dict(zip(_LEDGER_COLUMNS, row, strict=False))
+        prev_hash = ledger_entry_hash(**fields)
+        row.append(prev_hash)
+        rows.append(row)
+    # One INSERT per 1,000 rows keeps statements well under parameter limits.
+    for start in range(0, len(rows), 1000):
+        rows_insert(
+            LedgerEntry,
+            _LEDGER_COLUMNS,
+            rows[start : start + 1000],
+            json_columns=("before", "after"),
         )
-        entry.hash = ledger_entry_hash(
-            seq=seq,
-            occurred_at=occurred_at,
-            recorded_at=recorded_at,
-            actor_kind=entry.actor_kind,
-            actor_id=entry.actor_id,
-            actor_label=entry.actor_label,
-            action=entry.action,
-            subject_type=entry.subject_type,
-            subject_id=entry.subject_id,
-            contact_id=entry.contact_id,
-            before=entry.before,
-            after=entry.after,
-            reason=entry.reason,
-            prev_hash=prev_hash,
-        )
-        prev_hash = entry.hash
-        entries.append(entry)
-    # 1,000 rows per INSERT keeps statements well under parameter limits.
-    return LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    if not return_entries:
+        return []
+    return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in rows]
 
 
 def ledger_append(

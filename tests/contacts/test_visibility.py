@@ -6,9 +6,10 @@ marketer and as a sales rep, and the bodies are searched for the markers.
 """
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
@@ -129,7 +130,7 @@ def forbidden_markers(role: str) -> list[str]:
 
 @pytest.mark.parametrize("role", ["marketer", "sales_rep"])
 def test_no_path_shows_a_disclosure_outside_the_viewers_audience(person, api_client_for, role):
-    user = UserFactory(username=f"walker-{role}", role=role, is_staff=True)
+    user = cast(User, UserFactory(username=f"walker-{role}", role=role, is_staff=True))
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="contacts"))
     api = api_client_for(user)
     browser = Client()

@@ -1,0 +1,55 @@
+"""Many rows in one INSERT, without building a model instance per row.
+
+For the hot paths (event ingestion and its ledger entries) building Django
+model instances and letting ``bulk_create`` prepare every value costs more
+than the database work. On PostgreSQL this sends one ``INSERT ... VALUES``
+with psycopg2's ``execute_values``; elsewhere it falls back to
+``bulk_create``. Values must already be what the column stores (aware
+datetimes, ``Decimal``, ``bytes``; JSON columns are named in ``json_columns``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from django.db import connection, models
+from psycopg2.extras import Json, execute_values
+
+
+def rows_insert(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning_id: bool = False,
+    json_columns: Collection[str] = (),
+) -> list[int]:
+    """Insert ``rows`` (values in ``columns`` order); returns their ids in order if asked."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
+        model._default_manager.bulk_create(objects, batch_size=500)
+        return [obj.pk for obj in objects] if returning_id else []
+    json_positions = [index for index, name in enumerate(columns) if name in json_columns]
+    if json_positions:
+        adapted = []
+        for row in rows:
+            values = list(row)
+            for index in json_positions:
+                if values[index] is not None:
+                    values[index] = Json(values[index])
+            adapted.append(values)
+        rows = adapted
+    quote = connection.ops.quote_name
+    column_names = ", ".join(
+        quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns
+    )
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({column_names}) VALUES %s"  # noqa: S608
+    if returning_id:
+        sql += f" RETURNING {quote(str(getattr(model._meta.pk, 'column', 'id')))}"
+    with connection.cursor() as cursor:
+        # One statement for the whole batch; PostgreSQL returns ids in VALUES order.
+        result = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=returning_id)
+    return [row[0] for row in result] if returning_id else []
