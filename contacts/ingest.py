@@ -456,14 +456,16 @@ def _mark_duplicates(
     known: dict[tuple[str, str], int] = {}
     if pairs:
         external_ids = {external_id for _, external_id in pairs}
+        systems = {system for system, _ in pairs}
         for model, system_field, id_field in (
             (Touch, "source_system", "external_id"),
             (Consent, "event_source_system", "event_external_id"),
             (Disclosure, "event_source_system", "event_external_id"),
         ):
-            rows = model.objects.filter(**{f"{id_field}__in": external_ids}).values_list(
-                system_field, id_field, "id"
-            )
+            # Both columns, so the unique (system, id) index answers it.
+            rows = model.objects.filter(
+                **{f"{system_field}__in": systems, f"{id_field}__in": external_ids}
+            ).values_list(system_field, id_field, "id")
             for system, external_id, pk in rows:
                 if (system, external_id) in pairs:
                     known[(system, external_id)] = pk

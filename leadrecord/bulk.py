@@ -10,7 +10,10 @@ datetimes, ``Decimal``, ``bytes``; JSON columns are named in ``json_columns``).
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
@@ -53,3 +56,52 @@ def rows_insert(
         # One statement for the whole batch; PostgreSQL returns ids in VALUES order.
         result = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=returning_id)
     return [row[0] for row in result] if returning_id else []
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any, is_json: bool) -> str:
+    if value is None:
+        return "\\N"
+    if is_json:
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    elif isinstance(value, bool):
+        return "t" if value else "f"
+    elif isinstance(value, datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def rows_copy(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    json_columns: Collection[str] = (),
+) -> None:
+    """Insert ``rows`` with PostgreSQL's COPY (the fastest way in); no ids come back.
+
+    Values may be str, int, Decimal, bool, aware datetimes, None, or JSON-ready
+    data in ``json_columns``. Elsewhere than PostgreSQL this is ``rows_insert``.
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        rows_insert(model, columns, rows, json_columns=json_columns)
+        return
+    is_json = [name in json_columns for name in columns]
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_text(v, j) for v, j in zip(row, is_json, strict=True)))
+        buffer.write("\n")
+    buffer.seek(0)
+    quote = connection.ops.quote_name
+    column_names = ", ".join(
+        quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns
+    )
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            f"COPY {quote(model._meta.db_table)} ({column_names}) FROM STDIN",
+            buffer,
+        )

@@ -12,6 +12,7 @@ one's plus one and its ``prev_hash`` is the previous one's ``hash``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.utils import timezone
 
-from .bulk import rows_insert
+from .bulk import rows_copy
 from .models import ActorKind, LedgerEntry
 from .roles import Role, user_has_role
 
@@ -67,7 +68,9 @@ class LedgerDraft:
     occurred_at: datetime | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def _timestamp(value: datetime) -> str:
+    # Cached: a batch's entries share their recorded time and often their occurred time.
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -194,14 +197,7 @@ def ledger_append_many(
         prev_hash = ledger_entry_hash(**fields)
         row.append(prev_hash)
         rows.append(row)
-    # One INSERT per 1,000 rows keeps statements well under parameter limits.
-    for start in range(0, len(rows), 1000):
-        rows_insert(
-            LedgerEntry,
-            _LEDGER_COLUMNS,
-            rows[start : start + 1000],
-            json_columns=("before", "after"),
-        )
+    rows_copy(LedgerEntry, _LEDGER_COLUMNS, rows, json_columns=("before", "after"))
     if not return_entries:
         return []
     return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in rows]
