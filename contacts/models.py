@@ -314,7 +314,10 @@ class Campaign(models.Model):
 class Touch(models.Model):
     """One interaction of a person with a channel (and maybe a campaign)."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="touches")
+    # No index of its own: (contact, occurred_at) below serves lookups by contact.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="touches", db_index=False
+    )
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="touches")
     campaign = models.ForeignKey(
         Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="touches"
@@ -327,8 +330,15 @@ class Touch(models.Model):
     source_system = models.CharField(max_length=SOURCE_SYSTEM_MAX_LENGTH, blank=True, default="")
     # NULL when entered by hand, so hand-entered touches stay out of the constraint.
     external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    # Not indexed: touches are never looked up by who recorded them, and ingest
+    # pays for every index.
     recorded_by = models.ForeignKey(
-        "auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "auth.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:

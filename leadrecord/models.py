@@ -44,7 +44,9 @@ class LedgerEntry(models.Model):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True, default="")
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not indexed: nothing looks entries up by hash, and every index costs
+    # each append; prev_hash's unique index already refuses a fork.
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["seq"]
