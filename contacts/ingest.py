@@ -20,13 +20,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
-from leadrecord.bulk import rows_insert
-from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many, ledger_lock
+from leadrecord.bulk import copy_line, copy_lines, rows_insert
+from leadrecord.ledger import (
+    Actor,
+    LedgerDraft,
+    PreparedEntry,
+    ledger_append_prepared,
+    ledger_lock,
+    ledger_prepare,
+)
 
 from .models import (
     CONSENT_SOURCE_MAX_LENGTH,
@@ -56,6 +63,7 @@ from .models import (
     TouchKind,
 )
 from .sealing import contact_keys, contact_keys_create, seal
+from .selectors import contacts_living
 from .services import domain_normalize
 
 MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
@@ -410,6 +418,10 @@ def events_ingest(
             result.errors = [rejection.error]
 
     with transaction.atomic():
+        # Before the lock (reads and CPU work only): find the people already on
+        # record and prepare their events' rows and ledger entries, so that
+        # the part every writer waits for is as short as it can be.
+        plans = _plan_known_people(parsed, actor, now)
         ledger_lock()
         if idempotency_key is not None and actor.user_id is not None:
             previous = IdempotencyRecord.objects.filter(
@@ -420,10 +432,9 @@ def events_ingest(
                     raise IdempotencyKeyReused()
                 return IngestAnswer(body=previous.response, replayed=True)
         fresh, repeats = _mark_duplicates(parsed, results)
-        drafts = _store(fresh, results, actor, now)
+        _store(fresh, plans, results, actor, now)
         for index, first_index in repeats:
             results[index].id = results[first_index].id
-        ledger_append_many(drafts, return_entries=False)
         body = _answer(results)
         if idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(
@@ -486,165 +497,221 @@ def _mark_duplicates(
     return fresh, repeats
 
 
-def _store(
-    events: list[ParsedEvent], results: list[EventResult], actor: Actor, now: datetime
-) -> list[LedgerDraft]:
-    """Insert the fresh events; returns their ledger drafts (people first, then request order)."""
-    drafts: list[LedgerDraft] = []
-    contact_ids = _people(events, actor, now, drafts)
+@dataclass
+class _Plan:
+    """One event made ready to insert: its row id, row values and ledger entry."""
+
+    row_id: int
+    copy_text: str  # the row as a line of COPY text (PostgreSQL only)
+    entry: PreparedEntry
+
+
+def _row(event: ParsedEvent, contact_id: int, now: datetime, actor: Actor) -> tuple[Any, ...]:
+    fields = event.fields
+    if event.type == "touch":
+        return (
+            contact_id,
+            fields["channel"].pk,
+            fields["campaign"].pk if fields["campaign"] else None,
+            fields["kind"],
+            event.occurred_at,
+            now,
+            event.source_system,
+            event.external_id,
+            actor.user_id,
+        )
+    if event.type == "consent":
+        return (
+            contact_id,
+            fields["purpose"],
+            fields["granted"],
+            fields["source"],
+            fields["notice_version"],
+            event.occurred_at,
+            now,
+            event.source_system,
+            event.external_id,
+        )
+    return (
+        contact_id,
+        fields["key"],
+        fields["value"],
+        fields["audience"],
+        fields["purpose"],
+        fields["source"],
+        event.occurred_at,
+        now,
+        fields["expires_at"],
+        event.source_system,
+        event.external_id,
+    )
+
+
+def _draft(
+    event: ParsedEvent, row_id: int, contact_id: int, actor: Actor, keys: dict[int, bytes]
+) -> LedgerDraft:
+    fields = event.fields
+    after: dict[str, Any]
+    if event.type == "touch":
+        after = {
+            "channel": fields["channel"].key,
+            "campaign": fields["campaign"].pk if fields["campaign"] else None,
+            "kind": fields["kind"],
+        }
+    elif event.type == "consent":
+        after = {
+            "purpose": fields["purpose"],
+            "granted": fields["granted"],
+            "source": fields["source"],
+            "notice_version": fields["notice_version"],
+        }
+    else:
+        expires_at = fields["expires_at"]
+        after = {
+            "key": fields["key"],
+            "audience": fields["audience"],
+            "purpose": fields["purpose"],
+            "source": fields["source"],
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **seal(key=keys[contact_id], contact_id=contact_id, values={"value": fields["value"]}),
+        }
+    after["source_system"] = event.source_system
+    after["external_id"] = event.external_id
+    return LedgerDraft(
+        actor=actor,
+        action=f"{event.type}.record",
+        subject_type=event.type,
+        subject_id=row_id,
+        contact_id=contact_id,
+        after=after,
+        occurred_at=event.occurred_at,
+    )
+
+
+def _ids_allocate(event_type: str, count: int) -> list[int] | None:
+    """Take ``count`` ids from the table's sequence (PostgreSQL), or None elsewhere.
+
+    Ids taken for events that turn out to be duplicates are simply skipped;
+    sequences have gaps by design.
+    """
+    if connection.vendor != "postgresql" or count == 0:
+        return None if connection.vendor != "postgresql" else []
+    model, _ = _TABLE_OF[event_type]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _plans_make(
+    events: list[ParsedEvent], contact_ids: dict[int, int], actor: Actor, now: datetime
+) -> dict[int, _Plan] | None:
+    """Plans for ``events`` (whose people are known) by event index; None without sequences."""
     by_type: dict[str, list[ParsedEvent]] = {"touch": [], "consent": [], "disclosure": []}
     for event in events:
-        if event.index in contact_ids:
-            by_type[event.type].append(event)
-    event_drafts: list[tuple[int, LedgerDraft]] = []
+        by_type[event.type].append(event)
+    allocated = {kind: _ids_allocate(kind, len(batch)) for kind, batch in by_type.items()}
+    if any(ids is None for ids in allocated.values()):
+        return None
+    keys = contact_keys({contact_ids[event.index] for event in by_type["disclosure"]})
+    plans: dict[int, _Plan] = {}
+    for kind, batch in by_type.items():
+        ids = allocated[kind] or []
+        drafts = [
+            _draft(event, row_id, contact_ids[event.index], actor, keys)
+            for event, row_id in zip(batch, ids, strict=True)
+        ]
+        for event, row_id, entry in zip(batch, ids, ledger_prepare(drafts), strict=True):
+            row = (row_id, *_row(event, contact_ids[event.index], now, actor))
+            plans[event.index] = _Plan(row_id, copy_line(row) + "\n", entry)
+    return plans
 
-    touches = by_type["touch"]
-    touch_ids = rows_insert(
-        Touch,
-        _TOUCH_COLUMNS,
-        [
-            (
-                contact_ids[event.index],
-                event.fields["channel"].pk,
-                event.fields["campaign"].pk if event.fields["campaign"] else None,
-                event.fields["kind"],
-                event.occurred_at,
-                now,
-                event.source_system,
-                event.external_id,
-                actor.user_id,
-            )
-            for event in touches
-        ],
-        returning_id=True,
-    )
-    for event, touch_id in zip(touches, touch_ids, strict=True):
-        fields = event.fields
-        results[event.index].id = touch_id
-        event_drafts.append(
-            (
-                event.index,
-                LedgerDraft(
-                    actor=actor,
-                    action="touch.record",
-                    subject_type="touch",
-                    subject_id=touch_id,
-                    contact_id=contact_ids[event.index],
-                    after={
-                        "channel": fields["channel"].key,
-                        "campaign": fields["campaign"].pk if fields["campaign"] else None,
-                        "kind": fields["kind"],
-                        "source_system": event.source_system,
-                        "external_id": event.external_id,
-                    },
-                    occurred_at=event.occurred_at,
-                ),
-            )
-        )
 
-    consents = by_type["consent"]
-    consent_ids = rows_insert(
-        Consent,
-        _CONSENT_COLUMNS,
-        [
-            (
-                contact_ids[event.index],
-                event.fields["purpose"],
-                event.fields["granted"],
-                event.fields["source"],
-                event.fields["notice_version"],
-                event.occurred_at,
-                now,
-                event.source_system,
-                event.external_id,
-            )
-            for event in consents
-        ],
-        returning_id=True,
-    )
-    for event, consent_id in zip(consents, consent_ids, strict=True):
-        fields = event.fields
-        results[event.index].id = consent_id
-        event_drafts.append(
-            (
-                event.index,
-                LedgerDraft(
-                    actor=actor,
-                    action="consent.record",
-                    subject_type="consent",
-                    subject_id=consent_id,
-                    contact_id=contact_ids[event.index],
-                    after={
-                        "purpose": fields["purpose"],
-                        "granted": fields["granted"],
-                        "source": fields["source"],
-                        "notice_version": fields["notice_version"],
-                        "source_system": event.source_system,
-                        "external_id": event.external_id,
-                    },
-                    occurred_at=event.occurred_at,
-                ),
-            )
-        )
+@dataclass
+class _Plans:
+    contact_ids: dict[int, int]  # event index -> contact id, for people already on record
+    by_index: dict[int, _Plan]
 
-    disclosures = by_type["disclosure"]
-    keys = contact_keys({contact_ids[event.index] for event in disclosures})
-    disclosure_ids = rows_insert(
-        Disclosure,
-        _DISCLOSURE_COLUMNS,
-        [
-            (
-                contact_ids[event.index],
-                event.fields["key"],
-                event.fields["value"],
-                event.fields["audience"],
-                event.fields["purpose"],
-                event.fields["source"],
-                event.occurred_at,
-                now,
-                event.fields["expires_at"],
-                event.source_system,
-                event.external_id,
-            )
-            for event in disclosures
-        ],
-        returning_id=True,
+
+def _plan_known_people(parsed: list[ParsedEvent], actor: Actor, now: datetime) -> _Plans:
+    contact_ids = _people_find(parsed)
+    known = [event for event in parsed if event.index in contact_ids]
+    plans = _plans_make(known, contact_ids, actor, now) if known else {}
+    return _Plans(contact_ids, plans or {})
+
+
+def _store(
+    events: list[ParsedEvent],
+    plans: _Plans,
+    results: list[EventResult],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """Insert the fresh events (under the ledger lock) and append their ledger entries."""
+    contact_ids = dict(plans.contact_ids)
+    still_living = set(
+        contacts_living().filter(id__in=set(contact_ids.values())).values_list("id", flat=True)
     )
-    for event, disclosure_id in zip(disclosures, disclosure_ids, strict=True):
-        fields = event.fields
-        contact_id = contact_ids[event.index]
-        results[event.index].id = disclosure_id
-        expires_at = fields["expires_at"]
-        event_drafts.append(
-            (
-                event.index,
-                LedgerDraft(
-                    actor=actor,
-                    action="disclosure.record",
-                    subject_type="disclosure",
-                    subject_id=disclosure_id,
-                    contact_id=contact_id,
-                    after={
-                        "key": fields["key"],
-                        "audience": fields["audience"],
-                        "purpose": fields["purpose"],
-                        "source": fields["source"],
-                        "expires_at": expires_at.isoformat() if expires_at else None,
-                        "source_system": event.source_system,
-                        "external_id": event.external_id,
-                        **seal(
-                            key=keys[contact_id],
-                            contact_id=contact_id,
-                            values={"value": fields["value"]},
-                        ),
-                    },
-                    occurred_at=event.occurred_at,
-                ),
-            )
+    planned = {
+        event.index: plans.by_index[event.index]
+        for event in events
+        if event.index in plans.by_index and contact_ids[event.index] in still_living
+    }
+    # People merged or erased since they were looked up are looked up again.
+    for index, contact_id in list(contact_ids.items()):
+        if contact_id not in still_living:
+            del contact_ids[index]
+    people_entries: list[LedgerDraft] = []
+    contact_ids.update(_people_create(events, contact_ids, actor, now, people_entries))
+    late = [event for event in events if event.index not in planned]
+    late_plans = _plans_make(late, contact_ids, actor, now) if late else {}
+    if late_plans is None:
+        late_plans = _insert_returning_ids(late, contact_ids, actor, now)
+    else:
+        planned.update(late_plans)
+        late_plans = {}
+    entries: list[tuple[int, PreparedEntry]] = []
+    type_of = {event.index: event.type for event in events}
+    for kind, (model, columns) in _TABLE_OF.items():
+        rows = [(index, plan) for index, plan in planned.items() if type_of[index] == kind]
+        if rows:
+            copy_lines(model, ("id", *columns), [plan.copy_text for _, plan in rows])
+        for index, plan in rows:
+            results[index].id = plan.row_id
+            entries.append((index, plan.entry))
+    for index, plan in late_plans.items():
+        results[index].id = plan.row_id
+        entries.append((index, plan.entry))
+    # People first, then the events' entries in request order.
+    entries.sort(key=lambda pair: pair[0])
+    ledger_append_prepared([*ledger_prepare(people_entries), *(entry for _, entry in entries)])
+
+
+def _insert_returning_ids(
+    events: list[ParsedEvent], contact_ids: dict[int, int], actor: Actor, now: datetime
+) -> dict[int, _Plan]:
+    """Without sequences to draw ids from (SQLite): insert, then prepare with the ids."""
+    keys = contact_keys(
+        {contact_ids[event.index] for event in events if event.type == "disclosure"}
+    )
+    plans: dict[int, _Plan] = {}
+    for kind, (model, columns) in _TABLE_OF.items():
+        batch = [event for event in events if event.type == kind]
+        ids = rows_insert(
+            model,
+            columns,
+            [_row(event, contact_ids[event.index], now, actor) for event in batch],
+            returning_id=True,
         )
-    # Events' entries in request order, so the ledger reads like the batch.
-    event_drafts.sort(key=lambda pair: pair[0])
-    return drafts + [draft for _, draft in event_drafts]
+        drafts = [
+            _draft(event, row_id, contact_ids[event.index], actor, keys)
+            for event, row_id in zip(batch, ids, strict=True)
+        ]
+        for event, row_id, entry in zip(batch, ids, ledger_prepare(drafts), strict=True):
+            plans[event.index] = _Plan(row_id, "", entry)
+    return plans
 
 
 _TOUCH_COLUMNS = (
@@ -682,6 +749,11 @@ _DISCLOSURE_COLUMNS = (
     "event_source_system",
     "event_external_id",
 )
+_TABLE_OF: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
+    "touch": (Touch, _TOUCH_COLUMNS),
+    "consent": (Consent, _CONSENT_COLUMNS),
+    "disclosure": (Disclosure, _DISCLOSURE_COLUMNS),
+}
 _CONTACT_COLUMNS = (
     "email",
     "email_key",
@@ -695,13 +767,8 @@ _CONTACT_COLUMNS = (
 )
 
 
-def _people(
-    events: list[ParsedEvent], actor: Actor, now: datetime, drafts: list[LedgerDraft]
-) -> dict[int, int]:
-    """Match each event's person by email (following merges) or create them, set-based.
-
-    Returns the contact id for each event index.
-    """
+def _person_specs(events: list[ParsedEvent]) -> dict[str, PersonSpec]:
+    """One spec per person; the first value given for each field wins."""
     specs: dict[str, PersonSpec] = {}
     for event in events:
         person = event.person
@@ -709,10 +776,15 @@ def _people(
             continue
         known = specs.setdefault(person.email_key, person)
         if known is not person:
-            # The same person in several events: the first value given for each field wins.
             for name in ("first_name", "last_name", "organization_name", "organization_domain"):
                 if not getattr(known, name) and getattr(person, name):
                     setattr(known, name, getattr(person, name))
+    return specs
+
+
+def _people_find(events: list[ParsedEvent]) -> dict[int, int]:
+    """Event index -> contact id for people on record (by email, following merges)."""
+    specs = _person_specs(events)
     if not specs:
         return {}
     found: dict[str, int] = {}
@@ -732,8 +804,30 @@ def _people(
             survivor = survivors.get(first)
             if survivor is not None:
                 found[email_key] = survivor
-    missing = [spec for key, spec in specs.items() if key not in found]
-    if missing:
+    return {
+        event.index: found[event.person.email_key]
+        for event in events
+        if event.person is not None and event.person.email_key in found
+    }
+
+
+def _people_create(
+    events: list[ParsedEvent],
+    contact_ids: dict[int, int],
+    actor: Actor,
+    now: datetime,
+    drafts: list[LedgerDraft],
+) -> dict[int, int]:
+    """Create the people (and organizations) not yet on record; event index -> contact id."""
+    waiting = [event for event in events if event.index not in contact_ids]
+    if not waiting:
+        return {}
+    # Looked up again under the lock: someone may have created them meanwhile.
+    found = _people_find(waiting)
+    specs = _person_specs([event for event in waiting if event.index not in found])
+    by_email: dict[str, int] = {}
+    if specs:
+        missing = list(specs.values())
         organizations = _organizations(missing, actor, now, drafts)
         new_ids = rows_insert(
             Contact,
@@ -756,7 +850,7 @@ def _people(
         )
         keys = contact_keys_create(new_ids)
         for spec, contact_id in zip(missing, new_ids, strict=True):
-            found[spec.email_key] = contact_id
+            by_email[spec.email_key] = contact_id
             drafts.append(
                 LedgerDraft(
                     actor=actor,
@@ -779,11 +873,10 @@ def _people(
                     },
                 )
             )
-    return {
-        event.index: found[event.person.email_key]
-        for event in events
-        if event.person is not None and event.person.email_key in found
-    }
+    for event in waiting:
+        if event.index not in found and event.person is not None:
+            found[event.index] = by_email[event.person.email_key]
+    return found
 
 
 def _survivors(first_targets: set[int]) -> dict[int, int | None]:

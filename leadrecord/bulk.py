@@ -73,6 +73,26 @@ def _copy_text(value: Any, is_json: bool) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
+def copy_line(values: Sequence[Any], json_positions: Collection[int] = ()) -> str:
+    """Values as one line of COPY text (without its newline)."""
+    return "\t".join(
+        _copy_text(value, index in json_positions) for index, value in enumerate(values)
+    )
+
+
+def copy_lines(model: type[models.Model], columns: Sequence[str], lines: Sequence[str]) -> None:
+    """COPY ready-made text lines (each ending in a newline) into ``model``'s table."""
+    quote = connection.ops.quote_name
+    column_names = ", ".join(
+        quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns
+    )
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            f"COPY {quote(model._meta.db_table)} ({column_names}) FROM STDIN",
+            io.StringIO("".join(lines)),
+        )
+
+
 def rows_copy(
     model: type[models.Model],
     columns: Sequence[str],
@@ -90,18 +110,5 @@ def rows_copy(
     if connection.vendor != "postgresql":
         rows_insert(model, columns, rows, json_columns=json_columns)
         return
-    is_json = [name in json_columns for name in columns]
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_text(v, j) for v, j in zip(row, is_json, strict=True)))
-        buffer.write("\n")
-    buffer.seek(0)
-    quote = connection.ops.quote_name
-    column_names = ", ".join(
-        quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns
-    )
-    with connection.cursor() as cursor:
-        cursor.cursor.copy_expert(
-            f"COPY {quote(model._meta.db_table)} ({column_names}) FROM STDIN",
-            buffer,
-        )
+    positions = {index for index, name in enumerate(columns) if name in json_columns}
+    copy_lines(model, columns, [copy_line(row, positions) + "\n" for row in rows])

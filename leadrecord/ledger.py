@@ -24,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.utils import timezone
 
-from .bulk import rows_copy
+from .bulk import copy_line, copy_lines, rows_insert
 from .models import ActorKind, LedgerEntry
 from .roles import Role, user_has_role
 
@@ -92,7 +92,7 @@ def ledger_entry_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 over a canonical JSON form of every field of the entry."""
-    canonical = json.dumps(
+    canonical = _canonical_json(
         [
             seq,
             _timestamp(occurred_at),
@@ -108,12 +108,13 @@ def ledger_entry_hash(
             after,
             reason,
             prev_hash,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        ]
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _canonical_json(values: list[Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _lock_and_read_head() -> tuple[int, str]:
@@ -157,6 +158,85 @@ _LEDGER_COLUMNS = (
     "prev_hash",
     "hash",
 )
+# Where before and after sit in PreparedEntries.values (JSON columns).
+_JSON_POSITIONS = frozenset({9, 10})
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """An entry made ready to chain: everything but its seq, previous hash and hash.
+
+    Preparing (serializing and encoding) needs no lock, so a bulk writer does
+    it before taking the ledger lock; chaining under the lock is then one
+    SHA-256 and a string join per entry.
+    """
+
+    values: list[Any]  # occurred_at .. reason, as stored
+    canonical: str  # the hashed JSON of those values, without brackets
+    copy_text: str  # those values as COPY text (PostgreSQL), else ""
+
+
+def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
+    recorded_at = timezone.now()
+    recorded_text = _timestamp(recorded_at)
+    postgres = connection.vendor == "postgresql"
+    prepared = []
+    for draft in drafts:
+        occurred_at = draft.occurred_at or recorded_at
+        values = [
+            occurred_at,
+            recorded_at,
+            str(draft.actor.kind),
+            draft.actor.user_id,
+            draft.actor.label,
+            draft.action,
+            draft.subject_type,
+            str(draft.subject_id),
+            draft.contact_id,
+            draft.before,
+            draft.after,
+            draft.reason,
+        ]
+        # The same JSON that ledger_entry_hash builds for the whole list, minus
+        # its first (seq) and last (prev_hash) elements and the brackets.
+        canonical = _canonical_json([_timestamp(occurred_at), recorded_text, *values[2:]])
+        prepared.append(
+            PreparedEntry(
+                values,
+                canonical[1:-1],
+                copy_line(values, _JSON_POSITIONS) if postgres else "",
+            )
+        )
+    return prepared
+
+
+def ledger_append_prepared(
+    prepared: Sequence[PreparedEntry], *, return_entries: bool = False
+) -> list[LedgerEntry]:
+    """Chain and insert prepared entries, taking the ledger lock (inside a transaction)."""
+    if not prepared:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger_append must run inside the writing service's transaction")
+    seq, prev_hash = _lock_and_read_head()
+    postgres = connection.vendor == "postgresql"
+    rows: list[list[Any]] = []
+    lines: list[str] = []
+    for entry in prepared:
+        seq += 1
+        entry_hash = hashlib.sha256(f'[{seq},{entry.canonical},"{prev_hash}"]'.encode()).hexdigest()
+        if postgres:
+            lines.append(f"{seq}\t{entry.copy_text}\t{prev_hash}\t{entry_hash}\n")
+        if return_entries or not postgres:
+            rows.append([seq, *entry.values, prev_hash, entry_hash])
+        prev_hash = entry_hash
+    if postgres:
+        copy_lines(LedgerEntry, _LEDGER_COLUMNS, lines)
+    else:
+        rows_insert(LedgerEntry, _LEDGER_COLUMNS, rows, json_columns=("before", "after"))
+    if not return_entries:
+        return []
+    return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in rows]
 
 
 def ledger_append_many(
@@ -171,36 +251,7 @@ def ledger_append_many(
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_append must run inside the writing service's transaction")
-    seq, prev_hash = _lock_and_read_head()
-    recorded_at = timezone.now()
-    rows = []
-    for draft in drafts:
-        seq += 1
-        occurred_at = draft.occurred_at or recorded_at
-        row = [
-            seq,
-            occurred_at,
-            recorded_at,
-            str(draft.actor.kind),
-            draft.actor.user_id,
-            draft.actor.label,
-            draft.action,
-            draft.subject_type,
-            str(draft.subject_id),
-            draft.contact_id,
-            draft.before,
-            draft.after,
-            draft.reason,
-            prev_hash,
-        ]
-        fields: dict[str, Any] = dict(zip(_LEDGER_COLUMNS, row, strict=False))
-        prev_hash = ledger_entry_hash(**fields)
-        row.append(prev_hash)
-        rows.append(row)
-    rows_copy(LedgerEntry, _LEDGER_COLUMNS, rows, json_columns=("before", "after"))
-    if not return_entries:
-        return []
-    return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in rows]
+    return ledger_append_prepared(ledger_prepare(drafts), return_entries=return_entries)
 
 
 def ledger_append(

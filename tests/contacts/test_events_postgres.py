@@ -96,8 +96,8 @@ def _waiting_on_lock(table: str) -> bool:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
-            [f'INSERT INTO "{table}"%'],
+            "AND (query ILIKE %s OR query ILIKE %s)",
+            [f'INSERT INTO "{table}"%', f'COPY "{table}"%'],
         )
         return bool(cursor.fetchone()[0])
 
