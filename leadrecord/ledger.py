@@ -137,7 +137,10 @@ def ledger_lock() -> None:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_lock must run inside the writing service's transaction")
-    _lock_and_read_head()
+    # SQLite's IMMEDIATE transactions already hold its single write lock.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
 
 
 # The ledger's columns in the order of ``ledger_entry_hash``'s arguments, then the hash.
