@@ -20,6 +20,8 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("contacts.urls")),
+    path("", include("contacts.urls_touches")),
+    path("", include("contacts.urls_import")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leadrecord.api_urls")),
 ]
