@@ -206,6 +206,7 @@ def consent_record(
             "invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose", status=400
         )
     with transaction.atomic():
+        ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         _require_living(contact)
         now = timezone.now()
@@ -232,6 +233,8 @@ def consent_record(
             },
             occurred_at=occurred_at,
         )
+        if purpose == ConsentPurpose.SALES_CONTACT:
+            _contacts_changed([contact.pk], actor)
     return consent
 
 
@@ -265,6 +268,7 @@ def disclosure_record(
             "invalid", "The expiry must come after the disclosure.", attr="expires_at", status=400
         )
     with transaction.atomic():
+        ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         _require_living(contact)
         disclosure = Disclosure.objects.create(
@@ -295,6 +299,7 @@ def disclosure_record(
             },
             occurred_at=occurred_at,
         )
+        _contacts_changed([contact.pk], actor)
     return disclosure
 
 
@@ -303,6 +308,7 @@ def disclosure_withdraw(
 ) -> Disclosure:
     """Withdraw a disclosure: from now on nobody sees it but the person's own export."""
     with transaction.atomic():
+        ledger_lock()
         disclosure = Disclosure.objects.select_for_update().get(pk=disclosure.pk)
         if disclosure.withdrawn_at is not None:
             raise RuleViolation("already_withdrawn", "This disclosure is already withdrawn.")
@@ -320,6 +326,7 @@ def disclosure_withdraw(
             after={"key": disclosure.key, "audience": disclosure.audience, "withdrawn": True},
             occurred_at=occurred_at,
         )
+        _contacts_changed([disclosure.contact_id], actor)
     return disclosure
 
 
@@ -354,6 +361,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
             "merge_into_self", "A contact cannot be merged into itself.", attr="merge", status=400
         )
     with transaction.atomic():
+        ledger_lock()
         # Lock in id order so two opposite merges cannot deadlock.
         locked = {
             contact.pk: contact
@@ -365,6 +373,8 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
         _require_living(keep, attr="keep")
         _require_living(merge, attr="merge")
         moved = _move_references(merged=merge, kept=keep)
+        for merge_hook in CONTACT_MERGE_HOOKS:
+            moved.update(merge_hook(merged=merge, kept=keep, actor=actor))
         now = timezone.now()
         merge.merged_into = keep
         merge.merged_at = now
@@ -387,6 +397,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
                 for contact_id in (keep.pk, merge.pk)
             ]
         )
+        _contacts_changed([keep.pk], actor)
     return keep
 
 
@@ -399,6 +410,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
     the ledger itself is untouched and still verifies.
     """
     with transaction.atomic():
+        ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         if contact.erased_at is not None:
             raise RuleViolation("contact_erased", "This contact has already been erased.")
@@ -437,6 +449,20 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
 # Functions other apps add to empty personal values they hold about people
 # (given the contact ids being erased).
 CONTACT_ERASURE_HOOKS: list[Any] = []
+# Functions other apps add to move what they hold about a merged person to the
+# kept one: ``hook(merged=, kept=, actor=) -> {what: count}``, in the merge's
+# transaction.
+CONTACT_MERGE_HOOKS: list[Any] = []
+
+
+def _contacts_changed(contact_ids: list[int], actor: Actor) -> None:
+    """Scores and qualification follow touches, disclosures and consents (handoff.scoring).
+
+    Inside the caller's transaction, with the ledger lock held.
+    """
+    from handoff.scoring import contacts_rescore
+
+    contacts_rescore(contact_ids, actor=actor)
 
 
 def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str, Any]:
@@ -613,6 +639,7 @@ def touch_record(
             after=touch_ledger_payload(touch, channel.key),
             occurred_at=occurred_at,
         )
+        _contacts_changed([contact.pk], actor)
     return touch, True
 
 

@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class HandoffConfig(AppConfig):
     name = "handoff"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Merges and erasures happen in the contacts app; what this app holds
+        # about a person follows them.
+        from contacts import services as contact_services
+
+        from . import services
+
+        if services.contact_references_move not in contact_services.CONTACT_MERGE_HOOKS:
+            contact_services.CONTACT_MERGE_HOOKS.append(services.contact_references_move)
+        if services.contact_personal_data_erase not in contact_services.CONTACT_ERASURE_HOOKS:
+            contact_services.CONTACT_ERASURE_HOOKS.append(services.contact_personal_data_erase)
