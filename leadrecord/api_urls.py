@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from contacts.urls import api_urlpatterns as contacts_api
+from handoff.urls import api_urlpatterns as handoff_api
 
 from . import api
 
@@ -18,5 +19,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *contacts_api,
+    *handoff_api,
     *router.urls,
 ]
