@@ -237,6 +237,10 @@ SPECTACULAR_SETTINGS = {
     | {
         "ConsentPurposeEnum": "contacts.models.ConsentPurpose",
         "DisclosurePurposeEnum": "contacts.models.DisclosurePurpose",
+        "DisclosureSourceEnum": "contacts.models.DisclosureSource",
+        "TouchKindEnum": "contacts.models.TouchKind",
+        "DealSourceEnum": "handoff.models.DealSource",
+        "SaleKindEnum": "handoff.models.SaleKind",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }

@@ -1,0 +1,584 @@
+"""The handoff API (API.md: rulesets, handoffs, deals, sale events, source overrides, targets).
+
+Views parse with a serializer, resolve ids to rows (an unknown id is a 400
+naming the field), call one service, and answer with an output serializer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import django_filters
+from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from contacts.apis import MoneyField, currency_check
+from contacts.models import Contact, Organization
+from leadrecord.api_fields import IdField, OccurredAtField
+from leadrecord.errors import RuleViolation
+from leadrecord.ledger import Actor
+from leadrecord.pagination import Pagination
+from leadrecord.permissions import roles_allowed
+from leadrecord.roles import Role
+
+from . import selectors, services
+from .models import (
+    DEAL_NAME_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    NOTE_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    RULESET_NAME_MAX_LENGTH,
+    SOURCE_SYSTEM_MAX_LENGTH,
+    BuyingRole,
+    ContributionTarget,
+    Deal,
+    DealSource,
+    DealState,
+    Handoff,
+    HandoffStatus,
+    RejectReason,
+    Ruleset,
+    RulesetStatus,
+    SaleKind,
+)
+
+READERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
+RulesPermission = roles_allowed(read=READERS, write=[Role.MANAGER])
+HandoffCreatePermission = roles_allowed(
+    read=(*READERS, Role.INTEGRATION),
+    write=(Role.MARKETER, Role.MANAGER, Role.INTEGRATION),
+)
+HandoffDecidePermission = roles_allowed(write=(Role.SALES_REP, Role.MANAGER))
+DealPermission = roles_allowed(
+    read=(*READERS, Role.INTEGRATION), write=(Role.SALES_REP, Role.MANAGER, Role.INTEGRATION)
+)
+OverridePermission = roles_allowed(write=(Role.SALES_REP, Role.MANAGER))
+
+MAX_BUYING_GROUP = 50
+
+
+def _user_or_field_error(user_id: int | None, attr: str) -> User | None:
+    if user_id is None:
+        return None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise RuleViolation("does_not_exist", f"No user {user_id}.", attr=attr, status=400)
+    return user
+
+
+def _contact_or_field_error(contact_id: int, attr: str) -> Contact:
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        raise RuleViolation("does_not_exist", f"No contact {contact_id}.", attr=attr, status=400)
+    return contact
+
+
+def _owner_me(queryset: QuerySet[Any], request: Request, field: str) -> QuerySet[Any]:
+    owner = request.query_params.get("owner")
+    if owner == "me":
+        return queryset.filter(**{field: request.user.pk})
+    if owner:
+        raise RuleViolation("invalid", "owner takes only 'me'.", attr="owner", status=400)
+    return queryset
+
+
+# --- rulesets ---------------------------------------------------------------
+
+
+class RulesetSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RulesetStatus.choices)
+    points = serializers.DictField(child=serializers.IntegerField())
+    mql_threshold = serializers.IntegerField()
+    sla_hours = serializers.IntegerField()
+    sourcing_window_days = serializers.IntegerField()
+    lookback_days = serializers.IntegerField()
+    auto_handoff = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    activated_at = serializers.DateTimeField(allow_null=True)
+    retired_at = serializers.DateTimeField(allow_null=True)
+
+
+class RulesetInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=RULESET_NAME_MAX_LENGTH)
+    points = serializers.DictField(
+        help_text='Points per rule: {"channel:webinar": 10, "kind:form": 5, '
+        '"disclosure:budget": 15}; whole numbers from -1000 to 1000.'
+    )
+    mql_threshold = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    sla_hours = serializers.IntegerField(min_value=1, max_value=24 * 365)
+    sourcing_window_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    lookback_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    auto_handoff = serializers.BooleanField(required=False)
+
+
+class RulesetListCreateApi(ListAPIView):
+    """Rulesets, newest version first; a manager creates drafts."""
+
+    permission_classes = [RulesPermission]
+    pagination_class = Pagination
+    serializer_class = RulesetSerializer
+    queryset = Ruleset.objects.none()
+
+    def get_queryset(self) -> QuerySet[Ruleset]:
+        return selectors.rulesets_all()
+
+    @extend_schema(request=RulesetInputSerializer, responses={201: RulesetSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RulesetInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ruleset = services.ruleset_create(actor=Actor.of(request.user), **serializer.validated_data)
+        return Response(RulesetSerializer(ruleset).data, status=status.HTTP_201_CREATED)
+
+
+class RulesetDetailApi(APIView):
+    """One ruleset; PATCH changes a draft (an active or retired one is a 409)."""
+
+    permission_classes = [RulesPermission]
+
+    @extend_schema(responses={200: RulesetSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(RulesetSerializer(get_object_or_404(Ruleset, pk=pk)).data)
+
+    @extend_schema(request=RulesetInputSerializer, responses={200: RulesetSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        ruleset = get_object_or_404(Ruleset, pk=pk)
+        serializer = RulesetInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        ruleset = services.ruleset_update(
+            ruleset=ruleset, changes=dict(serializer.validated_data), actor=Actor.of(request.user)
+        )
+        return Response(RulesetSerializer(ruleset).data)
+
+
+class RulesetActivateApi(APIView):
+    """Freeze a draft and make it the rules; the active one retires; everyone is rescored."""
+
+    permission_classes = [RulesPermission]
+
+    @extend_schema(request=None, responses={200: RulesetSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        ruleset = get_object_or_404(Ruleset, pk=pk)
+        ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
+        return Response(RulesetSerializer(ruleset).data)
+
+
+# --- handoffs ---------------------------------------------------------------
+
+
+class HandoffSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    contact = serializers.IntegerField(source="contact_id")
+    status = serializers.ChoiceField(choices=HandoffStatus.choices)
+    sla_state = serializers.SerializerMethodField()
+    ruleset_version = serializers.IntegerField(source="ruleset.version")
+    score = serializers.IntegerField()
+    buyer_signal = serializers.CharField()
+    automatic = serializers.BooleanField()
+    note = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    assigned_to = serializers.IntegerField(source="assigned_to_id", allow_null=True)
+    owner = serializers.IntegerField(source="owner_id", allow_null=True)
+    decided_by = serializers.IntegerField(source="decided_by_id", allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(help_text="The rejection reason; empty unless rejected.")
+    decision_note = serializers.CharField()
+
+    def get_sla_state(self, handoff: Handoff) -> str:
+        """on_time, due_soon or overdue while pending; else the status."""
+        return selectors.sla_state(handoff)
+
+
+class HandoffFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
+    contact = django_filters.NumberFilter(field_name="contact_id")
+
+    class Meta:
+        model = Handoff
+        fields = ["status", "contact"]
+
+
+class HandoffListCreateApi(ListAPIView):
+    """Handoffs, oldest due first (``?status=``, ``?contact=``, ``?owner=me``); marketing
+    creates them, with the buyer's say-so."""
+
+    permission_classes = [HandoffCreatePermission]
+    pagination_class = Pagination
+    serializer_class = HandoffSerializer
+    filterset_class = HandoffFilter
+    queryset = Handoff.objects.none()
+
+    class InputSerializer(serializers.Serializer):
+        contact = IdField()
+        note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True)
+        assigned_to = IdField(required=False, allow_null=True, help_text="A sales rep's user id.")
+        occurred_at = OccurredAtField()
+
+    def get_queryset(self) -> QuerySet[Handoff]:
+        queryset = selectors.handoffs_all().order_by("due_at", "id")
+        return _owner_me(queryset, self.request, "owner")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: HandoffSerializer,
+            409: OpenApiResponse(
+                description="no_buyer_consent, handoff_open, no_active_ruleset, contact_erased"
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        handoff = services.handoff_create(
+            contact=_contact_or_field_error(data["contact"], "contact"),
+            actor=Actor.of(request.user),
+            note=data.get("note", ""),
+            assigned_to=_user_or_field_error(data.get("assigned_to"), "assigned_to"),
+            occurred_at=data.get("occurred_at"),
+        )
+        return Response(HandoffSerializer(handoff).data, status=status.HTTP_201_CREATED)
+
+
+class HandoffDetailApi(APIView):
+    permission_classes = [HandoffCreatePermission]
+
+    @extend_schema(responses={200: HandoffSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(HandoffSerializer(get_object_or_404(selectors.handoffs_all(), pk=pk)).data)
+
+
+class HandoffAcceptApi(APIView):
+    """A rep takes the person (a manager may name the owning rep)."""
+
+    permission_classes = [HandoffDecidePermission]
+
+    class InputSerializer(serializers.Serializer):
+        owner = IdField(required=False, allow_null=True, help_text="Defaults to the caller.")
+        occurred_at = OccurredAtField()
+
+    @extend_schema(request=InputSerializer, responses={200: HandoffSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        handoff = get_object_or_404(Handoff, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        handoff = services.handoff_accept(
+            handoff=handoff,
+            user=request.user,  # type: ignore[arg-type]
+            owner=_user_or_field_error(serializer.validated_data.get("owner"), "owner"),
+            occurred_at=serializer.validated_data.get("occurred_at"),
+        )
+        return Response(HandoffSerializer(handoff).data)
+
+
+class HandoffRejectApi(APIView):
+    """A rep sends the person back to marketing, with a reason."""
+
+    permission_classes = [HandoffDecidePermission]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.ChoiceField(choices=RejectReason.choices)
+        note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True)
+        occurred_at = OccurredAtField()
+
+    @extend_schema(request=InputSerializer, responses={200: HandoffSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        handoff = get_object_or_404(Handoff, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        handoff = services.handoff_reject(
+            handoff=handoff,
+            user=request.user,  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
+            note=serializer.validated_data.get("note", ""),
+            occurred_at=serializer.validated_data.get("occurred_at"),
+        )
+        return Response(HandoffSerializer(handoff).data)
+
+
+# --- deals ------------------------------------------------------------------
+
+
+class SaleEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=SaleKind.choices)
+    amount = MoneyField()
+    occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    source_system = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+
+
+class DealMemberSerializer(serializers.Serializer):
+    contact = serializers.IntegerField(source="contact_id")
+    role = serializers.ChoiceField(choices=BuyingRole.choices)
+    other_organization = serializers.BooleanField(
+        help_text="The person works for another organization than the deal's (allowed, flagged)."
+    )
+
+
+class DealSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    organization = serializers.IntegerField(source="organization_id")
+    contacts = DealMemberSerializer(source="members.all", many=True)
+    amount = MoneyField()
+    owner = serializers.IntegerField(source="owner_id", allow_null=True)
+    state = serializers.ChoiceField(choices=DealState.choices)
+    source = serializers.ChoiceField(choices=DealSource.choices)  # type: ignore[assignment]
+    source_reason = serializers.CharField()
+    derived_source = serializers.ChoiceField(choices=DealSource.choices)
+    overridden = serializers.SerializerMethodField()
+    sourcing_handoff = serializers.IntegerField(source="sourcing_handoff_id", allow_null=True)
+    influenced = serializers.BooleanField()
+    sale_events = SaleEventSerializer(source="sale_events.all", many=True)
+    external_id = serializers.CharField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+
+    def get_overridden(self, deal: Deal) -> bool:
+        return bool(deal.source_override)
+
+
+class DealMemberInputSerializer(serializers.Serializer):
+    contact = IdField()
+    role = serializers.ChoiceField(choices=BuyingRole.choices, default=BuyingRole.OTHER)
+
+
+class DealFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=DealState.choices)
+    organization = django_filters.NumberFilter(field_name="organization_id")
+    source = django_filters.ChoiceFilter(choices=DealSource.choices, method="filter_source")
+
+    class Meta:
+        model = Deal
+        fields = ["state", "organization", "source"]
+
+    def filter_source(self, queryset: QuerySet[Deal], name: str, value: str) -> QuerySet[Deal]:
+        return queryset.filter(
+            Q(source_override=value) | Q(source_override="", derived_source=value)
+        )
+
+
+class DealListCreateApi(ListAPIView):
+    """Deals with their buying group; the source is derived from the record, not given."""
+
+    permission_classes = [DealPermission]
+    pagination_class = Pagination
+    serializer_class = DealSerializer
+    filterset_class = DealFilter
+    queryset = Deal.objects.none()
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=DEAL_NAME_MAX_LENGTH)
+        organization = IdField()
+        contacts = DealMemberInputSerializer(
+            many=True,
+            required=False,
+            max_length=MAX_BUYING_GROUP,  # type: ignore[call-arg]
+        )
+        amount = MoneyField()
+        currency = serializers.CharField(max_length=3, required=False)
+        owner = IdField(required=False, allow_null=True)
+        source_system = serializers.CharField(
+            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        external_id = serializers.CharField(
+            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
+        )
+        occurred_at = OccurredAtField()
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            currency_check(attrs)
+            attrs.pop("currency", None)
+            return attrs
+
+    def get_queryset(self) -> QuerySet[Deal]:
+        return _owner_me(selectors.deals_all(), self.request, "owner")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: DealSerializer,
+            200: OpenApiResponse(DealSerializer, "The external id was known: the first deal."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        organization = Organization.objects.filter(pk=data["organization"]).first()
+        if organization is None:
+            raise RuleViolation(
+                "does_not_exist",
+                f"No organization {data['organization']}.",
+                attr="organization",
+                status=400,
+            )
+        members_data = data.get("contacts", [])
+        contacts = Contact.objects.in_bulk([m["contact"] for m in members_data])
+        unknown = [m["contact"] for m in members_data if m["contact"] not in contacts]
+        if unknown:
+            raise RuleViolation(
+                "does_not_exist",
+                f"No contact {', '.join(str(pk) for pk in unknown)}.",
+                attr="contacts",
+                status=400,
+            )
+        deal, created = services.deal_create(
+            name=data["name"],
+            organization=organization,
+            members=[services.Member(contacts[m["contact"]], m["role"]) for m in members_data],
+            amount=data["amount"],
+            owner=_user_or_field_error(data.get("owner"), "owner"),
+            source_system=data.get("source_system", ""),
+            external_id=data["external_id"],
+            occurred_at=data.get("occurred_at"),
+            actor=Actor.of(request.user),
+        )
+        deal = selectors.deals_all().get(pk=deal.pk)
+        return Response(
+            DealSerializer(deal).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DealDetailApi(APIView):
+    permission_classes = [DealPermission]
+
+    @extend_schema(responses={200: DealSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(DealSerializer(get_object_or_404(selectors.deals_all(), pk=pk)).data)
+
+
+class SaleEventCreateApi(APIView):
+    """Record won, lost, expansion, renewal or churn; the deal's state follows."""
+
+    permission_classes = [DealPermission]
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=SaleKind.choices)
+        amount = MoneyField(required=False, allow_null=True, help_text="Required but for lost.")
+        currency = serializers.CharField(max_length=3, required=False)
+        occurred_at = OccurredAtField()
+        source_system = serializers.CharField(
+            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
+        )
+        external_id = serializers.CharField(
+            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            currency_check(attrs)
+            attrs.pop("currency", None)
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: SaleEventSerializer,
+            200: OpenApiResponse(SaleEventSerializer, "The external id was known."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        deal = get_object_or_404(Deal, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        event, created = services.sale_event_record(
+            deal=deal,
+            kind=data["kind"],
+            amount=data.get("amount"),
+            occurred_at=data.get("occurred_at"),
+            source_system=data.get("source_system", ""),
+            external_id=data["external_id"],
+            actor=Actor.of(request.user),
+        )
+        return Response(
+            SaleEventSerializer(event).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DealOverrideSourceApi(APIView):
+    """Set the source by hand, with a reason; the derived source stays on the deal."""
+
+    permission_classes = [OverridePermission]
+
+    class InputSerializer(serializers.Serializer):
+        source = serializers.ChoiceField(choices=DealSource.choices)  # type: ignore[assignment]
+        reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
+
+    @extend_schema(request=InputSerializer, responses={200: DealSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        deal = get_object_or_404(Deal, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.deal_source_override(
+            deal=deal,
+            source=serializer.validated_data["source"],
+            reason=serializer.validated_data["reason"],
+            actor=Actor.of(request.user),
+        )
+        return Response(DealSerializer(selectors.deals_all().get(pk=deal.pk)).data)
+
+
+# --- targets ----------------------------------------------------------------
+
+
+class TargetSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    marketing_pipeline_share = serializers.DecimalField(max_digits=5, decimal_places=4)
+    updated_at = serializers.DateTimeField()
+
+
+class TargetListCreateApi(ListAPIView):
+    """Marketing's agreed share of pipeline per quarter; setting a period again replaces it."""
+
+    permission_classes = [RulesPermission]
+    pagination_class = Pagination
+    serializer_class = TargetSerializer
+    queryset = ContributionTarget.objects.none()
+
+    class InputSerializer(serializers.Serializer):
+        period = serializers.RegexField(
+            r"^\d{4}-Q[1-4]$",
+            max_length=7,
+            error_messages={"invalid": "A period is a quarter like 2026-Q3."},
+        )
+        marketing_pipeline_share = serializers.DecimalField(
+            max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1)
+        )
+
+    def get_queryset(self) -> QuerySet[ContributionTarget]:
+        return selectors.targets_all()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: TargetSerializer, 200: OpenApiResponse(TargetSerializer, "Replaced.")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        target, created = services.target_set(
+            period=serializer.validated_data["period"],
+            share=serializer.validated_data["marketing_pipeline_share"],
+            actor=Actor.of(request.user),
+        )
+        return Response(
+            TargetSerializer(target).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
