@@ -18,14 +18,20 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from handoff.models import Deal
+from handoff.scoring import contacts_rescore
+from handoff.services import sale_event_record
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.bulk import copy_line, copy_lines, rows_insert
+from leadrecord.errors import RuleViolation
 from leadrecord.ledger import (
     Actor,
     LedgerDraft,
@@ -315,12 +321,40 @@ def _disclosure_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, 
     }
 
 
+_SALE_KINDS = ("won", "lost", "expansion", "renewal", "churn")
+_MONEY = re.compile(r"^\d{1,12}(?:\.\d{1,2})?$")
+
+
 def _sale_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
-    raise _Rejected(
-        "type",
-        "Sale events need deals, which this server does not record yet.",
-        "not_available",
+    """A sale event names its deal by ``deal_external_id``; amounts are decimal strings."""
+    deal_external_id = _text(
+        data, "deal_external_id", max_length=EXTERNAL_ID_MAX_LENGTH, required=True
     )
+    kind = _choice(data, "kind", _SALE_KINDS, required=True)
+    raw_amount = data.get("amount")
+    amount: Decimal | None = None
+    if raw_amount is None or raw_amount == "":
+        if kind != "lost":
+            raise _Rejected("amount", f"A {kind} needs an amount.", "required")
+    else:
+        if isinstance(raw_amount, bool) or not isinstance(raw_amount, str | int | float):
+            raise _Rejected("amount", 'Give the amount as a decimal string, e.g. "1234.50".')
+        text = str(raw_amount).strip()
+        if not _MONEY.match(text):
+            raise _Rejected(
+                "amount",
+                "Give a non-negative amount with at most 12 digits before the point and 2 after.",
+            )
+        amount = Decimal(text)
+    currency = data.get("currency")
+    if currency is not None and currency != settings.LEADRECORD_CURRENCY:
+        raise _Rejected(
+            "currency",
+            f"Amounts are in {settings.LEADRECORD_CURRENCY}; other currencies are not accepted "
+            "until exchange rates exist.",
+            "unsupported_currency",
+        )
+    return {"deal_external_id": deal_external_id, "kind": kind, "amount": amount}
 
 
 _FIELDS_BY_TYPE: dict[str, Callable[[Mapping[str, Any], _Lookups], dict[str, Any]]] = {
@@ -427,6 +461,8 @@ def events_ingest(
             result.status = "rejected"
             result.errors = [rejection.error]
 
+    sales = [event for event in parsed if event.type == "sale"]
+    parsed = [event for event in parsed if event.type != "sale"]
     with transaction.atomic():
         # Before the lock (reads and CPU work only): find the people already on
         # record and prepare their events' rows and ledger entries, so that
@@ -442,9 +478,13 @@ def events_ingest(
                     raise IdempotencyKeyReused()
                 return IngestAnswer(body=previous.response, replayed=True)
         fresh, repeats = _mark_duplicates(parsed, results)
-        _store(fresh, plans, results, actor, now)
+        people = _store(fresh, plans, results, actor, now)
         for index, first_index in repeats:
             results[index].id = results[first_index].id
+        _sales_store(sales, results, actor)
+        # Scores follow the new touches, disclosures and consents (one
+        # set-based pass for the batch).
+        contacts_rescore(people, actor=actor)
         body = _answer(results)
         if idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(
@@ -684,8 +724,11 @@ def _store(
     results: list[EventResult],
     actor: Actor,
     now: datetime,
-) -> None:
-    """Insert the fresh events (under the ledger lock) and append their ledger entries."""
+) -> set[int]:
+    """Insert the fresh events (under the ledger lock) and append their ledger entries.
+
+    Returns the ids of the people the events are about.
+    """
     contact_ids = dict(plans.contact_ids)
     still_living = set(
         contacts_living().filter(id__in=set(contact_ids.values())).values_list("id", flat=True)
@@ -723,6 +766,53 @@ def _store(
     # People first, then the events' entries in request order.
     entries.sort(key=lambda pair: pair[0])
     ledger_append_prepared([*ledger_prepare(people_entries), *(entry for _, entry in entries)])
+    return {contact_ids[event.index] for event in events}
+
+
+def _sales_store(sales: list[ParsedEvent], results: list[EventResult], actor: Actor) -> None:
+    """Sale events, one by one through the deal's rules (they are few, and each one's
+    effect depends on the deal's state); each in a savepoint, so a refused one
+    leaves the rest of the batch alone."""
+    if not sales:
+        return
+    deals = {
+        deal.external_id: deal
+        for deal in Deal.objects.filter(
+            external_id__in={event.fields["deal_external_id"] for event in sales}
+        )
+    }
+    for event in sales:
+        result = results[event.index]
+        deal = deals.get(event.fields["deal_external_id"])
+        if deal is None:
+            result.status = "rejected"
+            result.errors = [
+                {
+                    "code": "does_not_exist",
+                    "detail": f"No deal with external id {event.fields['deal_external_id']!r}.",
+                    "attr": "deal_external_id",
+                }
+            ]
+            continue
+        try:
+            with transaction.atomic():
+                sale, created = sale_event_record(
+                    deal=deal,
+                    kind=event.fields["kind"],
+                    amount=event.fields["amount"],
+                    occurred_at=event.occurred_at,
+                    source_system=event.source_system,
+                    external_id=event.external_id,
+                    actor=actor,
+                )
+        except RuleViolation as refusal:
+            result.status = "rejected"
+            result.errors = [
+                {"code": refusal.code, "detail": refusal.detail, "attr": refusal.attr or "kind"}
+            ]
+            continue
+        result.id = sale.pk
+        result.status = "created" if created else "duplicate"
 
 
 def _insert_returning_ids(

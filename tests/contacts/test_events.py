@@ -176,7 +176,7 @@ def test_a_rejected_event_does_not_stop_the_others(integration):
         "campaign",
         "value",
         "purpose",
-        "type",
+        "deal_external_id",
     ]
     assert Touch.objects.count() == 2
     assert not Contact.objects.filter(email_key="a@b.example").exists()
