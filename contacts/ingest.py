@@ -27,7 +27,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from handoff.models import Deal
-from handoff.scoring import contacts_rescore
+from handoff.scoring import contacts_rescore, contacts_score_touches
 from handoff.services import sale_event_record
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.bulk import copy_line, copy_lines, rows_insert
@@ -482,9 +482,7 @@ def events_ingest(
         for index, first_index in repeats:
             results[index].id = results[first_index].id
         _sales_store(sales, results, actor)
-        # Scores follow the new touches, disclosures and consents (one
-        # set-based pass for the batch).
-        contacts_rescore(people, actor=actor)
+        _scores_update(fresh, people, actor)
         body = _answer(results)
         if idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(
@@ -724,10 +722,10 @@ def _store(
     results: list[EventResult],
     actor: Actor,
     now: datetime,
-) -> set[int]:
+) -> dict[int, int]:
     """Insert the fresh events (under the ledger lock) and append their ledger entries.
 
-    Returns the ids of the people the events are about.
+    Returns each event's person: event index -> contact id.
     """
     contact_ids = dict(plans.contact_ids)
     still_living = set(
@@ -766,7 +764,28 @@ def _store(
     # People first, then the events' entries in request order.
     entries.sort(key=lambda pair: pair[0])
     ledger_append_prepared([*ledger_prepare(people_entries), *(entry for _, entry in entries)])
-    return {contact_ids[event.index] for event in events}
+    return {event.index: contact_ids[event.index] for event in events}
+
+
+def _scores_update(events: list[ParsedEvent], people: dict[int, int], actor: Actor) -> None:
+    """Scores follow the batch: new touches add their points; people whose disclosures or
+    sales-contact consent changed are recounted in full."""
+    recount = {
+        people[event.index]
+        for event in events
+        if event.type == "disclosure"
+        or (event.type == "consent" and event.fields["purpose"] == "sales_contact")
+    }
+    contacts_score_touches(
+        [
+            (people[event.index], event.fields["channel"].key, event.fields["kind"])
+            for event in events
+            if event.type == "touch" and people[event.index] not in recount
+        ],
+        actor=actor,
+    )
+    if recount:
+        contacts_rescore(recount, actor=actor)
 
 
 def _sales_store(sales: list[ParsedEvent], results: list[EventResult], actor: Actor) -> None:

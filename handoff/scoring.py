@@ -15,13 +15,16 @@ ruleset version).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from contacts.models import Audience, Contact, Disclosure, Touch
+from leadrecord.bulk import rows_update
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many
 
 from .models import Qualification, Ruleset, RulesetStatus
@@ -70,6 +73,20 @@ def scores_compute(
     return scores
 
 
+@dataclass
+class _ScoreState:
+    contact_id: int
+    score: int
+    qualified: bool
+
+
+def _living_states(contact_ids: Iterable[int]) -> list[_ScoreState]:
+    rows = Contact.objects.filter(
+        pk__in=set(contact_ids), erased_at__isnull=True, merged_into__isnull=True
+    ).values_list("id", "score", "qualified")
+    return [_ScoreState(*row) for row in rows]
+
+
 def contacts_rescore(
     contact_ids: Iterable[int],
     *,
@@ -89,40 +106,79 @@ def contacts_rescore(
     ruleset = ruleset or ruleset_active()
     if ruleset is None:
         return []
-    contacts = list(
-        Contact.objects.filter(
-            pk__in=set(contact_ids), erased_at__isnull=True, merged_into__isnull=True
-        ).only("id", "score", "qualified")
-    )
-    if not contacts:
+    states = _living_states(contact_ids)
+    if not states:
         return []
     now = timezone.now()
-    scores = scores_compute([contact.pk for contact in contacts], ruleset, now=now)
-    changed: list[Contact] = []
-    flipped: list[Contact] = []
-    for contact in contacts:
-        score = scores[contact.pk]
+    scores = scores_compute([state.contact_id for state in states], ruleset, now=now)
+    return _scores_apply(states, scores, ruleset, actor, now=now, hand_off=hand_off)
+
+
+def contacts_score_touches(
+    touches: Iterable[tuple[int, str, str]], *, actor: Actor, hand_off: bool = True
+) -> list[int]:
+    """Add the points of new touches ``(contact id, channel key, kind)`` to their people.
+
+    Touch points only add up, so a batch of touches needs no recount of
+    everyone's history: the stored score (kept under the active ruleset, and
+    recounted in full when a ruleset is activated) plus the new points is the
+    score. Same contract as ``contacts_rescore``.
+    """
+    ruleset = ruleset_active()
+    if ruleset is None:
+        return []
+    points: dict[str, int] = {str(key): int(value) for key, value in ruleset.points.items()}
+    added: dict[int, int] = defaultdict(int)
+    for contact_id, channel_key, kind in touches:
+        gained = points.get(f"channel:{channel_key}", 0) + points.get(f"kind:{kind}", 0)
+        if gained:
+            added[contact_id] += gained
+    if not added:
+        return []
+    states = _living_states(added)
+    scores = {state.contact_id: state.score + added[state.contact_id] for state in states}
+    return _scores_apply(states, scores, ruleset, actor, now=timezone.now(), hand_off=hand_off)
+
+
+def _scores_apply(
+    states: list[_ScoreState],
+    scores: dict[int, int],
+    ruleset: Ruleset,
+    actor: Actor,
+    *,
+    now: datetime,
+    hand_off: bool,
+) -> list[int]:
+    """Store new scores; record each change of qualified state; hand off if the rules say so."""
+    changed: list[_ScoreState] = []
+    flipped: list[_ScoreState] = []
+    for state in states:
+        score = scores[state.contact_id]
         qualified = score >= ruleset.mql_threshold
-        if score == contact.score and qualified == contact.qualified:
+        if score == state.score and qualified == state.qualified:
             continue
-        if qualified != contact.qualified:
-            flipped.append(contact)
-        contact.score = score
-        contact.qualified = qualified
-        changed.append(contact)
+        if qualified != state.qualified:
+            flipped.append(state)
+        state.score = score
+        state.qualified = qualified
+        changed.append(state)
     if changed:
-        Contact.objects.bulk_update(changed, ["score", "qualified"], batch_size=1000)
+        rows_update(
+            Contact,
+            ("score", "qualified"),
+            [(state.contact_id, state.score, state.qualified) for state in changed],
+        )
     if flipped:
         Qualification.objects.bulk_create(
             [
                 Qualification(
-                    contact_id=contact.pk,
+                    contact_id=state.contact_id,
                     ruleset=ruleset,
-                    score=contact.score,
-                    qualified=contact.qualified,
+                    score=state.score,
+                    qualified=state.qualified,
                     occurred_at=now,
                 )
-                for contact in flipped
+                for state in flipped
             ],
             batch_size=1000,
         )
@@ -130,25 +186,25 @@ def contacts_rescore(
             [
                 LedgerDraft(
                     actor=actor,
-                    action="contact.qualify" if contact.qualified else "contact.unqualify",
+                    action="contact.qualify" if state.qualified else "contact.unqualify",
                     subject_type="contact",
-                    subject_id=contact.pk,
-                    contact_id=contact.pk,
+                    subject_id=state.contact_id,
+                    contact_id=state.contact_id,
                     after={
-                        "score": contact.score,
-                        "qualified": contact.qualified,
+                        "score": state.score,
+                        "qualified": state.qualified,
                         "threshold": ruleset.mql_threshold,
                         "ruleset_version": ruleset.version,
                     },
                 )
-                for contact in flipped
+                for state in flipped
             ]
         )
-    newly_qualified = [contact.pk for contact in flipped if contact.qualified]
+    newly_qualified = [state.contact_id for state in flipped if state.qualified]
     if hand_off and ruleset.auto_handoff:
         from .services import handoffs_create_automatic
 
         handoffs_create_automatic(
-            [contact.pk for contact in contacts if contact.qualified], ruleset=ruleset
+            [state.contact_id for state in states if state.qualified], ruleset=ruleset
         )
     return newly_qualified
