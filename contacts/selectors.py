@@ -258,8 +258,56 @@ def _summary(
         return "Subject-access export produced"
     if action == "contact.erase":
         return "Personal data erased"
+    if action in _SUMMARIES_BY_ACTION:
+        return _SUMMARIES_BY_ACTION[action](entry, after, sealed)
     summary = after.get("summary")
     return str(summary) if summary else action
+
+
+def _touch_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
+    kind = str(after.get("kind", "")).replace("_", " ")
+    campaign = f", campaign #{after['campaign']}" if after.get("campaign") else ""
+    return f"Touch: {kind} via {after.get('channel', '')}{campaign}"
+
+
+def _qualify_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
+    state = "Qualified" if after.get("qualified") else "No longer qualified"
+    return (
+        f"{state}: score {after.get('score')} against a threshold of {after.get('threshold')} "
+        f"(ruleset v{after.get('ruleset_version')})"
+    )
+
+
+def _handoff_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
+    number = f"Handoff #{entry.subject_id}"
+    if entry.action == "handoff.create":
+        return (
+            f"{number} to sales (score {after.get('score')}, ruleset "
+            f"v{after.get('ruleset_version')}, say-so: {after.get('buyer_signal')})"
+        )
+    if entry.action == "handoff.accept":
+        return f"{number} accepted; owner {after.get('owner')}"
+    if entry.action == "handoff.reject":
+        note = f": {sealed['note']}" if sealed.get("note") else ""
+        return f"{number} rejected ({after.get('reason')}){note}; back with marketing"
+    return f"{number} expired: {entry.reason}; back with marketing"
+
+
+def _deal_member_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
+    role = str(after.get("role", "")).replace("_", " ")
+    return f"In the buying group of deal #{after.get('deal')} ({after.get('name')}) as {role}"
+
+
+_SUMMARIES_BY_ACTION: dict[str, Any] = {
+    "touch.record": _touch_summary,
+    "contact.qualify": _qualify_summary,
+    "contact.unqualify": _qualify_summary,
+    "handoff.create": _handoff_summary,
+    "handoff.accept": _handoff_summary,
+    "handoff.reject": _handoff_summary,
+    "handoff.expire": _handoff_summary,
+    "deal.member_add": _deal_member_summary,
+}
 
 
 # --- subject access ---------------------------------------------------------

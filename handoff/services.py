@@ -33,6 +33,7 @@ from contacts.models import (
     Touch,
     TouchKind,
 )
+from contacts.sealing import contact_keys, seal
 from contacts.selectors import channels_all
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
@@ -602,11 +603,25 @@ def handoff_reject(
             subject_id=handoff.pk,
             contact_id=handoff.contact_id,
             before={"status": HandoffStatus.PENDING},
-            after={"status": HandoffStatus.REJECTED, "reason": reason},
-            reason=note,
+            after={
+                "status": HandoffStatus.REJECTED,
+                "reason": reason,
+                # The note may say things about the person: sealed with their
+                # key, so erasure makes it unreadable in the ledger too.
+                **_sealed_note(handoff.contact_id, note),
+            },
             occurred_at=occurred_at,
         )
     return handoff
+
+
+def _sealed_note(contact_id: int, note: str) -> dict[str, str]:
+    if not note:
+        return {}
+    key = contact_keys([contact_id]).get(contact_id)
+    if key is None:
+        return {}
+    return seal(key=key, contact_id=contact_id, values={"note": note})
 
 
 EXPIRE_CHUNK = 500

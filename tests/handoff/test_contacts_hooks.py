@@ -115,3 +115,37 @@ def test_back_dated_deals_are_sourced_by_the_evidence_at_their_time() -> None:
     assert early.derived_source == "marketing" and "5 days before" in early.source_reason
     assert late.derived_source == "sales" and "outside the window" in late.source_reason
     assert before.derived_source == "sales"
+
+
+def test_the_timeline_tells_the_handoff_story_and_erasure_seals_the_notes() -> None:
+    from django.contrib.auth.models import Group, User
+
+    from contacts.selectors import contact_timeline_entries, timeline_items
+    from leadrecord.models import LedgerEntry
+
+    contact = _consenting()
+    rep = User.objects.create(username="rep")
+    rep.groups.add(Group.objects.get(name="sales_rep"))
+    handoff = services.handoff_create(contact=contact, actor=SYSTEM)
+    services.handoff_reject(
+        handoff=handoff, user=rep, reason="other", note="Moving to Lisbon in May"
+    )
+    summaries = [
+        item.summary for item in timeline_items(rep, list(contact_timeline_entries(contact)))
+    ]
+    assert any(
+        s.startswith(f"Handoff #{handoff.pk} to sales (score 0, ruleset v1") for s in summaries
+    )
+    assert (
+        f"Handoff #{handoff.pk} rejected (other): Moving to Lisbon in May; back with marketing"
+        in (summaries)
+    )
+    entry = LedgerEntry.objects.get(action="handoff.reject")
+    assert "Lisbon" not in str(entry.after) and "Lisbon" not in entry.reason
+
+    contact_erase(contact=contact, actor=SYSTEM)
+    summaries = [
+        item.summary for item in timeline_items(rep, list(contact_timeline_entries(contact)))
+    ]
+    assert not any("Lisbon" in summary for summary in summaries)
+    assert ledger_verify().ok
