@@ -62,6 +62,6 @@ def test_seed_demo_is_repeatable(capsys):
     count = get_user_model().objects.count()
     entries = LedgerEntry.objects.count()
     call_command("seed_demo")
-    assert get_user_model().objects.count() == count == 5
+    assert get_user_model().objects.count() == count == 6
     assert LedgerEntry.objects.count() == entries
     assert "leadrecord-demo" in capsys.readouterr().out

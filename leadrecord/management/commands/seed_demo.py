@@ -1,10 +1,13 @@
 import time
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from contacts.demo import demo_contacts_seed
+from handoff.demo import DemoTeam, demo_pipeline_seed
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from leadrecord.services import user_create
@@ -14,6 +17,7 @@ DEMO_PASSWORD = "leadrecord-demo"  # noqa: S105
 DEMO_USERS = (
     ("maria", Role.MARKETER),
     ("sam", Role.SALES_REP),
+    ("alex", Role.SALES_REP),
     ("morgan", Role.MANAGER),
     ("priya", Role.PRIVACY_OFFICER),
     ("crm-sync", Role.INTEGRATION),
@@ -33,8 +37,11 @@ class Command(BaseCommand):
         actor = Actor.system("manage.py seed_demo")
         # One section per part of the data set, in order (later ones build on
         # earlier ones); each writes through the services and is safe to repeat.
+        # One anchor for every section, so the people's times and the pipeline's meet.
+        now = timezone.now()
         self.seed_users(actor)
-        self.seed_contacts(actor, count=options["contacts"], seed=options["seed"])
+        if self.seed_contacts(actor, count=options["contacts"], seed=options["seed"], now=now):
+            self.seed_pipeline(actor, count=options["contacts"], seed=options["seed"], now=now)
 
     def seed_users(self, actor: Actor) -> None:
         existing = set(get_user_model().objects.values_list("username", flat=True))
@@ -44,15 +51,16 @@ class Command(BaseCommand):
                 user_create(username=username, role=role, password=DEMO_PASSWORD, actor=actor)
             self.stdout.write(f"  {username:<10} {role.label}")
 
-    def seed_contacts(self, actor: Actor, *, count: int, seed: int) -> None:
+    def seed_contacts(self, actor: Actor, *, count: int, seed: int, now: datetime) -> bool:
+        """Write the demo people; False when they were there already."""
         started = time.monotonic()
-        summary = demo_contacts_seed(count=count, seed=seed, actor=actor)
+        summary = demo_contacts_seed(count=count, seed=seed, actor=actor, now=now)
         if summary.skipped:
             self.stdout.write(
                 f"Demo contacts: {summary.existing} already exist in the demo organizations; "
                 "none created."
             )
-            return
+            return False
         self.stdout.write(
             f"Demo contacts (seed {seed}, {time.monotonic() - started:.1f}s):\n"
             f"  organizations {summary.organizations:>5} created\n"
@@ -61,4 +69,31 @@ class Command(BaseCommand):
             f"({summary.consents_not_granted} refusals or withdrawals)\n"
             f"  disclosures   {summary.disclosures:>5} recorded "
             f"({summary.disclosures_withdrawn} since withdrawn)"
+        )
+        return True
+
+    def seed_pipeline(self, actor: Actor, *, count: int, seed: int, now: datetime) -> None:
+        users = {user.get_username(): user for user in get_user_model().objects.all()}
+        team = DemoTeam(
+            marketer=users["maria"],
+            manager=users["morgan"],
+            reps=tuple(users[name] for name, role in DEMO_USERS if role == Role.SALES_REP),
+            integration=users["crm-sync"],
+        )
+        summary = demo_pipeline_seed(count=count, seed=seed, team=team, now=now, actor=actor)
+        if summary.skipped:
+            self.stdout.write(f"Demo pipeline: not written ({summary.skipped}).")
+            return
+        handoffs = ", ".join(f"{n} {status}" for status, n in sorted(summary.handoffs.items()))
+        deals = ", ".join(f"{n} {source}-sourced" for source, n in sorted(summary.deals.items()))
+        sales = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.sales.items()))
+        self.stdout.write(
+            f"Demo pipeline ({summary.seconds:.1f}s):\n"
+            f"  campaigns     {summary.campaigns:>5} (cost {summary.campaign_cost})\n"
+            f"  touches       {summary.touches:>5} for {summary.people_touched} people\n"
+            f"  qualified     {summary.qualified:>5} people now\n"
+            f"  handoffs      {sum(summary.handoffs.values()):>5} ({handoffs})\n"
+            f"  deals         {sum(summary.deals.values()):>5} ({deals}; "
+            f"{summary.overrides} overridden)\n"
+            f"  sale events   {sum(summary.sales.values()):>5} ({sales}; revenue {summary.revenue})"
         )
