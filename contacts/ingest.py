@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -75,6 +75,9 @@ from .services import domain_normalize
 MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
 EVENT_TYPES = ("touch", "consent", "disclosure", "sale")
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# How long a caller's Idempotency-Key is remembered (API.md): long enough for any
+# retry, short enough that the table stays small. The hourly task clears older ones.
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 # The shape Django's EmailValidator accepts, simplified for speed: one @, no
 # spaces, a dotted domain. ``contact_create`` applies the full validator.
@@ -473,6 +476,9 @@ def events_ingest(
             previous = IdempotencyRecord.objects.filter(
                 user_id=actor.user_id, key=idempotency_key
             ).first()
+            if previous is not None and previous.created_at <= now - IDEMPOTENCY_RETENTION:
+                previous.delete()  # forgotten: the key starts afresh
+                previous = None
             if previous is not None:
                 if previous.request_hash != fingerprint:
                     raise IdempotencyKeyReused()
@@ -494,6 +500,13 @@ def events_ingest(
                 created_at=now,
             )
     return IngestAnswer(body=body)
+
+
+def idempotency_records_expire(*, now: datetime | None = None) -> int:
+    """Forget Idempotency-Keys older than the retention; returns how many."""
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_RETENTION
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lte=cutoff).delete()
+    return deleted
 
 
 def _answer(results: list[EventResult]) -> dict[str, Any]:

@@ -269,6 +269,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leadrecord.ledger_verify",
         "schedule": 24 * 60 * 60,
     },
+    "forget-idempotency-keys-hourly": {
+        "task": "contacts.idempotency_records_expire",
+        "schedule": 60 * 60,
+    },
     "expire-handoffs-past-sla": {
         "task": "handoff.handoffs_expire",
         "schedule": 5 * 60,

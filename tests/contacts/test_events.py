@@ -283,3 +283,25 @@ def test_who_may_post_events(users, api_client_for, role, expected):
 def test_anonymous_may_not_post_events(client):
     response = client.post(URL, {"events": [touch(1)]}, content_type="application/json")
     assert response.status_code == 401
+
+
+def test_idempotency_keys_are_forgotten_after_a_day(integration):
+    from contacts.ingest import idempotency_records_expire
+    from contacts.models import IdempotencyRecord
+    from contacts.tasks import idempotency_records_expire_task
+
+    integration.post(URL, {"events": [touch(1)]}, HTTP_IDEMPOTENCY_KEY="old")
+    integration.post(URL, {"events": [touch(2)]}, HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=24, minutes=1)
+    )
+    # A stale key is a fresh key: another body is taken, not a 422.
+    again = integration.post(URL, {"events": [touch(3)]}, HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 200 and again.json()["created"] == 1
+    assert "Idempotent-Replayed" not in again.headers
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    assert idempotency_records_expire_task.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    assert idempotency_records_expire() == 0  # safe to run twice
