@@ -1,0 +1,209 @@
+"""What the benchmarks share: a throwaway PostgreSQL cluster, a migrated database, gunicorn.
+
+Nothing here is imported by the product. Each benchmark is a script run with
+the project's virtualenv (``.venv/bin/python bench/<name>.py``); without
+``--database-url`` it starts its own PostgreSQL cluster under a temporary
+folder (as the ``postgres`` system user when run as root, since PostgreSQL
+refuses root) and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not found:
+        raise SystemExit("no PostgreSQL under /usr/lib/postgresql/*/bin")
+    return found[-1]
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A PostgreSQL cluster on a free loopback port; yields the URL of database ``leadrecord``.
+
+    Durability is off (fsync, synchronous_commit), as in the test suite: the
+    benchmarks measure the product's work, not the disk's.
+    """
+    pg_bin = _pg_bin()
+    folder = Path(tempfile.mkdtemp(prefix="leadrecord-bench-"))
+    folder.chmod(0o711)
+    data = folder / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    port = free_port()
+    subprocess.run(
+        _as_postgres(
+            [f"{pg_bin}/initdb", "-D", str(data), "-U", "leadrecord", "-A", "trust", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        "-c shared_buffers=256MB"
+    )
+    log = data / "server.log"
+    subprocess.run(
+        _as_postgres(
+            [f"{pg_bin}/pg_ctl", "start", "-D", str(data), "-w", "-l", str(log), "-o", options]
+        ),
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
+    try:
+        subprocess.run(
+            [
+                f"{pg_bin}/createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "leadrecord",
+                "leadrecord",
+            ],
+            check=True,
+        )
+        yield f"postgres://leadrecord@127.0.0.1:{port}/leadrecord"
+    finally:
+        subprocess.run(
+            _as_postgres([f"{pg_bin}/pg_ctl", "stop", "-D", str(data), "-m", "immediate"]),
+            capture_output=True,
+            cwd=folder,
+            check=False,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(server_url: str, name: str) -> Iterator[str]:
+    """Database ``name`` on the server of ``server_url``, created empty and dropped after."""
+    import psycopg2
+
+    parts = urlsplit(server_url)
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def product_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a production-like process of the product on loopback."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": BENCH_SECRET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "LOG_LEVEL": "WARNING",
+        "CELERY_BROKER_URL": "",
+        **extra,
+    }
+
+
+def manage(database_url: str, *args: str) -> str:
+    """Run ``manage.py`` against the database; returns its standard output."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=product_env(database_url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def integration_token(database_url: str, username: str = "bench-sync") -> str:
+    manage(database_url, "add_user", username, "--role", "integration")
+    return manage(database_url, "issue_token", username).strip()
+
+
+@contextmanager
+def gunicorn(database_url: str, *, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real WSGI server on a free loopback port; yields its base URL and process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "leadrecord.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            "--timeout=120",
+            "--log-level=warning",
+        ],
+        cwd=ROOT,
+        env=product_env(database_url, CONN_MAX_AGE="600"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/api/v1/health/", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn did not come up") from None
+                time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def rss_peak_mib() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

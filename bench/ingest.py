@@ -1,0 +1,244 @@
+"""Ingest benchmark: POST events/ through gunicorn on PostgreSQL, against COPY in the same run.
+
+    .venv/bin/python bench/ingest.py [--events 100000] [--clients 4] [--workers 4]
+                                     [--single 3000] [--database-url postgres://...]
+
+1. Bulk: ``--events`` touch events (for a fifth as many people, created on
+   first sight by email) are posted in batches of 500 by ``--clients``
+   processes to gunicorn (``--workers`` sync workers) on loopback; every
+   event's touch and ledger entry is written. Prints events/s.
+2. Baseline: the same rows, as stored, loaded with PostgreSQL ``COPY`` into a
+   fresh table of the same shape (columns, defaults, constraints, indexes).
+   Prints rows/s and the bulk rate as a share of it.
+3. Single: ``--single`` ``POST touches/`` requests, one touch each, from the
+   same client processes. Prints requests/s.
+
+Without ``--database-url`` a throwaway PostgreSQL cluster is started and
+removed; with one, a database ``leadrecord_bench_ingest`` is created on that
+server and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import multiprocessing
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from common import (
+    fresh_database,
+    gunicorn,
+    integration_token,
+    manage,
+    throwaway_postgres,
+)
+
+BATCH = 500
+CHANNELS = ("web", "email", "paid_search", "webinar", "content", "event")
+KINDS = ("visit", "email_click", "visit", "webinar_attended", "download", "event_attended")
+ANCHOR = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def touch_event(number: int, people: int, prefix: str) -> dict[str, object]:
+    slot = number % len(CHANNELS)
+    person = (number * 7919) % people
+    return {
+        "type": "touch",
+        "source_system": "bench",
+        "external_id": f"{prefix}-{number}",
+        "occurred_at": (ANCHOR - timedelta(minutes=number % 500_000)).isoformat(),
+        "contact": {"email": f"person{person}@org{person % 997}.example"},
+        "channel": CHANNELS[slot],
+        "kind": KINDS[slot],
+    }
+
+
+def _post(connection: http.client.HTTPConnection, path: str, body: bytes, token: str) -> dict:
+    connection.request(
+        "POST",
+        path,
+        body=body,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    if response.status >= 300:
+        raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
+    return json.loads(payload)
+
+
+def _bulk_client(job: tuple[str, str, list[tuple[int, int]], int, str]) -> int:
+    """Post this client's batches (ranges of event numbers); returns events created."""
+    url, token, ranges, people, prefix = job
+    parts = urlsplit(url)
+    created = 0
+    for start, stop in ranges:
+        events = [touch_event(n, people, prefix) for n in range(start, stop)]
+        body = json.dumps({"events": events}).encode()
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=300
+        )
+        try:
+            answer = _post(connection, "/api/v1/events/", body, token)
+        finally:
+            connection.close()
+        created += answer["created"]
+    return created
+
+
+def _single_client(job: tuple[str, str, int, int, int]) -> int:
+    url, token, first, count, people = job
+    parts = urlsplit(url)
+    for number in range(first, first + count):
+        person = (number * 7919) % people
+        body = json.dumps(
+            {
+                "contact_email": f"person{person}@org{person % 997}.example",
+                "channel": "web",
+                "kind": "visit",
+                "source_system": "bench-single",
+                "external_id": f"s-{number}",
+            }
+        ).encode()
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=60
+        )
+        try:
+            _post(connection, "/api/v1/touches/", body, token)
+        finally:
+            connection.close()
+    return count
+
+
+def _split(items: list, parts: int) -> list[list]:
+    return [items[index::parts] for index in range(parts)]
+
+
+def bulk(url: str, token: str, *, events: int, clients: int, people: int, prefix: str) -> float:
+    ranges = [(start, min(start + BATCH, events)) for start in range(0, events, BATCH)]
+    jobs = [(url, token, share, people, prefix) for share in _split(ranges, clients)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(clients) as pool:
+        created = sum(pool.map(_bulk_client, jobs))
+    seconds = time.perf_counter() - started
+    if created != events:
+        raise SystemExit(f"bulk: {created} of {events} events created")
+    return seconds
+
+
+def single(url: str, token: str, *, requests: int, clients: int, people: int) -> float:
+    share = requests // clients
+    jobs = [(url, token, index * share, share, people) for index in range(clients)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(clients) as pool:
+        done = sum(pool.map(_single_client, jobs))
+    return done / (time.perf_counter() - started)
+
+
+def copy_baseline(database_url: str) -> tuple[int, float]:
+    """COPY the stored touches into a fresh table of the same shape; rows and seconds."""
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        columns = (
+            "contact_id, channel_id, campaign_id, kind, occurred_at, recorded_at, "
+            "source_system, external_id, recorded_by_id"
+        )
+        buffer = io.StringIO()
+        cursor.copy_expert(
+            f"COPY (SELECT {columns} FROM contacts_touch ORDER BY id) TO STDOUT", buffer
+        )
+        rows = buffer.getvalue().count("\n")
+        cursor.execute("DROP TABLE IF EXISTS bench_touch_copy")
+        cursor.execute("CREATE TABLE bench_touch_copy (LIKE contacts_touch INCLUDING ALL)")
+        connection.commit()
+        buffer.seek(0)
+        started = time.perf_counter()
+        cursor.copy_expert(f"COPY bench_touch_copy ({columns}) FROM STDIN", buffer)
+        connection.commit()
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_touch_copy")
+    return rows, seconds
+
+
+def stored_counts(database_url: str) -> tuple[int, int]:
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM contacts_touch")
+        touches = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM leadrecord_ledgerentry")
+        entries = cursor.fetchone()[0]
+    return touches, entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--single", type=int, default=3_000)
+    parser.add_argument("--database-url", default="")
+    options = parser.parse_args()
+    people = max(1, options.events // 5)
+
+    with ExitStack() as stack:
+        server = options.database_url or stack.enter_context(throwaway_postgres())
+        database = stack.enter_context(fresh_database(server, "leadrecord_bench_ingest"))
+        manage(database, "migrate", "--no-input", "-v", "0")
+        token = integration_token(database)
+        url, _ = stack.enter_context(gunicorn(database, workers=options.workers))
+
+        # A warm-up batch per client: connections, imports, caches; not counted.
+        bulk(
+            url,
+            token,
+            events=BATCH * options.clients,
+            clients=options.clients,
+            people=people,
+            prefix="warm",
+        )
+        touches_before, entries_before = stored_counts(database)
+        seconds = bulk(
+            url,
+            token,
+            events=options.events,
+            clients=options.clients,
+            people=people,
+            prefix="bench",
+        )
+        touches, entries = stored_counts(database)
+        if touches - touches_before != options.events:
+            raise SystemExit(
+                f"expected {options.events} new touches, found {touches - touches_before}"
+            )
+        bulk_rate = options.events / seconds
+
+        rows, copy_seconds = copy_baseline(database)
+        copy_rate = rows / copy_seconds
+        single_rate = single(
+            url, token, requests=options.single, clients=options.clients, people=people
+        )
+
+    print(
+        f"bulk ingest  {options.events} touch events in batches of {BATCH}, "
+        f"{options.clients} clients, gunicorn {options.workers} workers"
+    )
+    print(
+        f"  {seconds:8.2f} s   {bulk_rate:10.0f} events/s   "
+        f"({entries - entries_before} ledger entries written)"
+    )
+    print(f"COPY         {rows} rows of the same shape")
+    print(f"  {copy_seconds:8.2f} s   {copy_rate:10.0f} rows/s")
+    print(f"bulk / COPY  {bulk_rate / copy_rate:8.1%}")
+    print(f"single POST touches/  {options.single} requests, {options.clients} clients")
+    print(f"  {single_rate:10.0f} requests/s")
+
+
+if __name__ == "__main__":
+    main()
