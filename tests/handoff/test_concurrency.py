@@ -1,5 +1,6 @@
 """Two reps deciding the same handoff at the same moment, on PostgreSQL: exactly one wins."""
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any, cast
@@ -100,7 +101,7 @@ def test_many_reps_racing_for_one_handoff_leave_one_owner() -> None:
         except Exception as error:  # the refusals are the point of the test
             return error
 
-    results = _race([lambda rep=rep: accept(rep) for rep in reps])
+    results = _race([functools.partial(accept, rep) for rep in reps])
     accepted = [result for result in results if isinstance(result, Handoff)]
     refused = [result for result in results if not isinstance(result, Handoff)]
     assert len(accepted) == 1

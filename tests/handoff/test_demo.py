@@ -79,7 +79,8 @@ def test_the_demo_follows_the_rules_it_is_written_through(seeded):
             for handoff in Handoff.objects.filter(
                 contact_id__in=members, status=HandoffStatus.ACCEPTED
             ).select_related("ruleset")
-            if handoff.decided_at <= deal.occurred_at
+            if handoff.decided_at is not None
+            and handoff.decided_at <= deal.occurred_at
             and deal.occurred_at - handoff.occurred_at
             <= timedelta(days=handoff.ruleset.sourcing_window_days)
         ]
