@@ -30,7 +30,6 @@ from .models import (
     Contact,
     ContactKey,
     Disclosure,
-    IdempotencyRecord,
     JourneyStage,
     Organization,
     Team,
@@ -641,9 +640,3 @@ def touch_record(
         )
         _contacts_changed([contact.pk], actor)
     return touch, True
-
-
-def idempotency_records_expire(*, older_than: datetime) -> int:
-    """Forget answers to Idempotency-Keys older than the retention (housekeeping, no ledger)."""
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=older_than).delete()
-    return deleted
