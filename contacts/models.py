@@ -378,3 +378,80 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+# --- CSV imports of touches -----------------------------------------------------------
+
+IMPORT_FILE_NAME_MAX_LENGTH = 255
+
+
+class ImportStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded, waiting for a choice"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportMode(models.TextChoices):
+    ALL_OR_NOTHING = "all_or_nothing", "All or nothing"
+    VALID_ROWS = "valid_rows", "Import the valid rows"
+
+
+class ImportJob(models.Model):
+    """One uploaded CSV file of touches and what became of each of its rows.
+
+    The file's text is kept here rather than on disk, so a worker on another
+    machine can read it and nothing is left behind in a folder. Written only
+    by ``contacts.touch_import``.
+    """
+
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField()
+    file_name = models.CharField(max_length=IMPORT_FILE_NAME_MAX_LENGTH)
+    sha256 = models.CharField(max_length=64)
+    content = models.TextField()
+    mode = models.CharField(max_length=16, choices=ImportMode.choices, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.UPLOADED
+    )
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # [{"row", "field", "message"}]: the preview's findings until the import
+    # runs, then the import's.
+    errors = models.JSONField(default=list, blank=True)
+    # {"created": [[first, last], ...], "duplicate": [...], "rejected": [...]}:
+    # row numbers as ranges, so a 50,000-row report stays small.
+    row_report = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ImportStatus.values), name="import_job_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=["", *ImportMode.values]),
+                name="import_job_mode_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(processed__lte=models.F("total")),
+                name="import_job_processed_within_total",
+            ),
+        ]
+        indexes = [models.Index(fields=["created_by", "-created_at"], name="import_job_by_user")]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} of {self.file_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)

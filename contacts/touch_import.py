@@ -1,0 +1,733 @@
+"""CSV imports of touches: read and check a file, keep it in an ``ImportJob``, import it.
+
+Each CSV row becomes an event of type ``touch`` for ``contacts.ingest.events_ingest``,
+the set-based path behind ``POST /api/v1/events/``, so the browser and the API
+store, deduplicate and reject touches by the same rules, and every stored touch
+is on the ledger. A row without an ``external_id`` gets one made of the file's
+SHA-256 and the row number: uploading the same file again finds duplicates
+instead of adding the touches twice.
+
+The steps: ``touch_import_upload`` checks the file and keeps it as a job
+waiting for the user's choice; ``touch_import_start`` records the choice (all
+or nothing, or the valid rows) and queues ``touch_import_run``, which the
+Celery task calls and which is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.errors import RuleViolation
+from leadrecord.ledger import Actor, ledger_append
+from leadrecord.roles import Role, user_has_role
+
+from .ingest import MAX_EVENTS, events_ingest
+from .models import (
+    EMAIL_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    IMPORT_FILE_NAME_MAX_LENGTH,
+    SOURCE_SYSTEM_MAX_LENGTH,
+    Campaign,
+    Channel,
+    ImportJob,
+    ImportMode,
+    ImportStatus,
+    TouchKind,
+)
+
+logger = logging.getLogger(__name__)
+
+# 10 MB holds about 100,000 rows of a typical export; the file is kept in the
+# database until it has been imported, so larger ones are split by the user.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+# A run of this many rows takes seconds on the ingest path; more would make a
+# single all-or-nothing transaction hold the ledger lock for too long.
+MAX_ROWS = 50_000
+# One events_ingest batch per chunk: its own limit, and one short transaction each.
+CHUNK_ROWS = MAX_EVENTS
+PREVIEW_ROWS = 20
+# Errors kept per job: enough to fix a file; the row report's ranges stay exact beyond it.
+MAX_ERRORS_KEPT = 5_000
+# A file uploaded but never imported holds people's emails: forgotten after a day.
+ABANDONED_AFTER = timedelta(hours=24)
+DEFAULT_SOURCE_SYSTEM = "csv-import"
+
+REQUIRED_COLUMNS = ("email", "channel", "kind", "occurred_at")
+OPTIONAL_COLUMNS = ("campaign", "external_id", "source_system")
+KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+DELIMITERS = (",", ";", "\t")
+# What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list;
+# tabs and carriage returns are stripped with the other surrounding blanks).
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+OCCURRED_AT_MAX_LENGTH = 64
+TOUCH_KINDS = tuple(str(value) for value in TouchKind.values)
+
+_email_validator = EmailValidator()
+
+
+def _refuse(code: str, detail: str) -> RuleViolation:
+    return RuleViolation(code, detail, attr="file", status=400)
+
+
+# --- reading a file --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    number: int  # as a spreadsheet numbers it (the header is row 1, blank lines count)
+    cells: dict[str, str]
+    extra_cells: bool = False  # more non-empty cells than the header has columns
+
+
+@dataclass
+class CsvFile:
+    columns: list[str]
+    ignored_columns: list[str]
+    rows: list[CsvRow]
+
+
+def csv_text(raw: bytes) -> str:
+    """The file's text, or RuleViolation (attr ``file``) when it is not a small UTF-8 text."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise _refuse(
+            "too_large",
+            f"The file is {len(raw) / 1024 / 1024:.1f} MB; the limit is "
+            f"{MAX_FILE_BYTES // 1024 // 1024} MB. Split it into smaller files.",
+        )
+    if not raw.strip():
+        raise _refuse("empty", "The file is empty.")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _refuse("encoding", "The file is UTF-16 text: save it as CSV in UTF-8.")
+    if b"\x00" in raw:
+        raise _refuse("binary", "This is not a CSV text file: it holds binary data.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _refuse(
+            "encoding",
+            f"The file is not UTF-8 text (byte {error.start + 1} is not): save it as CSV in UTF-8.",
+        ) from error
+    return text
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma, semicolon (spreadsheets in many locales) or tab: whichever names most columns."""
+    best, best_count = ",", -1
+    for delimiter in DELIMITERS:
+        names = {name.strip().strip('"').lower() for name in header_line.split(delimiter)}
+        count = len(names & set(KNOWN_COLUMNS))
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best
+
+
+def csv_read(text: str, *, limit: int | None = None) -> CsvFile:
+    """Parse the header and the rows (the first ``limit`` of them when given).
+
+    Raises RuleViolation (attr ``file``) for a file that cannot be imported as a
+    whole: not CSV, columns missing or repeated, no rows, too many rows.
+    """
+    delimiter = _delimiter(text.lstrip().split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    number = 0  # records read, blank ones included, as a spreadsheet numbers its rows
+    try:
+        header: list[str] = []
+        for record in reader:
+            number += 1
+            if any(cell.strip() for cell in record):
+                header = record
+                break
+        names = [cell.strip().lower() for cell in header]
+        _header_check(names)
+        rows: list[CsvRow] = []
+        for record in reader:
+            number += 1
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines are not rows
+            if limit is not None and len(rows) >= limit:
+                break
+            if len(rows) >= MAX_ROWS:
+                raise _refuse(
+                    "too_many_rows",
+                    f"The file has more than {MAX_ROWS:,} rows. Split it into smaller files.",
+                )
+            cells = {
+                name: record[position].strip()
+                for position, name in enumerate(names)
+                if name in KNOWN_COLUMNS and position < len(record)
+            }
+            extra = any(cell.strip() for cell in record[len(names) :])
+            rows.append(CsvRow(number, cells, extra))
+    except csv.Error as error:
+        raise _refuse(
+            "not_csv", f"The file is not valid CSV near line {reader.line_num}: {error}."
+        ) from error
+    if not rows:
+        raise _refuse("no_rows", "The file has a header but no rows.")
+    return CsvFile(
+        columns=[name for name in names if name in KNOWN_COLUMNS],
+        ignored_columns=[name for name in names if name and name not in KNOWN_COLUMNS],
+        rows=rows,
+    )
+
+
+def _header_check(names: list[str]) -> None:
+    expected = (
+        f"The first row must name the columns {', '.join(REQUIRED_COLUMNS)} "
+        f"(and may name {', '.join(OPTIONAL_COLUMNS)})."
+    )
+    if not names:
+        raise _refuse("empty", "The file is empty.")
+    repeated = sorted({name for name in names if name in KNOWN_COLUMNS and names.count(name) > 1})
+    if repeated:
+        raise _refuse("repeated_columns", f"Columns named twice: {', '.join(repeated)}.")
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise _refuse("missing_columns", f"Missing columns: {', '.join(missing)}. {expected}")
+
+
+# --- checking the rows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+@dataclass
+class CheckedRow:
+    number: int
+    event: dict[str, Any] | None  # the event for events_ingest; None when the row has errors
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class _Lookups:
+    channels: dict[str, Channel]
+    campaigns_by_id: dict[int, Campaign]
+    campaigns_by_name: dict[str, Campaign]
+
+
+def _lookups(rows: Sequence[CsvRow]) -> _Lookups:
+    references = {row.cells.get("campaign", "") for row in rows} - {""}
+    ids = {int(text) for text in references if text.isdigit() and 0 < int(text) <= MAX_ID}
+    names = {text.lower() for text in references if not text.isdigit()}
+    campaigns = Campaign.objects.select_related("channel").annotate(lower_name=Lower("name"))
+    return _Lookups(
+        channels={channel.key: channel for channel in Channel.objects.filter(active=True)},
+        campaigns_by_id={c.pk: c for c in campaigns.filter(pk__in=ids)} if ids else {},
+        campaigns_by_name=(
+            {c.lower_name: c for c in campaigns.filter(lower_name__in=names)} if names else {}
+        ),
+    )
+
+
+class _CellRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _cell(row: CsvRow, name: str, *, max_length: int, required: bool) -> str:
+    value = row.cells.get(name, "")
+    if not value:
+        if required:
+            raise _CellRefused("This field is required.")
+        return ""
+    if value.startswith(FORMULA_PREFIXES):
+        raise _CellRefused(
+            f"Starts with {value[0]!r}, which a spreadsheet runs as a formula: "
+            "such cells are not accepted."
+        )
+    if len(value) > max_length:
+        raise _CellRefused(f"Give at most {max_length} characters (this cell has {len(value)}).")
+    return value
+
+
+def _email(row: CsvRow) -> str:
+    email = _cell(row, "email", max_length=EMAIL_MAX_LENGTH, required=True)
+    try:
+        _email_validator(email)
+    except ValidationError as error:
+        raise _CellRefused("Enter a valid email address.") from error
+    return email
+
+
+def _channel(row: CsvRow, lookups: _Lookups) -> Channel:
+    key = _cell(row, "channel", max_length=100, required=True)
+    channel = lookups.channels.get(key)
+    if channel is None:
+        known = ", ".join(sorted(lookups.channels))
+        raise _CellRefused(f"No active channel has this key; the channels are {known}.")
+    return channel
+
+
+def _kind(row: CsvRow) -> str:
+    kind = _cell(row, "kind", max_length=40, required=True)
+    if kind not in TOUCH_KINDS:
+        raise _CellRefused(f"Choose one of {', '.join(TOUCH_KINDS)}.")
+    return kind
+
+
+def _campaign(row: CsvRow, lookups: _Lookups, channel: Channel | None) -> Campaign | None:
+    text = _cell(row, "campaign", max_length=200, required=False)
+    if not text:
+        return None
+    if text.isdigit():
+        campaign = lookups.campaigns_by_id.get(int(text)) if int(text) <= MAX_ID else None
+    else:
+        campaign = lookups.campaigns_by_name.get(text.lower())
+    if campaign is None:
+        raise _CellRefused("No campaign has this id or name.")
+    if channel is not None and campaign.channel_id != channel.pk:
+        raise _CellRefused(
+            f"This campaign runs on channel {campaign.channel.key}, not {channel.key}."
+        )
+    return campaign
+
+
+def _occurred_at(row: CsvRow, now: datetime) -> datetime:
+    text = _cell(row, "occurred_at", max_length=OCCURRED_AT_MAX_LENGTH, required=True)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise _CellRefused(
+            "Give an ISO 8601 time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00."
+        ) from error
+    if moment.tzinfo is None:
+        raise _CellRefused("Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00.")
+    if moment > now + FUTURE_TOLERANCE:
+        raise _CellRefused("This time is in the future.")
+    return moment
+
+
+def generated_external_id(sha256: str, row_number: int) -> str:
+    """Stable for a file and a row: the same file uploaded again names the same touches."""
+    return f"sha256:{sha256}:row:{row_number}"
+
+
+def rows_check(
+    rows: Sequence[CsvRow], *, sha256: str, now: datetime | None = None
+) -> list[CheckedRow]:
+    """Each row's event for ``events_ingest``, or its errors (row, field, message)."""
+    now = now or timezone.now()
+    lookups = _lookups(rows)
+    return [_row_check(row, lookups, sha256, now) for row in rows]
+
+
+def _take(errors: list[RowError], row: CsvRow, name: str, read: Callable[[], Any]) -> Any:
+    """The cell's value as ``read`` makes it, or None with the refusal noted in ``errors``."""
+    try:
+        return read()
+    except _CellRefused as refusal:
+        errors.append(RowError(row.number, name, refusal.message))
+        return None
+
+
+def _row_check(row: CsvRow, lookups: _Lookups, sha256: str, now: datetime) -> CheckedRow:
+    errors: list[RowError] = []
+    email = _take(errors, row, "email", lambda: _email(row))
+    channel = _take(errors, row, "channel", lambda: _channel(row, lookups))
+    campaign = _take(errors, row, "campaign", lambda: _campaign(row, lookups, channel))
+    kind = _take(errors, row, "kind", lambda: _kind(row))
+    occurred_at = _take(errors, row, "occurred_at", lambda: _occurred_at(row, now))
+    external_id = _take(
+        errors,
+        row,
+        "external_id",
+        lambda: _cell(row, "external_id", max_length=EXTERNAL_ID_MAX_LENGTH, required=False),
+    )
+    source_system = _take(
+        errors,
+        row,
+        "source_system",
+        lambda: _cell(row, "source_system", max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False),
+    )
+    if row.extra_cells:
+        errors.append(
+            RowError(row.number, "row", "This row has more cells than the header has columns.")
+        )
+    if errors:
+        return CheckedRow(row.number, None, errors)
+    event: dict[str, Any] = {
+        "type": "touch",
+        "source_system": source_system or DEFAULT_SOURCE_SYSTEM,
+        "external_id": external_id or generated_external_id(sha256, row.number),
+        "occurred_at": occurred_at.isoformat(),
+        "contact": {"email": email},
+        "channel": channel.key,
+        "kind": kind,
+    }
+    if campaign is not None:
+        event["campaign"] = campaign.pk
+    return CheckedRow(row.number, event)
+
+
+def _errors_of(checked: Iterable[CheckedRow]) -> list[RowError]:
+    return [error for row in checked for error in row.errors]
+
+
+# --- reads ------------------------------------------------------------------------------
+
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+
+def import_jobs_for(user: UserLike) -> QuerySet[ImportJob]:
+    """Imports a user may see: their own; a manager sees everyone's."""
+    jobs = ImportJob.objects.select_related("created_by").defer("content")
+    if user_has_role(user, Role.MANAGER):
+        return jobs
+    return jobs.filter(created_by_id=user.pk)
+
+
+def import_preview_rows(job: ImportJob) -> list[tuple[CsvRow, list[RowError]]]:
+    """The first rows of an uploaded file with the errors the check found in them."""
+    if not job.content:
+        return []
+    rows = csv_read(job.content, limit=PREVIEW_ROWS).rows
+    by_row: dict[int, list[RowError]] = {}
+    for error in job.errors:
+        by_row.setdefault(error["row"], []).append(RowError(**error))
+    return [(row, by_row.get(row.number, [])) for row in rows]
+
+
+def import_same_file_before(job: ImportJob) -> ImportJob | None:
+    """An earlier import of a file with the same content, if any."""
+    return (
+        ImportJob.objects.filter(sha256=job.sha256, created_at__lt=job.created_at)
+        .exclude(status=ImportStatus.UPLOADED)
+        .defer("content")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# --- writes -----------------------------------------------------------------------------
+
+
+def touch_import_upload(*, file_name: str, raw: bytes, user: AbstractBaseUser) -> ImportJob:
+    """Check an uploaded CSV file and keep it as a job waiting for the user's choice of mode.
+
+    Raises RuleViolation (attr ``file``, 400) when the file as a whole cannot be
+    imported. Rows with errors are kept with their errors for the preview.
+    Effects: one ImportJob (status ``uploaded``); nothing on the ledger yet, as
+    nothing about a person has been recorded.
+    """
+    text = csv_text(raw)
+    rows = csv_read(text).rows
+    sha256 = hashlib.sha256(raw).hexdigest()
+    checked = rows_check(rows, sha256=sha256)
+    errors = _errors_of(checked)
+    now = timezone.now()
+    touch_imports_forget_abandoned(now=now)
+    return ImportJob.objects.create(
+        created_by_id=user.pk,
+        created_at=now,
+        file_name=(file_name.strip() or "upload.csv")[:IMPORT_FILE_NAME_MAX_LENGTH],
+        sha256=sha256,
+        content=text,
+        total=len(rows),
+        # Before the run, ``rejected`` counts the rows the check found faulty.
+        rejected=sum(1 for row in checked if row.errors),
+        errors=[error.as_dict() for error in errors[:MAX_ERRORS_KEPT]],
+    )
+
+
+def touch_import_start(*, job: ImportJob, mode: str, actor: Actor) -> ImportJob:
+    """Record the user's choice and queue the import (after commit).
+
+    Raises RuleViolation: 400 for an unknown mode, 409 when the job has already
+    started. Effects: the job becomes ``queued``; a ledger entry.
+    """
+    if mode not in ImportMode.values:
+        raise RuleViolation(
+            "invalid_choice", "Choose how to import the file.", attr="mode", status=400
+        )
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().defer("content").get(pk=job.pk)
+        if job.status != ImportStatus.UPLOADED:
+            raise RuleViolation(
+                "already_started", "This import has already been started.", attr="mode"
+            )
+        job.mode, job.status = mode, ImportStatus.QUEUED
+        job.save(update_fields=["mode", "status"])
+        ledger_append(
+            actor=actor,
+            action="touch_import.start",
+            subject_type="import_job",
+            subject_id=job.pk,
+            after={"mode": mode, "rows": job.total, "sha256": job.sha256},
+        )
+        job_id = job.pk
+
+        def queue() -> None:
+            from .tasks import touch_import_run_task
+
+            touch_import_run_task.delay(job_id)
+
+        transaction.on_commit(queue)
+    return job
+
+
+def touch_imports_forget_abandoned(*, now: datetime | None = None) -> int:
+    """Delete files uploaded but never imported within a day: they hold people's emails."""
+    cutoff = (now or timezone.now()) - ABANDONED_AFTER
+    deleted, _ = ImportJob.objects.filter(
+        status=ImportStatus.UPLOADED, created_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    created: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    report: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    def add(self, number: int, status: str, errors: Sequence[RowError] = ()) -> None:
+        if status == "created":
+            self.created += 1
+        elif status == "duplicate":
+            self.duplicates += 1
+        else:
+            self.rejected += 1
+            self.errors.extend(errors)
+        ranges = self.report.setdefault(status, [])
+        if ranges and ranges[-1][1] == number - 1:
+            ranges[-1][1] = number
+        else:
+            ranges.append([number, number])
+
+
+def _ingest(rows: Sequence[CheckedRow], actor: Actor, tally: _Tally) -> None:
+    """Send the chunk's good rows to events_ingest; tally every row of the chunk in order."""
+    sendable = [row for row in rows if row.event is not None]
+    results: dict[int, dict[str, Any]] = {}
+    if sendable:
+        answer = events_ingest(events=[row.event for row in sendable], actor=actor)
+        results = {
+            row.number: result for row, result in zip(sendable, answer.body["results"], strict=True)
+        }
+    for row in rows:
+        if row.event is None:
+            tally.add(row.number, "rejected", row.errors)
+            continue
+        result = results[row.number]
+        errors = [
+            RowError(
+                row.number,
+                str(error.get("attr") or "row").removeprefix("contact."),
+                str(error.get("detail")),
+            )
+            for error in result["errors"]
+        ]
+        tally.add(row.number, result["status"], errors)
+
+
+def _merge_report(
+    report: dict[str, list[list[int]]], more: dict[str, list[list[int]]]
+) -> dict[str, list[list[int]]]:
+    merged = {status: [list(pair) for pair in ranges] for status, ranges in report.items()}
+    for status, ranges in more.items():
+        target = merged.setdefault(status, [])
+        for first, last in ranges:
+            if target and target[-1][1] == first - 1:
+                target[-1][1] = last
+            else:
+                target.append([first, last])
+    return merged
+
+
+def _finish(job: ImportJob, *, status: str, message: str, actor: Actor) -> None:
+    """The job's last write: its outcome, and the file's text dropped (it names people)."""
+    job.status = status
+    job.message = message
+    job.finished_at = timezone.now()
+    job.content = ""
+    job.save()
+    ledger_append(
+        actor=actor,
+        action="touch_import.finish",
+        subject_type="import_job",
+        subject_id=job.pk,
+        after={
+            "status": status,
+            "created": job.created,
+            "duplicates": job.duplicates,
+            "rejected": job.rejected,
+        },
+    )
+
+
+class _AllOrNothingRefused(Exception):
+    def __init__(self, tally: _Tally) -> None:
+        super().__init__("rows rejected")
+        self.tally = tally
+
+
+def touch_import_run(*, job_id: int) -> ImportJob | None:
+    """Import a queued job's rows in chunks of CHUNK_ROWS through ``events_ingest``.
+
+    Safe to run twice, or at once from two workers: a job that is not queued or
+    running is left alone, and each chunk is written in the same transaction
+    as the job's progress, so a second run resumes after the last chunk written.
+    Effects: touches (and new contacts) with their ledger entries; the job's
+    progress and report; a ledger entry when it finishes.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            logger.info("import job %s is gone", job_id)
+            return None
+        if job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+            return job
+        if job.status == ImportStatus.QUEUED:
+            job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
+            job.processed = job.created = job.duplicates = job.rejected = 0
+            job.errors, job.row_report = [], {}
+            job.save()
+    actor = Actor.of(job.created_by)
+    try:
+        rows = csv_read(job.content).rows
+    except RuleViolation as refusal:
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            _finish(job, status=ImportStatus.FAILED, message=refusal.detail, actor=actor)
+        return job
+    checked = rows_check(rows, sha256=job.sha256)
+    if job.mode == ImportMode.ALL_OR_NOTHING:
+        return _run_all_or_nothing(job_id, checked, actor)
+    return _run_valid_rows(job_id, checked, actor)
+
+
+def _run_valid_rows(job_id: int, checked: list[CheckedRow], actor: Actor) -> ImportJob:
+    job = ImportJob.objects.get(pk=job_id)
+    for start in range(0, len(checked), CHUNK_ROWS):
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            if job.status != ImportStatus.RUNNING or job.processed > start:
+                continue  # finished, or this chunk was written by an earlier run
+            chunk = checked[start : start + CHUNK_ROWS]
+            tally = _Tally()
+            _ingest(chunk, actor, tally)
+            job.processed = start + len(chunk)
+            job.created += tally.created
+            job.duplicates += tally.duplicates
+            job.rejected += tally.rejected
+            room = MAX_ERRORS_KEPT - len(job.errors)
+            job.errors = job.errors + [error.as_dict() for error in tally.errors[: max(room, 0)]]
+            job.row_report = _merge_report(job.row_report, tally.report)
+            job.save()
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status == ImportStatus.RUNNING:
+            _finish(
+                job,
+                status=ImportStatus.DONE,
+                message=(
+                    f"{job.created} touches imported, {job.duplicates} already on record, "
+                    f"{job.rejected} rows not imported."
+                ),
+                actor=actor,
+            )
+    return job
+
+
+def _run_all_or_nothing(job_id: int, checked: list[CheckedRow], actor: Actor) -> ImportJob:
+    faulty = [row for row in checked if row.errors]
+    if faulty:
+        tally = _Tally()
+        for row in faulty:
+            tally.add(row.number, "rejected", row.errors)
+        return _refuse_all(job_id, len(checked), tally, actor)
+    try:
+        # One transaction for the whole file: a row the ingest refuses (a
+        # channel retired since the check) undoes the chunks before it. The
+        # ledger lock is held throughout, which MAX_ROWS keeps to seconds.
+        with transaction.atomic():
+            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            if job.status != ImportStatus.RUNNING:
+                return job
+            tally = _Tally()
+            for start in range(0, len(checked), CHUNK_ROWS):
+                _ingest(checked[start : start + CHUNK_ROWS], actor, tally)
+            if tally.rejected:
+                raise _AllOrNothingRefused(tally)
+            job.processed = len(checked)
+            job.created, job.duplicates, job.rejected = (
+                tally.created,
+                tally.duplicates,
+                tally.rejected,
+            )
+            job.row_report = tally.report
+            _finish(
+                job,
+                status=ImportStatus.DONE,
+                message=(
+                    f"All rows taken: {job.created} touches imported, "
+                    f"{job.duplicates} already on record."
+                ),
+                actor=actor,
+            )
+            return job
+    except _AllOrNothingRefused as refusal:
+        return _refuse_all(job_id, len(checked), refusal.tally, actor)
+
+
+def _refuse_all(job_id: int, total: int, tally: _Tally, actor: Actor) -> ImportJob:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.status != ImportStatus.RUNNING:
+            return job
+        job.processed = total
+        job.created = job.duplicates = 0
+        job.rejected = tally.rejected
+        job.errors = [error.as_dict() for error in tally.errors[:MAX_ERRORS_KEPT]]
+        job.row_report = {"rejected": tally.report.get("rejected", [])}
+        _finish(
+            job,
+            status=ImportStatus.FAILED,
+            message=(
+                f"{tally.rejected} of {total} rows have errors, so nothing was imported "
+                "(all or nothing). Correct them and upload the file again."
+            ),
+            actor=actor,
+        )
+    return job
+
+
+def touch_import_fail(*, job_id: int, message: str) -> None:
+    """Mark a job failed after an unexpected error; chunks already written stay written."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_finished:
+            return
+        _finish(job, status=ImportStatus.FAILED, message=message, actor=Actor.of(job.created_by))
