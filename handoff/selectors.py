@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -120,3 +121,30 @@ def targets_all() -> QuerySet[ContributionTarget]:
 
 def ruleset_drafts() -> QuerySet[Ruleset]:
     return Ruleset.objects.filter(status=RulesetStatus.DRAFT).order_by("-version")
+
+
+def handoffs_accepted_by(user: UserLike) -> QuerySet[Handoff]:
+    """Handoffs this user accepted and owns, most recent first: where their deals start."""
+    return (
+        handoffs_all()
+        .filter(status=HandoffStatus.ACCEPTED, owner_id=user.pk, contact__erased_at__isnull=True)
+        .order_by("-decided_at", "-id")
+    )
+
+
+def sales_users() -> QuerySet[User]:
+    """Who may own a deal or a handed-off person: active sales reps and managers."""
+    return (
+        User.objects.filter(groups__name__in=[Role.SALES_REP, Role.MANAGER], is_active=True)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def sales_reps() -> QuerySet[User]:
+    """Active sales reps: whom marketing may hand a person to by name."""
+    return (
+        User.objects.filter(groups__name=Role.SALES_REP, is_active=True)
+        .distinct()
+        .order_by("username")
+    )

@@ -1,5 +1,28 @@
 """The handoff app's pages: queue, returned list, deals, rulesets, targets."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from . import views
+
+urlpatterns = [
+    path("handoffs/", views.handoff_queue, name="handoff-queue"),
+    path("handoffs/returned/", views.handoffs_returned, name="handoffs-returned"),
+    path("handoffs/<id:pk>/accept/", views.handoff_accept, name="handoff-accept"),
+    path("handoffs/<id:pk>/reject/", views.handoff_reject, name="handoff-reject"),
+    path("contacts/<id:pk>/handoff/", views.handoff_new, name="handoff-new"),
+    path("deals/", views.deal_list, name="deals"),
+    path("deals/new/", views.deal_new, name="deal-new"),
+    path("deals/<id:pk>/", views.deal_detail, name="deal"),
+    path("deals/<id:pk>/sale-events/", views.sale_event_new, name="deal-sale-event"),
+    path(
+        "deals/<id:pk>/override-source/",
+        views.deal_override_source,
+        name="deal-override-source",
+    ),
+    path("rules/", views.ruleset_list, name="rulesets"),
+    path("rules/new/", views.ruleset_new, name="ruleset-new"),
+    path("rules/targets/", views.targets, name="targets"),
+    path("rules/<id:pk>/", views.ruleset_detail, name="ruleset"),
+    path("rules/<id:pk>/edit/", views.ruleset_edit, name="ruleset-edit"),
+    path("rules/<id:pk>/activate/", views.ruleset_activate, name="ruleset-activate"),
+]
