@@ -1,0 +1,139 @@
+"""First-order Markov attribution by removal effect, computed exactly.
+
+The chain's states are the channels plus ``start``, ``conversion`` and
+``null``. Every path contributes ``start -> c1 -> c2 -> ... -> ck -> end``
+where ``end`` is ``conversion`` for a converting path and ``null`` otherwise;
+transition probabilities are the observed transition counts over all paths,
+divided by their row sums. An empty path has no channel to credit and is
+left out (counting it as ``start -> conversion`` would scale every removal
+effect by the same factor, leaving the normalized credits as they are).
+
+With ``Q`` the channel-to-channel block, ``r`` the channel-to-conversion
+column and ``s`` the start row, the fundamental matrix ``N = (I - Q)^-1`` gives
+``x = N r`` (the probability of converting from each channel), ``y = s N``
+(the expected visits to each channel from start) and ``p = y . r`` (the
+probability of converting). Removing channel ``c`` (every transition into it
+goes to ``null`` instead) leaves exactly the conversions that never visit
+``c``; the probability of ever visiting ``c`` is ``y_c / N_cc``, and from there
+``x_c`` of them convert, so::
+
+    p_without_c = p - y_c * x_c / N_cc
+    removal_effect_c = 1 - p_without_c / p = y_c * x_c / (N_cc * p)
+
+(the rank-one Sherman-Morrison update of ``I - Q`` with row ``c`` cleared,
+written out). One matrix inverse serves every channel; no simulation.
+
+Values: the expected value of a conversion entered from channel ``c`` is the
+mean value of the converting paths ending in ``c``, so ``r`` is replaced by
+``r_value_c = (value of the conversions entered from c) / (transitions out of
+c)`` and the same formula gives the value removal effects.
+
+Channel credit = removal effects scaled to add up to the total conversions
+(or the total value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .paths import (
+    ChannelPaths,
+    FloatArray,
+    channel_credit_arguments,
+    paths_split,
+    weighted_count,
+)
+
+
+def _transition_counts(
+    paths: ChannelPaths, n_channels: int, end_state: int, counts: FloatArray
+) -> None:
+    """Add ``paths``' transitions (start, between channels, to ``end_state``) to ``counts``."""
+    states = n_channels + 3
+    start = n_channels
+    non_empty = paths.lengths > 0
+    if not np.any(non_empty):
+        return
+    firsts = paths.channel[paths.offsets[:-1][non_empty]]
+    lasts_at = paths.offsets[1:][non_empty] - 1
+    lasts = paths.channel[lasts_at]
+    ends_path = np.zeros(paths.channel.size, dtype=np.bool_)
+    ends_path[lasts_at] = True
+    inside = ~ends_path[:-1]
+    from_state = np.concatenate((paths.channel[:-1][inside], np.full(firsts.size, start), lasts))
+    to_state = np.concatenate((paths.channel[1:][inside], firsts, np.full(lasts.size, end_state)))
+    counts += np.bincount(from_state * states + to_state, minlength=states * states).reshape(
+        states, states
+    )
+
+
+def markov_removal_effects(
+    converting: ChannelPaths,
+    nonconverting: ChannelPaths,
+    n_channels: int,
+    value: FloatArray | None = None,
+) -> FloatArray:
+    """Per channel code, its removal effect on conversions (or on value, given one per
+    converting path)."""
+    states = n_channels + 3
+    start, conversion, null = n_channels, n_channels + 1, n_channels + 2
+    counts = np.zeros((states, states))
+    _transition_counts(converting, n_channels, conversion, counts)
+    # The null column never enters the equations: it only fills the rows' sums.
+    _transition_counts(nonconverting, n_channels, null, counts)
+    leaving = counts[:n_channels].sum(axis=1)
+    leaving_safe = np.where(leaving > 0, leaving, 1.0)  # a channel nobody visited: no row
+    transient = counts[:n_channels, :n_channels] / leaving_safe[:, None]
+    if value is None:
+        into_conversion = counts[:n_channels, conversion]
+    else:
+        non_empty = converting.lengths > 0
+        lasts = converting.channel[converting.offsets[1:][non_empty] - 1]
+        into_conversion = weighted_count(lasts, value[non_empty], n_channels)
+    reward = into_conversion / leaving_safe
+    from_start = counts[start, :n_channels] / max(counts[start].sum(), 1.0)
+    fundamental = np.linalg.solve(np.eye(n_channels) - transient, np.eye(n_channels))
+    converts_from = fundamental @ reward
+    visits = from_start @ fundamental
+    converting_probability = float(visits @ reward)
+    if converting_probability <= 0:
+        return np.zeros(n_channels)
+    effects = visits * converts_from / (np.diag(fundamental) * converting_probability)
+    # Rounding can leave -1e-17 where a channel carries nothing.
+    return np.clip(effects, 0.0, 1.0)
+
+
+def markov_channel_weights(
+    converting: ChannelPaths,
+    nonconverting: ChannelPaths,
+    n_channels: int,
+    value: FloatArray | None = None,
+) -> FloatArray:
+    """Per channel code, its credit: removal effects scaled to the total conversions
+    (or total value) of the non-empty converting paths."""
+    effects = markov_removal_effects(converting, nonconverting, n_channels, value)
+    non_empty = converting.lengths > 0
+    total = float(non_empty.sum()) if value is None else float(value[non_empty].sum())
+    effect_sum = float(effects.sum())
+    if effect_sum <= 0 or total <= 0:
+        return np.zeros(n_channels)
+    return effects / effect_sum * total
+
+
+def markov_channel_credit(
+    paths: list[list[str]],
+    converted: list[bool],
+    values: list[float] | None = None,
+) -> dict[str, float]:
+    """Channel credits of the first-order Markov removal-effect model.
+
+    ``paths[i]`` is a path's channels in time order and ``converted[i]`` whether
+    it converted; ``values[i]`` (ignored for non-converting paths) switches the
+    credit from conversions to value. The credits add up to the number of
+    converting paths with at least one touch (or their total value). Every
+    channel named in any path has an entry.
+    """
+    channel_paths, names, chosen, value = channel_credit_arguments(paths, converted, values)
+    converting, nonconverting = paths_split(channel_paths, chosen)
+    weights = markov_channel_weights(converting, nonconverting, len(names), value)
+    return {name: float(weight) for name, weight in zip(names, weights, strict=True)}
