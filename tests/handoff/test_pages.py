@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, Organization
 from contacts.services import consent_record, contact_erase
+from contacts.services import contact_merge as merge_contacts
 from handoff import services
 from handoff.models import (
     NOTE_MAX_LENGTH,
@@ -451,6 +452,29 @@ def test_an_erased_person_cannot_be_handed_off(users, client, person):
     assert counts() == before
 
 
+def test_a_merged_person_is_handed_off_as_the_one_they_went_into(users, client, person):
+    duplicate = consenting("ada.l@acme.example")
+    merge_contacts(keep=person, merge=duplicate, actor=SYSTEM)
+    before = counts()
+    response = login(client, users, Role.MARKETER).post(reverse("handoff-new", args=[duplicate.pk]))
+    assert response.status_code == 409
+    assert f"merged into contact {person.pk}" in html(response)
+    assert counts() == before
+
+
+def test_the_contact_page_shows_a_rejection_and_its_reason(users, client, pending):
+    services.handoff_reject(
+        handoff=pending, user=users[Role.SALES_REP], reason="not_a_fit", note="Too small"
+    )
+    page = html(
+        login(client, users, Role.SALES_REP).get(reverse("contact", args=[pending.contact_id]))
+    )
+    section = page[page.index('id="handoffs"') : page.index('id="timeline"')]
+    assert "Rejected · returned to marketing" in section
+    assert "Not a fit" in section and "Too small" in section
+    assert users[Role.SALES_REP].username in section
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
@@ -584,6 +608,38 @@ def test_a_bad_deal_names_the_field_and_writes_nothing(
     errors = response.context["form"].errors
     assert field in errors, errors
     assert message in " ".join(errors[field])
+    assert counts() == before
+
+
+def test_members_beyond_the_rows_shown_are_taken_up_to_the_limit(users, client, person):
+    colleague = contact_make(email="bob@acme.example", organization="acme.example")
+    login(client, users, Role.SALES_REP)
+    data = _deal_data(organization=person.organization_id, member_email_0="ada@acme.example")
+    data.update({"member_email_7": "bob@acme.example", "member_role_7": "user"})
+    response = client.post(reverse("deal-new"), data)
+    assert response.status_code == 302
+    deal = Deal.objects.get()
+    assert dict(deal.members.values_list("contact_id", "role")) == {
+        person.pk: "champion",
+        colleague.pk: "user",
+    }
+    before = counts()
+    too_many = client.post(
+        reverse("deal-new"), {**data, "name": "Too big", "member_email_50": "bob@acme.example"}
+    )
+    assert too_many.status_code == 400
+    assert "at most 50 people" in " ".join(too_many.context["form"].non_field_errors())
+    assert counts() == before
+
+
+def test_an_erased_member_is_not_found_by_email(users, client, person):
+    gone = contact_make(email="gone@acme.example", organization="acme.example")
+    contact_erase(contact=gone, actor=SYSTEM)
+    before = counts()
+    data = _deal_data(organization=person.organization_id, member_email_0="gone@acme.example")
+    response = login(client, users, Role.SALES_REP).post(reverse("deal-new"), data)
+    assert response.status_code == 400
+    assert "No contact on record" in " ".join(response.context["form"].errors["member_email_0"])
     assert counts() == before
 
 
