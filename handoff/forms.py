@@ -19,7 +19,13 @@ from django.utils import timezone
 from contacts import selectors as contact_selectors
 from contacts import services as contact_services
 from contacts.forms import LocalTimesMixin, _choices_with_empty, _local_datetime_field
-from contacts.models import EMAIL_MAX_LENGTH, Contact, Organization
+from contacts.models import (
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    ORGANIZATION_NAME_MAX_LENGTH,
+    Contact,
+    Organization,
+)
 from leadrecord.errors import RuleViolation
 
 from . import selectors, services
@@ -120,10 +126,10 @@ class DealCreateForm(forms.Form):
     """A deal with its buying group: rows of a member's email and role."""
 
     name = forms.CharField(label="Deal name", max_length=DEAL_NAME_MAX_LENGTH)
-    organization = forms.ModelChoiceField(
+    organization = forms.CharField(
         label="Organization",
-        queryset=Organization.objects.order_by("name", "id"),
-        empty_label="Choose an organization",
+        max_length=max(ORGANIZATION_NAME_MAX_LENGTH, DOMAIN_MAX_LENGTH),
+        help_text="Its domain, such as example.com, or its name as on record.",
     )
     amount = _money_field("Amount")
     owner = UserChoiceField(
@@ -165,6 +171,20 @@ class DealCreateForm(forms.Form):
         for row in range(self._member_rows()):
             rows.append((self[f"member_email_{row}"], self[f"member_role_{row}"]))
         return rows
+
+    def clean_organization(self) -> Organization:
+        text: str = self.cleaned_data["organization"]
+        found = selectors.organizations_named(text)
+        if not found:
+            raise forms.ValidationError(
+                "No organization on record has this domain or name.", code="does_not_exist"
+            )
+        if len(found) > 1:
+            raise forms.ValidationError(
+                "Several organizations have this name; give the domain instead.",
+                code="ambiguous",
+            )
+        return found[0]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

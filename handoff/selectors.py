@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from contacts.models import Organization
 from contacts.selectors import UserLike
 from leadrecord.roles import Role, user_has_role
 
@@ -148,3 +149,19 @@ def sales_reps() -> QuerySet[User]:
         .distinct()
         .order_by("username")
     )
+
+
+# Enough to tell "one" from "several" when an organization is named on a page.
+ORGANIZATION_MATCHES_MAX = 2
+
+
+def organizations_named(text: str) -> list[Organization]:
+    """Organizations a person means by ``text``: the one with this domain, else those with
+    this name (any case). More than one means the name is ambiguous."""
+    text = text.strip()
+    by_domain = (
+        Organization.objects.filter(domain=text.lower().rstrip(".")).first() if text else None
+    )
+    if by_domain is not None:
+        return [by_domain]
+    return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])

@@ -237,7 +237,7 @@ def _deal_initial(handoff: Handoff | None, user: User) -> dict[str, Any]:
     if handoff.owner_id:
         initial["owner"] = handoff.owner_id
     if contact.organization is not None:
-        initial["organization"] = contact.organization_id
+        initial["organization"] = contact.organization.domain or contact.organization.name
         initial["name"] = contact.organization.name
     return initial
 

@@ -541,12 +541,12 @@ def test_a_deal_from_an_accepted_handoff_is_prefilled_and_marketing_sourced(user
     assert form.status_code == 200
     initial = form.context["form"].initial
     assert initial["member_email_0"] == "ada@acme.example"
-    assert initial["organization"] == pending.contact.organization_id
+    assert initial["organization"] == "acme.example"
     assert initial["owner"] == rep.pk
     response = client.post(
         f"{reverse('deal-new')}?handoff={pending.pk}",
         _deal_data(
-            organization=pending.contact.organization_id,
+            organization="acme.example",
             owner=rep.pk,
             member_email_0="ADA@acme.example",
             member_email_1="bob@acme.example",
@@ -589,7 +589,8 @@ def test_a_pending_or_unknown_handoff_is_no_start_for_a_deal(users, client, pend
         ({"amount": "1" * 20}, "amount", "digits"),
         ({"name": ""}, "name", "required"),
         ({"name": "x" * 201}, "name", "at most"),
-        ({"organization": "999999"}, "organization", "Select a valid choice"),
+        ({"organization": "nowhere.example"}, "organization", "No organization on record"),
+        ({"organization": ""}, "organization", "required"),
         ({"member_email_0": "nobody@nowhere.example"}, "member_email_0", "No contact on record"),
         ({"member_email_0": "not an email"}, "member_email_0", "valid email"),
         ({"member_role_0": "boss"}, "member_role_0", "Select a valid choice"),
@@ -600,7 +601,7 @@ def test_a_pending_or_unknown_handoff_is_no_start_for_a_deal(users, client, pend
 def test_a_bad_deal_names_the_field_and_writes_nothing(
     overrides, field, message, users, client, person
 ):
-    data = _deal_data(organization=person.organization_id, member_email_0="ada@acme.example")
+    data = _deal_data(organization="acme.example", member_email_0="ada@acme.example")
     data.update(overrides)
     before = counts()
     response = login(client, users, Role.SALES_REP).post(reverse("deal-new"), data)
@@ -614,7 +615,7 @@ def test_a_bad_deal_names_the_field_and_writes_nothing(
 def test_members_beyond_the_rows_shown_are_taken_up_to_the_limit(users, client, person):
     colleague = contact_make(email="bob@acme.example", organization="acme.example")
     login(client, users, Role.SALES_REP)
-    data = _deal_data(organization=person.organization_id, member_email_0="ada@acme.example")
+    data = _deal_data(organization="acme.example", member_email_0="ada@acme.example")
     data.update({"member_email_7": "bob@acme.example", "member_role_7": "user"})
     response = client.post(reverse("deal-new"), data)
     assert response.status_code == 302
@@ -636,16 +637,29 @@ def test_an_erased_member_is_not_found_by_email(users, client, person):
     gone = contact_make(email="gone@acme.example", organization="acme.example")
     contact_erase(contact=gone, actor=SYSTEM)
     before = counts()
-    data = _deal_data(organization=person.organization_id, member_email_0="gone@acme.example")
+    data = _deal_data(organization="acme.example", member_email_0="gone@acme.example")
     response = login(client, users, Role.SALES_REP).post(reverse("deal-new"), data)
     assert response.status_code == 400
     assert "No contact on record" in " ".join(response.context["form"].errors["member_email_0"])
     assert counts() == before
 
 
+def test_the_organization_is_found_by_name_unless_the_name_is_ambiguous(users, client, person):
+    login(client, users, Role.SALES_REP)
+    response = client.post(reverse("deal-new"), _deal_data(organization="ACME"))
+    assert response.status_code == 302
+    assert Deal.objects.get().organization == person.organization
+    contact_make(email="someone@acme.test", organization="acme.test")  # another "Acme"
+    before = counts()
+    response = client.post(reverse("deal-new"), _deal_data(organization="acme"))
+    assert response.status_code == 400
+    assert "give the domain" in " ".join(response.context["form"].errors["organization"])
+    assert counts() == before
+
+
 def test_an_owner_outside_sales_is_refused(users, client, person):
     before = counts()
-    data = _deal_data(organization=person.organization_id, owner=users[Role.MARKETER].pk)
+    data = _deal_data(organization="acme.example", owner=users[Role.MARKETER].pk)
     response = login(client, users, Role.SALES_REP).post(reverse("deal-new"), data)
     assert response.status_code == 400
     assert "owner" in response.context["form"].errors
@@ -654,7 +668,7 @@ def test_an_owner_outside_sales_is_refused(users, client, person):
 
 def test_a_known_external_id_leads_to_the_first_deal(users, client, person):
     login(client, users, Role.SALES_REP)
-    data = _deal_data(organization=person.organization_id, external_id="crm-1")
+    data = _deal_data(organization="acme.example", external_id="crm-1")
     client.post(reverse("deal-new"), data)
     before = counts()
     response = client.post(reverse("deal-new"), {**data, "name": "Another"}, follow=True)
