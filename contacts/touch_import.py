@@ -403,15 +403,33 @@ def import_jobs_for(user: UserLike) -> QuerySet[ImportJob]:
     return jobs.filter(created_by_id=user.pk)
 
 
-def import_preview_rows(job: ImportJob) -> list[tuple[CsvRow, list[RowError]]]:
+@dataclass
+class ImportPreview:
+    columns: list[str]
+    ignored_columns: list[str]
+    rows: list[tuple[CsvRow, list[RowError]]]  # the first rows, each with its errors
+
+
+def import_preview(job: ImportJob) -> ImportPreview | None:
     """The first rows of an uploaded file with the errors the check found in them."""
     if not job.content:
-        return []
-    rows = csv_read(job.content, limit=PREVIEW_ROWS).rows
+        return None
+    parsed = csv_read(job.content, limit=PREVIEW_ROWS)
     by_row: dict[int, list[RowError]] = {}
     for error in job.errors:
         by_row.setdefault(error["row"], []).append(RowError(**error))
-    return [(row, by_row.get(row.number, [])) for row in rows]
+    return ImportPreview(
+        columns=parsed.columns,
+        ignored_columns=parsed.ignored_columns,
+        rows=[(row, by_row.get(row.number, [])) for row in parsed.rows],
+    )
+
+
+def row_ranges_text(ranges: Iterable[Sequence[int]]) -> str:
+    """Row ranges as people write them, with en dashes: ``2-5, 7, 9-12``."""
+    return ", ".join(
+        str(first) if first == last else f"{first}\u2013{last}" for first, last in ranges
+    )
 
 
 def import_same_file_before(job: ImportJob) -> ImportJob | None:
@@ -428,7 +446,7 @@ def import_same_file_before(job: ImportJob) -> ImportJob | None:
 # --- writes -----------------------------------------------------------------------------
 
 
-def touch_import_upload(*, file_name: str, raw: bytes, user: AbstractBaseUser) -> ImportJob:
+def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> ImportJob:
     """Check an uploaded CSV file and keep it as a job waiting for the user's choice of mode.
 
     Raises RuleViolation (attr ``file``, 400) when the file as a whole cannot be
@@ -436,6 +454,8 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: AbstractBaseUser) -
     Effects: one ImportJob (status ``uploaded``); nothing on the ledger yet, as
     nothing about a person has been recorded.
     """
+    if user.pk is None:
+        raise RuleViolation("not_authenticated", "Log in to import.", status=403)
     text = csv_text(raw)
     rows = csv_read(text).rows
     sha256 = hashlib.sha256(raw).hexdigest()

@@ -1,5 +1,20 @@
-"""Pages for import: included from ``leadrecord.urls``."""
+"""Pages for CSV imports of touches: included from ``leadrecord.urls``."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from . import views_touches
+
+urlpatterns = [
+    path("touches/import/", views_touches.touch_import_upload, name="touch-import"),
+    path("touches/import/<id:pk>/", views_touches.touch_import_job, name="touch-import-job"),
+    path(
+        "touches/import/<id:pk>/start/",
+        views_touches.touch_import_start,
+        name="touch-import-start",
+    ),
+    path(
+        "touches/import/<id:pk>/errors.csv",
+        views_touches.touch_import_errors,
+        name="touch-import-errors",
+    ),
+]

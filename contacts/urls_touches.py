@@ -1,5 +1,11 @@
-"""Pages for touches: included from ``leadrecord.urls``."""
+"""Pages for touches, campaigns and channels: included from ``leadrecord.urls``."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from . import views_touches
+
+urlpatterns = [
+    path("touches/", views_touches.touch_log, name="touches"),
+    path("campaigns/", views_touches.campaign_list, name="campaigns"),
+    path("channels/", views_touches.channel_list, name="channels"),
+]
