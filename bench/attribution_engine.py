@@ -30,6 +30,7 @@ import tracemalloc
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ from reports.attribution.paths import (  # noqa: E402
     offsets_from_lengths,
     path_of_touch,
 )
+from reports.attribution_credits import credits_compute  # noqa: E402
 
 CHANNELS = [
     "email",
@@ -231,6 +233,28 @@ def engine_figures(
     return figures
 
 
+def credit_rows_figures(
+    converting: ConvertingPaths, nonconverting: ChannelPaths, repeat: int
+) -> tuple[float, int]:
+    """Seconds for what a run computes (every model, summed into rows per conversion,
+    channel and campaign), and the rows; the input in the run's own layout."""
+    run_input = SimpleNamespace(
+        conversions=converting.count,
+        value=converting.value,
+        converted_at=converting.converted_at,
+        touch_conversion=path_of_touch(converting.offsets),
+        touch_channel=converting.channel + 1,  # the record's channel ids
+        touch_campaign=converting.campaign,
+        touch_time=converting.time,
+        touch_is_handoff=converting.is_handoff,
+        touch_is_deal_creation=converting.is_deal_creation,
+        nonconverting_channel=nonconverting.channel + 1,
+        nonconverting_starts=nonconverting.offsets[:-1],
+    )
+    seconds, blocks = best_of(repeat, partial(credits_compute, run_input))  # type: ignore[arg-type]
+    return seconds, sum(block.rows for block in blocks)
+
+
 def write_channelattribution_csv(
     converting: ConvertingPaths, nonconverting: ChannelPaths, target: Path
 ) -> None:
@@ -304,6 +328,8 @@ def main() -> None:
     for model, seconds in ours["models"].items():
         print(f"  {model:<16}{seconds:8.3f} s")
     print(f"  {'all eight':<16}{ours['all_eight']:8.3f} s   peak {ours['peak_mib']:.0f} MiB")
+    rows_seconds, rows = credit_rows_figures(converting, nonconverting, arguments.repeat)
+    print(f"  credits_compute (all eight, {rows:,} credit rows) {rows_seconds:.3f} s")
     print("engine, channel level (what ChannelAttribution returns):")
     print(f"  markov (conversions + value)      {ours['markov_channel']:8.3f} s")
     print(f"  first/last/linear per channel     {ours['heuristic_channel']:8.3f} s")

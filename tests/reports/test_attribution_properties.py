@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from reports.attribution import (
     Touch,
     attribute,
+    distribution,
     engine_input_from_lists,
     markov_channel_credit,
     shapley_channel_credit,
     touch_credits,
 )
+from reports.attribution.distribution import touch_shares_from_channel_weights
+from reports.attribution.paths import ChannelPaths, offsets_from_lengths, segment_sum
 
 DAY = 86_400.0
 CHANNELS = ["email", "ads", "sales", "partner", "social", "events"]
@@ -277,3 +280,42 @@ def test_shapley_over_fifteen_channels_splits_each_path_among_its_channels(
         for channel in distinct:
             expected[channel] = expected.get(channel, 0.0) + 1 / len(distinct)
     assert shapley_channel_credit(paths, [True] * len(paths)) == pytest.approx(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 9), min_size=0, max_size=6), min_size=1, max_size=20),
+    st.lists(st.floats(0.0, 5.0), min_size=10, max_size=10),
+)
+def test_spreading_channel_credit_by_table_or_by_sort_agrees(
+    paths_as_numbers: list[list[int]], weights: list[float]
+) -> None:
+    """The dense (path, channel) table and the sort used for many channels give the same
+    shares, and each non-empty path's shares add up to 1 (evenly when no weight)."""
+    paths = ChannelPaths(
+        np.array([c for path in paths_as_numbers for c in path], dtype=np.int64),
+        offsets_from_lengths([len(path) for path in paths_as_numbers]),
+    )
+    weight_array = np.array(weights)
+    by_table = touch_shares_from_channel_weights(paths, weight_array, 10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(distribution, "_DENSE_CELLS_PER_TOUCH", 0)
+        patch.setattr(distribution, "_DENSE_CELLS_FLOOR", 0)
+        by_sort = touch_shares_from_channel_weights(paths, weight_array, 10)
+    assert by_sort == pytest.approx(by_table)
+    non_empty = paths.lengths > 0
+    sums = segment_sum(by_table, paths.offsets)[non_empty]
+    assert sums.tolist() == pytest.approx([1.0] * int(non_empty.sum()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds(), st.floats(0.5, 60.0))
+def test_time_decay_never_weighs_an_earlier_touch_more(
+    world: tuple[list[list[Touch]], list[float], list[list[str]], list[float]],
+    half_life: float,
+) -> None:
+    converting_lists, values, _, converted_at = world
+    converting, _, _ = engine_input_from_lists(converting_lists, values, [], converted_at)
+    shares = attribute(converting, models=["time_decay"], half_life_days=half_life)["time_decay"]
+    for start, end in itertools.pairwise(converting.offsets.tolist()):
+        assert np.all(np.diff(shares[start:end]) >= -1e-12)
