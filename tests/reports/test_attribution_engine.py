@@ -366,3 +366,24 @@ def test_credits_compute_is_deterministic() -> None:
     first, second = credits_compute(data), credits_compute(data)
     for one, other in zip(first, second, strict=True):
         assert rows_of(one) == rows_of(other)
+
+
+def test_empty_inputs_give_empty_credits() -> None:
+    assert markov_channel_credit([], []) == {}
+    assert shapley_channel_credit([], []) == {}
+    # A conversion nobody touched has no channel to credit.
+    assert markov_channel_credit([[]], [True]) == {}
+    assert shapley_channel_credit([[], ["a"]], [True, False]) == {"a": 0.0}
+    converting, nonconverting, _ = engine_input_from_lists([[]], [5.0], [["a"]])
+    assert all(shares.size == 0 for shares in attribute(converting, nonconverting).values())
+
+
+def test_credits_compute_keeps_shapley_when_the_extra_channels_never_convert() -> None:
+    data = run_input(
+        conversions=[(10.0, DAY)],
+        touches=[(0, 1, 0, 0.0, False, False), (0, 2, 0, 1.0, False, False)],
+        nonconverting=[[channel] for channel in range(3, 30)],
+    )
+    shapley = credits_compute(data)[-1]
+    assert shapley.model == "shapley"
+    assert rows_of(shapley) == [(0, 1, 0, 5.0, 0.5), (0, 2, 0, 5.0, 0.5)]
