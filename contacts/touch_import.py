@@ -586,6 +586,10 @@ def _merge_report(
     return merged
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 def _finish(job: ImportJob, *, status: str, message: str, actor: Actor) -> None:
     """The job's last write: its outcome, and the file's text dropped (it names people)."""
     job.status = status
@@ -673,8 +677,9 @@ def _run_valid_rows(job_id: int, checked: list[CheckedRow], actor: Actor) -> Imp
                 job,
                 status=ImportStatus.DONE,
                 message=(
-                    f"{job.created} touches imported, {job.duplicates} already on record, "
-                    f"{job.rejected} rows not imported."
+                    f"{_count(job.created, 'touch', 'touches')} imported, "
+                    f"{job.duplicates} already on record, "
+                    f"{_count(job.rejected, 'row', 'rows')} not imported."
                 ),
                 actor=actor,
             )
@@ -712,7 +717,7 @@ def _run_all_or_nothing(job_id: int, checked: list[CheckedRow], actor: Actor) ->
                 job,
                 status=ImportStatus.DONE,
                 message=(
-                    f"All rows taken: {job.created} touches imported, "
+                    f"Every row taken: {_count(job.created, 'touch', 'touches')} imported, "
                     f"{job.duplicates} already on record."
                 ),
                 actor=actor,
@@ -736,8 +741,9 @@ def _refuse_all(job_id: int, total: int, tally: _Tally, actor: Actor) -> ImportJ
             job,
             status=ImportStatus.FAILED,
             message=(
-                f"{tally.rejected} of {total} rows have errors, so nothing was imported "
-                "(all or nothing). Correct them and upload the file again."
+                f"{tally.rejected} of {_count(total, 'row', 'rows')} "
+                f"{'has an error' if tally.rejected == 1 else 'have errors'}, so nothing was "
+                "imported (all or nothing). Correct the file and upload it again."
             ),
             actor=actor,
         )
