@@ -586,6 +586,16 @@ def _merge_report(
     return merged
 
 
+_PROGRESS_FIELDS = ["processed", "created", "duplicates", "rejected", "errors", "row_report"]
+
+
+def _locked(job_id: int, *, missing_ok: bool = False) -> Any:
+    """The job, locked for the rest of the transaction, without the file's text (up to
+    10 MB, read once per run rather than once per chunk)."""
+    jobs = ImportJob.objects.select_for_update().defer("content").filter(pk=job_id)
+    return jobs.first() if missing_ok else jobs.get()
+
+
 def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 
@@ -596,7 +606,7 @@ def _finish(job: ImportJob, *, status: str, message: str, actor: Actor) -> None:
     job.message = message
     job.finished_at = timezone.now()
     job.content = ""
-    job.save()
+    job.save(update_fields=[*_PROGRESS_FIELDS, "status", "message", "finished_at", "content"])
     ledger_append(
         actor=actor,
         action="touch_import.finish",
@@ -637,13 +647,13 @@ def touch_import_run(*, job_id: int) -> ImportJob | None:
             job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
             job.processed = job.created = job.duplicates = job.rejected = 0
             job.errors, job.row_report = [], {}
-            job.save()
+            job.save(update_fields=[*_PROGRESS_FIELDS, "status", "started_at"])
     actor = Actor.of(job.created_by)
     try:
         rows = csv_read(job.content).rows
     except RuleViolation as refusal:
         with transaction.atomic():
-            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            job = _locked(job_id)
             _finish(job, status=ImportStatus.FAILED, message=refusal.detail, actor=actor)
         return job
     checked = rows_check(rows, sha256=job.sha256)
@@ -653,10 +663,9 @@ def touch_import_run(*, job_id: int) -> ImportJob | None:
 
 
 def _run_valid_rows(job_id: int, checked: list[CheckedRow], actor: Actor) -> ImportJob:
-    job = ImportJob.objects.get(pk=job_id)
     for start in range(0, len(checked), CHUNK_ROWS):
         with transaction.atomic():
-            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            job = _locked(job_id)
             if job.status != ImportStatus.RUNNING or job.processed > start:
                 continue  # finished, or this chunk was written by an earlier run
             chunk = checked[start : start + CHUNK_ROWS]
@@ -669,9 +678,9 @@ def _run_valid_rows(job_id: int, checked: list[CheckedRow], actor: Actor) -> Imp
             room = MAX_ERRORS_KEPT - len(job.errors)
             job.errors = job.errors + [error.as_dict() for error in tally.errors[: max(room, 0)]]
             job.row_report = _merge_report(job.row_report, tally.report)
-            job.save()
+            job.save(update_fields=_PROGRESS_FIELDS)
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        job = _locked(job_id)
         if job.status == ImportStatus.RUNNING:
             _finish(
                 job,
@@ -698,7 +707,7 @@ def _run_all_or_nothing(job_id: int, checked: list[CheckedRow], actor: Actor) ->
         # channel retired since the check) undoes the chunks before it. The
         # ledger lock is held throughout, which MAX_ROWS keeps to seconds.
         with transaction.atomic():
-            job = ImportJob.objects.select_for_update().get(pk=job_id)
+            job = _locked(job_id)
             if job.status != ImportStatus.RUNNING:
                 return job
             tally = _Tally()
@@ -729,7 +738,7 @@ def _run_all_or_nothing(job_id: int, checked: list[CheckedRow], actor: Actor) ->
 
 def _refuse_all(job_id: int, total: int, tally: _Tally, actor: Actor) -> ImportJob:
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        job = _locked(job_id)
         if job.status != ImportStatus.RUNNING:
             return job
         job.processed = total
@@ -753,7 +762,7 @@ def _refuse_all(job_id: int, total: int, tally: _Tally, actor: Actor) -> ImportJ
 def touch_import_fail(*, job_id: int, message: str) -> None:
     """Mark a job failed after an unexpected error; chunks already written stay written."""
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        job = _locked(job_id, missing_ok=True)
         if job is None or job.is_finished:
             return
         _finish(job, status=ImportStatus.FAILED, message=message, actor=Actor.of(job.created_by))
