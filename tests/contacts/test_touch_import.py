@@ -4,6 +4,7 @@ re-upload, the exact row report, and runs that are safe to repeat or resume."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -426,3 +427,30 @@ def test_files_never_imported_are_forgotten_after_a_day(marketer):
     assert not ImportJob.objects.filter(pk=stale.pk).exists()  # the upload cleared it
     ImportJob.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(hours=25))
     assert touch_imports_forget_abandoned_task.delay().get() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_imports_a_file_once_even_when_the_task_is_sent_twice(monkeypatch):
+    from leadrecord.ledger import ledger_verify
+
+    from ..workers import celery_worker_process
+
+    user = UserFactory(username="maria", role=Role.MARKETER)
+    raw = csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(2500)])
+    job = upload(user, raw)
+    with celery_worker_process(concurrency=2):
+        touch_import.touch_import_start(job=job, mode=ImportMode.VALID_ROWS, actor=SYSTEM)
+        # A retry racing the first delivery: both runs share the chunks, none twice.
+        touch_import_run_task.delay(job.pk)
+        deadline = timezone.now() + timedelta(seconds=90)
+        while not ImportJob.objects.get(pk=job.pk).is_finished:
+            assert timezone.now() < deadline, "the worker did not finish within 90 s"
+            time.sleep(0.2)
+    job.refresh_from_db()
+    assert (job.status, job.processed, job.created, job.duplicates) == ("done", 2500, 2500, 0)
+    assert job.row_report == {"created": [[2, 2501]]}
+    assert Touch.objects.count() == 2500
+    assert LedgerEntry.objects.filter(action="touch_import.finish").count() == 1
+    assert ledger_verify().ok

@@ -575,6 +575,12 @@ def test_another_marketer_cannot_see_an_import_and_a_manager_cannot_start_it(use
         == 404
     )
     assert "touches.csv" not in html(other.get(reverse("touch-import")))
+    for role in (Role.SALES_REP, Role.PRIVACY_OFFICER, Role.INTEGRATION):
+        outsider = login(Client(), users, role)
+        for name in ("touch-import-job", "touch-import-errors"):
+            assert outsider.get(reverse(name, args=[job.pk])).status_code == 403
+        start_url = reverse("touch-import-start", args=[job.pk])
+        assert outsider.post(start_url, {"mode": "valid_rows"}).status_code == 403
     manager = login(Client(), users, Role.MANAGER)
     page = html(manager.get(reverse("touch-import-job", args=[job.pk])))
     assert "can start its import" in page
