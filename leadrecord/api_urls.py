@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from contacts.urls import api_urlpatterns as contacts_api
 from handoff.urls import api_urlpatterns as handoff_api
+from reports.urls import api_urlpatterns as reports_api
 
 from . import api
 
@@ -20,5 +21,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *contacts_api,
     *handoff_api,
+    *reports_api,
     *router.urls,
 ]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -268,6 +269,14 @@ CELERY_BEAT_SCHEDULE = {
     "verify-ledger-nightly": {
         "task": "leadrecord.ledger_verify",
         "schedule": 24 * 60 * 60,
+    },
+    "attribution-nightly": {
+        "task": "reports.attribution_nightly",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "forget-abandoned-touch-imports-hourly": {
+        "task": "contacts.touch_imports_forget_abandoned",
+        "schedule": 60 * 60,
     },
     "forget-idempotency-keys-hourly": {
         "task": "contacts.idempotency_records_expire",

@@ -1,0 +1,107 @@
+"""Attribution runs and what they computed.
+
+A run's credits are written while it is ``running`` and become visible only
+when the same transaction that wrote them marks the run ``complete``: readers
+always take the latest complete run (``reports.selectors.run_latest_complete``),
+so they keep the previous one until the new one is whole. A run killed midway
+leaves no credits (its transaction rolled back) and is marked ``failed`` by
+the next run.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+MODEL_NAME_MAX_LENGTH = 20
+
+
+class AttributionModel(models.TextChoices):
+    FIRST_TOUCH = "first_touch", "First touch"
+    LAST_TOUCH = "last_touch", "Last touch"
+    LINEAR = "linear", "Linear"
+    TIME_DECAY = "time_decay", "Time decay"
+    POSITION_BASED = "position_based", "Position based (40/20/40)"
+    W_SHAPED = "w_shaped", "W-shaped"
+    MARKOV = "markov", "Markov (removal effect)"
+    SHAPLEY = "shapley", "Shapley"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETE = "complete", "Complete"
+    FAILED = "failed", "Failed"
+
+
+class AttributionRun(models.Model):
+    status = models.CharField(max_length=8, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    requested_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    trigger = models.CharField(max_length=16, default="api")  # api, schedule, command
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ruleset_version = models.PositiveIntegerField(null=True, blank=True)
+    lookback_days = models.PositiveIntegerField(null=True, blank=True)
+    conversions = models.PositiveIntegerField(default=0)
+    touches = models.PositiveIntegerField(default=0)
+    model_names = models.JSONField(default=list)
+    # A digest of the input: two runs over the same record have the same one
+    # (and, the engine being deterministic, the same credits).
+    input_digest = models.CharField(max_length=64, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=RunStatus.values), name="run_status_valid"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "id"], name="run_status")]
+
+    def __str__(self) -> str:
+        return f"Attribution run #{self.pk} ({self.status})"
+
+
+class AttributionCredit(models.Model):
+    """One model's credit to one channel/campaign for one conversion (a sale event)."""
+
+    run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, choices=AttributionModel.choices)
+    sale_event_id = models.BigIntegerField()
+    deal_id = models.BigIntegerField()
+    channel_id = models.BigIntegerField()
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    team = models.CharField(max_length=16)
+    credit = models.FloatField()  # in the reporting currency
+    conversion_share = models.FloatField()  # the part of the conversion (sums to 1)
+    converted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "model", "converted_at"], name="credit_run_model_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.credit:.2f} to channel {self.channel_id}"
+
+
+class AttributionDaily(models.Model):
+    """Credits summed per day (in the reporting time zone), for fast reports over any range."""
+
+    run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, choices=AttributionModel.choices)
+    day = models.DateField()
+    channel_id = models.BigIntegerField()
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    team = models.CharField(max_length=16)
+    credit = models.FloatField()
+    conversions = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "model", "day"], name="daily_run_model_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}: {self.credit:.2f}"

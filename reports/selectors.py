@@ -1,0 +1,71 @@
+"""Read-side queries for attribution runs and their credits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count, F, QuerySet, Sum
+
+from contacts.models import Campaign, Channel
+
+from .models import AttributionDaily, AttributionRun, RunStatus
+
+GROUPINGS = ("channel", "campaign", "team")
+
+
+def run_latest_complete() -> AttributionRun | None:
+    """The run readers see: the newest complete one (an unfinished newer run stays hidden)."""
+    return AttributionRun.objects.filter(status=RunStatus.COMPLETE).order_by("-id").first()
+
+
+def runs_all() -> QuerySet[AttributionRun]:
+    return AttributionRun.objects.order_by("-id")
+
+
+@dataclass(frozen=True)
+class CreditRow:
+    key: str
+    credit: float
+    conversions: float
+
+
+def attribution_rows(
+    run: AttributionRun,
+    *,
+    model: str,
+    group_by: str,
+    start: date | None = None,
+    end: date | None = None,
+) -> list[CreditRow]:
+    """Credit by channel, campaign or team for one model, over conversions from ``start`` to
+    ``end`` (inclusive days in the reporting time zone), largest first."""
+    daily = AttributionDaily.objects.filter(run=run, model=model)
+    if start is not None:
+        daily = daily.filter(day__gte=start)
+    if end is not None:
+        daily = daily.filter(day__lte=end)
+    field = {"channel": "channel_id", "campaign": "campaign_id", "team": "team"}[group_by]
+    sums = (
+        daily.values(key=F(field))
+        .annotate(credit=Sum("credit"), conversions=Sum("conversions"), n=Count("id"))
+        .order_by()
+    )
+    names = _names(group_by)
+    rows = [
+        CreditRow(
+            key=names.get(item["key"], str(item["key"])) if item["key"] is not None else "(none)",
+            credit=round(float(item["credit"] or 0.0), 2),
+            conversions=round(float(item["conversions"] or 0.0), 4),
+        )
+        for item in sums
+    ]
+    return sorted(rows, key=lambda row: (-row.credit, row.key))
+
+
+def _names(group_by: str) -> dict[object, str]:
+    if group_by == "channel":
+        return dict(Channel.objects.values_list("id", "key"))
+    if group_by == "campaign":
+        return dict(Campaign.objects.values_list("id", "name"))
+    return {}
