@@ -1,0 +1,326 @@
+"""Full attribution run benchmark on PostgreSQL, with the engine alone and ChannelAttribution.
+
+    .venv/bin/python bench/attribution.py [--contacts 100000] [--touches 1000000]
+        [--conversions 20000] [--seed 1] [--database-url postgres://...]
+        [--skip-channelattribution]
+
+1. Generates, reproducibly (``--seed``), the record: contacts in organizations
+   of eight, touches spread over the last year on the seeded channels (every
+   team), and ``--conversions`` won deals, each with a buying group of one to
+   three people. The rows are loaded with COPY straight into the tables (the
+   benchmark measures the run, not the services that would write them).
+2. Times a full run as the product does it (``manage.py recompute_attribution``
+   in its own process: read, every model, write the credits and daily sums,
+   swap in) and prints seconds and that process's peak memory.
+3. In this process: reads the run's input, times the engine alone on it (all
+   eight models and their credit rows), and, on exactly the same paths, the
+   ``markov_model`` (order 1) and ``heuristic_models`` of the ChannelAttribution
+   package in its own virtualenv (``bench/attribution_engine.py`` sets it up),
+   printing the ratios and the largest relative difference of Markov channel
+   credits (theirs is simulated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import ROOT, fresh_database, manage, product_env, throwaway_postgres
+
+YEAR = 365 * 86_400
+ANCHOR = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+
+
+def _copy(cursor: Any, table: str, columns: str, lines: list[str]) -> None:
+    cursor.copy_expert(
+        f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT text)", io.StringIO("".join(lines))
+    )
+
+
+def _stamp(seconds: np.ndarray) -> list[str]:
+    return [
+        datetime.fromtimestamp(float(moment), tz=UTC).isoformat() for moment in seconds.tolist()
+    ]
+
+
+def generate(
+    database_url: str, *, contacts: int, touches: int, conversions: int, seed: int
+) -> None:
+    """The record, loaded with COPY; every id chosen here, so the same seed gives the same rows."""
+    import psycopg2
+
+    rng = np.random.default_rng(seed)
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id, team FROM contacts_channel ORDER BY id")
+        channels = cursor.fetchall()
+        channel_ids = np.array([row[0] for row in channels])
+        # Marketing channels are busy, sales ones rarer, as in life.
+        weights = np.array(
+            [{"marketing": 4.0, "partner": 1.5, "sales": 2.0}[row[1]] for row in channels]
+        )
+        weights /= weights.sum()
+        created = "2025-10-01T00:00:00+00:00"
+
+        organizations = max(1, contacts // 8)
+        _copy(
+            cursor,
+            "contacts_organization",
+            "id, name, domain, created_at",
+            [f"{i}\tOrg {i}\torg{i}.example\t{created}\n" for i in range(1, organizations + 1)],
+        )
+        organization_of = rng.integers(1, organizations + 1, size=contacts)
+        _copy(
+            cursor,
+            "contacts_contact",
+            "id, email, email_key, first_name, last_name, title, score, qualified, created_at, "
+            "organization_id",
+            [
+                f"{i}\tp{i}@org{org}.example\tp{i}@org{org}.example\tPat\tExample\t\t0\tf\t{created}\t{org}\n"
+                for i, org in enumerate(organization_of.tolist(), start=1)
+            ],
+        )
+        # Touches: each person's count roughly geometric, times uniform over the year.
+        person = rng.integers(1, contacts + 1, size=touches)
+        channel = rng.choice(channel_ids, size=touches, p=weights)
+        moment = ANCHOR - rng.uniform(0, YEAR, size=touches)
+        stamps = _stamp(moment)
+        lines = [
+            f"{i}\t{p}\t{c}\tother\t{s}\t{s}\tbench\t\\N\n"
+            for i, (p, c, s) in enumerate(
+                zip(person.tolist(), channel.tolist(), stamps, strict=True), start=1
+            )
+        ]
+        _copy(
+            cursor,
+            "contacts_touch",
+            "id, contact_id, channel_id, kind, occurred_at, recorded_at, source_system, "
+            "external_id",
+            lines,
+        )
+        # Won deals, each with a buying group of one to three people.
+        group_size = rng.integers(1, 4, size=conversions)
+        first_member = np.concatenate(([0], np.cumsum(group_size)[:-1]))
+        # Neighbouring people (distinct within a deal, mostly of one organization).
+        start = rng.integers(1, max(2, contacts - 2), size=conversions)
+        position = np.arange(int(group_size.sum())) - np.repeat(first_member, group_size)
+        members = np.repeat(start, group_size) + position
+        opened = ANCHOR - rng.uniform(30 * 86_400, 200 * 86_400, size=conversions)
+        won = opened + rng.uniform(5 * 86_400, 29 * 86_400, size=conversions)
+        amount = np.round(rng.lognormal(np.log(20_000), 0.6, size=conversions), 2)
+        opened_stamps, won_stamps = _stamp(opened), _stamp(won)
+        deal_org = organization_of[members[first_member] - 1]
+        _copy(
+            cursor,
+            "handoff_deal",
+            "id, name, amount, state, derived_source, derived_source_reason, source_override, "
+            "override_reason, influenced, source_system, occurred_at, recorded_at, organization_id",
+            [
+                f"{d}\tDeal {d}\t{a:.2f}\twon\tsales\tbench\t\t\tt\tbench\t{o}\t{o}\t{org}\n"
+                for d, (a, o, org) in enumerate(
+                    zip(amount.tolist(), opened_stamps, deal_org.tolist(), strict=True), start=1
+                )
+            ],
+        )
+        deal_of_member = np.repeat(np.arange(1, conversions + 1), group_size)
+        _copy(
+            cursor,
+            "handoff_dealcontact",
+            "id, role, other_organization, contact_id, deal_id",
+            [
+                f"{i}\tchampion\tf\t{c}\t{d}\n"
+                for i, (c, d) in enumerate(
+                    zip(members.tolist(), deal_of_member.tolist(), strict=True), start=1
+                )
+            ],
+        )
+        _copy(
+            cursor,
+            "handoff_saleevent",
+            "id, kind, amount, occurred_at, recorded_at, source_system, deal_id",
+            [
+                f"{d}\twon\t{a:.2f}\t{w}\t{w}\tbench\t{d}\n"
+                for d, (a, w) in enumerate(zip(amount.tolist(), won_stamps, strict=True), start=1)
+            ],
+        )
+        connection.commit()
+        cursor.execute("ANALYZE")
+
+
+def full_run(database_url: str) -> tuple[float, float, str]:
+    """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "recompute_attribution"],
+        cwd=ROOT,
+        env=product_env(database_url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"the run failed:\n{done.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: only trust it if this one set it.
+    peak_mib = peak / 1024 if peak > before else float("nan")
+    return seconds, peak_mib, done.stdout.strip()
+
+
+def engine_alone(database_url: str) -> dict[str, object]:
+    os.environ.update(product_env(database_url, DJANGO_SETTINGS_MODULE="leadrecord.settings"))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from reports.attribution import markov_channel_credit
+    from reports.attribution_credits import credits_compute
+    from reports.run_input import run_input_read
+
+    started = time.perf_counter()
+    data = run_input_read(lookback_days=365)
+    read_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    blocks = credits_compute(data)
+    compute_seconds = time.perf_counter() - started
+
+    key = data.channel_key
+    cuts = np.searchsorted(data.touch_conversion, np.arange(data.conversions + 1))
+    channels = [key[c] for c in data.touch_channel.tolist()]
+    converting = [channels[a:b] for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)]
+    keep = [index for index, path in enumerate(converting) if path]
+    nc_channels = [key[c] for c in data.nonconverting_channel.tolist()]
+    nc_cuts = [*data.nonconverting_starts.tolist(), len(nc_channels)]
+    nonconverting = [nc_channels[a:b] for a, b in itertools.pairwise(nc_cuts)]
+    paths = [converting[i] for i in keep] + nonconverting
+    converted = [True] * len(keep) + [False] * len(nonconverting)
+    values = [float(data.value[i]) for i in keep] + [0.0] * len(nonconverting)
+    started = time.perf_counter()
+    markov = markov_channel_credit(paths, converted)
+    markov_seconds = time.perf_counter() - started
+    return {
+        "read": read_seconds,
+        "compute": compute_seconds,
+        "rows": sum(block.rows for block in blocks),
+        "markov_channel": markov_seconds,
+        "markov": markov,
+        "paths": paths,
+        "converted": converted,
+        "values": values,
+        "touches": data.touches,
+        "conversions": data.conversions,
+    }
+
+
+def channelattribution(figures: dict[str, object], venv: Path) -> None:
+    from attribution_engine import CA_SCRIPT, channelattribution_python
+
+    python, why_not = channelattribution_python(venv)
+    if python is None:
+        print(f"ChannelAttribution not run: {why_not}")
+        return
+    with tempfile.TemporaryDirectory(prefix="attribution-bench-") as folder:
+        csv_path = Path(folder) / "paths.csv"
+        with csv_path.open("w") as out:
+            out.write("path,total_conversions,total_null,total_conversion_value\n")
+            for path, converted, value in zip(
+                figures["paths"],
+                figures["converted"],
+                figures["values"],
+                strict=True,  # type: ignore[call-overload]
+            ):
+                out.write(f"{' > '.join(path)},{int(converted)},{int(not converted)},{value!r}\n")
+        done = subprocess.run(
+            [str(python), "-c", CA_SCRIPT, str(csv_path), "1", "100000"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    if done.returncode != 0 or not lines:
+        print(f"ChannelAttribution failed: {(done.stderr or done.stdout)[-800:]}")
+        return
+    theirs = json.loads(lines[-1][len("RESULT") :])
+    ours: dict[str, float] = figures["markov"]  # type: ignore[assignment]
+    run = theirs["markov"][0]
+    their_markov = {name: credit[0] for name, credit in run["credit"].items()}
+    difference = max(
+        abs(ours[name] - their_markov.get(name, 0.0)) / max(abs(ours[name]), 1e-12) for name in ours
+    )
+    markov_ratio = run["seconds"] / float(figures["markov_channel"])  # type: ignore[arg-type]
+    heuristic_ratio = theirs["heuristic_seconds"] / float(figures["compute"])  # type: ignore[arg-type]
+    print(f"ChannelAttribution {theirs['version']} on the same paths:")
+    print(
+        f"  markov_model (order 1, 1e5 simulations) {run['seconds']:7.2f} s = "
+        f"{markov_ratio:5.1f} x the engine's exact Markov channel credit"
+    )
+    print(
+        f"  heuristic_models                         {theirs['heuristic_seconds']:7.2f} s = "
+        f"{heuristic_ratio:5.1f} x the engine's eight models with credit rows"
+    )
+    print(f"  largest relative difference of Markov channel credits: {difference:.2%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--touches", type=int, default=1_000_000)
+    parser.add_argument("--conversions", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--ca-venv", type=Path, default=Path("/tmp/ca-venv"))
+    parser.add_argument("--skip-channelattribution", action="store_true")
+    options = parser.parse_args()
+
+    with ExitStack() as stack:
+        server = options.database_url or stack.enter_context(throwaway_postgres())
+        database = stack.enter_context(fresh_database(server, "leadrecord_bench_attribution"))
+        manage(database, "migrate", "--no-input", "-v", "0")
+        started = time.perf_counter()
+        generate(
+            database,
+            contacts=options.contacts,
+            touches=options.touches,
+            conversions=options.conversions,
+            seed=options.seed,
+        )
+        print(
+            f"record: {options.contacts:,} contacts, {options.touches:,} touches, "
+            f"{options.conversions:,} won deals (generated and loaded in "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
+        seconds, peak_mib, output = full_run(database)
+        print(
+            f"full run (read, eight models, write, swap): {seconds:.1f} s, peak {peak_mib:.0f} MiB"
+        )
+        print(f"  {output}")
+        figures = engine_alone(database)
+        print(
+            f"engine alone on the run's input ({figures['conversions']:,} conversions, "
+            f"{figures['touches']:,} touches on paths): eight models and "
+            f"{figures['rows']:,} credit rows in {figures['compute']:.2f} s "
+            f"(reading the input took {figures['read']:.2f} s); "
+            f"Markov channel credit alone {figures['markov_channel']:.3f} s"
+        )
+        if not options.skip_channelattribution:
+            channelattribution(figures, options.ca_venv)
+        from django.db import connections
+
+        connections.close_all()
+
+
+if __name__ == "__main__":
+    main()
