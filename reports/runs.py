@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from handoff.models import DEFAULT_LOOKBACK_DAYS
 from handoff.scoring import ruleset_active
-from leadrecord.bulk import rows_copy
+from leadrecord.bulk import copy_lines, rows_copy, rows_insert
 from leadrecord.ledger import Actor, ledger_append
 
 from .attribution_credits import CreditBlock, credits_compute
@@ -154,71 +154,150 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
     return run
 
 
-def _days(converted_at: np.ndarray) -> list[datetime]:
-    """Each conversion's day in the reporting time zone."""
+def _day_numbers(converted_at: np.ndarray) -> np.ndarray:
+    """Each conversion's day in the reporting time zone, as a proleptic ordinal."""
     zone = ZoneInfo(settings.TIME_ZONE)
-    return [
-        datetime.fromtimestamp(float(moment), tz=UTC).astimezone(zone).date()  # type: ignore[misc]
-        for moment in converted_at
-    ]
+    return np.array(
+        [
+            datetime.fromtimestamp(float(moment), tz=UTC).astimezone(zone).toordinal()
+            for moment in converted_at.tolist()
+        ],
+        dtype=np.int64,
+    )
+
+
+_CREDIT_COLUMNS = (
+    "run_id",
+    "model",
+    "sale_event_id",
+    "deal_id",
+    "channel_id",
+    "campaign_id",
+    "team",
+    "credit",
+    "conversion_share",
+    "converted_at",
+)
+_DAILY_COLUMNS = (
+    "run_id",
+    "model",
+    "day",
+    "channel_id",
+    "campaign_id",
+    "team",
+    "credit",
+    "conversions",
+)
 
 
 def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock]) -> None:
-    """Credits per (model, conversion, channel, campaign), and their sums per day."""
-    moments = [datetime.fromtimestamp(float(moment), tz=UTC) for moment in data.converted_at]
-    days = _days(data.converted_at)
-    sale_ids = data.sale_event_id.tolist()
-    deal_ids = data.deal_id.tolist()
+    """Credits per (model, conversion, channel, campaign), and their sums per day.
+
+    Built column-wise: a run at scale writes about a million credit rows, so
+    the per-conversion and per-channel text is made once and each row only
+    joins ready-made pieces.
+    """
+    blocks = [block for block in blocks if block.rows]
+    if not blocks:
+        return
+    model_index = np.repeat(np.arange(len(blocks)), [block.rows for block in blocks])
+    conversion = np.concatenate([block.conversion for block in blocks])
+    channel = np.concatenate([block.channel for block in blocks])
+    campaign = np.concatenate([block.campaign for block in blocks])
+    credit = np.concatenate([block.credit for block in blocks])
+    share = np.concatenate([block.share for block in blocks])
+    models = [block.model for block in blocks]
     team = data.channel_team
-    credit_rows = []
-    daily: dict[tuple[str, object, int, int], list[float]] = {}
-    for block in blocks:
-        for conversion, channel, campaign, credit, share in zip(
-            block.conversion.tolist(),
-            block.channel.tolist(),
-            block.campaign.tolist(),
-            block.credit.tolist(),
-            block.share.tolist(),
-            strict=True,
-        ):
-            credit_rows.append(
+    moments = [datetime.fromtimestamp(float(moment), tz=UTC) for moment in data.converted_at]
+
+    if connection.vendor == "postgresql":
+        prefix = [f"{run.pk}\t{model}\t" for model in models]
+        conversion_text = [
+            f"{sale}\t{deal}\t"
+            for sale, deal in zip(data.sale_event_id.tolist(), data.deal_id.tolist(), strict=True)
+        ]
+        moment_text = [moment.isoformat() for moment in moments]
+        channel_text = {key: f"{key}\t" for key in np.unique(channel).tolist()}
+        team_text = {key: f"{team.get(key, '')}\t" for key in channel_text}
+        null = "\\N"
+        campaign_text = {
+            key: f"{key}\t" if key else f"{null}\t" for key in np.unique(campaign).tolist()
+        }
+        lines = [
+            f"{prefix[m]}{conversion_text[c]}{channel_text[ch]}"
+            f"{campaign_text[cp]}{team_text[ch]}{cr!r}\t{sh!r}\t{moment_text[c]}\n"
+            for m, c, ch, cp, cr, sh in zip(
+                model_index.tolist(),
+                conversion.tolist(),
+                channel.tolist(),
+                campaign.tolist(),
+                credit.tolist(),
+                share.tolist(),
+                strict=True,
+            )
+        ]
+        copy_lines(AttributionCredit, _CREDIT_COLUMNS, lines)
+        del lines
+    else:
+        sale_ids, deal_ids = data.sale_event_id.tolist(), data.deal_id.tolist()
+        rows_insert(
+            AttributionCredit,
+            _CREDIT_COLUMNS,
+            [
                 (
                     run.pk,
-                    block.model,
-                    sale_ids[conversion],
-                    deal_ids[conversion],
-                    channel,
-                    campaign or None,
-                    team.get(channel, ""),
-                    credit,
-                    share,
-                    moments[conversion],
+                    models[m],
+                    sale_ids[c],
+                    deal_ids[c],
+                    ch,
+                    cp or None,
+                    team.get(ch, ""),
+                    cr,
+                    sh,
+                    moments[c],
                 )
-            )
-            sums = daily.setdefault((block.model, days[conversion], channel, campaign), [0.0, 0.0])
-            sums[0] += credit
-            sums[1] += share
-    rows_copy(
-        AttributionCredit,
-        (
-            "run_id",
-            "model",
-            "sale_event_id",
-            "deal_id",
-            "channel_id",
-            "campaign_id",
-            "team",
-            "credit",
-            "conversion_share",
-            "converted_at",
-        ),
-        credit_rows,
-    )
+                for m, c, ch, cp, cr, sh in zip(
+                    model_index.tolist(),
+                    conversion.tolist(),
+                    channel.tolist(),
+                    campaign.tolist(),
+                    credit.tolist(),
+                    share.tolist(),
+                    strict=True,
+                )
+            ],
+        )
+
+    # Daily sums: group the rows by (model, day, channel, campaign) in one sort.
+    day = _day_numbers(data.converted_at)[conversion]
+    order = np.lexsort((campaign, channel, day, model_index))
+    keys = np.stack((model_index, day, channel, campaign))[:, order]
+    starts = np.flatnonzero(np.concatenate(([True], np.any(keys[:, 1:] != keys[:, :-1], axis=0))))
+    credit_sums = np.add.reduceat(credit[order], starts)
+    share_sums = np.add.reduceat(share[order], starts)
+    first = keys[:, starts]
     rows_copy(
         AttributionDaily,
-        ("run_id", "model", "day", "channel_id", "campaign_id", "team", "credit", "conversions"),
+        _DAILY_COLUMNS,
         [
-            (run.pk, model, day, channel, campaign or None, team.get(channel, ""), *sums)
-            for (model, day, channel, campaign), sums in daily.items()
+            (
+                run.pk,
+                models[m],
+                date.fromordinal(d),
+                ch,
+                cp or None,
+                team.get(ch, ""),
+                cr,
+                sh,
+            )
+            for m, d, ch, cp, cr, sh in zip(
+                first[0].tolist(),
+                first[1].tolist(),
+                first[2].tolist(),
+                first[3].tolist(),
+                credit_sums.tolist(),
+                share_sums.tolist(),
+                strict=True,
+            )
         ],
     )
