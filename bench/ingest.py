@@ -115,6 +115,31 @@ def _single_client(job: tuple[str, str, int, int, int]) -> int:
     return count
 
 
+def _health_client(job: tuple[str, int]) -> int:
+    url, count = job
+    parts = urlsplit(url)
+    for _ in range(count):
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=60
+        )
+        try:
+            connection.request("GET", "/api/v1/health/")
+            connection.getresponse().read()
+        finally:
+            connection.close()
+    return count
+
+
+def health(url: str, *, requests: int, clients: int) -> float:
+    """The same clients against GET health/ (one indexed query): the ceiling of this
+    machine, server and client for one small request each."""
+    share = requests // clients
+    started = time.perf_counter()
+    with multiprocessing.Pool(clients) as pool:
+        done = sum(pool.map(_health_client, [(url, share)] * clients))
+    return done / (time.perf_counter() - started)
+
+
 def _split(items: list, parts: int) -> list[list]:
     return [items[index::parts] for index in range(parts)]
 
@@ -221,6 +246,7 @@ def main() -> None:
 
         rows, copy_seconds = copy_baseline(database)
         copy_rate = rows / copy_seconds
+        health_rate = health(url, requests=options.single, clients=options.clients)
         single_rate = single(
             url, token, requests=options.single, clients=options.clients, people=people
         )
@@ -238,6 +264,11 @@ def main() -> None:
     print(f"bulk / COPY  {bulk_rate / copy_rate:8.1%}")
     print(f"single POST touches/  {options.single} requests, {options.clients} clients")
     print(f"  {single_rate:10.0f} requests/s")
+    print(f"GET health/  {options.single} requests, the same clients (baseline)")
+    print(
+        f"  {health_rate:10.0f} requests/s   "
+        f"(single touches at {single_rate / health_rate:.0%} of it)"
+    )
 
 
 if __name__ == "__main__":
