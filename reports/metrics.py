@@ -1,0 +1,620 @@
+"""The numbers behind the reports and dashboards: contribution, funnel, leakage, attribution
+side by side, campaign ROI and lifetime revenue.
+
+Every function takes inclusive ``start`` and ``end`` days in the reporting time zone
+(``settings.TIME_ZONE``): a moment belongs to the range when its local day is between
+them, both included. Results are frozen dataclasses of plain values: ``Decimal`` for
+money, ``int`` for counts, ``float`` for attribution credit, conversion rates and days.
+
+Definitions (DESIGN.md principles 1, 5-8):
+
+- A deal's source is its ``source_override`` when set, else its ``derived_source``.
+- Pipeline: the amounts of deals created (``Deal.occurred_at``) in the range.
+- Revenue: ``won`` + ``expansion`` + ``renewal`` less ``churn`` sale events in the range,
+  each counted for the source of its deal.
+- ``marketing_share`` = marketing-sourced / total, ``None`` when the total is not positive.
+- ``target_share``: the ``ContributionTarget`` of the quarter holding ``end``, or ``None``.
+- Influenced pipeline and revenue: the same sums over deals marked ``influenced``.
+- People are distinct persons (a merged contact counts once, as the one it was merged
+  into; an erased person still counts, so totals survive erasure, principle 10):
+  ``contacts`` created by ``end``; ``engaged``, with a touch in the range;
+  ``qualified``, with a qualification (to qualified) in the range; ``handed_off``, with a
+  handoff created in the range; ``accepted``, with a handoff accepted in the range;
+  ``customers``, members of deals with a ``won`` event in the range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+
+from contacts.models import Campaign, Channel, Contact, Touch
+from handoff.models import (
+    ContributionTarget,
+    Deal,
+    DealContact,
+    DealSource,
+    Handoff,
+    HandoffStatus,
+    Qualification,
+    RejectReason,
+    SaleEvent,
+    SaleKind,
+)
+
+from .models import AttributionDaily, AttributionModel
+from .selectors import run_latest_complete
+
+ZERO = Decimal("0.00")
+SHARE_PLACES = Decimal("0.0001")
+# A deal with no sale event for this long is stalled (issue 7, "deals without a sale
+# event for 90 days").
+STALLED_AFTER_DAYS = 90
+LIST_PATH = "/reports/lists/"
+
+
+# --- dates ------------------------------------------------------------------------------
+
+
+def reporting_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def day_start(day: date) -> datetime:
+    """The first moment of ``day`` in the reporting time zone."""
+    return datetime.combine(day, time.min, tzinfo=reporting_zone())
+
+
+def range_moments(start: date, end: date) -> tuple[datetime, datetime]:
+    """``[first moment of start, first moment after end)``: the range as a half-open span."""
+    return day_start(start), day_start(end + timedelta(days=1))
+
+
+def quarter_of(day: date) -> str:
+    """The ``YYYY-Qn`` period holding ``day`` (ContributionTarget.period)."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def quarter_first_day(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+# --- contribution ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSplit:
+    marketing_sourced: Decimal
+    sales_sourced: Decimal
+    total: Decimal
+    marketing_share: Decimal | None
+
+
+@dataclass(frozen=True)
+class Influenced:
+    pipeline: Decimal
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class People:
+    contacts: int
+    engaged: int
+    qualified: int
+    handed_off: int
+    accepted: int
+    customers: int
+
+
+@dataclass(frozen=True)
+class Contribution:
+    pipeline: SourceSplit
+    revenue: SourceSplit
+    target_share: Decimal | None
+    influenced: Influenced
+    people: People
+
+
+def _share(part: Decimal, total: Decimal) -> Decimal | None:
+    if total <= 0:
+        return None
+    return (part / total).quantize(SHARE_PLACES)
+
+
+def _split(marketing: Decimal, sales: Decimal) -> SourceSplit:
+    total = marketing + sales
+    return SourceSplit(
+        marketing_sourced=marketing,
+        sales_sourced=sales,
+        total=total,
+        marketing_share=_share(marketing, total),
+    )
+
+
+def _money(value: Decimal | None) -> Decimal:
+    return (value or ZERO).quantize(ZERO)
+
+
+_MONEY = DecimalField(max_digits=20, decimal_places=2)
+
+
+def _source_is(prefix: str, source: str) -> Q:
+    """Deals (reached through ``prefix``) whose effective source is ``source``."""
+    return Q(**{f"{prefix}source_override": source}) | Q(
+        **{f"{prefix}source_override": "", f"{prefix}derived_source": source}
+    )
+
+
+def _pipeline(start: date, end: date) -> tuple[SourceSplit, Decimal]:
+    low, high = range_moments(start, end)
+    sums = Deal.objects.filter(occurred_at__gte=low, occurred_at__lt=high).aggregate(
+        marketing=Sum("amount", filter=_source_is("", DealSource.MARKETING)),
+        sales=Sum("amount", filter=_source_is("", DealSource.SALES)),
+        influenced=Sum("amount", filter=Q(influenced=True)),
+    )
+    return _split(_money(sums["marketing"]), _money(sums["sales"])), _money(sums["influenced"])
+
+
+def _signed_amount() -> Case:
+    """A sale event's amount as revenue: churn takes it out, lost counts nothing."""
+    return Case(
+        When(kind__in=[SaleKind.WON, SaleKind.EXPANSION, SaleKind.RENEWAL], then=F("amount")),
+        When(kind=SaleKind.CHURN, then=-F("amount")),
+        default=Value(ZERO),
+        output_field=_MONEY,
+    )
+
+
+def _revenue(start: date, end: date) -> tuple[SourceSplit, Decimal]:
+    low, high = range_moments(start, end)
+    sums = SaleEvent.objects.filter(occurred_at__gte=low, occurred_at__lt=high).aggregate(
+        marketing=Sum(_signed_amount(), filter=_source_is("deal__", DealSource.MARKETING)),
+        sales=Sum(_signed_amount(), filter=_source_is("deal__", DealSource.SALES)),
+        influenced=Sum(_signed_amount(), filter=Q(deal__influenced=True)),
+    )
+    return _split(_money(sums["marketing"]), _money(sums["sales"])), _money(sums["influenced"])
+
+
+def target_share_for(day: date) -> Decimal | None:
+    """The agreed marketing share of pipeline for the quarter holding ``day``."""
+    return (
+        ContributionTarget.objects.filter(period=quarter_of(day))
+        .values_list("marketing_pipeline_share", flat=True)
+        .first()
+    )
+
+
+def people(start: date, end: date) -> People:
+    """Distinct people at each stage in the range (see the module's definitions)."""
+    low, high = range_moments(start, end)
+    persons = Contact.objects.filter(merged_into__isnull=True)
+    won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)
+    return People(
+        contacts=persons.filter(created_at__lt=high).count(),
+        engaged=_distinct_contacts(
+            Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+        ),
+        qualified=_distinct_contacts(
+            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
+        ),
+        handed_off=_distinct_contacts(
+            Handoff.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+        ),
+        accepted=_distinct_contacts(
+            Handoff.objects.filter(
+                status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
+            )
+        ),
+        customers=_distinct_contacts(DealContact.objects.filter(deal_id__in=won.values("deal_id"))),
+    )
+
+
+def _distinct_contacts(rows: QuerySet[Any]) -> int:
+    return rows.values("contact_id").distinct().count()
+
+
+def contribution(start: date, end: date) -> Contribution:
+    """Pipeline created and revenue closed in the range, by source, against the target."""
+    pipeline, influenced_pipeline = _pipeline(start, end)
+    revenue, influenced_revenue = _revenue(start, end)
+    return Contribution(
+        pipeline=pipeline,
+        revenue=revenue,
+        target_share=target_share_for(end),
+        influenced=Influenced(pipeline=influenced_pipeline, revenue=influenced_revenue),
+        people=people(start, end),
+    )
+
+
+# --- funnel and leakage -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label: str
+    people: int
+    conversion_to_next: float | None
+    median_days_in_stage: float | None
+
+
+@dataclass(frozen=True)
+class Leak:
+    key: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Funnel:
+    stages: list[Stage]
+    leakage: list[Leak]
+
+
+STAGES = (
+    ("contacts", "Contacts"),
+    ("engaged", "Engaged"),
+    ("qualified", "Qualified"),
+    ("handed_off", "Handed off"),
+    ("accepted", "Accepted"),
+    ("customers", "Customers"),
+)
+
+LEAKS = (
+    ("qualified_not_handed_off", "Qualified, never handed off"),
+    ("handoffs_expired", "Handoffs expired"),
+    ("rejected_not_reengaged", "Rejected, not re-engaged"),
+    ("deals_stalled", f"Deals without a sale event for {STALLED_AFTER_DAYS} days"),
+)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _days(delta: timedelta) -> float:
+    return delta.total_seconds() / 86400
+
+
+def stage_durations(start: date, end: date) -> dict[str, list[float]]:
+    """Days spent in each stage by the people who left it in the range (first time each)."""
+    low, high = range_moments(start, end)
+    first_touch = dict(
+        Touch.objects.values("contact_id")
+        .annotate(first=Min("occurred_at"))
+        .values_list("contact_id", "first")
+    )
+    first_qualified = dict(
+        Qualification.objects.filter(qualified=True)
+        .values("contact_id")
+        .annotate(first=Min("occurred_at"))
+        .values_list("contact_id", "first")
+    )
+    first_handoff = dict(
+        Handoff.objects.values("contact_id")
+        .annotate(first=Min("occurred_at"))
+        .values_list("contact_id", "first")
+    )
+    first_accepted = dict(
+        Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
+        .values("contact_id")
+        .annotate(first=Min("decided_at"))
+        .values_list("contact_id", "first")
+    )
+    first_won: dict[int, datetime] = {}
+    for contact_id, moment in DealContact.objects.filter(
+        deal__sale_events__kind=SaleKind.WON
+    ).values_list("contact_id", "deal__sale_events__occurred_at"):
+        if contact_id not in first_won or moment < first_won[contact_id]:
+            first_won[contact_id] = moment
+    created = dict(Contact.objects.values_list("id", "created_at"))
+
+    def within(moment: datetime | None) -> bool:
+        return moment is not None and low <= moment < high
+
+    def spans(entered: dict[int, datetime], left: dict[int, datetime]) -> list[float]:
+        return [
+            _days(moment - entered[person])
+            for person, moment in left.items()
+            if within(moment) and person in entered and entered[person] <= moment
+        ]
+
+    decisions = [
+        _days(decided - handed)
+        for handed, decided in Handoff.objects.filter(
+            decided_at__gte=low, decided_at__lt=high
+        ).values_list("occurred_at", "decided_at")
+        if decided is not None
+    ]
+    return {
+        "contacts": spans(created, first_touch),
+        "engaged": spans(first_touch, first_qualified),
+        "qualified": spans(first_qualified, first_handoff),
+        "handed_off": decisions,
+        "accepted": spans(first_accepted, first_won),
+    }
+
+
+def funnel(start: date, end: date) -> Funnel:
+    """People at each stage in the range, conversion to the next stage (the next stage's
+    people over this stage's, both counted in the same range, so not a cohort) and the
+    median days people who left a stage in the range had spent in it; and the leaks."""
+    counts = people(start, end)
+    numbers = [getattr(counts, key) for key, _ in STAGES]
+    durations = stage_durations(start, end)
+    stages = []
+    for index, (key, label) in enumerate(STAGES):
+        following = numbers[index + 1] if index + 1 < len(numbers) else None
+        conversion = (
+            following / numbers[index] if following is not None and numbers[index] else None
+        )
+        stages.append(
+            Stage(
+                key=key,
+                label=label,
+                people=numbers[index],
+                conversion_to_next=conversion,
+                median_days_in_stage=_median(durations.get(key, [])),
+            )
+        )
+    return Funnel(stages=stages, leakage=leakage(start, end))
+
+
+def leak_url(key: str, start: date, end: date) -> str:
+    return f"{LIST_PATH}{key.replace('_', '-')}/?" + urlencode(
+        {"from": start.isoformat(), "to": end.isoformat()}
+    )
+
+
+def qualified_not_handed_off(start: date, end: date) -> QuerySet[Contact]:
+    """People qualified in the range with no handoff since that qualification, up to ``end``."""
+    low, high = range_moments(start, end)
+    qualified = Qualification.objects.filter(
+        qualified=True, occurred_at__gte=low, occurred_at__lt=high
+    )
+    handed = Handoff.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        occurred_at__gte=OuterRef("occurred_at"),
+        occurred_at__lt=high,
+    )
+    ids = qualified.annotate(handed=Exists(handed)).filter(handed=False).values("contact_id")
+    return Contact.objects.filter(id__in=ids, merged_into__isnull=True)
+
+
+def handoffs_expired(start: date, end: date) -> QuerySet[Contact]:
+    """People whose handoff expired (SLA breached) in the range."""
+    low, high = range_moments(start, end)
+    ids = Handoff.objects.filter(
+        status=HandoffStatus.EXPIRED, decided_at__gte=low, decided_at__lt=high
+    ).values("contact_id")
+    return Contact.objects.filter(id__in=ids)
+
+
+def rejected_not_reengaged(start: date, end: date) -> QuerySet[Contact]:
+    """People rejected by sales in the range (not as duplicates) with no touch and no new
+    handoff after the rejection, up to ``end``."""
+    low, high = range_moments(start, end)
+    later_touch = Touch.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        occurred_at__gt=OuterRef("decided_at"),
+        occurred_at__lt=high,
+    )
+    later_handoff = Handoff.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        occurred_at__gt=OuterRef("decided_at"),
+        occurred_at__lt=high,
+    )
+    ids = (
+        Handoff.objects.filter(
+            status=HandoffStatus.REJECTED, decided_at__gte=low, decided_at__lt=high
+        )
+        .exclude(reason=RejectReason.DUPLICATE)
+        .annotate(touched=Exists(later_touch), again=Exists(later_handoff))
+        .filter(touched=False, again=False)
+        .values("contact_id")
+    )
+    return Contact.objects.filter(id__in=ids)
+
+
+def deals_stalled(start: date, end: date) -> QuerySet[Deal]:
+    """Deals open at the end of ``end`` that were created 90 days or more before it and have
+    no sale event by then (a snapshot as of ``end``; ``start`` does not matter)."""
+    _, high = range_moments(end, end)
+    events = SaleEvent.objects.filter(deal_id=OuterRef("pk"), occurred_at__lt=high)
+    return Deal.objects.filter(occurred_at__lte=high - timedelta(days=STALLED_AFTER_DAYS)).exclude(
+        Exists(events)
+    )
+
+
+LEAK_QUERIES: dict[str, Callable[[date, date], QuerySet[Any]]] = {
+    "qualified_not_handed_off": qualified_not_handed_off,
+    "handoffs_expired": handoffs_expired,
+    "rejected_not_reengaged": rejected_not_reengaged,
+    "deals_stalled": deals_stalled,
+}
+
+
+def leakage(start: date, end: date) -> list[Leak]:
+    return [
+        Leak(
+            key=key,
+            label=label,
+            count=LEAK_QUERIES[key](start, end).count(),
+            url=leak_url(key, start, end),
+        )
+        for key, label in LEAKS
+    ]
+
+
+# --- attribution side by side, campaign ROI ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    key: str
+    credits: dict[str, float] = field(default_factory=dict)
+
+
+GROUPINGS = ("channel", "campaign", "team")
+_GROUP_FIELDS = {"channel": "channel_id", "campaign": "campaign_id", "team": "team"}
+
+
+def _group_names(group_by: str) -> dict[Any, str]:
+    if group_by == "channel":
+        return dict(Channel.objects.values_list("id", "key"))
+    if group_by == "campaign":
+        return dict(Campaign.objects.values_list("id", "name"))
+    return {}
+
+
+def _daily(start: date, end: date) -> QuerySet[AttributionDaily] | None:
+    run = run_latest_complete()
+    if run is None:
+        return None
+    return AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
+
+
+def attribution_by_model(start: date, end: date, group_by: str) -> list[ModelRow]:
+    """Credit per channel, campaign or team under each of the eight models, from the latest
+    complete run, for conversions in the range; largest linear credit first."""
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
+    daily = _daily(start, end)
+    if daily is None:
+        return []
+    names = _group_names(group_by)
+    table: dict[str, dict[str, float]] = {}
+    for item in (
+        daily.values("model", key=F(_GROUP_FIELDS[group_by]))
+        .annotate(credit=Sum("credit"))
+        .order_by()
+    ):
+        key = "(none)" if item["key"] is None else names.get(item["key"], str(item["key"]))
+        table.setdefault(key, {model: 0.0 for model in AttributionModel.values})
+        table[key][item["model"]] += float(item["credit"] or 0.0)
+    rows = [
+        ModelRow(key=key, credits={model: round(value, 2) for model, value in credits.items()})
+        for key, credits in table.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.credits[AttributionModel.LINEAR], row.key))
+
+
+@dataclass(frozen=True)
+class CampaignRoi:
+    campaign_id: int
+    name: str
+    channel: str
+    cost: Decimal
+    attributed_revenue: float
+    roi: float | None
+
+
+def campaign_roi(start: date, end: date, model: str) -> list[CampaignRoi]:
+    """Every campaign's cost (its whole recorded cost) against the revenue ``model`` credits
+    it with for conversions in the range; ``roi`` = (attributed - cost) / cost, ``None``
+    for a campaign that cost nothing. Largest attributed revenue first."""
+    if model not in AttributionModel.values:
+        raise ValueError(f"model must be one of {', '.join(AttributionModel.values)}")
+    daily = _daily(start, end)
+    attributed: dict[int | None, float] = {}
+    if daily is not None:
+        attributed = {
+            campaign_id: float(credit or 0.0)
+            for campaign_id, credit in daily.filter(model=model, campaign_id__isnull=False)
+            .values("campaign_id")
+            .annotate(credit=Sum("credit"))
+            .values_list("campaign_id", "credit")
+            .order_by()
+        }
+    rows = []
+    for campaign_id, name, channel, cost in Campaign.objects.values_list(
+        "id", "name", "channel__key", "cost"
+    ):
+        revenue = round(attributed.get(campaign_id, 0.0), 2)
+        rows.append(
+            CampaignRoi(
+                campaign_id=campaign_id,
+                name=name,
+                channel=channel,
+                cost=cost,
+                attributed_revenue=revenue,
+                roi=round((revenue - float(cost)) / float(cost), 4) if cost > 0 else None,
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.attributed_revenue, row.name))
+
+
+# --- lifetime --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LifetimeRow:
+    source: str
+    won: Decimal
+    expansion: Decimal
+    renewal: Decimal
+    churn: Decimal
+    net: Decimal
+
+
+def lifetime(start: date, end: date) -> list[LifetimeRow]:
+    """Sale events in the range by the source of their deal: the first sale (``won``) and
+    the relationship after it (``expansion``, ``renewal``, ``churn``); ``net`` = won +
+    expansion + renewal - churn. One row per source, marketing first."""
+    low, high = range_moments(start, end)
+    sums: dict[tuple[str, str], Decimal] = {}
+    for source in DealSource.values:
+        for kind, amount in (
+            SaleEvent.objects.filter(
+                _source_is("deal__", source), occurred_at__gte=low, occurred_at__lt=high
+            )
+            .values("kind")
+            .annotate(amount=Sum("amount"))
+            .values_list("kind", "amount")
+            .order_by()
+        ):
+            sums[(source, kind)] = _money(amount)
+    rows = []
+    for source in DealSource.values:
+        parts = {kind: sums.get((source, kind), ZERO) for kind in SaleKind.values}
+        rows.append(
+            LifetimeRow(
+                source=source,
+                won=parts[SaleKind.WON],
+                expansion=parts[SaleKind.EXPANSION],
+                renewal=parts[SaleKind.RENEWAL],
+                churn=parts[SaleKind.CHURN],
+                net=parts[SaleKind.WON]
+                + parts[SaleKind.EXPANSION]
+                + parts[SaleKind.RENEWAL]
+                - parts[SaleKind.CHURN],
+            )
+        )
+    return rows
