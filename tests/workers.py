@@ -25,6 +25,10 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+# A helper, not a test, wherever it is imported.
+test_database_url.__test__ = False  # type: ignore[attr-defined]
+
+
 @contextmanager
 def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``celery worker`` as its own process; wait until it answers a ping."""
