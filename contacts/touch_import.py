@@ -34,6 +34,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.dispatch import task_send_on_commit
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, ledger_append
 from leadrecord.roles import Role, user_has_role
@@ -503,12 +504,10 @@ def touch_import_start(*, job: ImportJob, mode: str, actor: Actor) -> ImportJob:
         )
         job_id = job.pk
 
-        def queue() -> None:
-            from .tasks import touch_import_run_task
+        from .tasks import touch_import_run_task
 
-            touch_import_run_task.delay(job_id)
-
-        transaction.on_commit(queue)
+        # An import the marketer is watching should not wait for a broker that is down.
+        task_send_on_commit(touch_import_run_task, job_id, inline_if_unreachable=True)
     return job
 
 

@@ -35,6 +35,7 @@ from contacts.models import (
 )
 from contacts.sealing import contact_keys, seal
 from contacts.selectors import channels_all
+from leadrecord.dispatch import task_send_on_commit
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.roles import Role, user_has_role
@@ -266,7 +267,8 @@ def ruleset_activate(*, ruleset: Ruleset, actor: Actor) -> Ruleset:
         from .tasks import contacts_rescore_all_task
 
         ruleset_id = ruleset.pk
-        transaction.on_commit(lambda: contacts_rescore_all_task.delay(ruleset_id))
+        # Scores must follow the new rules: if the broker is down, rescore in process.
+        task_send_on_commit(contacts_rescore_all_task, ruleset_id, inline_if_unreachable=True)
     return ruleset
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -16,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadrecord.dispatch import task_send_on_commit
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
@@ -52,10 +52,12 @@ class RunCreateApi(APIView):
 
     @extend_schema(request=None, responses={202: RunSerializer})
     def post(self, request: Request) -> Response:
-        run, created = run_request(user=request.user, trigger="api")  # type: ignore[arg-type]
-        if created:
-            run_id = run.pk
-            transaction.on_commit(lambda: attribution_run_task.delay(run_id))
+        run, _ = run_request(user=request.user, trigger="api")  # type: ignore[arg-type]
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            # Also for a run whose task never reached a worker (the broker was down) or
+            # whose worker died: a second delivery waits out a live run (the lock) and
+            # replaces a dead one; a finished run is left alone.
+            task_send_on_commit(attribution_run_task, run.pk)
         run.refresh_from_db()
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

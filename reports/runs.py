@@ -96,7 +96,9 @@ def run_execute(*, run_id: int) -> AttributionRun:
         return run
     with _run_lock() as taken:
         if not taken:
-            _fail(run, "Another attribution run was in progress; this one did not start.")
+            # The lock holder is carrying out the one run in flight (run_request never
+            # queues a second): this call, a duplicate delivery, leaves it to them.
+            run.refresh_from_db()
             return run
         # Under the lock, a run still marked running was interrupted.
         interrupted = list(AttributionRun.objects.filter(status=RunStatus.RUNNING))
