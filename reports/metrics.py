@@ -34,11 +34,16 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
+    Aggregate,
     Case,
     DecimalField,
+    DurationField,
     Exists,
+    ExpressionWrapper,
     F,
+    FloatField,
     Min,
     OuterRef,
     Q,
@@ -62,7 +67,8 @@ from handoff.models import (
     SaleKind,
 )
 
-from .models import AttributionDaily, AttributionModel
+from .aggregates import people_refresh_latest
+from .models import AttributionDaily, AttributionModel, PersonMilestone, TouchDay
 from .selectors import run_latest_complete
 
 ZERO = Decimal("0.00")
@@ -71,6 +77,7 @@ SHARE_PLACES = Decimal("0.0001")
 # event for 90 days").
 STALLED_AFTER_DAYS = 90
 LIST_PATH = "/reports/lists/"
+SECONDS_PER_DAY = 86400
 
 
 # --- dates ------------------------------------------------------------------------------
@@ -204,16 +211,92 @@ def target_share_for(day: date) -> Decimal | None:
     )
 
 
+@dataclass(frozen=True)
+class _Changes:
+    """What the people aggregates do not know yet: touches and contacts written after
+    their rebuild, and merges since (a merged person's rows moved to the survivor)."""
+
+    last_touch_id: int
+    last_contact_id: int
+    merged: frozenset[int]
+    survivors: frozenset[int]
+
+    @property
+    def changed(self) -> frozenset[int]:
+        return self.merged | self.survivors
+
+
+def _changes() -> _Changes:
+    refresh = people_refresh_latest()
+    if refresh is None:
+        # Never rebuilt: every row is "new" and counted live (correct, only slower).
+        return _Changes(0, 0, frozenset(), frozenset())
+    merges = list(
+        Contact.objects.filter(
+            merged_into__isnull=False, merged_at__gte=refresh.refreshed_at
+        ).values_list("id", "merged_into_id")
+    )
+    return _Changes(
+        last_touch_id=refresh.last_touch_id,
+        last_contact_id=refresh.last_contact_id,
+        merged=frozenset(merged for merged, _ in merges),
+        survivors=frozenset(survivor for _, survivor in merges if survivor is not None),
+    )
+
+
+def _contacts_created_by(end: date, changes: _Changes) -> int:
+    """Persons (contacts not merged into another) created on or before ``end``."""
+    _, high = range_moments(end, end)
+    known = (
+        PersonMilestone.objects.filter(created_at__lt=high)
+        .exclude(contact_id__in=changes.merged)
+        .count()
+    )
+    newer = Contact.objects.filter(
+        id__gt=changes.last_contact_id, merged_into__isnull=True, created_at__lt=high
+    ).count()
+    return known + newer
+
+
+def _engaged(start: date, end: date, changes: _Changes) -> int:
+    """Distinct persons with a touch in the range.
+
+    From ``TouchDay``: a person touched in [start, end] has exactly one touch day there
+    whose previous touch day is before ``start`` (or who has none), so counting those
+    rows counts each person once, from the index. Touches written since the rebuild and
+    the people merged since are then added live.
+    """
+    low, high = range_moments(start, end)
+    known = (
+        TouchDay.objects.filter(day__gte=start, day__lte=end)
+        .filter(Q(previous_day__lt=start) | Q(previous_day__isnull=True))
+        .exclude(contact_id__in=changes.changed)
+        .count()
+    )
+    recent = set(
+        Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+        .filter(Q(id__gt=changes.last_touch_id) | Q(contact_id__in=changes.survivors))
+        .values_list("contact_id", flat=True)
+        .distinct()
+    )
+    recent -= changes.merged
+    unchanged = recent - changes.changed
+    counted_already = set(
+        TouchDay.objects.filter(contact_id__in=unchanged, day__gte=start, day__lte=end)
+        .values_list("contact_id", flat=True)
+        .distinct()
+    )
+    return known + len(recent - counted_already)
+
+
 def people(start: date, end: date) -> People:
     """Distinct people at each stage in the range (see the module's definitions)."""
     low, high = range_moments(start, end)
-    persons = Contact.objects.filter(merged_into__isnull=True)
+    changes = _changes()
     won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)
     return People(
-        contacts=persons.filter(created_at__lt=high).count(),
-        engaged=_distinct_contacts(
-            Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
-        ),
+        contacts=_contacts_created_by(end, changes),
+        engaged=_engaged(start, end, changes),
         qualified=_distinct_contacts(
             Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
         ),
@@ -300,66 +383,111 @@ def _median(values: list[float]) -> float | None:
 
 
 def _days(delta: timedelta) -> float:
-    return delta.total_seconds() / 86400
+    return delta.total_seconds() / SECONDS_PER_DAY
 
 
-def stage_durations(start: date, end: date) -> dict[str, list[float]]:
-    """Days spent in each stage by the people who left it in the range (first time each)."""
-    low, high = range_moments(start, end)
-    first_touch = dict(
-        Touch.objects.values("contact_id")
-        .annotate(first=Min("occurred_at"))
-        .values_list("contact_id", "first")
-    )
-    first_qualified = dict(
-        Qualification.objects.filter(qualified=True)
-        .values("contact_id")
-        .annotate(first=Min("occurred_at"))
-        .values_list("contact_id", "first")
-    )
-    first_handoff = dict(
-        Handoff.objects.values("contact_id")
-        .annotate(first=Min("occurred_at"))
-        .values_list("contact_id", "first")
-    )
-    first_accepted = dict(
-        Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
-        .values("contact_id")
-        .annotate(first=Min("decided_at"))
-        .values_list("contact_id", "first")
-    )
-    first_won: dict[int, datetime] = {}
-    for contact_id, moment in DealContact.objects.filter(
-        deal__sale_events__kind=SaleKind.WON
-    ).values_list("contact_id", "deal__sale_events__occurred_at"):
-        if contact_id not in first_won or moment < first_won[contact_id]:
-            first_won[contact_id] = moment
-    created = dict(Contact.objects.values_list("id", "created_at"))
+class _MedianSeconds(Aggregate):
+    """PostgreSQL's exact median of an interval, in seconds."""
 
-    def within(moment: datetime | None) -> bool:
-        return moment is not None and low <= moment < high
+    function = "percentile_cont"
+    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (%(expressions)s)))"
+    output_field = FloatField()
 
-    def spans(entered: dict[int, datetime], left: dict[int, datetime]) -> list[float]:
-        return [
-            _days(moment - entered[person])
-            for person, moment in left.items()
-            if within(moment) and person in entered and entered[person] <= moment
+
+def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
+    """Each person's earliest ``moment`` among ``rows``."""
+    return dict(
+        rows.values("contact_id").annotate(first=Min(moment)).values_list("contact_id", "first")
+    )
+
+
+def _spans(
+    entered: dict[int, datetime], left: dict[int, datetime], low: datetime, high: datetime
+) -> list[float]:
+    """Days from entering to leaving a stage, for the people who left it in [low, high)
+    after entering it (a stage entered after it was left, as for back-filled history, has
+    no meaningful time in it and is left out)."""
+    return [
+        _days(moment - entered[person])
+        for person, moment in left.items()
+        if low <= moment < high and person in entered and entered[person] <= moment
+    ]
+
+
+def _median_days_to_first_touch(low: datetime, high: datetime) -> float | None:
+    """Creation to first touch, for people first touched in the range (from the aggregate)."""
+    rows = PersonMilestone.objects.filter(
+        first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
+    )
+    if connection.vendor == "postgresql":
+        seconds = rows.aggregate(
+            median=_MedianSeconds(
+                ExpressionWrapper(
+                    F("first_touch_at") - F("created_at"), output_field=DurationField()
+                )
+            )
+        )["median"]
+        return None if seconds is None else float(seconds) / SECONDS_PER_DAY
+    return _median(
+        [
+            _days(touched - created)
+            for created, touched in rows.values_list("created_at", "first_touch_at")
+            if touched
         ]
+    )
 
+
+def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
+    """Median days in each stage of the people who left it in the range:
+
+    - contacts: creation to first touch, for people first touched in the range;
+    - engaged: first touch to first qualification, for people first qualified in the range;
+    - qualified: first qualification to first handoff, for people first handed off in it;
+    - handed_off: handoff to decision (accepted, rejected or expired), for handoffs decided
+      in it;
+    - accepted: first acceptance to first won deal, for people who became customers in it;
+    - customers: the last stage, no time.
+    """
+    low, high = range_moments(start, end)
+    first_qualified = _firsts(Qualification.objects.filter(qualified=True), "occurred_at")
+    first_handoff = _firsts(Handoff.objects.all(), "occurred_at")
+    first_accepted = _firsts(Handoff.objects.filter(status=HandoffStatus.ACCEPTED), "decided_at")
+    first_won = _firsts(
+        DealContact.objects.filter(deal__sale_events__kind=SaleKind.WON),
+        "deal__sale_events__occurred_at",
+    )
+    qualified_now = [person for person, moment in first_qualified.items() if low <= moment < high]
+    first_touch = _first_touches(qualified_now)
     decisions = [
         _days(decided - handed)
         for handed, decided in Handoff.objects.filter(
             decided_at__gte=low, decided_at__lt=high
         ).values_list("occurred_at", "decided_at")
-        if decided is not None
+        if decided is not None and decided >= handed
     ]
     return {
-        "contacts": spans(created, first_touch),
-        "engaged": spans(first_touch, first_qualified),
-        "qualified": spans(first_qualified, first_handoff),
-        "handed_off": decisions,
-        "accepted": spans(first_accepted, first_won),
+        "contacts": _median_days_to_first_touch(low, high),
+        "engaged": _median(_spans(first_touch, first_qualified, low, high)),
+        "qualified": _median(_spans(first_qualified, first_handoff, low, high)),
+        "handed_off": _median(decisions),
+        "accepted": _median(_spans(first_accepted, first_won, low, high)),
+        "customers": None,
     }
+
+
+def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
+    """These people's first touches: from the aggregate, live for anyone it does not have."""
+    found = {
+        contact_id: moment
+        for contact_id, moment in PersonMilestone.objects.filter(
+            contact_id__in=contact_ids, first_touch_at__isnull=False
+        ).values_list("contact_id", "first_touch_at")
+        if moment is not None
+    }
+    missing = [contact_id for contact_id in contact_ids if contact_id not in found]
+    if missing:
+        found.update(_firsts(Touch.objects.filter(contact_id__in=missing), "occurred_at"))
+    return found
 
 
 def funnel(start: date, end: date) -> Funnel:
@@ -368,7 +496,7 @@ def funnel(start: date, end: date) -> Funnel:
     median days people who left a stage in the range had spent in it; and the leaks."""
     counts = people(start, end)
     numbers = [getattr(counts, key) for key, _ in STAGES]
-    durations = stage_durations(start, end)
+    medians = median_days_in_stage(start, end)
     stages = []
     for index, (key, label) in enumerate(STAGES):
         following = numbers[index + 1] if index + 1 < len(numbers) else None
@@ -381,7 +509,7 @@ def funnel(start: date, end: date) -> Funnel:
                 label=label,
                 people=numbers[index],
                 conversion_to_next=conversion,
-                median_days_in_stage=_median(durations.get(key, [])),
+                median_days_in_stage=medians.get(key),
             )
         )
     return Funnel(stages=stages, leakage=leakage(start, end))
@@ -394,18 +522,16 @@ def leak_url(key: str, start: date, end: date) -> str:
 
 
 def qualified_not_handed_off(start: date, end: date) -> QuerySet[Contact]:
-    """People qualified in the range with no handoff since that qualification, up to ``end``."""
+    """People qualified in the range who had never been handed off by the end of ``end``.
+
+    "Never", not "not since the qualification": scoring may record a qualification after
+    a handoff (a rescore under a new ruleset), and that person was handed off."""
     low, high = range_moments(start, end)
     qualified = Qualification.objects.filter(
         qualified=True, occurred_at__gte=low, occurred_at__lt=high
-    )
-    handed = Handoff.objects.filter(
-        contact_id=OuterRef("contact_id"),
-        occurred_at__gte=OuterRef("occurred_at"),
-        occurred_at__lt=high,
-    )
-    ids = qualified.annotate(handed=Exists(handed)).filter(handed=False).values("contact_id")
-    return Contact.objects.filter(id__in=ids, merged_into__isnull=True)
+    ).values("contact_id")
+    handed = Handoff.objects.filter(occurred_at__lt=high).values("contact_id")
+    return Contact.objects.filter(id__in=qualified, merged_into__isnull=True).exclude(id__in=handed)
 
 
 def handoffs_expired(start: date, end: date) -> QuerySet[Contact]:

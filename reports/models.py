@@ -105,3 +105,65 @@ class AttributionDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.model}: {self.credit:.2f}"
+
+
+# --- aggregates behind the people counts (reports.aggregates refreshes them) ------------
+
+
+class TouchDay(models.Model):
+    """One person with at least one touch on one day (reporting time zone).
+
+    ``previous_day`` is the same person's previous day with a touch (NULL for the first),
+    so "people with a touch from s to e" is exactly the number of rows with ``day`` in
+    [s, e] and ``previous_day`` before s (or none): each such person has exactly one such
+    row, their first touch day in the range. Read by ``reports.metrics``; rewritten whole
+    by ``reports.aggregates.people_aggregates_refresh``.
+    """
+
+    contact_id = models.BigIntegerField()
+    day = models.DateField()
+    previous_day = models.DateField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "previous_day"], name="touch_day_range"),
+            models.Index(fields=["contact_id", "day"], name="touch_day_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} on {self.day}"
+
+
+class PersonMilestone(models.Model):
+    """One row per person (a contact not merged into another): when they were created and
+    first touched. Refreshed with ``TouchDay``."""
+
+    contact_id = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField()
+    first_touch_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], name="milestone_created"),
+            models.Index(fields=["first_touch_at"], name="milestone_first_touch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id}"
+
+
+class PeopleRefresh(models.Model):
+    """When the people aggregates were last rebuilt, and the last touch and contact they
+    include: rows with higher ids (and merges since) are counted live on top of them."""
+
+    refreshed_at = models.DateTimeField()
+    last_touch_id = models.BigIntegerField(default=0)
+    last_contact_id = models.BigIntegerField(default=0)
+    touch_days = models.PositiveIntegerField(default=0)
+    people = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"people aggregates of {self.refreshed_at.isoformat()}"
