@@ -34,16 +34,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import (
-    Aggregate,
     Case,
     DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
     F,
-    FloatField,
     Min,
     OuterRef,
     Q,
@@ -386,14 +383,6 @@ def _days(delta: timedelta) -> float:
     return delta.total_seconds() / SECONDS_PER_DAY
 
 
-class _MedianSeconds(Aggregate):
-    """PostgreSQL's exact median of an interval, in seconds."""
-
-    function = "percentile_cont"
-    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (%(expressions)s)))"
-    output_field = FloatField()
-
-
 def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
     """Each person's earliest ``moment`` among ``rows``."""
     return dict(
@@ -414,27 +403,41 @@ def _spans(
     ]
 
 
-def _median_days_to_first_touch(low: datetime, high: datetime) -> float | None:
-    """Creation to first touch, for people first touched in the range (from the aggregate)."""
-    rows = PersonMilestone.objects.filter(
-        first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
+def _days_to_first_touch(low: datetime, high: datetime, changes: _Changes) -> list[float]:
+    """Creation to first touch, in days, for people first touched in [low, high): from the
+    aggregate, and live for the people whose first touch it may not know (touched, created
+    or merged into since the rebuild)."""
+    recent = set(
+        Touch.objects.filter(id__gt=changes.last_touch_id)
+        .values_list("contact_id", flat=True)
+        .distinct()
     )
-    if connection.vendor == "postgresql":
-        seconds = rows.aggregate(
-            median=_MedianSeconds(
-                ExpressionWrapper(
-                    F("first_touch_at") - F("created_at"), output_field=DurationField()
-                )
+    recent |= changes.survivors
+    recent |= set(
+        Contact.objects.filter(id__gt=changes.last_contact_id).values_list("id", flat=True)
+    )
+    known = (
+        PersonMilestone.objects.filter(
+            first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
+        )
+        .exclude(contact_id__in=recent | changes.merged)
+        .annotate(
+            span=ExpressionWrapper(
+                F("first_touch_at") - F("created_at"), output_field=DurationField()
             )
-        )["median"]
-        return None if seconds is None else float(seconds) / SECONDS_PER_DAY
-    return _median(
-        [
-            _days(touched - created)
-            for created, touched in rows.values_list("created_at", "first_touch_at")
-            if touched
-        ]
+        )
+        .values_list("span", flat=True)
     )
+    spans = [_days(span) for span in known]
+    if recent:
+        created = dict(
+            Contact.objects.filter(id__in=recent, merged_into__isnull=True).values_list(
+                "id", "created_at"
+            )
+        )
+        first_touch = _firsts(Touch.objects.filter(contact_id__in=created), "occurred_at")
+        spans += _spans(created, first_touch, low, high)
+    return spans
 
 
 def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
@@ -466,7 +469,7 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
         if decided is not None and decided >= handed
     ]
     return {
-        "contacts": _median_days_to_first_touch(low, high),
+        "contacts": _median(_days_to_first_touch(low, high, _changes())),
         "engaged": _median(_spans(first_touch, first_qualified, low, high)),
         "qualified": _median(_spans(first_qualified, first_handoff, low, high)),
         "handed_off": _median(decisions),
