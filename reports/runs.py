@@ -29,6 +29,7 @@ from handoff.scoring import ruleset_active
 from leadrecord.bulk import copy_lines, rows_copy, rows_insert
 from leadrecord.ledger import Actor, ledger_append
 
+from .aggregates import people_aggregates_refresh
 from .attribution_credits import CreditBlock, credits_compute
 from .models import AttributionCredit, AttributionDaily, AttributionRun, RunStatus
 from .run_input import RunInput, run_input_read
@@ -129,6 +130,9 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
         blocks = credits_compute(data)
         with transaction.atomic():
             _credits_write(run, data, blocks)
+            # The people counts' aggregates, rebuilt with the credits: both become
+            # visible together when this transaction commits.
+            people_aggregates_refresh()
             run.status = RunStatus.COMPLETE
             run.finished_at = timezone.now()
             run.conversions = data.conversions
