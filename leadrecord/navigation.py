@@ -26,6 +26,7 @@ NAV_ITEMS = (
     NavItem("Handoffs", "handoff-queue", frozenset({Role.SALES_REP, Role.MANAGER})),
     NavItem("Handoffs", "handoffs-returned", frozenset({Role.MARKETER})),
     NavItem("Deals", "deals", frozenset({Role.SALES_REP, Role.MANAGER})),
+    NavItem("Reports", "reports", frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER})),
     NavItem("Rules", "rulesets", frozenset({Role.MANAGER})),
     NavItem("Record", "ledger", frozenset({Role.MANAGER, Role.PRIVACY_OFFICER})),
     NavItem("API docs", "api-docs", frozenset(Role.values)),

@@ -1,0 +1,12 @@
+"""The reports app's pages: the dashboards of managers, marketers and sales reps."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("reports/", views.reports_home, name="reports"),
+    path("reports/manager/", views.dashboard_manager, name="dashboard-manager"),
+    path("reports/marketing/", views.dashboard_marketing, name="dashboard-marketing"),
+    path("reports/sales/", views.dashboard_sales, name="dashboard-sales"),
+]
