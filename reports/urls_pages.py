@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_lists
 
 urlpatterns = [
     path("reports/", views.reports_home, name="reports"),
@@ -10,3 +10,6 @@ urlpatterns = [
     path("reports/marketing/", views.dashboard_marketing, name="dashboard-marketing"),
     path("reports/sales/", views.dashboard_sales, name="dashboard-sales"),
 ]
+
+# The lists behind the leakage numbers (reports.views_lists).
+urlpatterns += views_lists.urlpatterns
