@@ -527,3 +527,16 @@ def test_a_deal_amount_downloads_exactly(record, users, client):
     )
     assert rows[1][:3] == ["Exact", record["ada"].organization.name, "1234567.89"]
     assert Deal.objects.get(name="Exact").amount == Decimal("1234567.89")
+
+
+@pytest.mark.parametrize(
+    ("role", "link"),
+    [
+        (Role.MANAGER, "/reports/manager/"),
+        (Role.MARKETER, "/reports/marketing/"),
+        (Role.SALES_REP, "/reports/sales/"),
+    ],
+)
+def test_the_home_page_links_to_the_roles_dashboard(role, link, users, client):
+    page = html(as_user(client, users, role).get("/"))
+    assert f'href="{link}"' in page
