@@ -390,6 +390,32 @@ def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
     )
 
 
+def _firsts_within(
+    rows: QuerySet[Any], moment: str, low: datetime, high: datetime
+) -> dict[int, datetime]:
+    """The people whose earliest ``moment`` among ``rows`` is in [low, high), with it (the
+    filter on the earliest is a HAVING, in the database)."""
+    return dict(
+        rows.values("contact_id")
+        .annotate(first=Min(moment))
+        .filter(first__gte=low, first__lt=high)
+        .values_list("contact_id", "first")
+        .order_by()
+    )
+
+
+def _first_wins_within(low: datetime, high: datetime) -> dict[int, datetime]:
+    """The people whose first won deal (as a buying-group member) was won in [low, high)."""
+    return dict(
+        SaleEvent.objects.filter(kind=SaleKind.WON)
+        .values(person=F("deal__members__contact_id"))
+        .annotate(first=Min("occurred_at"))
+        .filter(first__gte=low, first__lt=high, person__isnull=False)
+        .values_list("person", "first")
+        .order_by()
+    )
+
+
 def _spans(
     entered: dict[int, datetime], left: dict[int, datetime], low: datetime, high: datetime
 ) -> list[float]:
@@ -452,15 +478,17 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     - customers: the last stage, no time.
     """
     low, high = range_moments(start, end)
-    first_qualified = _firsts(Qualification.objects.filter(qualified=True), "occurred_at")
-    first_handoff = _firsts(Handoff.objects.all(), "occurred_at")
-    first_accepted = _firsts(Handoff.objects.filter(status=HandoffStatus.ACCEPTED), "decided_at")
-    first_won = _firsts(
-        DealContact.objects.filter(deal__sale_events__kind=SaleKind.WON),
-        "deal__sale_events__occurred_at",
+    qualifications = Qualification.objects.filter(qualified=True)
+    handoffs = Handoff.objects.all()
+    acceptances = Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
+    first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
+    first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
+    first_won = _first_wins_within(low, high)
+    first_touch = _first_touches(list(first_qualified))
+    qualified_before = _firsts(
+        qualifications.filter(contact_id__in=list(first_handoff)), "occurred_at"
     )
-    qualified_now = [person for person, moment in first_qualified.items() if low <= moment < high]
-    first_touch = _first_touches(qualified_now)
+    accepted_before = _firsts(acceptances.filter(contact_id__in=list(first_won)), "decided_at")
     decisions = [
         _days(decided - handed)
         for handed, decided in Handoff.objects.filter(
@@ -471,9 +499,9 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     return {
         "contacts": _median(_days_to_first_touch(low, high, _changes())),
         "engaged": _median(_spans(first_touch, first_qualified, low, high)),
-        "qualified": _median(_spans(first_qualified, first_handoff, low, high)),
+        "qualified": _median(_spans(qualified_before, first_handoff, low, high)),
         "handed_off": _median(decisions),
-        "accepted": _median(_spans(first_accepted, first_won, low, high)),
+        "accepted": _median(_spans(accepted_before, first_won, low, high)),
         "customers": None,
     }
 
