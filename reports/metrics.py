@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     DecimalField,
@@ -65,7 +66,15 @@ from handoff.models import (
 )
 
 from .aggregates import people_refresh_latest
-from .models import AttributionDaily, AttributionModel, PersonMilestone, TouchDay
+from .models import (
+    AttributionDaily,
+    AttributionModel,
+    CreatedDayCount,
+    PeopleRefresh,
+    PersonMilestone,
+    TouchDay,
+    TouchDayCount,
+)
 from .selectors import run_latest_complete
 
 ZERO = Decimal("0.00")
@@ -210,11 +219,11 @@ def target_share_for(day: date) -> Decimal | None:
 
 @dataclass(frozen=True)
 class _Changes:
-    """What the people aggregates do not know yet: touches and contacts written after
-    their rebuild, and merges since (a merged person's rows moved to the survivor)."""
+    """What the people aggregates do not know yet: touches, contacts, sale events and deal
+    members written after their rebuild, and merges since (a merged person's rows moved to
+    the survivor)."""
 
-    last_touch_id: int
-    last_contact_id: int
+    refresh: PeopleRefresh | None
     merged: frozenset[int]
     survivors: frozenset[int]
 
@@ -222,20 +231,27 @@ class _Changes:
     def changed(self) -> frozenset[int]:
         return self.merged | self.survivors
 
+    @property
+    def last_touch_id(self) -> int:
+        return self.refresh.last_touch_id if self.refresh else 0
+
+    @property
+    def last_contact_id(self) -> int:
+        return self.refresh.last_contact_id if self.refresh else 0
+
 
 def _changes() -> _Changes:
     refresh = people_refresh_latest()
     if refresh is None:
         # Never rebuilt: every row is "new" and counted live (correct, only slower).
-        return _Changes(0, 0, frozenset(), frozenset())
+        return _Changes(None, frozenset(), frozenset())
     merges = list(
         Contact.objects.filter(
             merged_into__isnull=False, merged_at__gte=refresh.refreshed_at
         ).values_list("id", "merged_into_id")
     )
     return _Changes(
-        last_touch_id=refresh.last_touch_id,
-        last_contact_id=refresh.last_contact_id,
+        refresh=refresh,
         merged=frozenset(merged for merged, _ in merges),
         survivors=frozenset(survivor for _, survivor in merges if survivor is not None),
     )
@@ -244,32 +260,73 @@ def _changes() -> _Changes:
 def _contacts_created_by(end: date, changes: _Changes) -> int:
     """Persons (contacts not merged into another) created on or before ``end``."""
     _, high = range_moments(end, end)
-    known = (
-        PersonMilestone.objects.filter(created_at__lt=high)
-        .exclude(contact_id__in=changes.merged)
-        .count()
-    )
+    known = 0
+    if changes.refresh is not None:
+        known = (
+            CreatedDayCount.objects.filter(day__lte=end)
+            .order_by("-day")
+            .values_list("people", flat=True)
+            .first()
+        ) or 0
+        known -= PersonMilestone.objects.filter(
+            contact_id__in=changes.merged, created_at__lt=high
+        ).count()
     newer = Contact.objects.filter(
         id__gt=changes.last_contact_id, merged_into__isnull=True, created_at__lt=high
     ).count()
     return known + newer
 
 
+def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
+    """Each person's first touch day within [start, end]: one row per person touched."""
+    return TouchDay.objects.filter(day__gte=start, day__lte=end).filter(
+        Q(previous_day__lt=start) | Q(previous_day__isnull=True)
+    )
+
+
+def _touched_known(start: date, end: date, changes: _Changes) -> int:
+    """People touched in [start, end] as the rebuild knew them, less the people changed since."""
+    refresh = changes.refresh
+    if refresh is None:
+        return 0
+    changed = _touch_days_first_in(start, end).filter(contact_id__in=changes.changed).count()
+    if connection.vendor != "postgresql":
+        return _touch_days_first_in(start, end).count() - changed
+    if refresh.first_touch_day is None or refresh.last_touch_day is None:
+        return 0
+    first, last = max(start, refresh.first_touch_day), min(end, refresh.last_touch_day)
+    if first > last:
+        return 0
+    table = connection.ops.quote_name(TouchDayCount._meta.db_table)
+    with connection.cursor() as cursor:
+        # One probe per day of the range (bounded by the days with touches at all): the
+        # day's cumulative count up to the greatest previous day before ``start``.
+        cursor.execute(
+            f"""
+            SELECT coalesce(sum(counted.people), 0)
+            FROM generate_series(%s::date, %s::date, interval '1 day') AS days(day)
+            CROSS JOIN LATERAL (
+                SELECT people FROM {table}
+                WHERE day = days.day::date AND previous_day < %s
+                ORDER BY previous_day DESC LIMIT 1
+            ) AS counted
+            """,  # noqa: S608 (the table name from the model, values as parameters)
+            [first, last, start],
+        )
+        row = cursor.fetchone()
+    return int(row[0] if row else 0) - changed
+
+
 def _engaged(start: date, end: date, changes: _Changes) -> int:
     """Distinct persons with a touch in the range.
 
-    From ``TouchDay``: a person touched in [start, end] has exactly one touch day there
-    whose previous touch day is before ``start`` (or who has none), so counting those
-    rows counts each person once, from the index. Touches written since the rebuild and
-    the people merged since are then added live.
+    A person touched in [start, end] has exactly one touch day there whose previous touch
+    day is before ``start`` (or who has none), so counting those ``TouchDay`` rows counts
+    each person once (on PostgreSQL from ``TouchDayCount``, a probe per day). Touches
+    written since the rebuild and the people merged since are then counted live.
     """
     low, high = range_moments(start, end)
-    known = (
-        TouchDay.objects.filter(day__gte=start, day__lte=end)
-        .filter(Q(previous_day__lt=start) | Q(previous_day__isnull=True))
-        .exclude(contact_id__in=changes.changed)
-        .count()
-    )
+    known = _touched_known(start, end, changes)
     recent = set(
         Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
         .filter(Q(id__gt=changes.last_touch_id) | Q(contact_id__in=changes.survivors))
@@ -404,16 +461,43 @@ def _firsts_within(
     )
 
 
-def _first_wins_within(low: datetime, high: datetime) -> dict[int, datetime]:
-    """The people whose first won deal (as a buying-group member) was won in [low, high)."""
-    return dict(
-        SaleEvent.objects.filter(kind=SaleKind.WON)
-        .values(person=F("deal__members__contact_id"))
+def _first_wins_within(low: datetime, high: datetime, changes: _Changes) -> dict[int, datetime]:
+    """The people whose first won deal (as a buying-group member) was won in [low, high):
+    from ``PersonMilestone``, and live for the people whose first win it may not know (in
+    a deal won, or added to a deal, since the rebuild, or merged into since)."""
+    refresh = changes.refresh
+    wins = SaleEvent.objects.filter(kind=SaleKind.WON)
+    if refresh is None:
+        recent = None
+    else:
+        recent = set(
+            DealContact.objects.filter(
+                Q(id__gt=refresh.last_deal_member_id)
+                | Q(deal_id__in=wins.filter(id__gt=refresh.last_sale_event_id).values("deal_id"))
+            ).values_list("contact_id", flat=True)
+        ) | set(changes.survivors)
+    found: dict[int, datetime] = {}
+    if recent is not None:
+        found = {
+            person: first
+            for person, first in PersonMilestone.objects.filter(
+                first_won_at__gte=low, first_won_at__lt=high
+            )
+            .exclude(contact_id__in=recent | changes.merged)
+            .values_list("contact_id", "first_won_at")
+            if first is not None
+        }
+        if not recent:
+            return found
+    live = (
+        wins.values(person=F("deal__members__contact_id"))
         .annotate(first=Min("occurred_at"))
         .filter(first__gte=low, first__lt=high, person__isnull=False)
-        .values_list("person", "first")
-        .order_by()
     )
+    if recent is not None:
+        live = live.filter(person__in=list(recent))
+    found.update(dict(live.values_list("person", "first").order_by()))
+    return found
 
 
 def _spans(
@@ -478,12 +562,13 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     - customers: the last stage, no time.
     """
     low, high = range_moments(start, end)
+    changes = _changes()
     qualifications = Qualification.objects.filter(qualified=True)
     handoffs = Handoff.objects.all()
     acceptances = Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
     first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
     first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
-    first_won = _first_wins_within(low, high)
+    first_won = _first_wins_within(low, high, changes)
     first_touch = _first_touches(list(first_qualified))
     qualified_before = _firsts(
         qualifications.filter(contact_id__in=list(first_handoff)), "occurred_at"
@@ -497,7 +582,7 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
         if decided is not None and decided >= handed
     ]
     return {
-        "contacts": _median(_days_to_first_touch(low, high, _changes())),
+        "contacts": _median(_days_to_first_touch(low, high, changes)),
         "engaged": _median(_spans(first_touch, first_qualified, low, high)),
         "qualified": _median(_spans(qualified_before, first_handoff, low, high)),
         "handed_off": _median(decisions),

@@ -10,6 +10,8 @@ the next run.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db import models
 
 MODEL_NAME_MAX_LENGTH = 20
@@ -135,17 +137,20 @@ class TouchDay(models.Model):
 
 
 class PersonMilestone(models.Model):
-    """One row per person (a contact not merged into another): when they were created and
-    first touched. Refreshed with ``TouchDay``."""
+    """One row per person (a contact not merged into another): when they were created, first
+    touched and first won. Refreshed with ``TouchDay``."""
 
     contact_id = models.BigIntegerField(primary_key=True)
     created_at = models.DateTimeField()
     first_touch_at = models.DateTimeField(null=True, blank=True)
+    # When the person first became a customer: the first won deal they were a member of.
+    first_won_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["created_at"], name="milestone_created"),
             models.Index(fields=["first_touch_at"], name="milestone_first_touch"),
+            models.Index(fields=["first_won_at"], name="milestone_first_won"),
         ]
 
     def __str__(self) -> str:
@@ -159,6 +164,11 @@ class PeopleRefresh(models.Model):
     refreshed_at = models.DateTimeField()
     last_touch_id = models.BigIntegerField(default=0)
     last_contact_id = models.BigIntegerField(default=0)
+    last_sale_event_id = models.BigIntegerField(default=0)
+    last_deal_member_id = models.BigIntegerField(default=0)
+    # The first and last days with a touch, which bound the days a count has to look at.
+    first_touch_day = models.DateField(null=True, blank=True)
+    last_touch_day = models.DateField(null=True, blank=True)
     touch_days = models.PositiveIntegerField(default=0)
     people = models.PositiveIntegerField(default=0)
 
@@ -167,3 +177,38 @@ class PeopleRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"people aggregates of {self.refreshed_at.isoformat()}"
+
+
+class TouchDayCount(models.Model):
+    """``TouchDay`` counted per day and previous day, cumulatively (PostgreSQL only).
+
+    ``people`` is the number of people with a touch on ``day`` whose previous touch day is
+    on or before ``previous_day`` (``FIRST_EVER`` standing for "none"), so the people
+    touched from s to e are the sum, over the days d from s to e, of the row of d with the
+    greatest ``previous_day`` before s: one index probe per day instead of a scan of every
+    person-day in the range.
+    """
+
+    FIRST_EVER = date(1, 1, 1)
+
+    day = models.DateField()
+    previous_day = models.DateField()
+    people = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "previous_day"], name="touch_day_count_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people} after {self.previous_day}"
+
+
+class CreatedDayCount(models.Model):
+    """The persons (as of the rebuild) created on or before ``day``: one row per day with any."""
+
+    day = models.DateField(unique=True)
+    people = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people}"

@@ -521,10 +521,13 @@ def test_hand_built_numbers_equal_the_oracle_before_and_after_the_refresh(world:
 
 def test_rows_and_merges_after_the_refresh_are_counted(world: World) -> None:
     people_aggregates_refresh()
-    # A touch, a new person with a back-dated touch, and a merge, all after the refresh.
+    # A touch, a new person with a back-dated touch, a deal won, a new deal, and merges,
+    # all after the refresh.
     _touch(world.people["bo"], "web", 3 * DAY)
     late = _person("ivy", "acme.example", 70 * DAY)
     _touch(late, "email", 65 * DAY)
+    _sale(world.deals["fresh"], "won", "500.00", DAY / 2)
+    _deal("Acme extension", [world.people["bo"], late], "90.00", 2 * DAY)
     contact_merge(keep=world.people["hal"], merge=world.people["flo"], actor=SYSTEM)
     contact_merge(keep=world.people["ed"], merge=world.people["gus"], actor=SYSTEM)
     for start, end in ranges():
