@@ -40,6 +40,7 @@ CHART_CACHE_SECONDS = 300
 CHART_CATEGORIES_MAX = 12
 WIDTH = 760
 BAR_HEIGHT = 26  # per category on horizontal charts
+LEGEND_ROW = 26  # per legend row after the first
 
 # The palette: marketing blue, sales orange, then others; dark enough on white for text.
 COLORS = (
@@ -203,11 +204,13 @@ def _draw(
         (False, True): pygal.StackedBar,
         (True, True): pygal.HorizontalStackedBar,
     }[(horizontal, stacked)]
+    legend_columns = min(len(names), 4) or 1
+    legend_rows = -(-len(names) // legend_columns) if len(names) > 1 else 0
     height = (
         max(220, 110 + BAR_HEIGHT * len(labels) * (1 if stacked else max(1, len(names))))
         if horizontal
         else 360
-    )
+    ) + LEGEND_ROW * max(0, legend_rows - 1)
     chart = kind(
         style=STYLE,
         width=WIDTH,
@@ -216,7 +219,10 @@ def _draw(
         disable_xml_declaration=True,
         show_legend=len(names) > 1,
         legend_at_bottom=True,
-        legend_at_bottom_columns=min(len(names), 4) or 1,
+        legend_at_bottom_columns=legend_columns,
+        # Few value ticks: more overlap on the horizontal charts' axis.
+        min_scale=3,
+        max_scale=6,
         value_formatter=AXIS_FORMATS[value_format],
         print_values=False,
         truncate_label=40,

@@ -127,6 +127,8 @@ class Table:
     more_url: str = ""  # the full list, when the table shows only some of it
     more_label: str = ""
     export_url: str = ""
+    # How many rows there are when ``rows`` holds only the first ones (on the page).
+    total: int | None = None
 
     def cells(self) -> list[list[Cell]]:
         return [
@@ -136,7 +138,11 @@ class Table:
 
     @property
     def cut(self) -> bool:
-        return len(self.rows) > ROWS_SHOWN
+        return self.row_count > ROWS_SHOWN
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows) if self.total is None else self.total
 
     @staticmethod
     def _cell(value: object, column: Column) -> Cell:
@@ -197,6 +203,8 @@ class Query:
     model: str
     group_by: str
     user: User
+    # False for the page, which shows the first rows of a long list; True for a CSV file.
+    every_row: bool = False
 
     @property
     def start(self) -> date:
@@ -683,6 +691,8 @@ def deals_section(query: Query) -> Section:
         .order_by()
     }
     states = [state for state in DealState.values if state in sums]
+    total = sum(row["deals"] for row in sums.values())
+    listed = deals.order_by("-occurred_at", "-id").select_related("organization")
     rows = [
         [
             Link(deal.name, reverse("deal", args=[deal.pk])),
@@ -692,12 +702,12 @@ def deals_section(query: Query) -> Section:
             SOURCE_LABELS.get(deal.source, deal.source),
             f"{deal.occurred_at:%Y-%m-%d}",
         ]
-        for deal in deals.order_by("-occurred_at", "-id").select_related("organization")
+        for deal in (listed if query.every_row else listed[:ROWS_SHOWN])
     ]
     return Section(
         key="deals",
         title="My deals",
-        intro=f"{len(rows):,} deals you own were created in these days.",
+        intro=f"{total:,} deals you own were created in these days.",
         charts=[
             bar_chart(
                 title="My deals' amounts by state and source",
@@ -726,6 +736,7 @@ def deals_section(query: Query) -> Section:
                 rows,
                 more_url=reverse("deals"),
                 more_label="Every deal",
+                total=total,
             )
         ],
     )
@@ -817,6 +828,7 @@ def _render(request: HttpRequest, board: Dashboard) -> HttpResponse:
         model=form.cleaned_data.get("model") or AttributionModel.LINEAR,
         group_by=form.cleaned_data.get("group_by") or "channel",
         user=cast(User, request.user),
+        every_row=csv_wanted,
     )
     base = form.field_values()
     if csv_wanted:

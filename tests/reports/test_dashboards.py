@@ -540,3 +540,35 @@ def test_a_deal_amount_downloads_exactly(record, users, client):
 def test_the_home_page_links_to_the_roles_dashboard(role, link, users, client):
     page = html(as_user(client, users, role).get("/"))
     assert f'href="{link}"' in page
+
+
+def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(
+    record, users, client, monkeypatch
+):
+    monkeypatch.setattr("reports.views.ROWS_SHOWN", 2)
+    for number in range(3):
+        handoff_services.deal_create(
+            name=f"Deal {number}",
+            organization=record["ada"].organization,
+            members=[handoff_services.Member(record["ada"], "champion")],
+            amount=Decimal("100.00"),
+            owner=users[Role.SALES_REP],
+            actor=SYSTEM,
+            occurred_at=timezone.now() - (number + 1) * DAY,
+        )
+    client = as_user(client, users, Role.SALES_REP)
+    response = client.get("/reports/sales/")
+    assert [row[0] for row in page_tables(response)["deals"][1:]] == ["Deal 0", "Deal 1"]
+    assert "The first 2 of 3 rows are shown" in html(response)
+    assert "3 deals you own were created" in html(response)
+    rows = csv_rows(client.get("/reports/sales/?format=csv&table=deals"))
+    assert [row[0] for row in rows[1:]] == ["Deal 0", "Deal 1", "Deal 2"]
+
+
+def test_a_leak_number_links_to_a_list_that_opens(record, users, client):
+    client = as_user(client, users, Role.MARKETER)
+    page = html(client.get("/reports/marketing/"))
+    links = re.findall(r'href="(/reports/lists/[^"]+)"', page)
+    assert len(links) == 4
+    for link in links:
+        assert client.get(link.replace("&amp;", "&")).status_code == 200
