@@ -38,9 +38,7 @@ from django.db import connection
 from django.db.models import (
     Case,
     DecimalField,
-    DurationField,
     Exists,
-    ExpressionWrapper,
     F,
     Min,
     OuterRef,
@@ -461,42 +459,38 @@ def _firsts_within(
     )
 
 
-def _first_wins_within(low: datetime, high: datetime, changes: _Changes) -> dict[int, datetime]:
-    """The people whose first won deal (as a buying-group member) was won in [low, high):
-    from ``PersonMilestone``, and live for the people whose first win it may not know (in
-    a deal won, or added to a deal, since the rebuild, or merged into since)."""
+def _first_wins_of(persons: list[int], changes: _Changes) -> dict[int, datetime]:
+    """When each of these people first became a customer (the first won deal they were a
+    member of): from ``PersonMilestone``, and live for those whose first win it may not
+    know (in a deal won, or added to a deal, since the rebuild, or merged into since)."""
     refresh = changes.refresh
     wins = SaleEvent.objects.filter(kind=SaleKind.WON)
-    if refresh is None:
-        recent = None
-    else:
-        recent = set(
+    recent = set(persons)
+    found: dict[int, datetime] = {}
+    if refresh is not None:
+        recent &= set(
             DealContact.objects.filter(
                 Q(id__gt=refresh.last_deal_member_id)
                 | Q(deal_id__in=wins.filter(id__gt=refresh.last_sale_event_id).values("deal_id"))
             ).values_list("contact_id", flat=True)
         ) | set(changes.survivors)
-    found: dict[int, datetime] = {}
-    if recent is not None:
         found = {
             person: first
             for person, first in PersonMilestone.objects.filter(
-                first_won_at__gte=low, first_won_at__lt=high
-            )
-            .exclude(contact_id__in=recent | changes.merged)
-            .values_list("contact_id", "first_won_at")
+                contact_id__in=set(persons) - recent, first_won_at__isnull=False
+            ).values_list("contact_id", "first_won_at")
             if first is not None
         }
-        if not recent:
-            return found
-    live = (
-        wins.values(person=F("deal__members__contact_id"))
-        .annotate(first=Min("occurred_at"))
-        .filter(first__gte=low, first__lt=high, person__isnull=False)
-    )
-    if recent is not None:
-        live = live.filter(person__in=list(recent))
-    found.update(dict(live.values_list("person", "first").order_by()))
+    if recent:
+        found.update(
+            dict(
+                wins.filter(deal__members__contact_id__in=recent)
+                .values(person=F("deal__members__contact_id"))
+                .annotate(first=Min("occurred_at"))
+                .values_list("person", "first")
+                .order_by()
+            )
+        )
     return found
 
 
@@ -513,10 +507,10 @@ def _spans(
     ]
 
 
-def _days_to_first_touch(low: datetime, high: datetime, changes: _Changes) -> list[float]:
-    """Creation to first touch, in days, for people first touched in [low, high): from the
-    aggregate, and live for the people whose first touch it may not know (touched, created
-    or merged into since the rebuild)."""
+def _median_days_to_first_touch(low: datetime, high: datetime, changes: _Changes) -> float | None:
+    """Median days from creation to first touch, for people first touched in [low, high):
+    from the aggregate (the median itself in the database on PostgreSQL), and live for the
+    people whose first touch it may not know (touched, created or merged into since)."""
     recent = set(
         Touch.objects.filter(id__gt=changes.last_touch_id)
         .values_list("contact_id", flat=True)
@@ -526,19 +520,7 @@ def _days_to_first_touch(low: datetime, high: datetime, changes: _Changes) -> li
     recent |= set(
         Contact.objects.filter(id__gt=changes.last_contact_id).values_list("id", flat=True)
     )
-    known = (
-        PersonMilestone.objects.filter(
-            first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
-        )
-        .exclude(contact_id__in=recent | changes.merged)
-        .annotate(
-            span=ExpressionWrapper(
-                F("first_touch_at") - F("created_at"), output_field=DurationField()
-            )
-        )
-        .values_list("span", flat=True)
-    )
-    spans = [_days(span) for span in known]
+    live: list[float] = []
     if recent:
         created = dict(
             Contact.objects.filter(id__in=recent, merged_into__isnull=True).values_list(
@@ -546,8 +528,35 @@ def _days_to_first_touch(low: datetime, high: datetime, changes: _Changes) -> li
             )
         )
         first_touch = _firsts(Touch.objects.filter(contact_id__in=created), "occurred_at")
-        spans += _spans(created, first_touch, low, high)
-    return spans
+        live = _spans(created, first_touch, low, high)
+    leave_out = sorted(recent | changes.merged)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(PersonMilestone._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY span) FROM (
+                    SELECT EXTRACT(EPOCH FROM first_touch_at - created_at) / %s AS span
+                    FROM {table}
+                    WHERE first_touch_at >= %s AND first_touch_at < %s
+                    AND created_at <= first_touch_at AND NOT (contact_id = ANY(%s::bigint[]))
+                    UNION ALL SELECT unnest(%s::double precision[])
+                ) AS spans
+                """,  # noqa: S608 (the table name from the model, values as parameters)
+                [SECONDS_PER_DAY, low, high, leave_out, live],
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+    known = (
+        PersonMilestone.objects.filter(
+            first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
+        )
+        .exclude(contact_id__in=leave_out)
+        .values_list("created_at", "first_touch_at")
+    )
+    return _median(
+        [_days(touched - created) for created, touched in known if touched is not None] + live
+    )
 
 
 def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
@@ -568,12 +577,12 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     acceptances = Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
     first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
     first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
-    first_won = _first_wins_within(low, high, changes)
+    first_accepted = _firsts(acceptances, "decided_at")
+    first_won = _first_wins_of(list(first_accepted), changes)
     first_touch = _first_touches(list(first_qualified))
     qualified_before = _firsts(
         qualifications.filter(contact_id__in=list(first_handoff)), "occurred_at"
     )
-    accepted_before = _firsts(acceptances.filter(contact_id__in=list(first_won)), "decided_at")
     decisions = [
         _days(decided - handed)
         for handed, decided in Handoff.objects.filter(
@@ -582,11 +591,11 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
         if decided is not None and decided >= handed
     ]
     return {
-        "contacts": _median(_days_to_first_touch(low, high, changes)),
+        "contacts": _median_days_to_first_touch(low, high, changes),
         "engaged": _median(_spans(first_touch, first_qualified, low, high)),
         "qualified": _median(_spans(qualified_before, first_handoff, low, high)),
         "handed_off": _median(decisions),
-        "accepted": _median(_spans(accepted_before, first_won, low, high)),
+        "accepted": _median(_spans(first_accepted, first_won, low, high)),
         "customers": None,
     }
 
