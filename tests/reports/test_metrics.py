@@ -391,8 +391,7 @@ def _sale(deal: Deal, kind: str, amount: str | None, age: timedelta) -> None:
     )
 
 
-@pytest.fixture
-def world() -> World:
+def build_world() -> World:
     """Eight people, four handoffs (accepted, rejected twice, expired), five deals."""
     ruleset = services.ruleset_create(
         name="Test rules", points={}, mql_threshold=100, sla_hours=48, actor=SYSTEM
@@ -479,6 +478,11 @@ def world() -> World:
     )
 
 
+@pytest.fixture
+def world() -> World:
+    return build_world()
+
+
 def test_hand_built_numbers_checked_by_hand(world: World) -> None:
     people_aggregates_refresh()
     today = timezone.localdate()
@@ -560,3 +564,23 @@ def test_shares_and_empty_ranges() -> None:
         metrics.attribution_by_model(date(2001, 1, 1), date(2001, 3, 31), "weather")
     with pytest.raises(ValueError, match="model"):
         metrics.campaign_roi(date(2001, 1, 1), date(2001, 3, 31), "astrology")
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Auckland", "America/Los_Angeles"])
+def test_days_are_counted_in_the_reporting_time_zone(settings: Any, zone: str) -> None:
+    settings.TIME_ZONE = zone
+    built = build_world()
+    # A touch just before and one just after a local midnight, seen from the zone.
+    midnight = datetime.combine(timezone.localdate(), datetime.min.time(), ZoneInfo(zone))
+    for moment in (midnight - timedelta(minutes=1), midnight - DAY + timedelta(minutes=1)):
+        touch_record(
+            contact=built.people["hal"],
+            channel=Channel.objects.get(key="web"),
+            occurred_at=moment,
+            actor=SYSTEM,
+        )
+    for start, end in ranges():
+        check_everything(start, end)
+    people_aggregates_refresh()
+    for start, end in ranges():
+        check_everything(start, end)
