@@ -19,10 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadrecord.api_fields import AwareDateTimeField, IdField, OccurredAtField
+from leadrecord.api_fields import AwareDateTimeField, IdField, IdFilter, OccurredAtField
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
+from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
@@ -241,6 +242,8 @@ class ContactListCreateApi(ListAPIView):
 
 
 class ContactDetailApi(APIView):
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [ContactPermission]
 
     @extend_schema(responses=ContactDetailSerializer)
@@ -252,6 +255,8 @@ class ContactDetailApi(APIView):
 class ContactTimelineApi(ListAPIView):
     """The contact's ledger entries, oldest first, without values outside the caller's audience."""
 
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [ContactPermission]
     pagination_class = Pagination
 
@@ -279,6 +284,8 @@ class ContactTimelineApi(ListAPIView):
 class ContactConsentsApi(ListAPIView):
     """A contact's consent history (every grant and withdrawal), or record one."""
 
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [ContactPermission]
     pagination_class = Pagination
 
@@ -321,6 +328,8 @@ class ContactConsentsApi(ListAPIView):
 class ContactDisclosuresApi(ListAPIView):
     """The contact's disclosures the caller may see, or record a new one."""
 
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [ContactPermission]
     pagination_class = Pagination
     serializer_class = DisclosureSerializer
@@ -419,6 +428,8 @@ def _living_or_field_error(request: Request, pk: int, attr: str) -> Contact:
 class ContactEraseApi(APIView):
     """Erase the person (privacy officer): personal data gone everywhere, counts kept."""
 
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [PrivacyOfficerPermission]
 
     class InputSerializer(serializers.Serializer):
@@ -444,6 +455,8 @@ class ContactEraseApi(APIView):
 class ContactExportApi(APIView):
     """The subject-access export (privacy officer): everything held about the person."""
 
+    # contact_for_request: an erased contact is 410 Gone.
+    schema_error_status_codes = (410,)
     permission_classes = [PrivacyOfficerPermission]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -595,9 +608,9 @@ class CampaignListCreateApi(ListAPIView):
 
 
 class TouchFilter(django_filters.FilterSet):
-    contact = django_filters.NumberFilter(field_name="contact_id")
+    contact = IdFilter(field_name="contact_id")
     channel = django_filters.CharFilter(field_name="channel__key", max_length=40)
-    campaign = django_filters.NumberFilter(field_name="campaign_id")
+    campaign = IdFilter(field_name="campaign_id")
 
     class Meta:
         model = Touch
@@ -733,7 +746,13 @@ class EventsApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses=OutputSerializer,
+        responses={
+            200: OutputSerializer,
+            422: OpenApiResponse(
+                RuleErrorResponseSerializer,
+                "This Idempotency-Key came with a different body before.",
+            ),
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from contacts.apis import MoneyField, currency_check
 from contacts.models import Contact, Organization
-from leadrecord.api_fields import IdField, OccurredAtField
+from leadrecord.api_fields import IdField, IdFilter, OccurredAtField
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
 from leadrecord.pagination import Pagination
@@ -203,7 +203,7 @@ class HandoffSerializer(serializers.Serializer):
 
 class HandoffFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
-    contact = django_filters.NumberFilter(field_name="contact_id")
+    contact = IdFilter(field_name="contact_id")
 
     class Meta:
         model = Handoff
@@ -360,7 +360,7 @@ class DealMemberInputSerializer(serializers.Serializer):
 
 class DealFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=DealState.choices)
-    organization = django_filters.NumberFilter(field_name="organization_id")
+    organization = IdFilter(field_name="organization_id")
     source = django_filters.ChoiceFilter(choices=DealSource.choices, method="filter_source")
 
     class Meta:

@@ -3,6 +3,26 @@
 from typing import Any
 
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
+from rest_framework import serializers
+
+# Writes a service may refuse (RuleViolation: 409, or 400 with a field), or a
+# body too large to read (413); documented on every unsafe operation.
+_WRITE_ERROR_STATUS_CODES = ("409", "413")
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class RuleErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class RuleErrorResponseSerializer(serializers.Serializer):
+    """A write refused: by a field's check or by a business rule, whose code names it
+    (``no_buyer_consent``, ``unique``, ...); ``attr`` names the field when there is one."""
+
+    type = serializers.ChoiceField(choices=["validation_error", "client_error"])
+    errors = RuleErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 class AutoSchema(StandardizedErrorsAutoSchema):
@@ -11,6 +31,10 @@ class AutoSchema(StandardizedErrorsAutoSchema):
     Views keep their serializers as nested classes (one view per operation),
     so ``ContactDetailApi.OutputSerializer`` becomes ``ContactDetailOutput``
     instead of colliding with every other ``Output``.
+
+    Error responses are documented as drf-standardized-errors does for its own
+    handler: the project's handler (``leadrecord.errors.api_exception_handler``)
+    hands everything to it after turning rule violations into API errors.
     """
 
     def get_serializer_name(self, serializer: Any, direction: str) -> str:
@@ -22,3 +46,51 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         for suffix in ("View", "Api"):
             outer = outer.removesuffix(suffix)
         return outer + inner
+
+    def _view_error_status_codes(self) -> tuple[str, ...]:
+        """Codes a view names itself (``schema_error_status_codes``), e.g. 410 for an
+        erased contact."""
+        return tuple(str(code) for code in getattr(self.view, "schema_error_status_codes", ()))
+
+    def _get_allowed_error_status_codes(self) -> list[str]:
+        return [
+            *super()._get_allowed_error_status_codes(),
+            *_WRITE_ERROR_STATUS_CODES,
+            *self._view_error_status_codes(),
+        ]
+
+    def _should_add_error_response(self, responses: dict, status_code: str) -> bool:
+        if status_code in responses:
+            return False
+        if status_code in self._view_error_status_codes():
+            return True
+        if status_code in _WRITE_ERROR_STATUS_CODES:
+            return self.method not in _SAFE_METHODS
+        checks = {
+            "400": lambda: (
+                self._should_add_parse_error_response()
+                or self._should_add_validation_error_response()
+            ),
+            "401": self._should_add_http401_error_response,
+            "403": self._should_add_http403_error_response,
+            "404": self._should_add_http404_error_response,
+            "405": self._should_add_http405_error_response,
+            "406": self._should_add_http406_error_response,
+            "415": self._should_add_http415_error_response,
+            "429": self._should_add_http429_error_response,
+            "500": self._should_add_http500_error_response,
+        }
+        check = checks.get(status_code)
+        return bool(check()) if check else True
+
+    def _get_error_response_serializer(self, status_code: str) -> Any:
+        # A write's 400 may come from a service (RuleViolation with a field) as
+        # well as from the serializer, so its codes are not a closed list.
+        writes = self.method not in _SAFE_METHODS
+        if (
+            status_code in _WRITE_ERROR_STATUS_CODES
+            or status_code in self._view_error_status_codes()
+            or (status_code == "400" and writes)
+        ):
+            return RuleErrorResponseSerializer
+        return super()._get_error_response_serializer(status_code)

@@ -333,3 +333,13 @@ def test_touches_are_listed_newest_first_and_filtered(client_as):
     assert [row["channel"] for row in listed] == ["email", "web", "web"]
     web = api.get("/api/v1/touches/", {"channel": "web"}).json()["results"]
     assert len(web) == 2
+
+
+# Found by the schema fuzzer: a decimal or a number past a bigint in an id filter
+# reached the database and came back as a 500.
+@pytest.mark.parametrize("value", ["-6.08e+48", "1.5", "99999999999999999999999", "0", "x"])
+@pytest.mark.parametrize("name", ["contact", "campaign"])
+def test_touch_filters_take_only_ids(client_as, name, value):
+    response = client_as(Role.MANAGER).get("/api/v1/touches/", {name: value})
+    assert response.status_code == 400
+    assert attrs(response) == {name}

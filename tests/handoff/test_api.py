@@ -467,3 +467,15 @@ def test_overrides_need_a_reason_and_a_manager_or_rep(api, deal):
 def test_anonymous_callers_get_401(client):
     for url in ("/api/v1/rulesets/", "/api/v1/handoffs/", "/api/v1/deals/", "/api/v1/targets/"):
         assert client.get(url).status_code == 401
+
+
+# Found by the schema fuzzer: a decimal or a number past a bigint in an id filter
+# reached the database and came back as a 500.
+@pytest.mark.parametrize("value", ["-6.08e+48", "1.5", "99999999999999999999999", "0"])
+@pytest.mark.parametrize(
+    ("path", "name"), [("/api/v1/deals/", "organization"), ("/api/v1/handoffs/", "contact")]
+)
+def test_id_filters_take_only_ids(api, path, name, value):
+    response = api(Role.MANAGER).get(path, {name: value})
+    assert response.status_code == 400
+    assert [error["attr"] for error in response.json()["errors"]] == [name]

@@ -27,6 +27,24 @@ def test_schema_is_valid_openapi_3(users, api_client_for):
     assert "MeOutput" in schema["components"]["schemas"]
 
 
+def test_schema_documents_the_error_answers(users, api_client_for):
+    """Callers (and the schema fuzzer) rely on every answer being documented."""
+    response = api_client_for(users[Role.MANAGER]).get("/api/v1/schema/?format=json")
+    schema = response.json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if path != "/api/v1/health/":
+                assert {"401", "403", "405"} <= codes, (method, path)
+            if method in ("post", "patch", "put"):
+                # Refused by a field or a rule (RuleViolation), or too large to read.
+                assert {"400", "409", "413"} <= codes, (method, path)
+    assert "422" in schema["paths"]["/api/v1/events/"]["post"]["responses"]
+    # An erased contact is 410 Gone wherever a contact is named in the path.
+    assert "410" in schema["paths"]["/api/v1/contacts/{id}/"]["get"]["responses"]
+    assert "410" in schema["paths"]["/api/v1/contacts/{id}/erase/"]["post"]["responses"]
+
+
 def test_docs_are_served_without_a_cdn(users, client):
     client.force_login(users[Role.MARKETER])
     page = client.get("/api/v1/docs/")
