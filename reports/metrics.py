@@ -55,6 +55,7 @@ from handoff.models import (
     Deal,
     DealContact,
     DealSource,
+    DealState,
     Handoff,
     HandoffStatus,
     Qualification,
@@ -330,6 +331,7 @@ def _engaged(start: date, end: date, changes: _Changes) -> int:
         .filter(Q(id__gt=changes.last_touch_id) | Q(contact_id__in=changes.survivors))
         .values_list("contact_id", flat=True)
         .distinct()
+        .order_by()
     )
     recent -= changes.merged
     unchanged = recent - changes.changed
@@ -337,6 +339,7 @@ def _engaged(start: date, end: date, changes: _Changes) -> int:
         TouchDay.objects.filter(contact_id__in=unchanged, day__gte=start, day__lte=end)
         .values_list("contact_id", flat=True)
         .distinct()
+        .order_by()
     )
     return known + len(recent - counted_already)
 
@@ -365,7 +368,8 @@ def people(start: date, end: date) -> People:
 
 
 def _distinct_contacts(rows: QuerySet[Any]) -> int:
-    return rows.values("contact_id").distinct().count()
+    # No ordering: a model's default ordering would join the DISTINCT and count rows.
+    return rows.values("contact_id").order_by().distinct().count()
 
 
 def contribution(start: date, end: date) -> Contribution:
@@ -515,6 +519,7 @@ def _median_days_to_first_touch(low: datetime, high: datetime, changes: _Changes
         Touch.objects.filter(id__gt=changes.last_touch_id)
         .values_list("contact_id", flat=True)
         .distinct()
+        .order_by()
     )
     recent |= changes.survivors
     recent |= set(
@@ -698,9 +703,14 @@ def deals_stalled(start: date, end: date) -> QuerySet[Deal]:
     """Deals open at the end of ``end`` that were created 90 days or more before it and have
     no sale event by then (a snapshot as of ``end``; ``start`` does not matter)."""
     _, high = range_moments(end, end)
-    events = SaleEvent.objects.filter(deal_id=OuterRef("pk"), occurred_at__lt=high)
-    return Deal.objects.filter(occurred_at__lte=high - timedelta(days=STALLED_AFTER_DAYS)).exclude(
-        Exists(events)
+    events_by_then = SaleEvent.objects.filter(deal_id=OuterRef("pk"), occurred_at__lt=high)
+    # Open at the end of ``end``: open now, or closed only by a sale event after it (a
+    # short list: for a range ending today, none).
+    closed_after = SaleEvent.objects.filter(occurred_at__gte=high).values("deal_id")
+    return (
+        Deal.objects.filter(occurred_at__lte=high - timedelta(days=STALLED_AFTER_DAYS))
+        .filter(Q(state=DealState.OPEN) | Q(id__in=closed_after))
+        .exclude(Exists(events_by_then))
     )
 
 

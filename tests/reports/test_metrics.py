@@ -392,7 +392,7 @@ def _sale(deal: Deal, kind: str, amount: str | None, age: timedelta) -> None:
 
 
 def build_world() -> World:
-    """Eight people, four handoffs (accepted, rejected twice, expired), five deals."""
+    """Eight people, five handoffs (accepted, rejected twice, expired twice), five deals."""
     ruleset = services.ruleset_create(
         name="Test rules", points={}, mql_threshold=100, sla_hours=48, actor=SYSTEM
     )
@@ -429,6 +429,7 @@ def build_world() -> World:
     _qualify(ed, 28 * DAY)
     _qualify(flo, 25 * DAY, qualified=False)
     _qualify(gus, 30 * DAY)
+    _qualify(ada, 20 * DAY)  # Ada again, after a rescore
 
     accepted = _handoff(ada, 44 * DAY)
     services.handoff_accept(handoff=accepted, user=rep, occurred_at=timezone.now() - 43 * DAY)
@@ -441,6 +442,7 @@ def build_world() -> World:
         handoff=again, user=rep, reason="no_budget", occurred_at=timezone.now() - 61 * DAY
     )
     _handoff(gus, 20 * DAY)
+    _handoff(cy, 8 * DAY)  # Cy again: one person, two handoffs in a range
     services.handoffs_expire_due()
 
     marketing = _deal("Acme platform", [ada, bo], "1000.00", 30 * DAY)
@@ -455,6 +457,9 @@ def build_world() -> World:
     _sale(churned, "renewal", "800.00", 40 * DAY)
     _sale(churned, "churn", "800.00", 3 * DAY)
     fresh = _deal("Umbrella start", [gus], "500.00", 1 * DAY)
+    # Open for months, lost two days ago: stalled as of any day before that.
+    late = _deal("Initech extension", [di], "700.00", 150 * DAY)
+    _sale(late, "lost", None, 2 * DAY)
     quarter = metrics.quarter_of(timezone.localdate())
     services.target_set(period=quarter, share=Decimal("0.4000"), actor=SYSTEM)
     return World(
@@ -500,16 +505,18 @@ def test_hand_built_numbers_checked_by_hand(world: World) -> None:
     assert result.people.contacts == 8
     assert metrics.contribution(today - 45 * DAY, today - 10 * DAY).people.contacts == 7
     assert result.people.engaged == 6  # ada, cy, ed, flo, gus, hal
-    assert result.people.handed_off == 3  # ada, cy, gus
+    assert result.people.handed_off == 3  # ada, cy (twice), gus
+    assert result.people.qualified == 3  # ed, gus, ada (twice)
     assert result.people.accepted == 1
     assert result.people.customers == 2  # ada, bo
 
     funnel = {leak.key: leak.count for leak in metrics.funnel(today - 90 * DAY, today).leakage}
-    # Ed was qualified and never handed off; Gus's handoff expired; Di was rejected and
-    # never heard of again (Cy was touched after the rejection); the Initech pilot stalled.
+    # Ed was qualified and never handed off; Gus's and Cy's second handoffs expired; Di was
+    # rejected and never heard of again (Cy was touched after the rejection); the Initech
+    # pilot stalled.
     assert funnel == {
         "qualified_not_handed_off": 1,
-        "handoffs_expired": 1,
+        "handoffs_expired": 2,
         "rejected_not_reengaged": 1,
         "deals_stalled": 1,
     }
@@ -584,3 +591,13 @@ def test_days_are_counted_in_the_reporting_time_zone(settings: Any, zone: str) -
     people_aggregates_refresh()
     for start, end in ranges():
         check_everything(start, end)
+
+
+def test_a_deal_closed_after_the_range_was_stalled_in_it(world: World) -> None:
+    today = timezone.localdate()
+    stalled_then = metrics.deals_stalled(today - 45 * DAY, today - 20 * DAY)
+    # The pilot, created 100 days ago, was only 80 days old then.
+    assert list(stalled_then.values_list("name", flat=True)) == ["Initech extension"]
+    assert list(metrics.deals_stalled(today, today).values_list("name", flat=True)) == [
+        "Initech pilot"
+    ]
