@@ -21,6 +21,17 @@ Definitions (DESIGN.md principles 1, 5-8):
   ``qualified``, with a qualification (to qualified) in the range; ``handed_off``, with a
   handoff created in the range; ``accepted``, with a handoff accepted in the range;
   ``customers``, members of deals with a ``won`` event in the range.
+- Funnel: those six stages in that order; ``conversion_to_next`` is the next stage's
+  people over this one's, both counted in the range (a period view, not a cohort);
+  ``median_days_in_stage``, over the people who left the stage in the range: creation to
+  first touch, first touch to first qualification, first qualification to first handoff,
+  handoff to decision, first acceptance to first won deal. Leaks: see ``LEAK_QUERIES``
+  (each count is the ``.count()`` of the query its list page shows).
+
+Speed: money comes straight from deals and sale events (indexed by time); people counts
+and the first-touch times come from the aggregates in ``reports.aggregates``, rebuilt by
+the nightly attribution run, with whatever was written or merged since counted live on
+top, so every number is exact (nothing is sampled or estimated).
 """
 
 from __future__ import annotations
