@@ -26,7 +26,9 @@ PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0.2, "interval_step": 0.4, 
 def task_send(task: Task, *args: Any, inline_if_unreachable: bool = False) -> bool:
     """Send ``task(*args)`` now; returns whether it was sent (or run in process)."""
     try:
-        task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY)
+        # Nobody waits on these results: not subscribing to them keeps a restarted
+        # result store (Redis) from failing the send.
+        task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY, ignore_result=True)
         return True
     except (OperationalError, OSError) as error:
         logger.warning("broker unreachable, %s(%s) not sent: %s", task.name, args, error)

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import redis.exceptions
 from django.db import connection
+from kombu.exceptions import OperationalError
 
 from leadrecord import celery_app
 
@@ -27,6 +29,16 @@ def test_database_url() -> str:
 
 # A helper, not a test, wherever it is imported.
 test_database_url.__test__ = False  # type: ignore[attr-defined]
+
+
+def _ping() -> bool:
+    """Whether a worker answers, over a fresh broker connection (one from the pool may
+    have been dropped by a Redis restart)."""
+    try:
+        with celery_app.connection_for_write() as broker:
+            return bool(celery_app.control.ping(timeout=0.5, connection=broker))
+    except (ConnectionError, OSError, OperationalError, redis.exceptions.ConnectionError):
+        return False
 
 
 @contextmanager
@@ -56,7 +68,7 @@ def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[
     )
     try:
         deadline = time.monotonic() + 60
-        while not celery_app.control.ping(timeout=0.5):
+        while not _ping():
             if process.poll() is not None:
                 raise RuntimeError(f"celery worker exited with {process.returncode}")
             if time.monotonic() > deadline:

@@ -1,6 +1,6 @@
 """Report endpoints and dashboard pages through gunicorn, on the attribution benchmark's record.
 
-    .venv/bin/python bench/reports.py [--contacts 100000] [--touches 1000000]
+    .venv/bin/python bench/report_latency.py [--contacts 100000] [--touches 1000000]
         [--conversions 20000] [--seed 1] [--requests 200] [--workers 2]
         [--database-url postgres://...]
 
