@@ -11,6 +11,9 @@ from handoff.demo import DemoTeam, demo_pipeline_seed
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from leadrecord.services import user_create
+from reports.models import RunStatus
+from reports.runs import run_execute, run_request
+from reports.selectors import run_latest_complete
 
 # One demo user per role; the password is for the local demo only.
 DEMO_PASSWORD = "leadrecord-demo"  # noqa: S105
@@ -40,8 +43,12 @@ class Command(BaseCommand):
         # One anchor for every section, so the people's times and the pipeline's meet.
         now = timezone.now()
         self.seed_users(actor)
+        written = False
         if self.seed_contacts(actor, count=options["contacts"], seed=options["seed"], now=now):
-            self.seed_pipeline(actor, count=options["contacts"], seed=options["seed"], now=now)
+            written = self.seed_pipeline(
+                actor, count=options["contacts"], seed=options["seed"], now=now
+            )
+        self.seed_attribution(fresh_data=written)
 
     def seed_users(self, actor: Actor) -> None:
         existing = set(get_user_model().objects.values_list("username", flat=True))
@@ -72,7 +79,8 @@ class Command(BaseCommand):
         )
         return True
 
-    def seed_pipeline(self, actor: Actor, *, count: int, seed: int, now: datetime) -> None:
+    def seed_pipeline(self, actor: Actor, *, count: int, seed: int, now: datetime) -> bool:
+        """Write the demo year; False when it was not written (already there, or no people)."""
         users = {user.get_username(): user for user in get_user_model().objects.all()}
         team = DemoTeam(
             marketer=users["maria"],
@@ -83,7 +91,7 @@ class Command(BaseCommand):
         summary = demo_pipeline_seed(count=count, seed=seed, team=team, now=now, actor=actor)
         if summary.skipped:
             self.stdout.write(f"Demo pipeline: not written ({summary.skipped}).")
-            return
+            return False
         handoffs = ", ".join(f"{n} {status}" for status, n in sorted(summary.handoffs.items()))
         deals = ", ".join(f"{n} {source}-sourced" for source, n in sorted(summary.deals.items()))
         sales = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.sales.items()))
@@ -96,4 +104,33 @@ class Command(BaseCommand):
             f"  deals         {sum(summary.deals.values()):>5} ({deals}; "
             f"{summary.overrides} overridden)\n"
             f"  sale events   {sum(summary.sales.values()):>5} ({sales}; revenue {summary.revenue})"
+        )
+        return True
+
+    def seed_attribution(self, *, fresh_data: bool) -> None:
+        """A complete attribution run over the demo year, so the dashboards' attribution,
+        ROI and model tables have numbers from the first page view instead of after the
+        nightly run. Only when the data is new or no run has completed yet: repeating
+        seed_demo then changes nothing (an attribution run goes on the record)."""
+        latest = run_latest_complete()
+        if latest is not None and not fresh_data:
+            self.stdout.write(
+                f"Demo attribution: run #{latest.pk} is complete "
+                f"({latest.conversions} conversions); none started."
+            )
+            return
+        run, _ = run_request(trigger="seed_demo")
+        run = run_execute(run_id=run.pk)
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            # Another process (a worker, the nightly run) holds the run lock.
+            self.stdout.write(f"Demo attribution: run #{run.pk} is {run.status} elsewhere.")
+            return
+        if run.status != RunStatus.COMPLETE:
+            raise CommandError(f"attribution run #{run.pk} {run.status}: {run.error}")
+        seconds = (run.finished_at - run.started_at).total_seconds()  # type: ignore[operator]
+        self.stdout.write(
+            f"Demo attribution (run #{run.pk}, {seconds:.1f}s):\n"
+            f"  conversions   {run.conversions:>5} sale events with an amount\n"
+            f"  touches       {run.touches:>5} on their paths\n"
+            f"  models        {len(run.model_names):>5} ({', '.join(run.model_names)})"
         )
