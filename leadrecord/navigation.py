@@ -30,6 +30,7 @@ NAV_ITEMS = (
     NavItem("Rules", "rulesets", frozenset({Role.MANAGER})),
     NavItem("Record", "ledger", frozenset({Role.MANAGER, Role.PRIVACY_OFFICER})),
     NavItem("API docs", "api-docs", frozenset(Role.values)),
+    NavItem("Guide", "guide", frozenset(Role.values)),
 )
 
 

@@ -12,6 +12,7 @@ register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("guide/", views.guide, name="guide"),
     path("record/", views.ledger_page, name="ledger"),
     path(
         "login/",

@@ -104,6 +104,7 @@ HUMANS = (M, S, MGR, PRIV)
 PAGE_RULES = [
     rule(r"login/|logout/", ANY_METHOD, PUBLIC),
     rule(r"", ANY_METHOD, *EVERY_ROLE),
+    rule(r"guide/", ANY_METHOD, *EVERY_ROLE),
     rule(r"record/", ANY_METHOD, MGR, PRIV),
     rule(r"contacts/<id:pk>/(erase|export)/", ANY_METHOD, PRIV),
     rule(r"contacts/<id:pk>/handoff/", ANY_METHOD, M, MGR),
