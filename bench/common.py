@@ -164,8 +164,13 @@ def integration_token(database_url: str, username: str = "bench-sync") -> str:
 
 
 @contextmanager
-def gunicorn(database_url: str, *, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The real WSGI server on a free loopback port; yields its base URL and process."""
+def gunicorn(
+    database_url: str, *, workers: int, **extra_env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real WSGI server on a free loopback port; yields its base URL and process.
+
+    ``extra_env`` is added to the product's environment (a broker URL, say).
+    """
     port = free_port()
     process = subprocess.Popen(
         [
@@ -179,7 +184,7 @@ def gunicorn(database_url: str, *, workers: int) -> Iterator[tuple[str, subproce
             "--log-level=warning",
         ],
         cwd=ROOT,
-        env=product_env(database_url, CONN_MAX_AGE="600"),
+        env=product_env(database_url, CONN_MAX_AGE="600", **extra_env),
     )
     url = f"http://127.0.0.1:{port}"
     try:
