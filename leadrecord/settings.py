@@ -246,6 +246,13 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
 
+# --- Cache --------------------------------------------------------------------
+
+# Reports are cached per state of the record (reports/report_cache.py); any
+# Django cache URL, e.g. redis://host:6379/1 to share one between processes.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://leadrecord")}
+REPORT_CACHE_SECONDS = env.int("REPORT_CACHE_SECONDS", default=3600)
+
 # --- Celery -------------------------------------------------------------------
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

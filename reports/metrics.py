@@ -85,6 +85,7 @@ from .models import (
     TouchDay,
     TouchDayCount,
 )
+from .report_cache import report_cached
 from .selectors import run_latest_complete
 
 ZERO = Decimal("0.00")
@@ -355,6 +356,7 @@ def _engaged(start: date, end: date, changes: _Changes) -> int:
     return known + len(recent - counted_already)
 
 
+@report_cached
 def people(start: date, end: date) -> People:
     """Distinct people at each stage in the range (see the module's definitions)."""
     low, high = range_moments(start, end)
@@ -383,6 +385,7 @@ def _distinct_contacts(rows: QuerySet[Any]) -> int:
     return rows.values("contact_id").order_by().distinct().count()
 
 
+@report_cached
 def contribution(start: date, end: date) -> Contribution:
     """Pipeline created and revenue closed in the range, by source, against the target."""
     pipeline, influenced_pipeline = _pipeline(start, end)
@@ -575,6 +578,7 @@ def _median_days_to_first_touch(low: datetime, high: datetime, changes: _Changes
     )
 
 
+@report_cached
 def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     """Median days in each stage of the people who left it in the range:
 
@@ -631,6 +635,7 @@ def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
     return found
 
 
+@report_cached
 def funnel(start: date, end: date) -> Funnel:
     """People at each stage in the range, conversion to the next stage (the next stage's
     people over this stage's, both counted in the same range, so not a cohort) and the
@@ -733,6 +738,7 @@ LEAK_QUERIES: dict[str, Callable[[date, date], QuerySet[Any]]] = {
 }
 
 
+@report_cached
 def leakage(start: date, end: date) -> list[Leak]:
     return [
         Leak(
@@ -773,6 +779,7 @@ def _daily(start: date, end: date) -> QuerySet[AttributionDaily] | None:
     return AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
 
 
+@report_cached
 def attribution_by_model(start: date, end: date, group_by: str) -> list[ModelRow]:
     """Credit per channel, campaign or team under each of the eight models, from the latest
     complete run, for conversions in the range; largest linear credit first."""
@@ -808,6 +815,7 @@ class CampaignRoi:
     roi: float | None
 
 
+@report_cached
 def campaign_roi(start: date, end: date, model: str) -> list[CampaignRoi]:
     """Every campaign's cost (its whole recorded cost) against the revenue ``model`` credits
     it with for conversions in the range; ``roi`` = (attributed - cost) / cost, ``None``
@@ -856,6 +864,7 @@ class LifetimeRow:
     net: Decimal
 
 
+@report_cached
 def lifetime(start: date, end: date) -> list[LifetimeRow]:
     """Sale events in the range by the source of their deal: the first sale (``won``) and
     the relationship after it (``expansion``, ``renewal``, ``churn``); ``net`` = won +
