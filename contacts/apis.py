@@ -11,7 +11,12 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.generics import ListAPIView
@@ -19,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadrecord import api_examples
 from leadrecord.api_fields import AwareDateTimeField, IdField, IdFilter, OccurredAtField
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
@@ -193,6 +199,7 @@ class ContactFilter(django_filters.FilterSet):
         return selectors.contacts_search(queryset, value)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.CONTACTS_LIST))
 class ContactListCreateApi(ListAPIView):
     """Contacts: list with search and filters, or create one (deduplicated by email)."""
 
@@ -217,6 +224,7 @@ class ContactListCreateApi(ListAPIView):
         return selectors.contacts_for(self.request.user).order_by("-created_at", "-id")
 
     @extend_schema(
+        examples=api_examples.CONTACTS_CREATE,
         request=InputSerializer,
         responses={
             201: ContactDetailSerializer,
@@ -246,12 +254,13 @@ class ContactDetailApi(APIView):
     schema_error_status_codes = (410,)
     permission_classes = [ContactPermission]
 
-    @extend_schema(responses=ContactDetailSerializer)
+    @extend_schema(responses=ContactDetailSerializer, examples=api_examples.CONTACT_DETAIL_EXAMPLES)
     def get(self, request: Request, pk: int) -> Response:
         contact = contact_for_request(request, pk)
         return Response(contact_detail_data(request, contact))
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.TIMELINE))
 class ContactTimelineApi(ListAPIView):
     """The contact's ledger entries, oldest first, without values outside the caller's audience."""
 
@@ -281,6 +290,7 @@ class ContactTimelineApi(ListAPIView):
         return self.get_paginated_response(self.OutputSerializer(items, many=True).data)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.CONSENTS_LIST))
 class ContactConsentsApi(ListAPIView):
     """A contact's consent history (every grant and withdrawal), or record one."""
 
@@ -314,7 +324,11 @@ class ContactConsentsApi(ListAPIView):
     def get_queryset(self) -> Any:
         return selectors.consent_history(contact_for_request(self.request, self.kwargs["pk"]))
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        examples=api_examples.CONSENTS_CREATE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         contact = contact_for_request(request, pk)
         serializer = self.InputSerializer(data=request.data)
@@ -325,6 +339,7 @@ class ContactConsentsApi(ListAPIView):
         return Response(self.OutputSerializer(consent).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.DISCLOSURES_LIST))
 class ContactDisclosuresApi(ListAPIView):
     """The contact's disclosures the caller may see, or record a new one."""
 
@@ -357,7 +372,11 @@ class ContactDisclosuresApi(ListAPIView):
         contact = contact_for_request(self.request, self.kwargs["pk"])
         return selectors.contact_disclosures_for(self.request.user, contact)
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        examples=api_examples.DISCLOSURES_CREATE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         contact = contact_for_request(request, pk)
         serializer = self.InputSerializer(data=request.data)
@@ -380,7 +399,9 @@ class DisclosureWithdrawApi(APIView):
         audience = serializers.CharField()
         withdrawn_at = serializers.DateTimeField()
 
-    @extend_schema(request=None, responses=OutputSerializer)
+    @extend_schema(
+        request=None, responses=OutputSerializer, examples=api_examples.DISCLOSURE_WITHDRAW
+    )
     def post(self, request: Request, pk: int) -> Response:
         disclosure = get_object_or_404(selectors.disclosures_visible_to(request.user), pk=pk)
         disclosure = services.disclosure_withdraw(
@@ -399,7 +420,11 @@ class ContactMergeApi(APIView):
         merge = IdField()
         reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
-    @extend_schema(request=InputSerializer, responses=ContactDetailSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses=ContactDetailSerializer,
+        examples=api_examples.CONTACT_MERGE,
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -439,7 +464,9 @@ class ContactEraseApi(APIView):
         id = serializers.IntegerField()
         erased_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(
+        request=InputSerializer, responses=OutputSerializer, examples=api_examples.CONTACT_ERASE
+    )
     def post(self, request: Request, pk: int) -> Response:
         contact = contact_for_request(request, pk)
         serializer = self.InputSerializer(data=request.data)
@@ -459,7 +486,7 @@ class ContactExportApi(APIView):
     schema_error_status_codes = (410,)
     permission_classes = [PrivacyOfficerPermission]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, examples=api_examples.CONTACT_EXPORT)
     def get(self, request: Request, pk: int) -> Response:
         contact = contact_for_request(request, pk)
         data = services.contact_subject_access_export(contact=contact, actor=Actor.of(request.user))
@@ -487,11 +514,15 @@ class ChannelListCreateApi(APIView):
 
     permission_classes = [ChannelPermission]
 
-    @extend_schema(responses=ChannelSerializer(many=True))
+    @extend_schema(responses=ChannelSerializer(many=True), examples=api_examples.CHANNELS_LIST)
     def get(self, request: Request) -> Response:
         return Response(ChannelSerializer(selectors.channels_all(), many=True).data)
 
-    @extend_schema(request=ChannelSerializer, responses={201: ChannelSerializer})
+    @extend_schema(
+        request=ChannelSerializer,
+        responses={201: ChannelSerializer},
+        examples=api_examples.CHANNELS_CREATE,
+    )
     def post(self, request: Request) -> Response:
         serializer = ChannelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -512,7 +543,9 @@ class ChannelDetailApi(APIView):
         team = serializers.ChoiceField(choices=Team.choices, required=False)
         active = serializers.BooleanField(required=False)
 
-    @extend_schema(request=InputSerializer, responses=ChannelSerializer)
+    @extend_schema(
+        request=InputSerializer, responses=ChannelSerializer, examples=api_examples.CHANNEL_UPDATE
+    )
     def patch(self, request: Request, key: str) -> Response:
         channel = get_object_or_404(Channel, key=key)
         serializer = self.InputSerializer(data=request.data)
@@ -551,6 +584,7 @@ def currency_check(data: Mapping[str, Any]) -> None:
         )
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.CAMPAIGNS_LIST))
 class CampaignListCreateApi(ListAPIView):
     """Campaigns on a channel, with UTM tags and cost; marketers and managers create them."""
 
@@ -597,7 +631,11 @@ class CampaignListCreateApi(ListAPIView):
     def get_queryset(self) -> QuerySet[Campaign]:
         return selectors.campaigns_all()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        examples=api_examples.CAMPAIGNS_CREATE,
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -617,6 +655,7 @@ class TouchFilter(django_filters.FilterSet):
         fields = ["contact", "channel", "campaign"]
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.TOUCHES_LIST))
 class TouchListCreateApi(ListAPIView):
     """Touches: record one (a repeated source_system + external_id answers the first), or list."""
 
@@ -672,6 +711,7 @@ class TouchListCreateApi(ListAPIView):
         return selectors.touches_visible().order_by("-occurred_at", "-id")
 
     @extend_schema(
+        examples=api_examples.TOUCHES_CREATE,
         request=InputSerializer,
         responses={
             201: OutputSerializer,
@@ -745,6 +785,7 @@ class EventsApi(APIView):
         results = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(
+        examples=api_examples.EVENTS,
         request=InputSerializer,
         responses={
             200: OutputSerializer,

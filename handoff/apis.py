@@ -13,7 +13,7 @@ import django_filters
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -22,9 +22,11 @@ from rest_framework.views import APIView
 
 from contacts.apis import MoneyField, currency_check
 from contacts.models import Contact, Organization
+from leadrecord import api_examples
 from leadrecord.api_fields import IdField, IdFilter, OccurredAtField
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
+from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
@@ -122,6 +124,7 @@ class RulesetInputSerializer(serializers.Serializer):
     auto_handoff = serializers.BooleanField(required=False)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.RULESETS_LIST))
 class RulesetListCreateApi(ListAPIView):
     """Rulesets, newest version first; a manager creates drafts."""
 
@@ -133,7 +136,11 @@ class RulesetListCreateApi(ListAPIView):
     def get_queryset(self) -> QuerySet[Ruleset]:
         return selectors.rulesets_all()
 
-    @extend_schema(request=RulesetInputSerializer, responses={201: RulesetSerializer})
+    @extend_schema(
+        request=RulesetInputSerializer,
+        responses={201: RulesetSerializer},
+        examples=api_examples.RULESETS_CREATE,
+    )
     def post(self, request: Request) -> Response:
         serializer = RulesetInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -146,11 +153,15 @@ class RulesetDetailApi(APIView):
 
     permission_classes = [RulesPermission]
 
-    @extend_schema(responses={200: RulesetSerializer})
+    @extend_schema(responses={200: RulesetSerializer}, examples=api_examples.RULESET_DETAIL)
     def get(self, request: Request, pk: int) -> Response:
         return Response(RulesetSerializer(get_object_or_404(Ruleset, pk=pk)).data)
 
-    @extend_schema(request=RulesetInputSerializer, responses={200: RulesetSerializer})
+    @extend_schema(
+        request=RulesetInputSerializer,
+        responses={200: RulesetSerializer},
+        examples=api_examples.RULESET_UPDATE,
+    )
     def patch(self, request: Request, pk: int) -> Response:
         ruleset = get_object_or_404(Ruleset, pk=pk)
         serializer = RulesetInputSerializer(data=request.data, partial=True)
@@ -166,7 +177,9 @@ class RulesetActivateApi(APIView):
 
     permission_classes = [RulesPermission]
 
-    @extend_schema(request=None, responses={200: RulesetSerializer})
+    @extend_schema(
+        request=None, responses={200: RulesetSerializer}, examples=api_examples.RULESET_ACTIVATE
+    )
     def post(self, request: Request, pk: int) -> Response:
         ruleset = get_object_or_404(Ruleset, pk=pk)
         ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
@@ -210,6 +223,7 @@ class HandoffFilter(django_filters.FilterSet):
         fields = ["status", "contact"]
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.HANDOFFS_LIST))
 class HandoffListCreateApi(ListAPIView):
     """Handoffs, oldest due first (``?status=``, ``?contact=``, ``?owner=me``); marketing
     creates them, with the buyer's say-so."""
@@ -231,11 +245,13 @@ class HandoffListCreateApi(ListAPIView):
         return _owner_me(queryset, self.request, "owner")
 
     @extend_schema(
+        examples=api_examples.HANDOFFS_CREATE,
         request=InputSerializer,
         responses={
             201: HandoffSerializer,
             409: OpenApiResponse(
-                description="no_buyer_consent, handoff_open, no_active_ruleset, contact_erased"
+                RuleErrorResponseSerializer,
+                description="no_buyer_consent, handoff_open, no_active_ruleset, contact_erased",
             ),
         },
     )
@@ -256,7 +272,7 @@ class HandoffListCreateApi(ListAPIView):
 class HandoffDetailApi(APIView):
     permission_classes = [HandoffCreatePermission]
 
-    @extend_schema(responses={200: HandoffSerializer})
+    @extend_schema(responses={200: HandoffSerializer}, examples=api_examples.HANDOFF_DETAIL)
     def get(self, request: Request, pk: int) -> Response:
         return Response(HandoffSerializer(get_object_or_404(selectors.handoffs_all(), pk=pk)).data)
 
@@ -270,7 +286,11 @@ class HandoffAcceptApi(APIView):
         owner = IdField(required=False, allow_null=True, help_text="Defaults to the caller.")
         occurred_at = OccurredAtField()
 
-    @extend_schema(request=InputSerializer, responses={200: HandoffSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: HandoffSerializer},
+        examples=api_examples.HANDOFF_ACCEPT,
+    )
     def post(self, request: Request, pk: int) -> Response:
         handoff = get_object_or_404(Handoff, pk=pk)
         serializer = self.InputSerializer(data=request.data)
@@ -294,7 +314,11 @@ class HandoffRejectApi(APIView):
         note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True)
         occurred_at = OccurredAtField()
 
-    @extend_schema(request=InputSerializer, responses={200: HandoffSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: HandoffSerializer},
+        examples=api_examples.HANDOFF_REJECT,
+    )
     def post(self, request: Request, pk: int) -> Response:
         handoff = get_object_or_404(Handoff, pk=pk)
         serializer = self.InputSerializer(data=request.data)
@@ -373,6 +397,7 @@ class DealFilter(django_filters.FilterSet):
         )
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.DEALS_LIST))
 class DealListCreateApi(ListAPIView):
     """Deals with their buying group; the source is derived from the record, not given."""
 
@@ -410,6 +435,7 @@ class DealListCreateApi(ListAPIView):
         return _owner_me(selectors.deals_all(), self.request, "owner")
 
     @extend_schema(
+        examples=api_examples.DEALS_CREATE,
         request=InputSerializer,
         responses={
             201: DealSerializer,
@@ -459,7 +485,7 @@ class DealListCreateApi(ListAPIView):
 class DealDetailApi(APIView):
     permission_classes = [DealPermission]
 
-    @extend_schema(responses={200: DealSerializer})
+    @extend_schema(responses={200: DealSerializer}, examples=api_examples.DEAL_DETAIL)
     def get(self, request: Request, pk: int) -> Response:
         return Response(DealSerializer(get_object_or_404(selectors.deals_all(), pk=pk)).data)
 
@@ -487,6 +513,7 @@ class SaleEventCreateApi(APIView):
             return attrs
 
     @extend_schema(
+        examples=api_examples.SALE_EVENTS_CREATE,
         request=InputSerializer,
         responses={
             201: SaleEventSerializer,
@@ -522,7 +549,11 @@ class DealOverrideSourceApi(APIView):
         source = serializers.ChoiceField(choices=DealSource.choices)  # type: ignore[assignment]
         reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
 
-    @extend_schema(request=InputSerializer, responses={200: DealSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: DealSerializer},
+        examples=api_examples.DEAL_OVERRIDE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         deal = get_object_or_404(Deal, pk=pk)
         serializer = self.InputSerializer(data=request.data)
@@ -545,6 +576,7 @@ class TargetSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.TARGETS_LIST))
 class TargetListCreateApi(ListAPIView):
     """Marketing's agreed share of pipeline per quarter; setting a period again replaces it."""
 
@@ -567,6 +599,7 @@ class TargetListCreateApi(ListAPIView):
         return selectors.targets_all()
 
     @extend_schema(
+        examples=api_examples.TARGETS_CREATE,
         request=InputSerializer,
         responses={201: TargetSerializer, 200: OpenApiResponse(TargetSerializer, "Replaced.")},
     )

@@ -3,7 +3,7 @@
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import api_examples
 from .models import LedgerEntry
 from .permissions import IsAnyRole, roles_allowed
 from .roles import Role, user_roles
@@ -24,6 +25,7 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
+        examples=api_examples.HEALTH,
         auth=[],
         responses={
             200: inline_serializer(
@@ -51,13 +53,14 @@ class MeView(APIView):
         username = serializers.CharField()
         roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=OutputSerializer, examples=api_examples.ME)
     def get(self, request: Request) -> Response:
         user = request.user
         data = {"id": user.pk, "username": user.get_username(), "roles": sorted(user_roles(user))}
         return Response(self.OutputSerializer(data).data)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.LEDGER))
 class LedgerEntryListView(ListAPIView):
     """The ledger, newest first, without payloads (those belong to timelines)."""
 

@@ -15,7 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadrecord import api_examples
 from leadrecord.dispatch import task_send_on_commit
+from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
@@ -50,7 +52,7 @@ class RunCreateApi(APIView):
 
     permission_classes = [RunPermission]
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=None, responses={202: RunSerializer}, examples=api_examples.RUN_CREATE)
     def post(self, request: Request) -> Response:
         run, _ = run_request(user=request.user, trigger="api")  # type: ignore[arg-type]
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
@@ -65,7 +67,7 @@ class RunCreateApi(APIView):
 class RunDetailApi(APIView):
     permission_classes = [RunPermission]
 
-    @extend_schema(responses={200: RunSerializer})
+    @extend_schema(responses={200: RunSerializer}, examples=api_examples.RUN_DETAIL)
     def get(self, request: Request, pk: int) -> Response:
         return Response(RunSerializer(get_object_or_404(AttributionRun, pk=pk)).data)
 
@@ -112,13 +114,17 @@ class AttributionReportApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_ATTRIBUTION,
         parameters=[
             OpenApiParameter("model", str, enum=AttributionModel.values),
             OpenApiParameter("group_by", str, enum=list(selectors.GROUPINGS)),
             OpenApiParameter("from", str, description="YYYY-MM-DD, included"),
             OpenApiParameter("to", str, description="YYYY-MM-DD, included"),
         ],
-        responses={200: AttributionReportSerializer, 400: OpenApiResponse(description="Bad query")},
+        responses={
+            200: AttributionReportSerializer,
+            400: OpenApiResponse(RuleErrorResponseSerializer, description="Bad query"),
+        },
     )
     def get(self, request: Request) -> Response:
         query = AttributionQuerySerializer(data=request.query_params)

@@ -19,6 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadrecord import api_examples
+from leadrecord.openapi import RuleErrorResponseSerializer
+
 from . import metrics
 from .apis import DateRangeSerializer, ReportPermission
 from .models import AttributionModel
@@ -80,8 +83,9 @@ DATE_PARAMETERS = [
     OpenApiParameter("to", str, description="YYYY-MM-DD, included (reporting time zone)"),
 ]
 BAD_QUERY = OpenApiResponse(
+    RuleErrorResponseSerializer,
     description="Bad query: a malformed or out-of-range date, `from` after `to`, an unknown "
-    "`model` or `group_by`; the error's `attr` names the field."
+    "`model` or `group_by`; the error's `attr` names the field.",
 )
 
 
@@ -129,6 +133,7 @@ class ContributionApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_CONTRIBUTION,
         parameters=DATE_PARAMETERS,
         responses={200: ContributionSerializer, 400: BAD_QUERY},
         description=(
@@ -176,6 +181,7 @@ class FunnelApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_FUNNEL,
         parameters=DATE_PARAMETERS,
         responses={200: FunnelSerializer, 400: BAD_QUERY},
         description=(
@@ -221,6 +227,7 @@ class AttributionModelsApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_MODELS,
         parameters=[
             OpenApiParameter("group_by", str, enum=list(metrics.GROUPINGS)),
             *DATE_PARAMETERS,
@@ -273,6 +280,7 @@ class CampaignRoiApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_CAMPAIGNS,
         parameters=[
             OpenApiParameter("model", str, enum=AttributionModel.values),
             *DATE_PARAMETERS,
@@ -313,6 +321,7 @@ class LifetimeApi(APIView):
     permission_classes = [ReportPermission]
 
     @extend_schema(
+        examples=api_examples.REPORT_LIFETIME,
         parameters=DATE_PARAMETERS,
         responses={200: LifetimeReportSerializer, 400: BAD_QUERY},
         description=(
