@@ -782,6 +782,55 @@ class Check:
     text: str
 
 
+def run_intact(record: Record, run: int, doomed: int) -> Check:
+    """Whether each model's credits in ``run`` sum to the revenue it had to share out.
+
+    That revenue is computed here from the record, not the engine: every sale
+    event with an amount whose buying group has a touch within the run's
+    lookback before it (run_input's definition; the bench has no withdrawn
+    consent). Each credited conversion's credits must also sum to its amount.
+    """
+    lookback = int(
+        record.one("SELECT lookback_days FROM reports_attributionrun WHERE id = %s", (run,))
+    )
+    revenue, conversions, everything = record.all(
+        "SELECT coalesce(sum(s.amount) FILTER (WHERE has_path), 0), "
+        "count(*) FILTER (WHERE has_path), coalesce(sum(s.amount), 0) FROM ("
+        "  SELECT s.*, EXISTS (SELECT 1 FROM handoff_dealcontact m "
+        "    JOIN contacts_touch t ON t.contact_id = m.contact_id "
+        "    WHERE m.deal_id = s.deal_id AND t.occurred_at < s.occurred_at "
+        "    AND t.occurred_at >= s.occurred_at - make_interval(days => %s)) AS has_path "
+        "  FROM handoff_saleevent s WHERE s.kind = ANY(%s) AND s.amount > 0) s",
+        (lookback, list(REVENUE_KINDS)),
+    )[0]
+    revenue, everything = float(revenue), float(everything)
+    sums = dict(
+        record.all(
+            "SELECT model, sum(credit) FROM reports_attributioncredit WHERE run_id = %s "
+            "GROUP BY model ORDER BY model",
+            (run,),
+        )
+    )
+    off = {model: total for model, total in sums.items() if abs(total - revenue) > 1e-6 * revenue}
+    uneven = int(
+        record.one(
+            "SELECT count(*) FROM (SELECT model, sale_event_id, sum(credit) AS credit "
+            "  FROM reports_attributioncredit WHERE run_id = %s GROUP BY 1, 2) c "
+            "JOIN handoff_saleevent s ON s.id = c.sale_event_id "
+            "WHERE abs(c.credit - CAST(s.amount AS float)) > 1e-6 * CAST(s.amount AS float)",
+            (run,),
+        )
+    )
+    return Check(
+        run > doomed and len(sums) == MODELS and not off and not uneven,
+        f"latest complete run #{run} (the killed run was #{doomed}): {len(sums)} models, each "
+        f"summing to {revenue:,.2f}, the revenue of the {conversions:,} conversions with a touch "
+        f"in the {lookback}-day lookback (of {everything:,.2f} in all); {uneven} "
+        "(model, conversion) credits not summing to the conversion's amount"
+        + (f"; off: {off}" if off else ""),
+    )
+
+
 def checks_run(database_url: str, record: Record, loads: list[Load], bench: Bench) -> list[Check]:
     checks: list[Check] = []
     batches = [batch for load in loads for batch in load.batches]
@@ -831,28 +880,7 @@ def checks_run(database_url: str, record: Record, loads: list[Load], bench: Benc
     if latest is None or doomed is None:
         checks.append(Check(False, f"no complete run ({latest}) or no killed run ({doomed})"))
         return checks
-    revenue = float(
-        record.one(
-            "SELECT coalesce(sum(amount), 0) FROM handoff_saleevent "
-            "WHERE kind = ANY(%s) AND amount > 0",
-            (list(REVENUE_KINDS),),
-        )
-    )
-    sums = dict(
-        record.all(
-            "SELECT model, sum(credit) FROM reports_attributioncredit WHERE run_id = %s "
-            "GROUP BY model ORDER BY model",
-            (latest,),
-        )
-    )
-    off = {model: total for model, total in sums.items() if abs(total - revenue) > 1e-6 * revenue}
-    checks.append(
-        Check(
-            latest > doomed and len(sums) == MODELS and not off,
-            f"latest complete run #{latest} (the killed run was #{doomed}): {len(sums)} models, "
-            f"each summing to the revenue {revenue:,.2f}" + (f"; off: {off}" if off else ""),
-        )
-    )
+    checks.append(run_intact(record, latest, doomed))
     status = record.run_status(doomed)
     error = record.one("SELECT error FROM reports_attributionrun WHERE id = %s", (doomed,))
     own_credits = int(
