@@ -213,7 +213,7 @@ def engine_alone(database_url: str) -> dict[str, object]:
     markov = markov_channel_credit(paths, converted)
     markov_lists_seconds = time.perf_counter() - started
     # The same computation on the run's arrays (what a run does; the plain function above
-    # spends most of its time turning a million Python strings into codes).
+    # also turns a million Python strings into codes).
     converting_paths, nonconverting_paths, channel_of_code = _engine_input(data)
     started = time.perf_counter()
     markov_channel_weights(

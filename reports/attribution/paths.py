@@ -152,10 +152,19 @@ def channel_paths_from_lists(
     paths: Sequence[Sequence[str]],
 ) -> tuple[ChannelPaths, list[str]]:
     """Lists of channel names to flat channel codes; also the names in code order."""
-    flat = [str(channel) for path in paths for channel in path]
-    codes, names = channel_codes(flat)
+    # A dict assigns codes in one pass (np.unique would sort a million strings), then
+    # the codes are renumbered so that names come in sorted order, as channel_codes gives.
+    seen: dict[str, int] = {}
+    first_codes = np.fromiter(
+        (seen.setdefault(str(channel), len(seen)) for path in paths for channel in path),
+        dtype=np.int64,
+    )
+    names = sorted(seen)
+    renumber = np.empty(len(seen), dtype=np.int64)
+    renumber[[seen[name] for name in names]] = np.arange(len(names), dtype=np.int64)
+    codes = renumber[first_codes] if first_codes.size else first_codes
     offsets = offsets_from_lengths([len(path) for path in paths])
-    return ChannelPaths(codes, offsets), [str(name) for name in names]
+    return ChannelPaths(codes, offsets), names
 
 
 def paths_split(paths: ChannelPaths, chosen: np.ndarray) -> tuple[ChannelPaths, ChannelPaths]:
