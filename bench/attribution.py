@@ -44,6 +44,16 @@ YEAR = 365 * 86_400
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 
 
+GENERATED_TABLES = (
+    "contacts_organization",
+    "contacts_contact",
+    "contacts_touch",
+    "handoff_deal",
+    "handoff_dealcontact",
+    "handoff_saleevent",
+)
+
+
 def _copy(cursor: Any, table: str, columns: str, lines: list[str]) -> None:
     cursor.copy_expert(
         f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT text)", io.StringIO("".join(lines))
@@ -155,6 +165,13 @@ def generate(
                 for d, (a, w) in enumerate(zip(amount.tolist(), won_stamps, strict=True), start=1)
             ],
         )
+        # The ids were chosen here: move each table's id sequence past them, so the
+        # product's own inserts (API calls, runs) do not collide with the generated rows.
+        for table in GENERATED_TABLES:
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+            )
         connection.commit()
         cursor.execute("ANALYZE")
 

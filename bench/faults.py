@@ -76,15 +76,6 @@ ANCHOR = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 GIVE_UP_SECONDS = 180  # a batch unacknowledged this long counts as lost
 REQUEST_TIMEOUT = 60
 RETRY_PAUSE = 0.2
-# The tables bench/attribution.generate fills with ids of its own choosing.
-GENERATED_TABLES = (
-    "contacts_organization",
-    "contacts_contact",
-    "contacts_touch",
-    "handoff_deal",
-    "handoff_dealcontact",
-    "handoff_saleevent",
-)
 REVENUE_KINDS = ("won", "expansion", "renewal")
 # reports.runs.RUN_LOCK_KEY, the attribution run's advisory lock. PostgreSQL shows a
 # bigint key as two halves; the ledger's transaction locks are advisory too.
@@ -470,18 +461,6 @@ class Record:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def sequences_reset(database_url: str) -> None:
-    """``generate`` chose the ids itself: move each table's id sequence past them."""
-    import psycopg2
-
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        for table in GENERATED_TABLES:
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
-            )
 
 
 def unloaded_run(database_url: str) -> float:
@@ -928,7 +907,6 @@ def main() -> None:
             conversions=options.conversions,
             seed=options.seed,
         )
-        sequences_reset(database)
         integration = integration_token(database)
         manage(database, "add_user", "bench-manager", "--role", "manager")
         manager = manage(database, "issue_token", "bench-manager").strip()
