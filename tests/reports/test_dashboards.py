@@ -15,7 +15,7 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from contacts.models import Channel, Contact
+from contacts.models import Campaign, Channel, Contact
 from contacts.services import campaign_create, consent_record, touch_record
 from handoff import services as handoff_services
 from handoff.models import Deal
@@ -119,14 +119,10 @@ def csv_rows(response: Any) -> list[list[str]]:
     return list(csv.reader(io.StringIO(response.content.decode())))
 
 
-@pytest.fixture
-def campaign_record(record: dict[str, Contact]) -> dict[str, Any]:
-    """The shared record, plus a campaign with a cost whose touch is on the winning path."""
+def campaign_on_winning_path(record: dict[str, Contact], *, name: str, cost: str) -> Campaign:
+    """A webinar campaign touching Ada 25 days ago (on the winning path), then a run."""
     campaign = campaign_create(
-        name="Spring webinar",
-        channel=Channel.objects.get(key="webinar"),
-        cost=Decimal("400.00"),
-        actor=SYSTEM,
+        name=name, channel=Channel.objects.get(key="webinar"), cost=Decimal(cost), actor=SYSTEM
     )
     touch_record(
         contact=record["ada"],
@@ -136,6 +132,13 @@ def campaign_record(record: dict[str, Contact]) -> dict[str, Any]:
         actor=SYSTEM,
     )
     run_attribution()
+    return campaign
+
+
+@pytest.fixture
+def campaign_record(record: dict[str, Contact]) -> dict[str, Any]:
+    """The shared record, plus a campaign with a cost whose touch is on the winning path."""
+    campaign = campaign_on_winning_path(record, name="Spring webinar", cost="400.00")
     return {**record, "campaign": campaign}
 
 
@@ -345,17 +348,7 @@ def test_an_empty_record_renders_every_dashboard(users, client):
 
 
 def test_hostile_names_are_escaped_in_tables_and_charts(record, users, client):
-    campaign = campaign_create(
-        name=HOSTILE, channel=Channel.objects.get(key="webinar"), cost=Decimal("1"), actor=SYSTEM
-    )
-    touch_record(
-        contact=record["ada"],
-        channel=campaign.channel,
-        campaign=campaign,
-        occurred_at=timezone.now() - 25 * DAY,
-        actor=SYSTEM,
-    )
-    run_attribution()
+    campaign_on_winning_path(record, name=HOSTILE, cost="1")
     page = html(as_user(client, users, Role.MANAGER).get("/reports/manager/?group_by=campaign"))
     assert HOSTILE not in page
     assert "&lt;script&gt;" in page
@@ -471,20 +464,7 @@ def test_every_table_downloads_as_csv_with_the_numbers_on_the_page(
 
 
 def test_csv_cells_that_start_a_formula_are_escaped_and_numbers_are_not(record, users, client):
-    campaign = campaign_create(
-        name='=HYPERLINK("http://evil.example","x")',
-        channel=Channel.objects.get(key="webinar"),
-        cost=Decimal("5000.00"),
-        actor=SYSTEM,
-    )
-    touch_record(
-        contact=record["ada"],
-        channel=campaign.channel,
-        campaign=campaign,
-        occurred_at=timezone.now() - 25 * DAY,
-        actor=SYSTEM,
-    )
-    run_attribution()
+    campaign_on_winning_path(record, name='=HYPERLINK("http://evil.example","x")', cost="5000.00")
     rows = csv_rows(
         as_user(client, users, Role.MARKETER).get(
             "/reports/marketing/?from=2020-01-01&format=csv&table=campaigns"
