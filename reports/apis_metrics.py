@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -61,8 +60,7 @@ class ReportRangeSerializer(DateRangeSerializer):
                     code="invalid",
                 )
         attrs = super().validate(attrs)
-        end = attrs.get("to") or timezone.localdate()
-        start = attrs.get("from") or min(metrics.quarter_first_day(end), end)
+        start, end = metrics.range_or_default(attrs.get("from"), attrs.get("to"))
         if start > end:
             raise serializers.ValidationError(
                 {"from": ["'from' comes after 'to' (today, when 'to' is not given)."]},

@@ -16,6 +16,7 @@ from typing import Any, cast
 from django import forms
 from django.utils import timezone
 
+from .metrics import quarter_first_day
 from .models import AttributionModel
 from .selectors import GROUPINGS
 
@@ -39,18 +40,14 @@ class DateRange:
         return (self.end - self.start).days + 1
 
 
-def _quarter_start(day: date) -> date:
-    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-
-
 def period_range(period: str, today: date) -> DateRange:
     """The inclusive days of a quick period, seen from ``today``."""
     if period == "this_quarter":
-        return DateRange(_quarter_start(today), today)
+        return DateRange(quarter_first_day(today), today)
     if period == "last_quarter":
-        this_quarter = _quarter_start(today)
+        this_quarter = quarter_first_day(today)
         return DateRange(
-            _quarter_start(this_quarter - timedelta(days=1)), this_quarter - timedelta(1)
+            quarter_first_day(this_quarter - timedelta(days=1)), this_quarter - timedelta(1)
         )
     if period == "year_to_date":
         return DateRange(date(today.year, 1, 1), today)

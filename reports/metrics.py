@@ -59,6 +59,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
 from contacts.models import Campaign, Channel, Contact, Touch
 from handoff.models import (
@@ -121,6 +122,13 @@ def quarter_of(day: date) -> str:
 
 def quarter_first_day(day: date) -> date:
     return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def range_or_default(start: date | None, end: date | None) -> tuple[date, date]:
+    """The range a report reads when ``from`` or ``to`` is left out: ``to`` is today and
+    ``from`` the first day of ``to``'s quarter."""
+    end = end or timezone.localdate()
+    return start or quarter_first_day(end), end
 
 
 # --- contribution ---------------------------------------------------------------------

@@ -6,7 +6,6 @@ list always holds as many rows as its number says.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django import forms
@@ -14,7 +13,6 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from leadrecord.roles import Role
@@ -63,8 +61,7 @@ class LeakRangeForm(forms.Form):
                 self.add_error(name, f"Give a day between {EARLIEST_DAY} and {LATEST_DAY}.")
         if self.errors:
             return cleaned
-        end: date = cleaned.get("to") or timezone.localdate()
-        start: date = cleaned.get("from") or min(metrics.quarter_first_day(end), end)
+        start, end = metrics.range_or_default(cleaned.get("from"), cleaned.get("to"))
         if start > end:
             self.add_error("to", "The last day comes before the first.")
         cleaned["from"], cleaned["to"] = start, end
