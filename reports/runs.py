@@ -215,6 +215,16 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
     models = [block.model for block in blocks]
     team = data.channel_team
     moments = [datetime.fromtimestamp(float(moment), tz=UTC) for moment in data.converted_at]
+    # (model index, conversion, channel, campaign, credit, share), one per credit row.
+    credit_rows = zip(
+        model_index.tolist(),
+        conversion.tolist(),
+        channel.tolist(),
+        campaign.tolist(),
+        credit.tolist(),
+        share.tolist(),
+        strict=True,
+    )
 
     if connection.vendor == "postgresql":
         prefix = [f"{run.pk}\t{model}\t" for model in models]
@@ -232,15 +242,7 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
         lines = [
             f"{prefix[m]}{conversion_text[c]}{channel_text[ch]}"
             f"{campaign_text[cp]}{team_text[ch]}{cr!r}\t{sh!r}\t{moment_text[c]}\n"
-            for m, c, ch, cp, cr, sh in zip(
-                model_index.tolist(),
-                conversion.tolist(),
-                channel.tolist(),
-                campaign.tolist(),
-                credit.tolist(),
-                share.tolist(),
-                strict=True,
-            )
+            for m, c, ch, cp, cr, sh in credit_rows
         ]
         copy_lines(AttributionCredit, _CREDIT_COLUMNS, lines)
         del lines
@@ -262,15 +264,7 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
                     sh,
                     moments[c],
                 )
-                for m, c, ch, cp, cr, sh in zip(
-                    model_index.tolist(),
-                    conversion.tolist(),
-                    channel.tolist(),
-                    campaign.tolist(),
-                    credit.tolist(),
-                    share.tolist(),
-                    strict=True,
-                )
+                for m, c, ch, cp, cr, sh in credit_rows
             ],
         )
 
