@@ -176,6 +176,26 @@ def generate(
         cursor.execute("ANALYZE")
 
 
+def generated_database(
+    stack: ExitStack, options: argparse.Namespace, name: str
+) -> tuple[str, float]:
+    """A migrated database ``name`` holding the generated record, dropped when ``stack``
+    closes (on the server at ``options.database_url``, else a throwaway cluster); its URL
+    and the seconds generating took. ``options`` has contacts, touches, conversions, seed."""
+    server = options.database_url or stack.enter_context(throwaway_postgres())
+    database = stack.enter_context(fresh_database(server, name))
+    manage(database, "migrate", "--no-input", "-v", "0")
+    started = time.perf_counter()
+    generate(
+        database,
+        contacts=options.contacts,
+        touches=options.touches,
+        conversions=options.conversions,
+        seed=options.seed,
+    )
+    return database, time.perf_counter() - started
+
+
 def full_run(database_url: str) -> tuple[float, float, str]:
     """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -313,21 +333,10 @@ def main() -> None:
     options = parser.parse_args()
 
     with ExitStack() as stack:
-        server = options.database_url or stack.enter_context(throwaway_postgres())
-        database = stack.enter_context(fresh_database(server, "leadrecord_bench_attribution"))
-        manage(database, "migrate", "--no-input", "-v", "0")
-        started = time.perf_counter()
-        generate(
-            database,
-            contacts=options.contacts,
-            touches=options.touches,
-            conversions=options.conversions,
-            seed=options.seed,
-        )
+        database, generated = generated_database(stack, options, "leadrecord_bench_attribution")
         print(
             f"record: {options.contacts:,} contacts, {options.touches:,} touches, "
-            f"{options.conversions:,} won deals (generated and loaded in "
-            f"{time.perf_counter() - started:.1f} s)"
+            f"{options.conversions:,} won deals (generated and loaded in {generated:.1f} s)"
         )
         seconds, peak_mib, output = full_run(database)
         print(

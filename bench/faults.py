@@ -57,16 +57,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from attribution import generate
+from attribution import generated_database
 from common import (
     ROOT,
     free_port,
-    fresh_database,
     gunicorn,
     integration_token,
     manage,
     product_env,
-    throwaway_postgres,
 )
 
 DATABASE = "leadrecord_bench_faults"
@@ -896,21 +894,10 @@ def main() -> None:
         parser.error("--workers: give at least 2 (one is killed while the others serve)")
 
     with ExitStack() as stack:
-        server = options.database_url or stack.enter_context(throwaway_postgres())
-        database = stack.enter_context(fresh_database(server, DATABASE))
-        manage(database, "migrate", "--no-input", "-v", "0")
-        started = time.monotonic()
-        generate(
-            database,
-            contacts=options.contacts,
-            touches=options.touches,
-            conversions=options.conversions,
-            seed=options.seed,
-        )
+        database, generated = generated_database(stack, options, DATABASE)
         integration = integration_token(database)
         manage(database, "add_user", "bench-manager", "--role", "manager")
         manager = manage(database, "issue_token", "bench-manager").strip()
-        generated = time.monotonic() - started
         unloaded = unloaded_run(database)
         print(
             f"record: {options.contacts:,} contacts, {options.touches:,} touches, "

@@ -34,8 +34,8 @@ import urllib.request
 from contextlib import ExitStack
 from datetime import date, timedelta
 
-from attribution import full_run, generate
-from common import fresh_database, gunicorn, manage, throwaway_postgres
+from attribution import full_run, generated_database
+from common import gunicorn, manage
 
 PASSWORD = "bench-only-password-0123"  # a throwaway database
 WARM_UP = 5
@@ -119,20 +119,10 @@ def main() -> None:
         if options.prepared_database:
             database = options.prepared_database
         else:
-            server = options.database_url or stack.enter_context(throwaway_postgres())
-            database = stack.enter_context(fresh_database(server, "leadrecord_bench_reports"))
-            manage(database, "migrate", "--no-input", "-v", "0")
-            started = time.perf_counter()
-            generate(
-                database,
-                contacts=options.contacts,
-                touches=options.touches,
-                conversions=options.conversions,
-                seed=options.seed,
-            )
+            database, generated = generated_database(stack, options, "leadrecord_bench_reports")
             print(
                 f"record: {options.contacts:,} contacts, {options.touches:,} touches, "
-                f"{options.conversions:,} won deals ({time.perf_counter() - started:.1f} s)"
+                f"{options.conversions:,} won deals ({generated:.1f} s)"
             )
             seconds, _, output = full_run(database)
             print(f"attribution: {output} ({seconds:.1f} s with the process)")
