@@ -188,3 +188,40 @@ def test_concurrent_writers_keep_one_unbroken_chain():
         for w in range(writers)
     }
     assert set(per_writer.values()) == {appends_each}
+
+
+def test_single_and_batch_appends_hash_alike_with_awkward_text():
+    """One entry is chained by the database (PostgreSQL), a batch in Python: both
+    must hash exactly what ledger_entry_hash hashes, whatever the text holds."""
+    awkward = 'Zoë "quoted" \\ back\tslash\nline — 東京 🙂'
+    with transaction.atomic():
+        single = ledger_append(
+            actor=Actor(kind="user", label=awkward, user_id=None),
+            action="a",
+            subject_type="t",
+            subject_id=awkward,
+            after={"name": awkward, "nested": {"z": 1, "a": [None, True, 1.5]}},
+            reason=awkward,
+        )
+        batch = ledger_append_many(
+            [
+                LedgerDraft(
+                    actor=Actor.system(),
+                    action="b",
+                    subject_type="t",
+                    subject_id=n,
+                    before={"v": awkward},
+                )
+                for n in range(2)
+            ]
+        )
+        after_batch = ledger_append(
+            actor=Actor.system(), action="c", subject_type="t", subject_id=3
+        )
+    stored = LedgerEntry.objects.get(seq=single.seq)
+    assert stored.hash == single.hash
+    assert stored.after == {"name": awkward, "nested": {"z": 1, "a": [None, True, 1.5]}}
+    assert [entry.seq for entry in (single, *batch, after_batch)] == [1, 2, 3, 4]
+    assert after_batch.prev_hash == batch[-1].hash
+    assert ledger_verify().ok
+    assert ledger_verify().entries == 4
