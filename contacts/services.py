@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from leadrecord.errors import RuleViolation
@@ -581,6 +581,49 @@ def touch_ledger_payload(touch: Touch, channel_key: str) -> dict[str, Any]:
     }
 
 
+_TOUCH_COLUMNS = (
+    "contact_id",
+    "channel_id",
+    "campaign_id",
+    "kind",
+    "occurred_at",
+    "recorded_at",
+    "source_system",
+    "external_id",
+    "recorded_by_id",
+)
+
+
+def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
+    """Insert the touch if its contact is living and its external id is new; its id, or None.
+
+    One statement where a lookup, a duplicate check and an insert were three
+    (the hot path of ``POST touches/``). Runs under the ledger lock, so no
+    other writer can add the same external id or merge or erase the contact
+    meanwhile; the unique constraint stays the last word.
+    """
+    table = connection.ops.quote_name(Touch._meta.db_table)
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(_TOUCH_COLUMNS)}) "  # noqa: S608 -- model names
+            f"SELECT {', '.join(['%s'] * len(_TOUCH_COLUMNS))} FROM {contacts} "
+            "WHERE id = %s AND erased_at IS NULL AND merged_into_id IS NULL "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            [
+                *(
+                    Touch._meta.get_field(column).get_db_prep_value(
+                        getattr(touch, column), connection
+                    )
+                    for column in _TOUCH_COLUMNS
+                ),
+                touch.contact_id,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def touch_record(
     *,
     contact: Contact,
@@ -605,30 +648,34 @@ def touch_record(
             attr="campaign",
             status=400,
         )
+    now = timezone.now()
+    touch = Touch(
+        contact=contact,
+        channel=channel,
+        campaign=campaign,
+        kind=kind,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        source_system=source_system,
+        external_id=external_id or None,
+        recorded_by_id=actor.user_id,
+    )
     with transaction.atomic():
         # The ledger lock first: the duplicate check and the insert are then
         # one step for every writer, however many retry at once.
         ledger_lock()
-        if external_id:
-            existing = Touch.objects.filter(
-                source_system=source_system, external_id=external_id
-            ).first()
-            if existing is not None:
-                return existing, False
-        contact = Contact.objects.get(pk=contact.pk)
-        _require_living(contact, attr="contact")
-        now = timezone.now()
-        touch = Touch.objects.create(
-            contact=contact,
-            channel=channel,
-            campaign=campaign,
-            kind=kind,
-            occurred_at=occurred_at or now,
-            recorded_at=now,
-            source_system=source_system,
-            external_id=external_id or None,
-            recorded_by_id=actor.user_id,
-        )
+        touch.pk = _touch_insert_if_new_and_living(touch)
+        if touch.pk is None:
+            # Nothing inserted: the external id is known (answer the first
+            # touch), or the contact is no longer living.
+            if external_id:
+                existing = Touch.objects.filter(
+                    source_system=source_system, external_id=external_id
+                ).first()
+                if existing is not None:
+                    return existing, False
+            _require_living(Contact.objects.get(pk=contact.pk), attr="contact")
+            raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
         ledger_append(
             actor=actor,
             action="touch.record",
@@ -639,4 +686,5 @@ def touch_record(
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)
+    touch._state.adding = False
     return touch, True
