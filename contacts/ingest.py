@@ -36,7 +36,9 @@ from leadrecord.ledger import (
     Actor,
     LedgerDraft,
     PreparedEntry,
+    ledger_actions_since,
     ledger_append_prepared,
+    ledger_head_seq,
     ledger_lock,
     ledger_prepare,
 )
@@ -470,8 +472,12 @@ def events_ingest(
         # Before the lock (reads and CPU work only): find the people already on
         # record and prepare their events' rows and ledger entries, so that
         # the part every writer waits for is as short as it can be.
+        read_at_seq = ledger_head_seq()
         plans = _plan_known_people(parsed, actor, now)
         ledger_lock()
+        # People merged or erased after the lookup (their ledger entries come
+        # after the head read before it) are looked up again under the lock.
+        plans.recheck_living = ledger_actions_since(read_at_seq, _LIVING_CHANGES)
         if idempotency_key is not None and actor.user_id is not None:
             previous = IdempotencyRecord.objects.filter(
                 user_id=actor.user_id, key=idempotency_key
@@ -516,33 +522,42 @@ def _answer(results: list[EventResult]) -> dict[str, Any]:
     return {**totals, "results": [result.as_dict() for result in results]}
 
 
-def _pairs_known(
-    model: type[models.Model],
-    system_field: str,
-    id_field: str,
-    pairs: set[tuple[str, str]],
-) -> list[tuple[str, str, int]]:
-    """Stored rows among these (system, external id) pairs, via the unique index."""
+# Every table whose rows carry a (source system, external id) pair of an event.
+_EVENT_PAIR_COLUMNS: tuple[tuple[type[models.Model], str, str], ...] = (
+    (Touch, "source_system", "external_id"),
+    (Consent, "event_source_system", "event_external_id"),
+    (Disclosure, "event_source_system", "event_external_id"),
+)
+
+
+def _pairs_known(pairs: set[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """Stored events among these (system, external id) pairs, via each table's unique index."""
     if connection.vendor != "postgresql":
         systems = {system for system, _ in pairs}
         external_ids = {external_id for _, external_id in pairs}
-        rows = model._default_manager.filter(
-            **{f"{system_field}__in": systems, f"{id_field}__in": external_ids}
-        ).values_list(system_field, id_field, "id")
-        return [row for row in rows if (row[0], row[1]) in pairs]
-    # The pairs as two arrays joined to the table: one index probe per pair,
-    # whatever the planner's statistics say about a long IN list.
-    table = connection.ops.quote_name(model._meta.db_table)
+        found = []
+        for model, system_field, id_field in _EVENT_PAIR_COLUMNS:
+            rows = model._default_manager.filter(
+                **{f"{system_field}__in": systems, f"{id_field}__in": external_ids}
+            ).values_list(system_field, id_field, "id")
+            found.extend(row for row in rows if (row[0], row[1]) in pairs)
+        return found
+    # The pairs as two arrays joined to each table: one index probe per pair,
+    # whatever the planner's statistics say about a long IN list. A LATERAL
+    # subquery with OFFSET 0 (so it is not flattened into a join) keeps each a
+    # loop of index probes: 500 probes take ~3 ms, where the hash join the
+    # planner picks otherwise scans the table. One statement for all tables.
+    probes = " UNION ALL ".join(
+        f"SELECT p.system, p.external_id, t.id FROM p CROSS JOIN LATERAL "  # noqa: S608
+        f"(SELECT id FROM {connection.ops.quote_name(model._meta.db_table)} "
+        f"WHERE {system_field} = p.system AND {id_field} = p.external_id OFFSET 0) AS t"
+        for model, system_field, id_field in _EVENT_PAIR_COLUMNS
+    )
     ordered = list(pairs)
     with connection.cursor() as cursor:
-        # A LATERAL subquery with OFFSET 0 (so it is not flattened into a
-        # join) keeps this a loop of index probes: 500 probes take ~3 ms,
-        # where the hash join the planner picks otherwise scans the table.
         cursor.execute(
-            f"SELECT p.system, p.external_id, t.id "  # noqa: S608 -- model names
-            f"FROM unnest(%s::varchar[], %s::varchar[]) AS p(system, external_id) "
-            f"CROSS JOIN LATERAL (SELECT id FROM {table} "
-            f"WHERE {system_field} = p.system AND {id_field} = p.external_id OFFSET 0) AS t",
+            "WITH p AS MATERIALIZED (SELECT * FROM unnest(%s::varchar[], %s::varchar[]) "  # noqa: S608 -- model names
+            f"AS p(system, external_id)) {probes}",
             [[pair[0] for pair in ordered], [pair[1] for pair in ordered]],
         )
         return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
@@ -559,14 +574,8 @@ def _mark_duplicates(
     pairs = {(event.source_system, event.external_id) for event in parsed}
     known: dict[tuple[str, str], int] = {}
     if pairs:
-        for model, system_field, id_field in (
-            (Touch, "source_system", "external_id"),
-            (Consent, "event_source_system", "event_external_id"),
-            (Disclosure, "event_source_system", "event_external_id"),
-        ):
-            rows = _pairs_known(model, system_field, id_field, pairs)
-            for system, external_id, pk in rows:
-                known[(system, external_id)] = pk
+        for system, external_id, pk in _pairs_known(pairs):
+            known[(system, external_id)] = pk
     fresh: list[ParsedEvent] = []
     repeats: list[tuple[int, int]] = []
     first_in_batch: dict[tuple[str, str], ParsedEvent] = {}
@@ -716,10 +725,15 @@ def _plans_make(
     return plans
 
 
+# The changes that end a contact's life on record (contacts.services).
+_LIVING_CHANGES = ("contact.merge", "contact.erase")
+
+
 @dataclass
 class _Plans:
     contact_ids: dict[int, int]  # event index -> contact id, for people already on record
     by_index: dict[int, _Plan]
+    recheck_living: bool = True  # whether anyone may have been merged or erased since
 
 
 def _plan_known_people(parsed: list[ParsedEvent], actor: Actor, now: datetime) -> _Plans:
@@ -741,9 +755,11 @@ def _store(
     Returns each event's person: event index -> contact id.
     """
     contact_ids = dict(plans.contact_ids)
-    still_living = set(
-        contacts_living().filter(id__in=set(contact_ids.values())).values_list("id", flat=True)
-    )
+    still_living = set(contact_ids.values())
+    if plans.recheck_living and still_living:
+        still_living = set(
+            contacts_living().filter(id__in=still_living).values_list("id", flat=True)
+        )
     planned = {
         event.index: plans.by_index[event.index]
         for event in events

@@ -130,6 +130,22 @@ def _lock_and_read_head() -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
+def ledger_head_seq() -> int:
+    """The last entry's seq (0 for an empty ledger), read without the lock."""
+    last = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
+    return last or 0
+
+
+def ledger_actions_since(seq: int, actions: Sequence[str]) -> bool:
+    """Whether any entry after ``seq`` records one of ``actions``.
+
+    A writer that read the record before taking the lock asks this after
+    taking it: every change is on the ledger, so no such entry means none
+    of those changes happened in between.
+    """
+    return LedgerEntry.objects.filter(seq__gt=seq, action__in=actions).exists()
+
+
 def ledger_lock() -> None:
     """Take the ledger lock now, for the rest of the caller's transaction.
 

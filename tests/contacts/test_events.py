@@ -265,6 +265,42 @@ def test_events_never_attach_to_an_erased_person(integration):
     assert new_touch.contact != erased and new_touch.contact.email == "person1@acme.example"
 
 
+@pytest.mark.parametrize("change", ["merge", "erase"])
+def test_a_person_merged_or_erased_after_the_lookup_is_looked_up_again(integration, change):
+    """The people are looked up before the ledger lock; a merge or erasure that lands
+    in between (on the ledger after the lookup) must not leave events on a dead contact."""
+    from contacts import ingest, services
+    from leadrecord.ledger import Actor
+
+    keep, _ = services.contact_create(email="keep@acme.example", actor=Actor.system("t"))
+    person, _ = services.contact_create(email="person1@acme.example", actor=Actor.system("t"))
+    plan_known_people = ingest._plan_known_people
+
+    def lookup_then_change(*args, **kwargs):
+        plans = plan_known_people(*args, **kwargs)
+        assert person.pk in plans.contact_ids.values()  # found alive, planned
+        if change == "merge":
+            services.contact_merge(keep=keep, merge=person, actor=Actor.system("t"))
+        else:
+            services.contact_erase(contact=person, actor=Actor.system("t"))
+        return plans
+
+    ingest._plan_known_people = lookup_then_change
+    try:
+        body = integration.post(URL, {"events": [touch(1), touch(6)]}).json()
+    finally:
+        ingest._plan_known_people = plan_known_people
+    assert body["created"] == 2
+    contacts = {Touch.objects.get(pk=result["id"]).contact for result in body["results"]}
+    assert len(contacts) == 1
+    (contact,) = contacts
+    if change == "merge":
+        assert contact == keep
+    else:
+        assert contact != person and contact.email == "person1@acme.example"
+    assert ledger_verify().ok
+
+
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
