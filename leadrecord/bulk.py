@@ -62,6 +62,11 @@ def rows_insert(
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def copy_escape(text: str) -> str:
+    """Text as a COPY text field: backslash, tab and line ends escaped."""
+    return text.translate(_COPY_ESCAPES)
+
+
 @functools.lru_cache(maxsize=4096)
 def _datetime_text(value: datetime) -> str:
     # Cached: rows of one batch share their recorded time and often more.

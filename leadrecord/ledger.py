@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg2.extras import Json
 
-from .bulk import copy_line, copy_lines, rows_insert
+from .bulk import copy_escape, copy_lines, rows_insert
 from .models import ActorKind, LedgerEntry
 from .roles import Role, user_has_role
 
@@ -196,6 +196,19 @@ class PreparedEntry:
     copy_text: str  # those values as COPY text (PostgreSQL), else ""
 
 
+# The canonical JSON of the hash: sorted keys, no spaces, text as is. One
+# encoder for every entry (json.dumps with options builds one per call).
+_canonical_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+
+
+def _copy_field(value: str | int | None) -> str:
+    if value is None:
+        return "\\N"
+    return copy_escape(value) if isinstance(value, str) else str(value)
+
+
 def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     recorded_at = timezone.now()
     recorded_text = _timestamp(recorded_at)
@@ -203,30 +216,46 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     prepared = []
     for draft in drafts:
         occurred_at = draft.occurred_at or recorded_at
-        values = [
-            occurred_at,
-            recorded_at,
-            str(draft.actor.kind),
-            draft.actor.user_id,
-            draft.actor.label,
+        occurred_text = _timestamp(occurred_at)
+        actor = draft.actor
+        scalars = [
+            occurred_text,
+            recorded_text,
+            str(actor.kind),
+            actor.user_id,
+            actor.label,
             draft.action,
             draft.subject_type,
             str(draft.subject_id),
             draft.contact_id,
+        ]
+        before = "null" if draft.before is None else _canonical_encode(draft.before)
+        after = "null" if draft.after is None else _canonical_encode(draft.after)
+        # The same JSON that ledger_entry_hash builds for the whole list, minus
+        # its first (seq) and last (prev_hash) elements and the brackets; each
+        # JSON column is encoded once, for the hash and for COPY alike.
+        canonical = (
+            f"{_canonical_encode(scalars)[1:-1]},{before},{after},{_canonical_encode(draft.reason)}"
+        )
+        copy_text = ""
+        if postgres:
+            copy_text = "\t".join(
+                [
+                    *(_copy_field(value) for value in scalars),
+                    "\\N" if draft.before is None else copy_escape(before),
+                    "\\N" if draft.after is None else copy_escape(after),
+                    copy_escape(draft.reason),
+                ]
+            )
+        values = [
+            occurred_at,
+            recorded_at,
+            *scalars[2:],
             draft.before,
             draft.after,
             draft.reason,
         ]
-        # The same JSON that ledger_entry_hash builds for the whole list, minus
-        # its first (seq) and last (prev_hash) elements and the brackets.
-        canonical = _canonical_json([_timestamp(occurred_at), recorded_text, *values[2:]])
-        prepared.append(
-            PreparedEntry(
-                values,
-                canonical[1:-1],
-                copy_line(values, _JSON_POSITIONS) if postgres else "",
-            )
-        )
+        prepared.append(PreparedEntry(values, canonical, copy_text))
     return prepared
 
 
