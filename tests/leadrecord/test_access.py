@@ -65,6 +65,30 @@ def test_an_unknown_token_gets_401():
     assert response.json()["errors"][0]["code"] == "authentication_failed"
 
 
+def test_a_token_brings_every_role_of_its_user_and_changes_show_at_once(make_user, api_client_for):
+    from django.contrib.auth.models import Group
+
+    user = make_user(Role.MARKETER)
+    client = api_client_for(user)
+    user.groups.add(Group.objects.get(name=Role.MANAGER))
+    assert client.get("/api/v1/me/").json()["roles"] == [Role.MANAGER, Role.MARKETER]
+    assert client.get("/api/v1/ledger/").status_code == 200
+    user.groups.remove(Group.objects.get(name=Role.MANAGER))
+    assert client.get("/api/v1/me/").json()["roles"] == [Role.MARKETER]
+    assert client.get("/api/v1/ledger/").status_code == 403
+
+
+def test_the_token_of_a_deactivated_user_gets_401(make_user, api_client_for):
+    user = make_user(Role.INTEGRATION)
+    client = api_client_for(user)
+    assert client.get("/api/v1/me/").status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "authentication_failed"
+
+
 @pytest.mark.parametrize("header", ["Token", "Token a b", "Bearer abc", "Token \x00"])
 def test_malformed_authorization_headers_get_401(header):
     client = APIClient()
