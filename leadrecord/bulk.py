@@ -64,7 +64,10 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 def copy_escape(text: str) -> str:
     """Text as a COPY text field: backslash, tab and line ends escaped."""
-    return text.translate(_COPY_ESCAPES)
+    # Most fields have none of them; four scans cost a twentieth of a translate.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -121,10 +124,9 @@ def copy_line(values: Sequence[Any], json_positions: Collection[int] = ()) -> st
         if value is None:
             out.append("\\N")
         elif index in json_positions:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-            out.append(text.translate(_COPY_ESCAPES))
+            out.append(copy_escape(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
         elif kind is str:
-            out.append(value.translate(_COPY_ESCAPES))
+            out.append(copy_escape(value))
         elif kind is int:
             out.append(str(value))
         elif kind is bool:
@@ -132,7 +134,7 @@ def copy_line(values: Sequence[Any], json_positions: Collection[int] = ()) -> st
         elif isinstance(value, datetime):
             out.append(_datetime_text(value))
         else:
-            out.append(str(value).translate(_COPY_ESCAPES))
+            out.append(copy_escape(str(value)))
     return "\t".join(out)
 
 

@@ -206,11 +206,12 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
         batch = ledger_append_many(
             [
                 LedgerDraft(
-                    actor=Actor.system(),
+                    actor=Actor(kind="user", label=awkward, user_id=None),
                     action="b",
                     subject_type="t",
-                    subject_id=n,
+                    subject_id=f"{n}{awkward}",
                     before={"v": awkward},
+                    reason=awkward,
                 )
                 for n in range(2)
             ]
@@ -223,5 +224,12 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
     assert stored.after == {"name": awkward, "nested": {"z": 1, "a": [None, True, 1.5]}}
     assert [entry.seq for entry in (single, *batch, after_batch)] == [1, 2, 3, 4]
     assert after_batch.prev_hash == batch[-1].hash
+    stored_batch = LedgerEntry.objects.get(seq=batch[1].seq)
+    assert (stored_batch.actor_label, stored_batch.subject_id, stored_batch.reason) == (
+        awkward,
+        f"1{awkward}",
+        awkward,
+    )
+    assert stored_batch.before == {"v": awkward}
     assert ledger_verify().ok
     assert ledger_verify().entries == 4
