@@ -24,7 +24,8 @@ class LedgerEntry(models.Model):
     recorded_at = models.DateTimeField(help_text="When the ledger recorded it.")
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     # PROTECT: a user who acted stays; the ledger itself can never be updated
-    # to null the reference.
+    # to null the reference. Not indexed: nothing reads entries by actor, and
+    # every index costs each append.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -32,6 +33,7 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
     actor_label = models.CharField(max_length=150)
     action = models.CharField(max_length=64)

@@ -233,3 +233,30 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
     assert stored_batch.before == {"v": awkward}
     assert ledger_verify().ok
     assert ledger_verify().entries == 4
+
+
+def test_a_freshly_migrated_embedded_database_refuses_ledger_changes(tmp_path):
+    """The embedded default (SQLite) rebuilds a table to alter it, which drops its
+    triggers: after every migration the append-only guard must still be there."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    database = tmp_path / "fresh.sqlite3"
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{database}", "DEBUG": "1"},
+        check=True,
+    )
+    with sqlite3.connect(database) as db:
+        db.execute(
+            f"INSERT INTO {LEDGER_TABLE} (seq, occurred_at, recorded_at, actor_kind, actor_label,"
+            " action, subject_type, subject_id, reason, prev_hash, hash)"
+            " VALUES (1, '2026-01-01', '2026-01-01', 'system', 's', 'a', 't', '1', '', 'p', 'h')"
+        )
+        for statement in (f"UPDATE {LEDGER_TABLE} SET reason = 'x'", f"DELETE FROM {LEDGER_TABLE}"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                db.execute(statement)
