@@ -11,7 +11,9 @@
    fresh table of the same shape (columns, defaults, constraints, indexes).
    Prints rows/s and the bulk rate as a share of it.
 3. Single: ``--single`` ``POST touches/`` requests, one touch each, from the
-   same client processes. Prints requests/s.
+   same client processes. Prints requests/s, and as baselines from the same
+   clients ``GET health/`` (no login, one query) and ``GET me/`` (what every
+   authenticated API request pays: token, user and roles).
 
 Without ``--database-url`` a throwaway PostgreSQL cluster is started and
 removed; with one, a database ``leadrecord_bench_ingest`` is created on that
@@ -115,28 +117,33 @@ def _single_client(job: tuple[str, str, int, int, int]) -> int:
     return count
 
 
-def _health_client(job: tuple[str, int]) -> int:
-    url, count = job
+def _get_client(job: tuple[str, str, str, int]) -> int:
+    url, path, token, count = job
     parts = urlsplit(url)
+    headers = {"Authorization": f"Token {token}"} if token else {}
     for _ in range(count):
         connection = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port, timeout=60
         )
         try:
-            connection.request("GET", "/api/v1/health/")
-            connection.getresponse().read()
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {response.status}")
         finally:
             connection.close()
     return count
 
 
-def health(url: str, *, requests: int, clients: int) -> float:
-    """The same clients against GET health/ (one indexed query): the ceiling of this
-    machine, server and client for one small request each."""
+def gets(url: str, path: str, *, token: str = "", requests: int, clients: int) -> float:
+    """The same clients against a GET, for baselines: ``health/`` (no login, one
+    indexed query) is the ceiling of this machine, server and client for one
+    small request; ``me/`` adds what every API call pays (token, user, roles)."""
     share = requests // clients
     started = time.perf_counter()
     with multiprocessing.Pool(clients) as pool:
-        done = sum(pool.map(_health_client, [(url, share)] * clients))
+        done = sum(pool.map(_get_client, [(url, path, token, share)] * clients))
     return done / (time.perf_counter() - started)
 
 
@@ -246,7 +253,10 @@ def main() -> None:
 
         rows, copy_seconds = copy_baseline(database)
         copy_rate = rows / copy_seconds
-        health_rate = health(url, requests=options.single, clients=options.clients)
+        health_rate = gets(url, "/api/v1/health/", requests=options.single, clients=options.clients)
+        me_rate = gets(
+            url, "/api/v1/me/", token=token, requests=options.single, clients=options.clients
+        )
         single_rate = single(
             url, token, requests=options.single, clients=options.clients, people=people
         )
@@ -264,11 +274,13 @@ def main() -> None:
     print(f"bulk / COPY  {bulk_rate / copy_rate:8.1%}")
     print(f"single POST touches/  {options.single} requests, {options.clients} clients")
     print(f"  {single_rate:10.0f} requests/s")
-    print(f"GET health/  {options.single} requests, the same clients (baseline)")
+    print(f"GET health/  {options.single} requests, the same clients (baseline, no login)")
     print(
         f"  {health_rate:10.0f} requests/s   "
         f"(single touches at {single_rate / health_rate:.0%} of it)"
     )
+    print(f"GET me/      {options.single} requests, the same clients (baseline, with the token)")
+    print(f"  {me_rate:10.0f} requests/s   (single touches at {single_rate / me_rate:.0%} of it)")
 
 
 if __name__ == "__main__":
