@@ -16,13 +16,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -468,44 +468,109 @@ def events_ingest(
 
     sales = [event for event in parsed if event.type == "sale"]
     parsed = [event for event in parsed if event.type != "sale"]
+    batch = _Batch(parsed, sales, results, actor, now, idempotency_key, fingerprint)
+    try:
+        return _ingest(batch, optimistic=True)
+    except (_Conflict, IntegrityError):
+        pass
+    except OperationalError as error:
+        if getattr(error.__cause__, "pgcode", None) != _DEADLOCK_DETECTED:
+            raise
+    # Someone stored the same events, people or answer meanwhile: the whole
+    # attempt rolled back; again with the lock first, as every writer once did.
+    return _ingest(batch, optimistic=False)
+
+
+_DEADLOCK_DETECTED = "40P01"
+
+
+class _Conflict(Exception):
+    """The record changed between the optimistic reads and the lock."""
+
+
+@dataclass
+class _Batch:
+    parsed: list[ParsedEvent]  # touches, consents and disclosures
+    sales: list[ParsedEvent]
+    results: list[EventResult]  # with the rejections found while parsing
+    actor: Actor
+    now: datetime
+    idempotency_key: str | None
+    fingerprint: str
+
+
+def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
+    """One attempt at the batch, in one transaction.
+
+    Optimistic: everything that needs no lock happens before it: finding the
+    people and duplicates, and inserting the events of people already on
+    record. Under the lock there remain the new people with their events, the
+    ledger entries, sales and scores. A writer that took the lock meanwhile
+    and stored the same events or answer makes the insert fail or the checks
+    under the lock see it (``_Conflict``); the caller then runs the batch
+    again, not optimistic: the lock first and everything under it.
+    """
+    actor, now = batch.actor, batch.now
+    results = [replace(result, errors=list(result.errors)) for result in batch.results]
     with transaction.atomic():
         # Before the lock (reads and CPU work only): find the people already on
         # record and prepare their events' rows and ledger entries, so that
         # the part every writer waits for is as short as it can be.
         read_at_seq = ledger_head_seq()
-        plans = _plan_known_people(parsed, actor, now)
+        plans = _plan_known_people(batch.parsed, actor, now)
+        if optimistic:
+            answer = _answer_kept(batch)
+            if answer is not None:
+                return answer
+            fresh, repeats = _mark_duplicates(batch.parsed, results)
+            plans.stored = _plans_copy(fresh, plans.by_index)
         ledger_lock()
         # People merged or erased after the lookup (their ledger entries come
         # after the head read before it) are looked up again under the lock.
         plans.recheck_living = ledger_actions_since(read_at_seq, _LIVING_CHANGES)
-        if idempotency_key is not None and actor.user_id is not None:
-            previous = IdempotencyRecord.objects.filter(
-                user_id=actor.user_id, key=idempotency_key
-            ).first()
-            if previous is not None and previous.created_at <= now - IDEMPOTENCY_RETENTION:
-                previous.delete()  # forgotten: the key starts afresh
-                previous = None
-            if previous is not None:
-                if previous.request_hash != fingerprint:
-                    raise IdempotencyKeyReused()
-                return IngestAnswer(body=previous.response, replayed=True)
-        fresh, repeats = _mark_duplicates(parsed, results)
+        if optimistic and plans.recheck_living:
+            raise _Conflict()
+        answer = _answer_kept(batch)
+        if answer is not None:
+            if optimistic:
+                raise _Conflict()
+            return answer
+        if not optimistic:
+            fresh, repeats = _mark_duplicates(batch.parsed, results)
         people = _store(fresh, plans, results, actor, now)
         for index, first_index in repeats:
             results[index].id = results[first_index].id
-        _sales_store(sales, results, actor)
+        _sales_store(batch.sales, results, actor)
         _scores_update(fresh, people, actor)
         body = _answer(results)
-        if idempotency_key is not None and actor.user_id is not None:
+        if batch.idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(
                 user_id=actor.user_id,
-                key=idempotency_key,
-                request_hash=fingerprint,
+                key=batch.idempotency_key,
+                request_hash=batch.fingerprint,
                 status_code=200,
                 response=body,
                 created_at=now,
             )
     return IngestAnswer(body=body)
+
+
+def _answer_kept(batch: _Batch) -> IngestAnswer | None:
+    """The answer kept for this Idempotency-Key, if any (IdempotencyKeyReused for
+    another body)."""
+    if batch.idempotency_key is None or batch.actor.user_id is None:
+        return None
+    previous = IdempotencyRecord.objects.filter(
+        user_id=batch.actor.user_id, key=batch.idempotency_key
+    ).first()
+    if previous is not None and previous.created_at <= batch.now - IDEMPOTENCY_RETENTION:
+        previous.delete()  # forgotten: the key starts afresh
+        previous = None
+    if previous is None:
+        return None
+    if previous.request_hash != batch.fingerprint:
+        raise IdempotencyKeyReused()
+    return IngestAnswer(body=previous.response, replayed=True)
 
 
 def idempotency_records_expire(*, now: datetime | None = None) -> int:
@@ -535,7 +600,7 @@ def _pairs_known(pairs: set[tuple[str, str]]) -> list[tuple[str, str, int]]:
     if connection.vendor != "postgresql":
         systems = {system for system, _ in pairs}
         external_ids = {external_id for _, external_id in pairs}
-        found = []
+        found: list[tuple[str, str, int]] = []
         for model, system_field, id_field in _EVENT_PAIR_COLUMNS:
             rows = model._default_manager.filter(
                 **{f"{system_field}__in": systems, f"{id_field}__in": external_ids}
@@ -734,6 +799,7 @@ class _Plans:
     contact_ids: dict[int, int]  # event index -> contact id, for people already on record
     by_index: dict[int, _Plan]
     recheck_living: bool = True  # whether anyone may have been merged or erased since
+    stored: set[int] = field(default_factory=set)  # events inserted before the lock
 
 
 def _plan_known_people(parsed: list[ParsedEvent], actor: Actor, now: datetime) -> _Plans:
@@ -741,6 +807,21 @@ def _plan_known_people(parsed: list[ParsedEvent], actor: Actor, now: datetime) -
     known = [event for event in parsed if event.index in contact_ids]
     plans = _plans_make(known, contact_ids, actor, now) if known else {}
     return _Plans(contact_ids, plans or {})
+
+
+def _plans_copy(events: list[ParsedEvent], plans: dict[int, _Plan]) -> set[int]:
+    """COPY the planned rows of these events, table by table; returns their indexes."""
+    stored: set[int] = set()
+    for kind, (model, columns) in _TABLE_OF.items():
+        rows = [
+            plans[event.index] for event in events if event.type == kind and event.index in plans
+        ]
+        if rows:
+            copy_lines(model, ("id", *columns), [plan.copy_text for plan in rows])
+        stored.update(
+            event.index for event in events if event.type == kind and event.index in plans
+        )
+    return stored
 
 
 def _store(
@@ -778,15 +859,14 @@ def _store(
     else:
         planned.update(late_plans)
         late_plans = {}
+    _plans_copy(
+        [event for event in events if event.index not in plans.stored],
+        planned,
+    )
     entries: list[tuple[int, PreparedEntry]] = []
-    type_of = {event.index: event.type for event in events}
-    for kind, (model, columns) in _TABLE_OF.items():
-        rows = [(index, plan) for index, plan in planned.items() if type_of[index] == kind]
-        if rows:
-            copy_lines(model, ("id", *columns), [plan.copy_text for _, plan in rows])
-        for index, plan in rows:
-            results[index].id = plan.row_id
-            entries.append((index, plan.entry))
+    for index, plan in planned.items():
+        results[index].id = plan.row_id
+        entries.append((index, plan.entry))
     for index, plan in late_plans.items():
         results[index].id = plan.row_id
         entries.append((index, plan.entry))

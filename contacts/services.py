@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from leadrecord.errors import RuleViolation
@@ -594,6 +594,10 @@ _TOUCH_COLUMNS = (
 )
 
 
+def _touch_field(column: str) -> models.Field[Any, Any]:
+    return cast("models.Field[Any, Any]", Touch._meta.get_field(column))
+
+
 def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
     """Insert the touch if its contact is living and its external id is new; its id, or None.
 
@@ -612,9 +616,7 @@ def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
             "ON CONFLICT DO NOTHING RETURNING id",
             [
                 *(
-                    Touch._meta.get_field(column).get_db_prep_value(
-                        getattr(touch, column), connection
-                    )
+                    _touch_field(column).get_db_prep_value(getattr(touch, column), connection)
                     for column in _TOUCH_COLUMNS
                 ),
                 touch.contact_id,

@@ -144,7 +144,9 @@ def copy_lines(model: type[models.Model], columns: Sequence[str], lines: Sequenc
     column_names = ", ".join(
         quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns
     )
-    with connection.cursor() as cursor:
+    # Through the driver's cursor, so errors are wrapped by hand: a unique
+    # violation is django.db's IntegrityError, as with any other insert.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.cursor.copy_expert(
             f"COPY {quote(model._meta.db_table)} ({column_names}) FROM STDIN",
             io.StringIO("".join(lines)),
