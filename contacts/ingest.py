@@ -4,10 +4,12 @@ The batch is checked event by event in plain Python (a serializer per event
 would cost more than the database work), then written in one transaction
 with a handful of set-based statements: find duplicates, find or create the
 people and their organizations, insert touches, consents and disclosures,
-append the ledger entries. The ledger lock is taken first, so the duplicate
-check and the inserts are one step for every writer: several clients
-retrying the same batch at once still store each event once, and a worker
-killed mid-batch leaves nothing behind (the transaction rolls back).
+append the ledger entries. The ledger lock serializes writers, so the first
+attempt is optimistic (see ``_ingest``): what needs no lock happens before
+it, and a conflict with another writer rolls the attempt back and runs the
+batch again lock-first. Several clients retrying the same batch at once still
+store each event once, and a worker killed mid-batch leaves nothing behind
+(the transaction rolls back).
 """
 
 from __future__ import annotations
