@@ -57,6 +57,7 @@ from .models import (
     NOTICE_VERSION_MAX_LENGTH,
     ORGANIZATION_NAME_MAX_LENGTH,
     SOURCE_SYSTEM_MAX_LENGTH,
+    TOUCH_COLUMNS,
     Audience,
     Campaign,
     Channel,
@@ -970,17 +971,6 @@ def _insert_returning_ids(
     return plans
 
 
-_TOUCH_COLUMNS = (
-    "contact_id",
-    "channel_id",
-    "campaign_id",
-    "kind",
-    "occurred_at",
-    "recorded_at",
-    "source_system",
-    "external_id",
-    "recorded_by_id",
-)
 _CONSENT_COLUMNS = (
     "contact_id",
     "purpose",
@@ -1006,7 +996,7 @@ _DISCLOSURE_COLUMNS = (
     "event_external_id",
 )
 _TABLE_OF: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
-    "touch": (Touch, _TOUCH_COLUMNS),
+    "touch": (Touch, TOUCH_COLUMNS),
     "consent": (Consent, _CONSENT_COLUMNS),
     "disclosure": (Disclosure, _DISCLOSURE_COLUMNS),
 }

@@ -360,6 +360,21 @@ class Touch(models.Model):
         return f"{self.kind} via {self.channel_id}"
 
 
+# A touch's columns as the set-based writers insert them (the id comes from the
+# table's sequence).
+TOUCH_COLUMNS = (
+    "contact_id",
+    "channel_id",
+    "campaign_id",
+    "kind",
+    "occurred_at",
+    "recorded_at",
+    "source_system",
+    "external_id",
+    "recorded_by_id",
+)
+
+
 class IdempotencyRecord(models.Model):
     """A caller's ``Idempotency-Key`` and the answer it got, kept 24 hours (Zulip's pattern)."""
 

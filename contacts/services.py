@@ -23,6 +23,7 @@ from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_m
 from .models import (
     EMAIL_MAX_LENGTH,
     JOURNEY_STAGE_KEY,
+    TOUCH_COLUMNS,
     Campaign,
     Channel,
     Consent,
@@ -581,19 +582,6 @@ def touch_ledger_payload(touch: Touch, channel_key: str) -> dict[str, Any]:
     }
 
 
-_TOUCH_COLUMNS = (
-    "contact_id",
-    "channel_id",
-    "campaign_id",
-    "kind",
-    "occurred_at",
-    "recorded_at",
-    "source_system",
-    "external_id",
-    "recorded_by_id",
-)
-
-
 def _touch_field(column: str) -> models.Field[Any, Any]:
     return cast("models.Field[Any, Any]", Touch._meta.get_field(column))
 
@@ -610,14 +598,14 @@ def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
     contacts = connection.ops.quote_name(Contact._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({', '.join(_TOUCH_COLUMNS)}) "  # noqa: S608 -- model names
-            f"SELECT {', '.join(['%s'] * len(_TOUCH_COLUMNS))} FROM {contacts} "
+            f"INSERT INTO {table} ({', '.join(TOUCH_COLUMNS)}) "  # noqa: S608 -- model names
+            f"SELECT {', '.join(['%s'] * len(TOUCH_COLUMNS))} FROM {contacts} "
             "WHERE id = %s AND erased_at IS NULL AND merged_into_id IS NULL "
             "ON CONFLICT DO NOTHING RETURNING id",
             [
                 *(
                     _touch_field(column).get_db_prep_value(getattr(touch, column), connection)
-                    for column in _TOUCH_COLUMNS
+                    for column in TOUCH_COLUMNS
                 ),
                 touch.contact_id,
             ],
