@@ -516,9 +516,9 @@ def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
     actor, now = batch.actor, batch.now
     results = [replace(result, errors=list(result.errors)) for result in batch.results]
     with transaction.atomic():
-        # Before the lock (reads and CPU work only): find the people already on
-        # record and prepare their events' rows and ledger entries, so that
-        # the part every writer waits for is as short as it can be.
+        # Before the lock: find the people already on record and prepare their
+        # events' rows and ledger entries (and, optimistic, insert those rows),
+        # so that the part every writer waits for is as short as it can be.
         read_at_seq = ledger_head_seq()
         plans = _plan_known_people(batch.parsed, actor, now)
         if optimistic:
@@ -816,14 +816,10 @@ def _plans_copy(events: list[ParsedEvent], plans: dict[int, _Plan]) -> set[int]:
     """COPY the planned rows of these events, table by table; returns their indexes."""
     stored: set[int] = set()
     for kind, (model, columns) in _TABLE_OF.items():
-        rows = [
-            plans[event.index] for event in events if event.type == kind and event.index in plans
-        ]
-        if rows:
-            copy_lines(model, ("id", *columns), [plan.copy_text for plan in rows])
-        stored.update(
-            event.index for event in events if event.type == kind and event.index in plans
-        )
+        chosen = [event.index for event in events if event.type == kind and event.index in plans]
+        if chosen:
+            copy_lines(model, ("id", *columns), [plans[index].copy_text for index in chosen])
+        stored.update(chosen)
     return stored
 
 

@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg2.extras import Json
 
-from .bulk import copy_escape, copy_lines, rows_insert
+from .bulk import copy_escape, copy_line, copy_lines, rows_insert
 from .models import ActorKind, LedgerEntry
 from .roles import Role, user_has_role
 
@@ -93,7 +93,7 @@ def ledger_entry_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 over a canonical JSON form of every field of the entry."""
-    canonical = _canonical_json(
+    canonical = _canonical_encode(
         [
             seq,
             _timestamp(occurred_at),
@@ -114,8 +114,11 @@ def ledger_entry_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _canonical_json(values: list[Any]) -> str:
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The canonical JSON of the hash: sorted keys, no spaces, text as is. One
+# encoder for every entry (json.dumps with options builds one per call).
+_canonical_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
 
 
 def _lock_and_read_head() -> tuple[int, str]:
@@ -196,19 +199,6 @@ class PreparedEntry:
     copy_text: str  # those values as COPY text (PostgreSQL), else ""
 
 
-# The canonical JSON of the hash: sorted keys, no spaces, text as is. One
-# encoder for every entry (json.dumps with options builds one per call).
-_canonical_encode = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-).encode
-
-
-def _copy_field(value: str | int | None) -> str:
-    if value is None:
-        return "\\N"
-    return copy_escape(value) if isinstance(value, str) else str(value)
-
-
 def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     recorded_at = timezone.now()
     recorded_text = _timestamp(recorded_at)
@@ -241,7 +231,7 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
         if postgres:
             copy_text = "\t".join(
                 [
-                    *(_copy_field(value) for value in scalars),
+                    copy_line(scalars),
                     "\\N" if draft.before is None else copy_escape(before),
                     "\\N" if draft.after is None else copy_escape(after),
                     copy_escape(draft.reason),
