@@ -123,9 +123,8 @@ _canonical_encode = json.JSONEncoder(
 
 def _lock_and_read_head() -> tuple[int, str]:
     """Take the ledger lock for the rest of the transaction; return the head."""
+    ledger_lock()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
         cursor.execute(
             f"SELECT seq, hash FROM {LedgerEntry._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
         )
@@ -299,8 +298,8 @@ def _append_one_postgres(entry: PreparedEntry, *, return_entry: bool) -> list[Le
         Json(value) if index in _JSON_POSITIONS and value is not None else value
         for index, value in enumerate(entry.values)
     ]
+    ledger_lock()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
         cursor.execute(_INSERT_ONE_SQL, [GENESIS_HASH, *values, entry.canonical])
         seq, prev_hash, entry_hash = cursor.fetchone()
     if not return_entry:
