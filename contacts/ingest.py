@@ -528,10 +528,14 @@ def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
             fresh, repeats = _mark_duplicates(batch.parsed, results)
             plans.stored = _plans_copy(fresh, plans.by_index)
         ledger_lock()
-        # People merged or erased after the lookup (their ledger entries come
-        # after the head read before it) are looked up again under the lock.
-        plans.recheck_living = ledger_actions_since(read_at_seq, _LIVING_CHANGES)
-        if optimistic and plans.recheck_living:
+        # What changed since the reads before the lock is on the ledger after
+        # the head read then. People merged or erased meanwhile are looked up
+        # again under the lock. And an event of another type stored meanwhile
+        # may carry one of this batch's (system, external id) pairs: the unique
+        # constraints are per table, so only the check under the lock sees it.
+        changed = ledger_actions_since(read_at_seq, (*_LIVING_CHANGES, *_EVENT_RECORDS))
+        plans.recheck_living = not changed.isdisjoint(_LIVING_CHANGES)
+        if optimistic and (plans.recheck_living or _other_types_recorded(changed, fresh)):
             raise _Conflict()
         answer = _answer_kept(batch)
         if answer is not None:
@@ -795,6 +799,15 @@ def _plans_make(
 
 # The changes that end a contact's life on record (contacts.services).
 _LIVING_CHANGES = ("contact.merge", "contact.erase")
+# The ledger actions of the events whose pairs _mark_duplicates looks up.
+_EVENT_RECORDS = ("touch.record", "consent.record", "disclosure.record")
+
+
+def _other_types_recorded(changed: set[str], events: list[ParsedEvent]) -> bool:
+    """Whether ``changed`` records an event of a type other than one of ``events``'."""
+    recorded = {action.removesuffix(".record") for action in changed if action in _EVENT_RECORDS}
+    types = {event.type for event in events}
+    return bool(recorded and types) and len(recorded | types) > 1
 
 
 @dataclass

@@ -138,14 +138,18 @@ def ledger_head_seq() -> int:
     return last or 0
 
 
-def ledger_actions_since(seq: int, actions: Sequence[str]) -> bool:
-    """Whether any entry after ``seq`` records one of ``actions``.
+def ledger_actions_since(seq: int, actions: Sequence[str]) -> set[str]:
+    """Which of ``actions`` the entries after ``seq`` record.
 
     A writer that read the record before taking the lock asks this after
-    taking it: every change is on the ledger, so no such entry means none
-    of those changes happened in between.
+    taking it: every change is on the ledger, so an action not among them
+    did not happen in between.
     """
-    return LedgerEntry.objects.filter(seq__gt=seq, action__in=actions).exists()
+    return set(
+        LedgerEntry.objects.filter(seq__gt=seq, action__in=actions)
+        .values_list("action", flat=True)
+        .distinct()
+    )
 
 
 def ledger_lock() -> None:

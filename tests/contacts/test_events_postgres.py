@@ -147,3 +147,75 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_a_retry_stores_each_event_o
     assert Touch.objects.count() == 500 and Contact.objects.count() == 50
     assert LedgerEntry.objects.count() == ledger_entries + 500 + 50 + 7
     assert ledger_verify().ok
+
+
+@pytest.mark.parametrize("person", ["on record", "new"])
+def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplicate(users, person):
+    """Touches, consents and disclosures share one space of (system, external id)
+    pairs, but each table has its own unique constraint. A consent that another
+    writer commits between this batch's duplicate check (before the ledger lock)
+    and the lock must still make the touch with the same pair a duplicate."""
+    from contacts import ingest, services
+    from contacts.models import Consent
+    from leadrecord.ledger import Actor
+
+    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    if person == "on record":
+        services.contact_create(email="buyer@org.example", actor=Actor.system("t"))
+    shared = {
+        "source_system": "crm",
+        "external_id": "shared-1",
+        "occurred_at": "2026-09-01T12:00:00Z",
+        "contact": {"email": "buyer@org.example"},
+    }
+    touch = {**shared, "type": "touch", "channel": "web", "kind": "visit"}
+    consent = {
+        **shared,
+        "type": "consent",
+        "purpose": "marketing_email",
+        "granted": True,
+        "source": "form",
+        "notice_version": "2026-06",
+    }
+    other_writer: dict[str, Any] = {}
+
+    def post_consent() -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+            other_writer["answer"] = client.post(
+                "/api/v1/events/", {"events": [consent]}, format="json"
+            ).json()
+        except BaseException as error:  # re-raised in the test thread below
+            other_writer["error"] = error
+        finally:
+            connection.close()
+
+    plans_copy = ingest._plans_copy
+    main = threading.main_thread()
+
+    def copy_then_let_the_other_writer_in(events, plans):
+        stored = plans_copy(events, plans)
+        if threading.current_thread() is main and not other_writer:
+            thread = threading.Thread(target=post_consent)
+            thread.start()
+            thread.join(timeout=60)
+        return stored
+
+    ingest._plans_copy = copy_then_let_the_other_writer_in
+    try:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        response = client.post("/api/v1/events/", {"events": [touch]}, format="json")
+    finally:
+        ingest._plans_copy = plans_copy
+    assert "error" not in other_writer, other_writer
+    assert other_writer["answer"]["created"] == 1  # the consent came first
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["created"], body["duplicate"]) == (0, 1)
+    consent_stored = Consent.objects.get()
+    assert body["results"][0]["id"] == consent_stored.pk
+    assert not Touch.objects.filter(external_id="shared-1").exists()
+    assert Contact.objects.count() == 1
+    assert ledger_verify().ok
