@@ -77,12 +77,14 @@ def organization_get_or_create(
         raise RuleViolation(
             "required", "An organization needs a name or a domain.", attr="organization", status=400
         )
+    found = _organization_find(name, domain)
+    if found is not None:
+        return found, False
     with transaction.atomic():
-        found = (
-            Organization.objects.filter(domain=domain).first()
-            if domain
-            else Organization.objects.filter(name__iexact=name).order_by("id").first()
-        )
+        # The lock before the insert: POST events/ creates organizations under
+        # it, and inserting first, then waiting for it, deadlocks with them.
+        ledger_lock()
+        found = _organization_find(name, domain)  # created while we waited?
         if found is not None:
             return found, False
         now = timezone.now()
@@ -103,6 +105,12 @@ def organization_get_or_create(
             occurred_at=occurred_at,
         )
     return organization, True
+
+
+def _organization_find(name: str, domain: str) -> Organization | None:
+    if domain:
+        return Organization.objects.filter(domain=domain).first()
+    return Organization.objects.filter(name__iexact=name).order_by("id").first()
 
 
 def _contact_sealed_fields(contact: Contact) -> dict[str, Any]:
@@ -136,6 +144,8 @@ def contact_create(
         return existing, False
     try:
         with transaction.atomic():
+            # The lock before the insert, as in organization_get_or_create.
+            ledger_lock()
             org: Organization | None
             if not isinstance(organization, OrganizationInput):
                 org = organization

@@ -219,3 +219,90 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
     assert not Touch.objects.filter(external_id="shared-1").exists()
     assert Contact.objects.count() == 1
     assert ledger_verify().ok
+
+
+def _waiting_on_the_ledger_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.parametrize("created_by_hand", ["contact", "organization"])
+def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadlock(
+    users, created_by_hand
+):
+    """POST events/ creates new people and organizations under the ledger lock. A
+    contact or organization created through the forms or the API at the same instant
+    must wait for that lock before inserting: inserting first and then waiting is a
+    deadlock (each waits on the other), which PostgreSQL ends by failing one of them."""
+    from contacts import ingest, services
+    from contacts.models import Organization
+    from leadrecord.ledger import Actor
+
+    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    event = {
+        "type": "touch",
+        "source_system": "crm",
+        "external_id": "t-1",
+        "occurred_at": "2026-09-01T12:00:00Z",
+        "contact": {
+            "email": "buyer@org.example",
+            "organization": {"name": "Org", "domain": "org.example"},
+        },
+        "channel": "web",
+        "kind": "visit",
+    }
+    by_hand: dict[str, Any] = {}
+
+    def create_by_hand() -> None:
+        try:
+            if created_by_hand == "contact":
+                by_hand["made"] = services.contact_create(
+                    email="Buyer@org.example", actor=Actor.system("form")
+                )
+            else:
+                by_hand["made"] = services.organization_get_or_create(
+                    name="Org", domain="org.example", actor=Actor.system("form")
+                )
+        except BaseException as error:  # re-raised in the test thread below
+            by_hand["error"] = error
+        finally:
+            connection.close()
+
+    people_create = ingest._people_create
+    main = threading.main_thread()
+    hand = threading.Thread(target=create_by_hand)
+
+    def let_the_hand_in_first(*args, **kwargs):
+        # Under the ledger lock, before the events create anyone: the other
+        # writer starts now, and the events go on once it waits for the lock.
+        if threading.current_thread() is main and not hand.is_alive() and not by_hand:
+            hand.start()
+            deadline = time.monotonic() + 30
+            while not _waiting_on_the_ledger_lock():
+                assert time.monotonic() < deadline and hand.is_alive(), by_hand
+                time.sleep(0.02)
+        return people_create(*args, **kwargs)
+
+    ingest._people_create = let_the_hand_in_first
+    try:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        response = client.post("/api/v1/events/", {"events": [event]}, format="json")
+    finally:
+        ingest._people_create = people_create
+        hand.join(timeout=60)
+    assert "error" not in by_hand, by_hand
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] == 1
+    made, created = by_hand["made"]
+    assert not created  # the events came first; the form is answered with theirs
+    if created_by_hand == "contact":
+        assert made == Contact.objects.get()
+    else:
+        assert made == Organization.objects.get() == Contact.objects.get().organization
+    assert ledger_verify().ok
