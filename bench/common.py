@@ -212,3 +212,72 @@ def rss_peak_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...), or []."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by process families on this machine, read
+    from /proc: each named root with every descendant, live or already reaped.
+
+    The clients are this process's own children (``resource.RUSAGE_CHILDREN``:
+    the pool processes, counted once they are joined).
+    """
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+
+    def _family(self, root: int, children: dict[int, list[int]]) -> float:
+        ticks = 0
+        stat = _proc_stat(root)
+        if stat:
+            # The root's reaped descendants (a finished autovacuum worker, a
+            # restarted gunicorn worker) are in its cutime and cstime.
+            ticks += int(stat[13]) + int(stat[14])
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            stat = _proc_stat(pid)
+            if stat:
+                ticks += int(stat[11]) + int(stat[12])
+            todo.extend(children.get(pid, ()))
+        return ticks / _CLOCK_TICKS
+
+    def read(self) -> dict[str, float]:
+        import resource
+
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = _proc_stat(int(entry))
+                if stat:
+                    children.setdefault(int(stat[1]), []).append(int(entry))
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        reading = {name: self._family(root, children) for name, root in self.roots.items()}
+        reading["clients"] = usage.ru_utime + usage.ru_stime
+        return reading
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        now = self.read()
+        return {name: now[name] - before[name] for name in now}
+
+
+def postmaster_pid(database_url: str) -> int | None:
+    """The PID of the PostgreSQL server behind this URL, if it runs on this machine."""
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    stat = _proc_stat(backend)
+    return int(stat[1]) if stat else None

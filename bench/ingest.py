@@ -15,6 +15,12 @@
    clients ``GET health/`` (no login, one query) and ``GET me/`` (what every
    authenticated API request pays: token, user and roles).
 
+Each part also prints the CPU time it cost per event or request, by process
+family (gunicorn and its workers, the PostgreSQL server with its background
+processes, the client processes), and the rate that this machine's cores would
+allow if that work kept all of them busy: a ceiling no tuning of concurrency
+can pass, only less work per event.
+
 Without ``--database-url`` a throwaway PostgreSQL cluster is started and
 removed; with one, a database ``leadrecord_bench_ingest`` is created on that
 server and dropped afterwards.
@@ -27,16 +33,19 @@ import http.client
 import io
 import json
 import multiprocessing
+import os
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from common import (
+    CpuMeter,
     fresh_database,
     gunicorn,
     integration_token,
     manage,
+    postmaster_pid,
     throwaway_postgres,
 )
 
@@ -209,6 +218,19 @@ def stored_counts(database_url: str) -> tuple[int, int]:
     return touches, entries
 
 
+def cpu_line(cpu: dict[str, float], units: int, unit: str) -> str:
+    """CPU milliseconds per unit by process family, and the rate all cores would allow."""
+    per_unit = {name: seconds * 1000 / units for name, seconds in cpu.items()}
+    total = sum(per_unit.values())
+    cores = os.cpu_count() or 1
+    parts = ", ".join(f"{name} {ms:.3f}" for name, ms in per_unit.items())
+    ceiling = f"{cores * 1000 / total:,.0f}" if total else "-"
+    return (
+        f"  CPU ms per {unit}: {parts}; all {total:.3f}; "
+        f"{cores} cores busy all the time: at most {ceiling} {unit}s/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -224,7 +246,12 @@ def main() -> None:
         database = stack.enter_context(fresh_database(server, "leadrecord_bench_ingest"))
         manage(database, "migrate", "--no-input", "-v", "0")
         token = integration_token(database)
-        url, _ = stack.enter_context(gunicorn(database, workers=options.workers))
+        url, server_process = stack.enter_context(gunicorn(database, workers=options.workers))
+        roots = {"gunicorn": server_process.pid}
+        postmaster = postmaster_pid(database)
+        if postmaster is not None:  # a server on this machine
+            roots["PostgreSQL"] = postmaster
+        meter = CpuMeter(roots)
 
         # A warm-up batch per client: connections, imports, caches; not counted.
         bulk(
@@ -236,6 +263,7 @@ def main() -> None:
             prefix="warm",
         )
         touches_before, entries_before = stored_counts(database)
+        cpu_before = meter.read()
         seconds = bulk(
             url,
             token,
@@ -244,6 +272,7 @@ def main() -> None:
             people=people,
             prefix="bench",
         )
+        bulk_cpu = meter.since(cpu_before)
         touches, entries = stored_counts(database)
         if touches - touches_before != options.events:
             raise SystemExit(
@@ -253,13 +282,20 @@ def main() -> None:
 
         rows, copy_seconds = copy_baseline(database)
         copy_rate = rows / copy_seconds
+        cpu_before = meter.read()
         health_rate = gets(url, "/api/v1/health/", requests=options.single, clients=options.clients)
+        health_cpu = meter.since(cpu_before)
+        cpu_before = meter.read()
         me_rate = gets(
             url, "/api/v1/me/", token=token, requests=options.single, clients=options.clients
         )
+        me_cpu = meter.since(cpu_before)
+        cpu_before = meter.read()
         single_rate = single(
             url, token, requests=options.single, clients=options.clients, people=people
         )
+        single_cpu = meter.since(cpu_before)
+        requests = options.single // options.clients * options.clients
 
     print(
         f"bulk ingest  {options.events} touch events in batches of {BATCH}, "
@@ -269,18 +305,22 @@ def main() -> None:
         f"  {seconds:8.2f} s   {bulk_rate:10.0f} events/s   "
         f"({entries - entries_before} ledger entries written)"
     )
+    print(cpu_line(bulk_cpu, options.events, "event"))
     print(f"COPY         {rows} rows of the same shape")
     print(f"  {copy_seconds:8.2f} s   {copy_rate:10.0f} rows/s")
     print(f"bulk / COPY  {bulk_rate / copy_rate:8.1%}")
     print(f"single POST touches/  {options.single} requests, {options.clients} clients")
     print(f"  {single_rate:10.0f} requests/s")
+    print(cpu_line(single_cpu, requests, "request"))
     print(f"GET health/  {options.single} requests, the same clients (baseline, no login)")
     print(
         f"  {health_rate:10.0f} requests/s   "
         f"(single touches at {single_rate / health_rate:.0%} of it)"
     )
+    print(cpu_line(health_cpu, requests, "request"))
     print(f"GET me/      {options.single} requests, the same clients (baseline, with the token)")
     print(f"  {me_rate:10.0f} requests/s   (single touches at {single_rate / me_rate:.0%} of it)")
+    print(cpu_line(me_cpu, requests, "request"))
 
 
 if __name__ == "__main__":
