@@ -529,13 +529,13 @@ def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
             plans.stored = _plans_copy(fresh, plans.by_index)
         ledger_lock()
         # What changed since the reads before the lock is on the ledger after
-        # the head read then. People merged or erased meanwhile are looked up
-        # again under the lock. And an event of another type stored meanwhile
-        # may carry one of this batch's (system, external id) pairs: the unique
-        # constraints are per table, so only the check under the lock sees it.
-        changed = ledger_actions_since(read_at_seq, (*_LIVING_CHANGES, *_EVENT_RECORDS))
-        plans.recheck_living = not changed.isdisjoint(_LIVING_CHANGES)
-        if optimistic and (plans.recheck_living or _other_types_recorded(changed, fresh)):
+        # the head read then: people merged or erased meanwhile must be looked
+        # up again, and an event of another type stored meanwhile may carry one
+        # of this batch's (system, external id) pairs, unseen by the per-table
+        # unique constraints. Optimistic, either runs the batch again lock-first.
+        watched = (*_LIVING_CHANGES, *_records_unguarded(fresh)) if optimistic else _LIVING_CHANGES
+        plans.recheck_living = ledger_actions_since(read_at_seq, watched)
+        if optimistic and plans.recheck_living:
             raise _Conflict()
         answer = _answer_kept(batch)
         if answer is not None:
@@ -803,11 +803,15 @@ _LIVING_CHANGES = ("contact.merge", "contact.erase")
 _EVENT_RECORDS = ("touch.record", "consent.record", "disclosure.record")
 
 
-def _other_types_recorded(changed: set[str], events: list[ParsedEvent]) -> bool:
-    """Whether ``changed`` records an event of a type other than one of ``events``'."""
-    recorded = {action.removesuffix(".record") for action in changed if action in _EVENT_RECORDS}
+def _records_unguarded(events: list[ParsedEvent]) -> tuple[str, ...]:
+    """The ledger actions of the events another writer could store with one of these
+    events' pairs unseen by the unique constraints: of every type but theirs when
+    they are all of one type (that table's constraint catches the rest)."""
     types = {event.type for event in events}
-    return bool(recorded and types) and len(recorded | types) > 1
+    if len(types) == 1:
+        own = f"{types.pop()}.record"
+        return tuple(action for action in _EVENT_RECORDS if action != own)
+    return _EVENT_RECORDS if types else ()
 
 
 @dataclass

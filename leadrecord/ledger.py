@@ -22,6 +22,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
+from django.db.models import Subquery
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -138,18 +139,21 @@ def ledger_head_seq() -> int:
     return last or 0
 
 
-def ledger_actions_since(seq: int, actions: Sequence[str]) -> set[str]:
-    """Which of ``actions`` the entries after ``seq`` record.
+def ledger_actions_since(seq: int, actions: Sequence[str]) -> bool:
+    """Whether any entry after ``seq`` records one of ``actions``.
 
     A writer that read the record before taking the lock asks this after
-    taking it: every change is on the ledger, so an action not among them
-    did not happen in between.
+    taking it: every change is on the ledger, so no such entry means none
+    of those changes happened in between.
     """
-    return set(
-        LedgerEntry.objects.filter(seq__gt=seq, action__in=actions)
-        .values_list("action", flat=True)
-        .distinct()
-    )
+    # Bounded above by the head too: PostgreSQL estimates a two-sided range as
+    # small even without statistics, and walks the primary key over the few
+    # recent entries. With ``seq > n`` alone, a ledger not yet analyzed (one
+    # that grew fast) was scanned in full, under the lock.
+    head = LedgerEntry.objects.order_by("-seq").values("seq")[:1]
+    return LedgerEntry.objects.filter(
+        seq__gt=seq, seq__lte=Subquery(head), action__in=actions
+    ).exists()
 
 
 def ledger_lock() -> None:
