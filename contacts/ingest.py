@@ -477,14 +477,27 @@ def events_ingest(
     except (_Conflict, IntegrityError):
         pass
     except OperationalError as error:
-        if getattr(error.__cause__, "pgcode", None) != _DEADLOCK_DETECTED:
+        if not _deadlock(error):
             raise
     # Someone stored the same events, people or answer meanwhile: the whole
     # attempt rolled back; again with the lock first, as every writer once did.
+    # Under the lock it can still wait for rows that another client's
+    # optimistic attempt inserted, while that one waits for the lock: if
+    # PostgreSQL fails this side of that deadlock, the attempt runs again.
+    for _ in range(_LOCK_FIRST_ATTEMPTS - 1):
+        try:
+            return _ingest(batch, optimistic=False)
+        except OperationalError as error:
+            if not _deadlock(error):
+                raise
     return _ingest(batch, optimistic=False)
 
 
-_DEADLOCK_DETECTED = "40P01"
+_LOCK_FIRST_ATTEMPTS = 3
+
+
+def _deadlock(error: OperationalError) -> bool:
+    return getattr(error.__cause__, "pgcode", None) == "40P01"  # deadlock_detected
 
 
 class _Conflict(Exception):

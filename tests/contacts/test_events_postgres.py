@@ -306,3 +306,72 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
     else:
         assert made == Organization.objects.get() == Contact.objects.get().organization
     assert ledger_verify().ok
+
+
+def _waiting_on_a_transaction() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
+    """A batch's lock-first attempt (after a conflict) holds the ledger lock and
+    inserts its events; another client's optimistic attempt of the same batch has
+    inserted them already, uncommitted, and then asks for the lock. Each waits on
+    the other and PostgreSQL fails the one that waited first: the lock-first
+    attempt. It runs again (the others' events are then duplicates), never a 500."""
+    from contacts import ingest, services
+    from leadrecord.ledger import Actor
+
+    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    body = batch(20, prefix="race")
+    for n in range(50):  # everyone on record: the optimistic attempt inserts all
+        services.contact_create(email=f"buyer{n}@org{n % 7}.example", actor=Actor.system("t"))
+    retry: dict[str, Any] = {}
+
+    def post_lock_first() -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+            retry["response"] = client.post("/api/v1/events/", body, format="json")
+        except BaseException as error:  # re-raised in the test thread below
+            retry["error"] = error
+        finally:
+            connection.close()
+
+    retrying = threading.Thread(target=post_lock_first)
+    real_ingest, plans_copy = ingest._ingest, ingest._plans_copy
+
+    def conflicted_at_once(batch_, *, optimistic):
+        if optimistic and threading.current_thread() is retrying:
+            raise ingest._Conflict()  # as if its first attempt met another writer
+        return real_ingest(batch_, optimistic=optimistic)
+
+    def copy_then_let_the_retry_in(events, plans):
+        stored = plans_copy(events, plans)
+        if threading.current_thread() is threading.main_thread() and not retrying.is_alive():
+            retrying.start()
+            deadline = time.monotonic() + 30
+            while not _waiting_on_a_transaction():  # on the rows inserted just now
+                assert time.monotonic() < deadline and retrying.is_alive(), retry
+                time.sleep(0.02)
+        return stored
+
+    ingest._ingest, ingest._plans_copy = conflicted_at_once, copy_then_let_the_retry_in
+    try:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        response = client.post("/api/v1/events/", body, format="json")
+    finally:
+        ingest._ingest, ingest._plans_copy = real_ingest, plans_copy
+        retrying.join(timeout=60)
+    assert "error" not in retry, retry
+    assert response.status_code == 200 and retry["response"].status_code == 200
+    assert response.json()["created"] == 20
+    assert retry["response"].json()["duplicate"] == 20
+    assert Touch.objects.count() == 20
+    assert ledger_verify().ok
