@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -149,6 +150,47 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_a_retry_stores_each_event_o
     assert ledger_verify().ok
 
 
+def _someone_waits_for(lock: str) -> bool:
+    """Whether a backend waits for a lock of this kind (``advisory``: the ledger
+    lock; ``transactionid``: rows another transaction has written)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = %s",
+            [lock],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _wait_until_someone_waits_for(lock: str, thread: threading.Thread, outcome: dict) -> None:
+    deadline = time.monotonic() + 30
+    while not _someone_waits_for(lock):
+        assert time.monotonic() < deadline and thread.is_alive(), outcome
+        time.sleep(0.02)
+
+
+def _in_thread(outcome: dict[str, Any], call: Callable[[], Any]) -> threading.Thread:
+    """A thread running ``call``: its result is ``outcome["result"]``, or its error
+    ``outcome["error"]``; the thread's database connection is closed after it."""
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # re-raised in the test thread by its asserts
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
+
+
+def _events_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
 @pytest.mark.parametrize("person", ["on record", "new"])
 def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplicate(users, person):
     """Touches, consents and disclosures share one space of (system, external id)
@@ -178,39 +220,26 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
         "notice_version": "2026-06",
     }
     other_writer: dict[str, Any] = {}
-
-    def post_consent() -> None:
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-            other_writer["answer"] = client.post(
-                "/api/v1/events/", {"events": [consent]}, format="json"
-            ).json()
-        except BaseException as error:  # re-raised in the test thread below
-            other_writer["error"] = error
-        finally:
-            connection.close()
-
+    post_consent = _in_thread(
+        other_writer,
+        lambda: _events_client(token).post("/api/v1/events/", {"events": [consent]}, format="json"),
+    )
     plans_copy = ingest._plans_copy
-    main = threading.main_thread()
 
     def copy_then_let_the_other_writer_in(events, plans):
         stored = plans_copy(events, plans)
-        if threading.current_thread() is main and not other_writer:
-            thread = threading.Thread(target=post_consent)
-            thread.start()
-            thread.join(timeout=60)
+        if threading.current_thread() is threading.main_thread() and not other_writer:
+            post_consent.start()
+            post_consent.join(timeout=60)
         return stored
 
     ingest._plans_copy = copy_then_let_the_other_writer_in
     try:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        response = client.post("/api/v1/events/", {"events": [touch]}, format="json")
+        response = _events_client(token).post("/api/v1/events/", {"events": [touch]}, format="json")
     finally:
         ingest._plans_copy = plans_copy
     assert "error" not in other_writer, other_writer
-    assert other_writer["answer"]["created"] == 1  # the consent came first
+    assert other_writer["result"].json()["created"] == 1  # the consent came first
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["created"], body["duplicate"]) == (0, 1)
@@ -219,16 +248,6 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
     assert not Touch.objects.filter(external_id="shared-1").exists()
     assert Contact.objects.count() == 1
     assert ledger_verify().ok
-
-
-def _waiting_on_the_ledger_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-        )
-        return bool(cursor.fetchone()[0])
 
 
 @pytest.mark.parametrize("created_by_hand", ["contact", "organization"])
@@ -257,65 +276,42 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
         "kind": "visit",
     }
     by_hand: dict[str, Any] = {}
-
-    def create_by_hand() -> None:
-        try:
-            if created_by_hand == "contact":
-                by_hand["made"] = services.contact_create(
-                    email="Buyer@org.example", actor=Actor.system("form")
-                )
-            else:
-                by_hand["made"] = services.organization_get_or_create(
-                    name="Org", domain="org.example", actor=Actor.system("form")
-                )
-        except BaseException as error:  # re-raised in the test thread below
-            by_hand["error"] = error
-        finally:
-            connection.close()
-
+    hand = _in_thread(
+        by_hand,
+        lambda: (
+            services.contact_create(email="Buyer@org.example", actor=Actor.system("form"))
+            if created_by_hand == "contact"
+            else services.organization_get_or_create(
+                name="Org", domain="org.example", actor=Actor.system("form")
+            )
+        ),
+    )
     people_create = ingest._people_create
-    main = threading.main_thread()
-    hand = threading.Thread(target=create_by_hand)
 
     def let_the_hand_in_first(*args, **kwargs):
         # Under the ledger lock, before the events create anyone: the other
         # writer starts now, and the events go on once it waits for the lock.
-        if threading.current_thread() is main and not hand.is_alive() and not by_hand:
+        if threading.current_thread() is threading.main_thread() and not hand.is_alive():
             hand.start()
-            deadline = time.monotonic() + 30
-            while not _waiting_on_the_ledger_lock():
-                assert time.monotonic() < deadline and hand.is_alive(), by_hand
-                time.sleep(0.02)
+            _wait_until_someone_waits_for("advisory", hand, by_hand)
         return people_create(*args, **kwargs)
 
     ingest._people_create = let_the_hand_in_first
     try:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        response = client.post("/api/v1/events/", {"events": [event]}, format="json")
+        response = _events_client(token).post("/api/v1/events/", {"events": [event]}, format="json")
     finally:
         ingest._people_create = people_create
         hand.join(timeout=60)
     assert "error" not in by_hand, by_hand
     assert response.status_code == 200, response.content
     assert response.json()["created"] == 1
-    made, created = by_hand["made"]
+    made, created = by_hand["result"]
     assert not created  # the events came first; the form is answered with theirs
     if created_by_hand == "contact":
         assert made == Contact.objects.get()
     else:
         assert made == Organization.objects.get() == Contact.objects.get().organization
     assert ledger_verify().ok
-
-
-def _waiting_on_a_transaction() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid'"
-        )
-        return bool(cursor.fetchone()[0])
 
 
 def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
@@ -332,18 +328,9 @@ def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
     for n in range(50):  # everyone on record: the optimistic attempt inserts all
         services.contact_create(email=f"buyer{n}@org{n % 7}.example", actor=Actor.system("t"))
     retry: dict[str, Any] = {}
-
-    def post_lock_first() -> None:
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-            retry["response"] = client.post("/api/v1/events/", body, format="json")
-        except BaseException as error:  # re-raised in the test thread below
-            retry["error"] = error
-        finally:
-            connection.close()
-
-    retrying = threading.Thread(target=post_lock_first)
+    retrying = _in_thread(
+        retry, lambda: _events_client(token).post("/api/v1/events/", body, format="json")
+    )
     real_ingest, plans_copy = ingest._ingest, ingest._plans_copy
 
     def conflicted_at_once(batch_, *, optimistic):
@@ -355,23 +342,19 @@ def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
         stored = plans_copy(events, plans)
         if threading.current_thread() is threading.main_thread() and not retrying.is_alive():
             retrying.start()
-            deadline = time.monotonic() + 30
-            while not _waiting_on_a_transaction():  # on the rows inserted just now
-                assert time.monotonic() < deadline and retrying.is_alive(), retry
-                time.sleep(0.02)
+            # It waits, holding the ledger lock, for the rows inserted just now.
+            _wait_until_someone_waits_for("transactionid", retrying, retry)
         return stored
 
     ingest._ingest, ingest._plans_copy = conflicted_at_once, copy_then_let_the_retry_in
     try:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        response = client.post("/api/v1/events/", body, format="json")
+        response = _events_client(token).post("/api/v1/events/", body, format="json")
     finally:
         ingest._ingest, ingest._plans_copy = real_ingest, plans_copy
         retrying.join(timeout=60)
     assert "error" not in retry, retry
-    assert response.status_code == 200 and retry["response"].status_code == 200
+    assert response.status_code == 200 and retry["result"].status_code == 200
     assert response.json()["created"] == 20
-    assert retry["response"].json()["duplicate"] == 20
+    assert retry["result"].json()["duplicate"] == 20
     assert Touch.objects.count() == 20
     assert ledger_verify().ok
