@@ -812,19 +812,15 @@ def _plans_make(
 
 # The changes that end a contact's life on record (contacts.services).
 _LIVING_CHANGES = ("contact.merge", "contact.erase")
-# The ledger actions of the events whose pairs _mark_duplicates looks up.
-_EVENT_RECORDS = ("touch.record", "consent.record", "disclosure.record")
 
 
 def _records_unguarded(events: list[ParsedEvent]) -> tuple[str, ...]:
-    """The ledger actions of the events another writer could store with one of these
-    events' pairs unseen by the unique constraints: of every type but theirs when
-    they are all of one type (that table's constraint catches the rest)."""
+    """The ledger actions (as _draft names them) of the events another writer could
+    store with one of these events' pairs unseen by the unique constraints: of every
+    type but theirs when they are all of one type (that table's constraint catches
+    the rest)."""
     types = {event.type for event in events}
-    if len(types) == 1:
-        own = f"{types.pop()}.record"
-        return tuple(action for action in _EVENT_RECORDS if action != own)
-    return _EVENT_RECORDS if types else ()
+    return tuple(f"{kind}.record" for kind in _TABLE_OF if types and types != {kind})
 
 
 @dataclass
