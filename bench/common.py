@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,6 +216,7 @@ def rss_peak_mib() -> float:
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 def _proc_stat(pid: int) -> list[str]:
@@ -267,9 +269,12 @@ class CpuMeter:
         reading["clients"] = usage.ru_utime + usage.ru_stime
         return reading
 
-    def since(self, before: dict[str, float]) -> dict[str, float]:
-        now = self.read()
-        return {name: now[name] - before[name] for name in now}
+    def measure(self, call: Callable[[], T]) -> tuple[T, dict[str, float]]:
+        """``call``'s result and the CPU seconds each family spent while it ran."""
+        before = self.read()
+        result = call()
+        after = self.read()
+        return result, {name: after[name] - before[name] for name in after}
 
 
 def postmaster_pid(database_url: str) -> int | None:

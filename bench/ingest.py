@@ -263,16 +263,16 @@ def main() -> None:
             prefix="warm",
         )
         touches_before, entries_before = stored_counts(database)
-        cpu_before = meter.read()
-        seconds = bulk(
-            url,
-            token,
-            events=options.events,
-            clients=options.clients,
-            people=people,
-            prefix="bench",
+        seconds, bulk_cpu = meter.measure(
+            lambda: bulk(
+                url,
+                token,
+                events=options.events,
+                clients=options.clients,
+                people=people,
+                prefix="bench",
+            )
         )
-        bulk_cpu = meter.since(cpu_before)
         touches, entries = stored_counts(database)
         if touches - touches_before != options.events:
             raise SystemExit(
@@ -282,19 +282,19 @@ def main() -> None:
 
         rows, copy_seconds = copy_baseline(database)
         copy_rate = rows / copy_seconds
-        cpu_before = meter.read()
-        health_rate = gets(url, "/api/v1/health/", requests=options.single, clients=options.clients)
-        health_cpu = meter.since(cpu_before)
-        cpu_before = meter.read()
-        me_rate = gets(
-            url, "/api/v1/me/", token=token, requests=options.single, clients=options.clients
+        health_rate, health_cpu = meter.measure(
+            lambda: gets(url, "/api/v1/health/", requests=options.single, clients=options.clients)
         )
-        me_cpu = meter.since(cpu_before)
-        cpu_before = meter.read()
-        single_rate = single(
-            url, token, requests=options.single, clients=options.clients, people=people
+        me_rate, me_cpu = meter.measure(
+            lambda: gets(
+                url, "/api/v1/me/", token=token, requests=options.single, clients=options.clients
+            )
         )
-        single_cpu = meter.since(cpu_before)
+        single_rate, single_cpu = meter.measure(
+            lambda: single(
+                url, token, requests=options.single, clients=options.clients, people=people
+            )
+        )
         requests = options.single // options.clients * options.clients
 
     print(
