@@ -1,4 +1,4 @@
-.PHONY: help run test lint format clean
+.PHONY: help run test lint format lock clean
 .DEFAULT_GOAL := help
 
 VENV := .venv/bin
@@ -22,6 +22,9 @@ format: ## ruff format, then ruff check --fix
 	scripts/bootstrap.sh
 	$(VENV)/ruff format .
 	$(VENV)/ruff check --fix .
+
+lock: ## Re-resolve pyproject.toml's dependencies into constraints.txt (exact versions)
+	scripts/lock.sh
 
 clean: ## Remove .venv, the SQLite databases and collected static files
 	rm -rf .venv data/*.sqlite3* staticfiles

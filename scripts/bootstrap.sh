@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent Python environment setup: .venv in the repo root with the
-# project installed editable plus its dev extras. The install is skipped when
-# a stamp for the current pyproject.toml already exists.
+# project installed editable plus its dev extras, at the exact versions of
+# constraints.txt (so a fresh machine gets what was tested). The install is
+# skipped when a stamp for the current pyproject.toml and constraints.txt
+# already exists.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,12 +18,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-hash="$("$VENV/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' pyproject.toml)"
+hash="$("$VENV/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(b"".join(open(name, "rb").read() for name in sys.argv[1:])).hexdigest())' pyproject.toml constraints.txt)"
 stamp="$VENV/.installed-$hash"
 
 if [ ! -e "$stamp" ]; then
-  echo "==> bootstrap: installing .[dev] into .venv (pyproject.toml changed or fresh venv)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+  echo "==> bootstrap: installing .[dev] into .venv (pyproject.toml or constraints.txt changed, or fresh venv)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
