@@ -145,15 +145,16 @@ def _get_client(job: tuple[str, str, str, int]) -> int:
     return count
 
 
-def gets(url: str, path: str, *, token: str = "", requests: int, clients: int) -> float:
+def gets(url: str, path: str, *, token: str = "", requests: int, clients: int) -> tuple[int, float]:
     """The same clients against a GET, for baselines: ``health/`` (no login, one
     indexed query) is the ceiling of this machine, server and client for one
-    small request; ``me/`` adds what every API call pays (token, user, roles)."""
+    small request; ``me/`` adds what every API call pays (token, user, roles).
+    Returns the requests made (a whole share per client) and their rate."""
     share = requests // clients
     started = time.perf_counter()
     with multiprocessing.Pool(clients) as pool:
         done = sum(pool.map(_get_client, [(url, path, token, share)] * clients))
-    return done / (time.perf_counter() - started)
+    return done, done / (time.perf_counter() - started)
 
 
 def _split(items: list, parts: int) -> list[list]:
@@ -172,13 +173,14 @@ def bulk(url: str, token: str, *, events: int, clients: int, people: int, prefix
     return seconds
 
 
-def single(url: str, token: str, *, requests: int, clients: int, people: int) -> float:
+def single(url: str, token: str, *, requests: int, clients: int, people: int) -> tuple[int, float]:
+    """Returns the requests made (a whole share per client) and their rate."""
     share = requests // clients
     jobs = [(url, token, index * share, share, people) for index in range(clients)]
     started = time.perf_counter()
     with multiprocessing.Pool(clients) as pool:
         done = sum(pool.map(_single_client, jobs))
-    return done / (time.perf_counter() - started)
+    return done, done / (time.perf_counter() - started)
 
 
 def copy_baseline(database_url: str) -> tuple[int, float]:
@@ -282,20 +284,19 @@ def main() -> None:
 
         rows, copy_seconds = copy_baseline(database)
         copy_rate = rows / copy_seconds
-        health_rate, health_cpu = meter.measure(
+        (health_requests, health_rate), health_cpu = meter.measure(
             lambda: gets(url, "/api/v1/health/", requests=options.single, clients=options.clients)
         )
-        me_rate, me_cpu = meter.measure(
+        (me_requests, me_rate), me_cpu = meter.measure(
             lambda: gets(
                 url, "/api/v1/me/", token=token, requests=options.single, clients=options.clients
             )
         )
-        single_rate, single_cpu = meter.measure(
+        (single_requests, single_rate), single_cpu = meter.measure(
             lambda: single(
                 url, token, requests=options.single, clients=options.clients, people=people
             )
         )
-        requests = options.single // options.clients * options.clients
 
     print(
         f"bulk ingest  {options.events} touch events in batches of {BATCH}, "
@@ -311,16 +312,16 @@ def main() -> None:
     print(f"bulk / COPY  {bulk_rate / copy_rate:8.1%}")
     print(f"single POST touches/  {options.single} requests, {options.clients} clients")
     print(f"  {single_rate:10.0f} requests/s")
-    print(cpu_line(single_cpu, requests, "request"))
+    print(cpu_line(single_cpu, single_requests, "request"))
     print(f"GET health/  {options.single} requests, the same clients (baseline, no login)")
     print(
         f"  {health_rate:10.0f} requests/s   "
         f"(single touches at {single_rate / health_rate:.0%} of it)"
     )
-    print(cpu_line(health_cpu, requests, "request"))
+    print(cpu_line(health_cpu, health_requests, "request"))
     print(f"GET me/      {options.single} requests, the same clients (baseline, with the token)")
     print(f"  {me_rate:10.0f} requests/s   (single touches at {single_rate / me_rate:.0%} of it)")
-    print(cpu_line(me_cpu, requests, "request"))
+    print(cpu_line(me_cpu, me_requests, "request"))
 
 
 if __name__ == "__main__":
