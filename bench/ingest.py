@@ -35,8 +35,10 @@ import json
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from common import (
@@ -151,10 +153,17 @@ def gets(url: str, path: str, *, token: str = "", requests: int, clients: int) -
     small request; ``me/`` adds what every API call pays (token, user, roles).
     Returns the requests made (a whole share per client) and their rate."""
     share = requests // clients
+    done, seconds = _in_clients(_get_client, [(url, path, token, share)] * clients)
+    return done, done / seconds
+
+
+def _in_clients(worker: Callable[[Any], int], jobs: list) -> tuple[int, float]:
+    """``worker`` over ``jobs``, a client process each: the sum of what they
+    return and the seconds they took."""
     started = time.perf_counter()
-    with multiprocessing.Pool(clients) as pool:
-        done = sum(pool.map(_get_client, [(url, path, token, share)] * clients))
-    return done, done / (time.perf_counter() - started)
+    with multiprocessing.Pool(len(jobs)) as pool:
+        total = sum(pool.map(worker, jobs))
+    return total, time.perf_counter() - started
 
 
 def _split(items: list, parts: int) -> list[list]:
@@ -164,10 +173,7 @@ def _split(items: list, parts: int) -> list[list]:
 def bulk(url: str, token: str, *, events: int, clients: int, people: int, prefix: str) -> float:
     ranges = [(start, min(start + BATCH, events)) for start in range(0, events, BATCH)]
     jobs = [(url, token, share, people, prefix) for share in _split(ranges, clients)]
-    started = time.perf_counter()
-    with multiprocessing.Pool(clients) as pool:
-        created = sum(pool.map(_bulk_client, jobs))
-    seconds = time.perf_counter() - started
+    created, seconds = _in_clients(_bulk_client, jobs)
     if created != events:
         raise SystemExit(f"bulk: {created} of {events} events created")
     return seconds
@@ -177,10 +183,8 @@ def single(url: str, token: str, *, requests: int, clients: int, people: int) ->
     """Returns the requests made (a whole share per client) and their rate."""
     share = requests // clients
     jobs = [(url, token, index * share, share, people) for index in range(clients)]
-    started = time.perf_counter()
-    with multiprocessing.Pool(clients) as pool:
-        done = sum(pool.map(_single_client, jobs))
-    return done, done / (time.perf_counter() - started)
+    done, seconds = _in_clients(_single_client, jobs)
+    return done, done / seconds
 
 
 def copy_baseline(database_url: str) -> tuple[int, float]:
