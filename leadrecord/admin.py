@@ -24,8 +24,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["user", "created", "expiry", "expired"]
     list_filter = ["expiry"]
     search_fields = ["user__username"]
-    fields = ["user", "created", "expiry"]
-    readonly_fields = fields
+    fields = readonly_fields = ("user", "created", "expiry")
     ordering = ["user__username", "-created"]
 
     @admin.display(boolean=True)

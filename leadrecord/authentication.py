@@ -8,6 +8,7 @@ and can be revoked by rotation (``leadrecord.services.token_issue``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from hmac import compare_digest
 from typing import Any
@@ -79,7 +80,7 @@ class ApiTokenAuthentication(TokenAuthentication):
         digest = hash_token(key)
         # A raw query still converts the user's columns as the ORM does. Several
         # rows may share the key's first characters; the digest tells them apart.
-        rows = get_user_model().objects.raw(
+        rows: Iterable[Any] = get_user_model().objects.raw(
             _user_with_token_and_roles_sql(), [key[: CONSTANTS.TOKEN_KEY_LENGTH], now]
         )
         user = next((row for row in rows if compare_digest(row.token_digest, digest)), None)

@@ -33,6 +33,8 @@ class _FixedWindowThrottle(SimpleRateThrottle):
 
     setting = ""
     window_end = 0.0
+    num_requests: int | None
+    duration: int | None
 
     def get_rate(self) -> str | None:
         rate: str | None = getattr(settings, self.setting)

@@ -4,6 +4,7 @@ import io
 import json
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from django.apps import apps
@@ -44,7 +45,12 @@ def me_status(key: str) -> int:
 
 @pytest.fixture
 def erp() -> User:
-    return UserFactory(username="erp", role=Role.INTEGRATION)
+    return cast(User, UserFactory(username="erp", role=Role.INTEGRATION))
+
+
+def after(entry: LedgerEntry) -> dict[str, Any]:
+    assert isinstance(entry.after, dict)
+    return entry.after
 
 
 def _row_text(token: AuthToken) -> str:
@@ -76,7 +82,7 @@ def test_a_key_is_shown_once_and_each_issue_makes_a_new_one(erp):
     }
     entries = LedgerEntry.objects.filter(action="token.issue")
     assert entries.count() == 2
-    assert {entry.after["rotated"] for entry in entries} == {False}
+    assert {after(entry)["rotated"] for entry in entries} == {False}
 
 
 def test_a_token_expires_after_the_configured_days(erp):
@@ -86,7 +92,7 @@ def test_a_token_expires_after_the_configured_days(erp):
     assert token.expiry is not None
     assert timedelta(days=90) <= token.expiry - before < timedelta(days=90, minutes=1)
     entry = LedgerEntry.objects.get(action="token.issue")
-    assert entry.after["expires_at"] == token.expiry.isoformat()
+    assert after(entry)["expires_at"] == token.expiry.isoformat()
 
 
 @override_settings(REST_KNOX={"TOKEN_TTL": timedelta(days=7)})
@@ -115,7 +121,7 @@ def test_an_expired_token_gets_401(erp):
 
 def test_rotation_revokes_the_users_other_tokens_and_only_theirs(erp):
     old, older = issue("erp"), issue("erp")
-    other_user = UserFactory(username="crm", role=Role.INTEGRATION)
+    other_user = cast(User, UserFactory(username="crm", role=Role.INTEGRATION))
     others = issue(other_user.username)
     new = issue("erp", "--rotate")
     assert me_status(new) == 200
@@ -123,8 +129,8 @@ def test_rotation_revokes_the_users_other_tokens_and_only_theirs(erp):
     assert me_status(others) == 200
     assert AuthToken.objects.filter(user=erp).count() == 1
     entry = LedgerEntry.objects.filter(action="token.issue").latest("seq")
-    assert entry.after["rotated"] is True
-    assert entry.after["revoked"] == 2
+    assert after(entry)["rotated"] is True
+    assert after(entry)["revoked"] == 2
     assert ledger_verify().ok
 
 
@@ -141,7 +147,7 @@ def test_a_token_of_a_user_without_the_role_is_refused_per_endpoint(erp):
     key = issue("erp")
     assert me_status(key) == 200
     assert client_with(key).get("/api/v1/ledger/").status_code == 403
-    roleless = UserFactory(username="nobody-in-particular")
+    roleless = cast(User, UserFactory(username="nobody-in-particular"))
     assert me_status(issue(roleless.username)) == 403
 
 
@@ -178,7 +184,7 @@ def test_plain_tokens_from_before_are_carried_over_as_digests():
     migration = __import__(
         "leadrecord.migrations.0006_api_tokens_hashed", fromlist=["plain_tokens_to_digests"]
     )
-    user = UserFactory(username="legacy", role=Role.INTEGRATION)
+    user = cast(User, UserFactory(username="legacy", role=Role.INTEGRATION))
     legacy_key = "0123456789abcdef0123456789abcdef01234567"  # DRF's 40 hex characters
     with connection.cursor() as cursor:
         cursor.execute(
@@ -203,7 +209,7 @@ def test_plain_tokens_from_before_are_carried_over_as_digests():
 def test_the_admin_lists_tokens_without_keys_and_revokes_on_the_record(erp):
     key = issue("erp")
     token = AuthToken.objects.get(digest=hash_token(key))
-    admin_user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    admin_user = cast(User, UserFactory(username="root", is_staff=True, is_superuser=True))
     browser = Client()
     browser.force_login(admin_user)
     listing = browser.get(reverse("admin:knox_authtoken_changelist"))
