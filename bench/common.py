@@ -179,6 +179,7 @@ def gunicorn(
             "-m",
             "gunicorn",
             "leadrecord.wsgi",
+            "--config=python:leadrecord.gunicorn_config",
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
             "--timeout=120",

@@ -23,6 +23,8 @@ class HealthView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    # Load balancers and health checks poll it; no caller to count it against.
+    throttle_classes = []
 
     @extend_schema(
         examples=api_examples.HEALTH,

@@ -1,15 +1,33 @@
+"""API token authentication: django-rest-knox's tokens, read in one query.
+
+Only a digest of each key is stored (knox: SHA-512 of the key, and the key's
+first characters to find the row); a token expires (``API_TOKEN_TTL_DAYS``)
+and can be revoked by rotation (``leadrecord.services.token_issue``).
+"""
+
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from hmac import compare_digest
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from knox.auth import TokenAuthentication
+from knox.crypto import hash_token
+from knox.models import AuthToken
+from knox.settings import CONSTANTS
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 
 from .roles import Role
 
-# DRF token keys are 40 hexadecimal characters.
-_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+# Keys knox makes are 64 hexadecimal characters; the 40-character ones are DRF
+# keys issued before knox, carried over as digests by migration 0006_api_tokens_hashed.
+_TOKEN_KEY = re.compile(r"[0-9a-f]{64}|[0-9a-f]{40}")
 # Role names hold no comma (Role's values), so a comma-joined list splits back.
 _ROLE_SEPARATOR = ","
 
@@ -19,39 +37,67 @@ def _user_with_token_and_roles_sql() -> str:
     join_names = "string_agg" if connection.vendor == "postgresql" else "group_concat"
     memberships = user_model.groups.through._meta.db_table
     return (
-        "SELECT u.*, t.created AS token_created, "  # noqa: S608 -- model names only
+        "SELECT u.*, t.digest AS token_digest, t.created AS token_created, "  # noqa: S608 -- model names only
+        "t.expiry AS token_expiry, "
         f"(SELECT {join_names}(g.name, '{_ROLE_SEPARATOR}') FROM {memberships} m "
         "JOIN auth_group g ON g.id = m.group_id WHERE m.user_id = u.id) AS role_names "
-        f"FROM {Token._meta.db_table} t JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
-        "WHERE t.key = %s"
+        f"FROM {AuthToken._meta.db_table} t JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
+        "WHERE t.token_key = %s AND (t.expiry IS NULL OR t.expiry > %s)"
     )
 
 
-class StrictTokenAuthentication(TokenAuthentication):
-    """Token auth that refuses a malformed key before it reaches the database, and
-    reads the token, its user and the user's roles in one query.
+def _as_datetime(value: Any) -> datetime | None:
+    """A raw query's timestamp column: PostgreSQL gives a datetime, SQLite the stored text."""
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is not None and timezone.is_naive(parsed):
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed
+    return value if isinstance(value, datetime) else None
+
+
+class ApiTokenAuthentication(TokenAuthentication):
+    """knox's token auth (``Authorization: Token <key>``) that refuses a malformed key
+    before it reaches the database and reads the token, its user and the user's
+    roles in one query.
 
     A key with a NUL byte, say, would otherwise make PostgreSQL's driver raise
     and the caller get a 500 instead of a 401. Every API request asks for the
-    caller's roles: one statement instead of two ORM queries (token with
-    user, then groups) is about a millisecond less per request.
+    caller's roles: one statement instead of knox's three (token with user, the
+    user's other tokens to delete expired ones, then groups) is measured by
+    ``bench/ingest.py``'s ``GET me/``. Expired tokens are refused in that query
+    and left in place; rotation deletes them (``token_issue``).
     """
 
-    def authenticate_credentials(self, key: str):
+    def authenticate_credentials(self, token: bytes | str) -> tuple[Any, AuthToken]:
+        try:
+            key = token.decode("utf-8") if isinstance(token, bytes) else token
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
         if not _TOKEN_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
-        # A raw query still converts the user's columns as the ORM does.
-        user = next(
-            iter(get_user_model().objects.raw(_user_with_token_and_roles_sql(), [key])), None
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        digest = hash_token(key)
+        # A raw query still converts the user's columns as the ORM does. Several
+        # rows may share the key's first characters; the digest tells them apart.
+        rows: Iterable[Any] = get_user_model().objects.raw(
+            _user_with_token_and_roles_sql(), [key[: CONSTANTS.TOKEN_KEY_LENGTH], now]
         )
+        user = next((row for row in rows if compare_digest(row.token_digest, digest)), None)
         if user is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         names: str | None = getattr(user, "role_names", None)
         # Read by leadrecord.roles.user_roles for the rest of the request.
-        user._leadrecord_roles = frozenset(  # type: ignore[attr-defined]
+        user._leadrecord_roles = frozenset(
             name for name in (names.split(_ROLE_SEPARATOR) if names else ()) if name in Role.values
         )
-        token = Token(key=key, user=user, created=getattr(user, "token_created", None))
-        return (user, token)
+        auth_token = AuthToken(
+            digest=digest,
+            token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH],
+            user=user,
+            created=_as_datetime(user.token_created),
+            expiry=_as_datetime(user.token_expiry),
+        )
+        return (user, auth_token)

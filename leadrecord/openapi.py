@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
 from rest_framework import serializers
 
@@ -9,6 +11,26 @@ from rest_framework import serializers
 # body too large to read (413); documented on every unsafe operation.
 _WRITE_ERROR_STATUS_CODES = ("409", "413")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Token <key>`` (knox's extension matches only knox's own class)."""
+
+    target_class = "leadrecord.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        scheme: dict[str, Any] = build_bearer_security_scheme_object(
+            header_name="Authorization",
+            token_prefix="Token",  # noqa: S106 -- the scheme's keyword, not a secret
+        )
+        scheme["description"] = (
+            "`Authorization: Token <key>`. `manage.py issue_token NAME` prints a new key, "
+            "once; it expires after API_TOKEN_TTL_DAYS (90 by default), and `--rotate` "
+            "revokes the user's other keys. Each token has a sustained and a burst rate "
+            "limit; over one, 429 with Retry-After."
+        )
+        return scheme
 
 
 class RuleErrorSerializer(serializers.Serializer):

@@ -1,9 +1,12 @@
 """Writes on users and API tokens, each on the ledger."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.db.models import QuerySet
+from knox.models import AuthToken
 
 from .ledger import Actor, ledger_append
 from .roles import Role
@@ -42,16 +45,63 @@ def user_create(
     return user, created
 
 
-def token_issue(*, user: User, actor: Actor) -> Token:
-    """The user's API token, created on first issue (the key is never logged)."""
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: ``key`` is the only copy of the plain key (the database keeps
+    a digest), so whoever asked must show it now or lose it."""
+
+    key: str
+    token: AuthToken
+    revoked: int
+
+
+def token_issue(*, user: User, actor: Actor, rotate: bool = False) -> IssuedToken:
+    """Issue ``user`` a new API token that expires after ``API_TOKEN_TTL_DAYS``.
+
+    Other tokens of the user keep working until they expire, so a system can
+    switch to the new key first; with ``rotate`` they are revoked (deleted) in
+    the same transaction, expired ones included. The ledger gets ``token.issue``
+    with the expiry and how many were revoked; never the key or its digest.
+    """
     with transaction.atomic():
-        token, created = Token.objects.get_or_create(user=user)
-        if created:
+        # The user's row lock orders two issues (and rotations) for one user.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        token, key = AuthToken.objects.create(user=user)
+        revoked = 0
+        if rotate:
+            revoked, _ = AuthToken.objects.filter(user=user).exclude(pk=token.pk).delete()
+        ledger_append(
+            actor=actor,
+            action="token.issue",
+            subject_type="user",
+            subject_id=user.pk,
+            after={
+                "username": user.get_username(),
+                "expires_at": token.expiry.isoformat() if token.expiry else None,
+                "rotated": rotate,
+                "revoked": revoked,
+            },
+        )
+    return IssuedToken(key=key, token=token, revoked=revoked)
+
+
+def tokens_revoke(*, tokens: QuerySet[AuthToken], actor: Actor) -> int:
+    """Revoke (delete) ``tokens``: each is refused from then on. One ``token.revoke``
+    entry per user concerned, with how many of theirs went. Returns the count."""
+    with transaction.atomic():
+        by_user: dict[int, tuple[str, int]] = {}
+        digests = []
+        for token in tokens.select_related("user").select_for_update(of=("self",)):
+            name, count = by_user.get(token.user_id, (token.user.get_username(), 0))
+            by_user[token.user_id] = (name, count + 1)
+            digests.append(token.digest)
+        revoked, _ = AuthToken.objects.filter(digest__in=digests).delete()
+        for user_id, (name, count) in sorted(by_user.items()):
             ledger_append(
                 actor=actor,
-                action="token.issue",
+                action="token.revoke",
                 subject_type="user",
-                subject_id=user.pk,
-                after={"username": user.get_username()},
+                subject_id=user_id,
+                after={"username": name, "revoked": count},
             )
-    return token
+    return revoked

@@ -6,6 +6,7 @@ Defaults give the embedded mode: SQLite under ``data/`` and Celery tasks run
 in process. Production values pass ``manage.py check --deploy``.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,7 +46,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -193,7 +194,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous call gets 401 with WWW-Authenticate.
-        "leadrecord.authentication.StrictTokenAuthentication",
+        "leadrecord.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -204,15 +205,48 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "leadrecord.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leadrecord.errors.api_exception_handler",
+    # Per token (or per signed-in user); health/ opts out. Rates: API_RATE_LIMIT below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "leadrecord.throttling.TokenBurstThrottle",
+        "leadrecord.throttling.TokenSustainedThrottle",
+    ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+
+# API tokens (django-rest-knox): only a digest of each key is stored; a key is
+# shown once, when `issue_token` creates it, and expires after this many days.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+if API_TOKEN_TTL_DAYS < 1:
+    raise ImproperlyConfigured("API_TOKEN_TTL_DAYS must be a whole number of days, at least 1.")
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token"}
+
+
+# Requests per token: a sustained rate and a burst rate, "N/second|minute|hour|day".
+# The defaults sit well above what one integration needs (and what
+# bench/ingest.py sends from one token: some 10,000 requests in a minute);
+# they stop a runaway client, not real work. Counted in the cache (CACHE_URL):
+# with the per-process default each process counts alone, so share a Redis
+# cache wherever several processes serve the API.
+def _rate(name: str, default: str) -> str:
+    value = env.str(name, default=default).strip()
+    # DRF's form: a count, a slash and a period it reads by its first letter.
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(
+            f"{name} must look like 100000/hour (second, minute, hour or day)."
+        )
+    return value
+
+
+API_RATE_LIMIT = _rate("API_RATE_LIMIT", "100000/hour")
+API_RATE_LIMIT_BURST = _rate("API_RATE_LIMIT_BURST", "20000/minute")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadRecord API",
     "DESCRIPTION": (
         "The lead-lifecycle system of record. Authenticate with "
-        "`Authorization: Token <key>` (get a key with `manage.py issue_token NAME`). "
+        "`Authorization: Token <key>` (get a key with `manage.py issue_token NAME`; it is "
+        "shown once and expires). Each token is rate limited: 429 with `Retry-After`. "
         "Times are ISO-8601 with a UTC offset; money is a decimal string in the "
         "reporting currency. Errors follow drf-standardized-errors."
     ),
@@ -297,10 +331,31 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Logging ------------------------------------------------------------------
 
+# Query strings carry searches (emails, names), so no request line is logged
+# with one: runserver's log (`django.server`, configured as Django's default
+# plus the filter) here, gunicorn's access log in leadrecord/gunicorn_config.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"without_query_strings": {"()": "leadrecord.logs.WithoutQueryStrings"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["without_query_strings"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }

@@ -231,7 +231,9 @@ GUIDE = (
             GuideStep(
                 "Get a token",
                 "An administrator creates the system's user in the integration role and "
-                "prints its token; send it as Authorization: Token <key>.",
+                "issues it a token, shown only then; send it as Authorization: Token <key>. "
+                "It expires after 90 days (API_TOKEN_TTL_DAYS); issue_token NAME --rotate "
+                "issues the next one and revokes the others.",
                 code="python manage.py add_user erp --role integration\n"
                 "TOKEN=$(python manage.py issue_token erp)",
             ),

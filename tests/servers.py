@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from .workers import ROOT, test_database_url
 
@@ -36,22 +37,30 @@ class Gunicorn:
 
 
 @contextmanager
-def gunicorn_process(*, workers: int = 2, timeout: int = 60) -> Iterator[Gunicorn]:
+def gunicorn_process(
+    *, workers: int = 2, timeout: int = 60, log: IO[bytes] | None = None
+) -> Iterator[Gunicorn]:
+    """gunicorn with the repo's config (leadrecord/gunicorn_config.py), as docker-compose
+    runs it; with ``log``, its access and error logs go there (access log on)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": test_database_url(), "CONN_MAX_AGE": "0"}
+    logging = ["--access-logfile=-", "--log-level=info"] if log else ["--log-level=warning"]
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
             "leadrecord.wsgi",
+            "--config=python:leadrecord.gunicorn_config",
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
             f"--timeout={timeout}",
-            "--log-level=warning",
+            *logging,
         ],
         cwd=ROOT,
         env=env,
+        stdout=log,
+        stderr=log,
     )
     server = Gunicorn(process, f"http://127.0.0.1:{port}")
     try:

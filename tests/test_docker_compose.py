@@ -86,6 +86,9 @@ def test_commands_match_the_code(compose):
     assert "manage.py migrate" in web
     assert web.index("migrate") < web.index("gunicorn")
     assert "gunicorn leadrecord.wsgi:application" in web
+    # The access log is on, in the repo's format: paths without query strings.
+    assert "--config python:leadrecord.gunicorn_config" in web
+    assert "--access-log-format" not in web
     assert compose["services"]["worker"]["command"].startswith("celery -A leadrecord worker")
     assert compose["services"]["beat"]["command"].startswith("celery -A leadrecord beat")
 

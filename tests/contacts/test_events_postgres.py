@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, Touch
@@ -48,7 +48,7 @@ def batch(count: int, *, prefix: str = "ev") -> dict[str, Any]:
 
 
 def test_concurrent_retries_of_the_same_events_store_each_once(users):
-    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    token = AuthToken.objects.create(user=users["integration"])[1]
     body = batch(300)
     answers: list[dict[str, Any]] = []
     errors: list[BaseException] = []
@@ -104,7 +104,7 @@ def _waiting_on_lock(table: str) -> bool:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_a_retry_stores_each_event_once(users):
-    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    token = AuthToken.objects.create(user=users["integration"])[1]
     body = batch(500, prefix="killed")
     with gunicorn_process(workers=1) as server:
         outcome: dict[str, Any] = {}
@@ -201,7 +201,7 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
     from contacts.models import Consent
     from leadrecord.ledger import Actor
 
-    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    token = AuthToken.objects.create(user=users["integration"])[1]
     if person == "on record":
         services.contact_create(email="buyer@org.example", actor=Actor.system("t"))
     shared = {
@@ -262,7 +262,7 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
     from contacts.models import Organization
     from leadrecord.ledger import Actor
 
-    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    token = AuthToken.objects.create(user=users["integration"])[1]
     event = {
         "type": "touch",
         "source_system": "crm",
@@ -323,7 +323,7 @@ def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
     from contacts import ingest, services
     from leadrecord.ledger import Actor
 
-    token = Token.objects.get_or_create(user=users["integration"])[0].key
+    token = AuthToken.objects.create(user=users["integration"])[1]
     body = batch(20, prefix="race")
     for n in range(50):  # everyone on record: the optimistic attempt inserts all
         services.contact_create(email=f"buyer{n}@org{n % 7}.example", actor=Actor.system("t"))

@@ -3,7 +3,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import RequestFactory
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from leadrecord.ledger import ledger_verify
 from leadrecord.models import LedgerEntry
@@ -39,17 +39,19 @@ def test_add_user_refuses_an_unknown_role():
     assert not get_user_model().objects.filter(username="x").exists()
 
 
-def test_issue_token_prints_only_the_key_and_is_stable(capsys):
+def test_issue_token_prints_only_a_new_key_each_time(capsys):
     call_command("add_user", "crm", role="integration")
     capsys.readouterr()
     call_command("issue_token", "crm")
     first = capsys.readouterr().out
     call_command("issue_token", "crm")
     second = capsys.readouterr().out
-    assert first == second
-    assert first.strip() == Token.objects.get(user__username="crm").key
-    assert first == first.strip() + "\n"
-    assert ledger_verify().entries == 2  # user.create and one token.issue
+    assert first != second  # a key is shown once, when it is made; never again
+    for out in (first, second):
+        assert out == out.strip() + "\n"
+        assert len(out.strip()) == 64
+    assert AuthToken.objects.filter(user__username="crm").count() == 2
+    assert ledger_verify().entries == 3  # user.create and two token.issue
 
 
 def test_issue_token_for_an_unknown_user_fails():

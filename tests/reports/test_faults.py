@@ -24,7 +24,7 @@ import psycopg2
 import pytest
 import redis
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from contacts.models import Touch
 from handoff.models import SaleEvent
@@ -157,8 +157,8 @@ def _blocked_on_credits(cursor: Any) -> bool:
 def test_faults_under_load_lose_nothing_and_keep_the_latest_run_whole(record, users):
     first, _ = run_request(trigger="command")
     assert run_execute(run_id=first.pk).status == RunStatus.COMPLETE
-    integration = Token.objects.get_or_create(user=users[Role.INTEGRATION])[0].key
-    manager = Token.objects.get_or_create(user=users[Role.MANAGER])[0].key
+    integration = AuthToken.objects.create(user=users[Role.INTEGRATION])[1]
+    manager = AuthToken.objects.create(user=users[Role.MANAGER])[1]
     redis_port = int(os.environ["LEADRECORD_TEST_REDIS_PORT"])
     watcher = psycopg2.connect(workers.test_database_url())
     watcher.autocommit = True

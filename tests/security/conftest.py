@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from contacts import services as contact_services
 from contacts import touch_import
@@ -85,7 +85,7 @@ def _world_build() -> World:
         role: User.objects.get(username=name) for role, name in DEMO_USERNAMES.items()
     }
     tokens: dict[str, str] = {
-        role: Token.objects.get_or_create(user=user)[0].key for role, user in users.items()
+        role: AuthToken.objects.create(user=user)[1] for role, user in users.items()
     }
 
     person, _ = contact_services.contact_create(

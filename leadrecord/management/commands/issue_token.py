@@ -8,15 +8,23 @@ from leadrecord.services import token_issue
 
 
 class Command(BaseCommand):
-    help = "Print the user's API token (created on first use), and nothing else."
+    help = (
+        "Issue the user a new API token and print its key, and nothing else (the key "
+        "is shown only now; it expires after API_TOKEN_TTL_DAYS)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
+        parser.add_argument(
+            "--rotate",
+            action="store_true",
+            help="Revoke the user's other tokens once the new one exists.",
+        )
 
-    def handle(self, *args: Any, name: str, **options: Any) -> None:
+    def handle(self, *args: Any, name: str, rotate: bool, **options: Any) -> None:
         try:
             user = get_user_model().objects.get(username=name)
         except get_user_model().DoesNotExist as error:
             raise CommandError(f"no user named {name!r}") from error
-        token = token_issue(user=user, actor=Actor.system("manage.py issue_token"))
-        self.stdout.write(token.key)
+        issued = token_issue(user=user, actor=Actor.system("manage.py issue_token"), rotate=rotate)
+        self.stdout.write(issued.key)

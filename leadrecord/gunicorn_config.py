@@ -1,0 +1,29 @@
+"""gunicorn settings shared by docker-compose, the test suite's and the benchmarks' servers.
+
+    gunicorn leadrecord.wsgi --config python:leadrecord.gunicorn_config [--access-logfile -]
+
+Command-line options still win (bind, workers, timeouts, where the access
+log goes). What this module fixes is what a log line may hold: the access
+log names the path without its query string (``%(U)s`` instead of the
+request line ``%(r)s``) and leaves out the Referer, which carries the
+previous page's query; searches put emails and names there
+(``leadrecord.logs``).
+"""
+
+from gunicorn.glogging import Logger
+
+from leadrecord.logs import WithoutQueryStrings
+
+# gunicorn's default format with "%(m)s %(U)s %(H)s" for "%(r)s" and no "%(f)s".
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
+class QueryFreeLogger(Logger):
+    """gunicorn's logger whose error log drops query strings from request URIs too."""
+
+    def setup(self, cfg: object) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(WithoutQueryStrings())
+
+
+logger_class = QueryFreeLogger
