@@ -83,6 +83,7 @@ TOUCH_KINDS = tuple(str(value) for value in TouchKind.values)
 # What erasure leaves in the email cell of an erased person's row in a file
 # being imported (the row keeps its place, so a resumed run counts the same).
 ERASED_ROW_MARK = "(erased)"
+ERASED_ROW_MESSAGE = "This row was about a person who has since been erased; it is not imported."
 
 _email_validator = EmailValidator()
 
@@ -272,10 +273,6 @@ def _cell(row: CsvRow, name: str, *, max_length: int, required: bool) -> str:
 
 
 def _email(row: CsvRow) -> str:
-    if row.cells.get("email") == ERASED_ROW_MARK:
-        raise _CellRefused(
-            "This row was about a person who has since been erased; it is not imported."
-        )
     email = _cell(row, "email", max_length=EMAIL_MAX_LENGTH, required=True)
     try:
         _email_validator(email)
@@ -356,6 +353,8 @@ def _take(errors: list[RowError], row: CsvRow, name: str, read: Callable[[], Any
 
 
 def _row_check(row: CsvRow, lookups: _Lookups, sha256: str, now: datetime) -> CheckedRow:
+    if row.cells.get("email") == ERASED_ROW_MARK:
+        return CheckedRow(row.number, None, [RowError(row.number, "email", ERASED_ROW_MESSAGE)])
     errors: list[RowError] = []
     email = _take(errors, row, "email", lambda: _email(row))
     channel = _take(errors, row, "channel", lambda: _channel(row, lookups))
