@@ -321,9 +321,10 @@ def test_a_kept_answer_naming_the_person_is_forgotten(users, api_client_for):
     assert other.status_code == 200
     _erase(erin, users, api_client_for)
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["k-2"]
-    assert LedgerEntry.objects.get(action="contact.erase").after["scrubbed"][
-        "idempotency_answers"
-    ] == 1
+    assert (
+        LedgerEntry.objects.get(action="contact.erase").after["scrubbed"]["idempotency_answers"]
+        == 1
+    )
     # A retry with the key runs afresh: the event is on record (as the erased
     # contact's), so it is a duplicate, and nobody is created.
     contacts = Contact.objects.count()
