@@ -361,3 +361,24 @@ def test_only_a_keyed_hash_of_each_email_is_kept(users, api_client_for, settings
         "/api/v1/contacts/", {"email": ALIAS, "occurred_at": WHEN}, format="json"
     )
     assert response.status_code == 409
+
+
+def test_the_bulk_path_reads_erasures_once_per_batch_and_only_for_new_emails(users, api_client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    erin = _erin()
+    _erase(erin, users, api_client_for)
+    known = [contact_make(email=f"known{number}@else.example") for number in range(3)]
+    integration = api_client_for(users[Role.INTEGRATION])
+
+    def erasure_reads(events: list[dict[str, Any]]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = integration.post("/api/v1/events/", {"events": events}, format="json")
+        assert response.status_code == 200
+        return sum(ErasedEmail._meta.db_table in query["sql"] for query in queries)
+
+    fresh = [_event(10 + number, f"new{number}@else.example", WHEN) for number in range(50)]
+    assert erasure_reads([*fresh, _event(99, EMAIL, WHEN)]) == 1
+    on_record = [_event(200 + n, contact.email or "", WHEN) for n, contact in enumerate(known)]
+    assert erasure_reads(on_record) == 0
