@@ -152,8 +152,8 @@ def contact_create(
         with transaction.atomic():
             # The lock before the insert, as in organization_get_or_create.
             ledger_lock()
-            # Under the lock: an erasure is either committed, with its hash, or
-            # waits for this contact and erases it too.
+            # Under the lock, which erasure holds while it keeps the hashes: an
+            # erasure that finished before this sees them.
             erasure_refuse(
                 email_key,
                 event_at or occurred_at or timezone.now(),
