@@ -382,3 +382,54 @@ def test_the_bulk_path_reads_erasures_once_per_batch_and_only_for_new_emails(use
     assert erasure_reads([*fresh, _event(99, EMAIL, WHEN)]) == 1
     on_record = [_event(200 + n, contact.email or "", WHEN) for n, contact in enumerate(known)]
     assert erasure_reads(on_record) == 0
+
+
+def test_the_rewritten_file_keeps_its_dialect_quoted_lines_findings_and_row_numbers(
+    users, api_client_for, django_capture_on_commit_callbacks
+):
+    erin = _erin()
+    marketer = users[Role.MARKETER]
+    raw = (
+        "email;channel;kind;occurred_at;notes\r\n"
+        f'bob@else.example;web;visit;{WHEN};"line one\r\nline two"\r\n'  # row 2, two lines
+        f"{EMAIL.upper()};web;visit;{WHEN};\r\n"  # row 3: Erin
+        f"=cmd@else.example;web;visit;{WHEN};\r\n"  # row 4: a formula, refused
+        f'carol@else.example;email;email_open;{WHEN};"Erasable, Erin"\r\n'  # row 5
+    ).encode()
+    job = touch_import.touch_import_upload(
+        file_name=f"<script>{EMAIL}</script>.csv", raw=raw, user=marketer
+    )
+    assert (job.total, job.rejected) == (4, 1)
+    _erase(erin, users, api_client_for)
+    job.refresh_from_db()
+    assert not _named(job.content) and '"line one\r\nline two"' in job.content
+    assert job.file_name == f"import-{job.pk}.csv"
+    assert (job.total, job.rejected) == (3, 1)
+    assert [(error["row"], error["field"]) for error in job.errors] == [(4, "email")]
+    preview = touch_import.import_preview(job)
+    assert preview is not None
+    assert [row.number for row, _ in preview.rows] == [2, 4, 5]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        touch_import.touch_import_start(job=job, mode="valid_rows", actor=Actor.of(marketer))
+    job.refresh_from_db()
+    assert job.row_report == {"created": [[2, 2], [5, 5]], "rejected": [[4, 4]]}
+    assert not Contact.objects.filter(email_key=EMAIL.lower()).exists()
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_erasing_twice_or_a_merged_contact_is_refused_and_scrubs_nothing_more(
+    users, api_client_for, times
+):
+    erin = _erin()
+    officer = api_client_for(users[Role.PRIVACY_OFFICER])
+    alias = Contact.objects.get(email_key=ALIAS)
+    # A merged contact is erased with the one it was merged into.
+    assert officer.post(f"/api/v1/contacts/{alias.pk}/erase/").status_code == 404
+    assert not ErasedEmail.objects.exists()
+    for _ in range(times):
+        officer.post(f"/api/v1/contacts/{erin.pk}/erase/")
+    assert officer.post(f"/api/v1/contacts/{erin.pk}/erase/").status_code == 410
+    assert officer.post("/api/v1/contacts/999999999/erase/").status_code == 404
+    assert ErasedEmail.objects.count() == 2
+    assert LedgerEntry.objects.filter(action="contact.erase").count() == 1
