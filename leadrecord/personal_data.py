@@ -44,14 +44,14 @@ Classification = Personal | NotPersonal
 
 _ID_IN_SENDER = NotPersonal(
     "an event's id in the system that sent it; kept in the ledger in plain to recognise "
-    "repeats, so senders must not put personal data in it (API docs)"
+    "repeats, so senders must not put personal data in it"
 )
 _CHOICE = NotPersonal("one of a fixed set of choices")
 _HASH = NotPersonal("a hash or digest of the record, for chaining or matching")
 _RULES = NotPersonal("configuration made by staff: rules, campaigns, channels, targets")
 _REASON = NotPersonal(
     "why staff made a change, kept in the ledger in plain (which cannot change): a "
-    "reference or a rule, never a value about a person (the forms say so)"
+    "reference or a rule, never a value about a person"
 )
 
 PERSONAL_DATA: dict[str, Classification] = {
