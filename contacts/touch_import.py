@@ -39,7 +39,7 @@ from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, ledger_append
 from leadrecord.roles import Role, user_has_role
 
-from .erasure import ErasedPerson
+from .erasure import ERASED_DETAIL, ErasedPerson, erasures_of
 from .ingest import MAX_EVENTS, events_ingest
 from .models import (
     EMAIL_MAX_LENGTH,
@@ -48,6 +48,7 @@ from .models import (
     SOURCE_SYSTEM_MAX_LENGTH,
     Campaign,
     Channel,
+    Contact,
     ImportJob,
     ImportMode,
     ImportStatus,
@@ -468,6 +469,7 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> Import
     rows = csv_read(text).rows
     sha256 = hashlib.sha256(raw).hexdigest()
     checked = rows_check(rows, sha256=sha256)
+    _erased_rows_mark(checked)
     errors = _errors_of(checked)
     now = timezone.now()
     touch_imports_forget_abandoned(now=now)
@@ -482,6 +484,28 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> Import
         rejected=sum(1 for row in checked if row.errors),
         errors=[error.as_dict() for error in errors[:MAX_ERRORS_KEPT]],
     )
+
+
+def _erased_rows_mark(checked: list[CheckedRow]) -> None:
+    """Give the preview a finding for each row about a person not on record who was erased
+    after the row's time: the import will refuse it (``contacts.ingest``), so the
+    uploader learns it before choosing a mode. A chunk's worth of emails per query."""
+    rows = [(row, row.event) for row in checked if row.event is not None]
+    emails = sorted({event["contact"]["email"].lower() for _, event in rows})
+    erased: dict[str, datetime] = {}
+    for start in range(0, len(emails), CHUNK_ROWS):
+        chunk = emails[start : start + CHUNK_ROWS]
+        on_record = set(
+            Contact.objects.filter(email_key__in=chunk).values_list("email_key", flat=True)
+        )
+        erased.update(erasures_of(set(chunk) - on_record))
+    if not erased:
+        return
+    for row, event in rows:
+        erased_at = erased.get(event["contact"]["email"].lower())
+        if erased_at is not None and datetime.fromisoformat(event["occurred_at"]) < erased_at:
+            row.event = None
+            row.errors.append(RowError(row.number, "email", ERASED_DETAIL))
 
 
 def touch_import_start(*, job: ImportJob, mode: str, actor: Actor) -> ImportJob:

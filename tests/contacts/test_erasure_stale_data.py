@@ -194,6 +194,20 @@ def test_an_upload_made_after_the_erasure_refuses_the_old_rows(
         HEADER + f"{EMAIL},web,visit,{WHEN},\n" + f"{EMAIL},web,visit,{later},\n",
         name="touches.csv",
     )
+    # The preview already says which row will be refused, and why.
+    assert (job.total, job.rejected) == (2, 1)
+    assert job.errors == [
+        {
+            "row": 2,
+            "field": "email",
+            "message": (
+                "This person has been erased; data dated before their erasure is not "
+                "recorded again."
+            ),
+        }
+    ]
+    page = client.get(reverse("touch-import-job", args=[job.pk])).content.decode()
+    assert "data dated before their erasure is not recorded again" in page
     job = _start(client, job, ImportMode.VALID_ROWS, django_capture_on_commit_callbacks)
     assert (job.created, job.rejected) == (1, 1)
     assert job.errors[0]["row"] == 2 and "erased" in job.errors[0]["message"]
