@@ -726,7 +726,9 @@ class TouchListCreateApi(ListAPIView):
         if data.get("contact"):
             contact = _living_or_field_error(request, data["contact"], "contact")
         else:
-            contact, _ = services.contact_create(email=data["contact_email"], actor=actor)
+            contact, _ = services.contact_create(
+                email=data["contact_email"], actor=actor, event_at=data.get("occurred_at")
+            )
         touch, created = services.touch_record(
             contact=contact,
             channel=data["channel"],

@@ -45,6 +45,7 @@ from leadrecord.ledger import (
     ledger_prepare,
 )
 
+from .erasure import ERASED_DETAIL, erasures_of
 from .models import (
     CONSENT_SOURCE_MAX_LENGTH,
     DISCLOSURE_KEY_MAX_LENGTH,
@@ -558,8 +559,12 @@ def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
         if not optimistic:
             fresh, repeats = _mark_duplicates(batch.parsed, results)
         people = _store(fresh, plans, results, actor, now)
+        fresh = [event for event in fresh if event.index in people]  # less those refused
         for index, first_index in repeats:
             results[index].id = results[first_index].id
+            if results[first_index].status == "rejected":
+                results[index].status = "rejected"
+                results[index].errors = list(results[first_index].errors)
         _sales_store(batch.sales, results, actor)
         _scores_update(fresh, people, actor)
         body = _answer(results)
@@ -829,13 +834,26 @@ class _Plans:
     by_index: dict[int, _Plan]
     recheck_living: bool = True  # whether anyone may have been merged or erased since
     stored: set[int] = field(default_factory=set)  # events inserted before the lock
+    # Erasures of the emails not on record (contacts.erasure), read before the lock.
+    erased: dict[str, datetime] = field(default_factory=dict)
 
 
 def _plan_known_people(parsed: list[ParsedEvent], actor: Actor, now: datetime) -> _Plans:
     contact_ids = _people_find(parsed)
     known = [event for event in parsed if event.index in contact_ids]
     plans = _plans_make(known, contact_ids, actor, now) if known else {}
-    return _Plans(contact_ids, plans or {})
+    return _Plans(
+        contact_ids, plans or {}, erased=erasures_of(_emails_waiting(parsed, contact_ids))
+    )
+
+
+def _emails_waiting(events: list[ParsedEvent], contact_ids: dict[int, int]) -> set[str]:
+    """The emails of these events' people who are not on record."""
+    return {
+        event.person.email_key
+        for event in events
+        if event.index not in contact_ids and event.person is not None
+    }
 
 
 def _plans_copy(events: list[ParsedEvent], plans: dict[int, _Plan]) -> set[int]:
@@ -875,6 +893,7 @@ def _store(
     for index, contact_id in list(contact_ids.items()):
         if contact_id not in still_living:
             del contact_ids[index]
+    events = _erased_refuse(events, contact_ids, plans, results)
     people_entries: list[LedgerDraft] = []
     contact_ids.update(_people_create(events, contact_ids, actor, now, people_entries))
     late = [event for event in events if event.index not in planned]
@@ -899,6 +918,39 @@ def _store(
     entries.sort(key=lambda pair: pair[0])
     ledger_append_prepared([*ledger_prepare(people_entries), *(entry for _, entry in entries)])
     return {event.index: contact_ids[event.index] for event in events}
+
+
+def _erased_refuse(
+    events: list[ParsedEvent],
+    contact_ids: dict[int, int],
+    plans: _Plans,
+    results: list[EventResult],
+) -> list[ParsedEvent]:
+    """Refuse the events about people not on record who were erased after the event
+    (``contact_erased``): old data never brings an erased person back. Returns the
+    events kept.
+
+    The erasures were read before the lock, in one query for the emails not on
+    record; an erasure since then is on the ledger after that read
+    (``recheck_living``), and only then are they read again, under the lock.
+    """
+    erased = plans.erased
+    if plans.recheck_living:
+        waiting = _emails_waiting(events, contact_ids)
+        erased = erasures_of(waiting) if waiting else {}
+    if not erased:
+        return events
+    kept: list[ParsedEvent] = []
+    for event in events:
+        erased_at = erased.get(event.person.email_key) if event.person is not None else None
+        if event.index in contact_ids or erased_at is None or event.occurred_at >= erased_at:
+            kept.append(event)
+            continue
+        results[event.index].status = "rejected"
+        results[event.index].errors = [
+            {"code": "contact_erased", "detail": ERASED_DETAIL, "attr": "contact.email"}
+        ]
+    return kept
 
 
 def _scores_update(events: list[ParsedEvent], people: dict[int, int], actor: Actor) -> None:

@@ -470,3 +470,23 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+
+# --- what erasure keeps -------------------------------------------------------------------
+
+
+class ErasedEmail(models.Model):
+    """A keyed hash of an erased person's email and when they were erased: nothing else.
+
+    Lets old data about an erased person (a stale upload, an event sent late)
+    be refused instead of bringing them back (docs/erasure.md). The hash is
+    HMAC-SHA256 under a key from the settings (``contacts.erasure``), so the
+    table alone cannot be reversed by hashing guessed emails.
+    """
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    # The latest erasure of this email; data dated before it is refused.
+    erased_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"erased email {self.email_hash[:12]}…"

@@ -20,6 +20,7 @@ from django.utils import timezone
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 
+from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
     EMAIL_MAX_LENGTH,
     JOURNEY_STAGE_KEY,
@@ -31,6 +32,7 @@ from .models import (
     Contact,
     ContactKey,
     Disclosure,
+    IdempotencyRecord,
     JourneyStage,
     Organization,
     Team,
@@ -131,11 +133,15 @@ def contact_create(
     organization: OrganizationInput | Organization | None = None,
     actor: Actor,
     occurred_at: datetime | None = None,
+    event_at: datetime | None = None,
 ) -> tuple[Contact, bool]:
     """The living contact with this email, or a new one. Returns it and whether it was created.
 
     A known email (trimmed, case-insensitive, also one merged into another
-    contact) changes nothing and answers the existing contact.
+    contact) changes nothing and answers the existing contact. A new one is
+    refused (409 ``contact_erased``) when the email belongs to a person erased
+    after ``event_at`` (what brings the person in; default ``occurred_at``,
+    then now): old data must not bring an erased person back.
     """
     email = email.strip()
     email_key = email_normalize(email)
@@ -146,6 +152,13 @@ def contact_create(
         with transaction.atomic():
             # The lock before the insert, as in organization_get_or_create.
             ledger_lock()
+            # Under the lock, which erasure holds while it keeps the hashes: an
+            # erasure that finished before this sees them.
+            erasure_refuse(
+                email_key,
+                event_at or occurred_at or timezone.now(),
+                attr="occurred_at",
+            )
             org: Organization | None
             if not isinstance(organization, OrganizationInput):
                 org = organization
@@ -417,9 +430,19 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
     Contact rows (this one and any merged into it) stay, emptied, so counts
     and reports keep their totals; disclosed values are emptied; the person's
     keys are deleted, which leaves their sealed ledger values unreadable while
-    the ledger itself is untouched and still verifies.
+    the ledger itself is untouched and still verifies. Their rows leave the
+    touch imports not yet run, and a file name naming them is replaced
+    (``touch_import.touch_imports_erase``); kept answers to Idempotency-Keys
+    that name them are forgotten. A keyed hash of each email is kept with the
+    time (``contacts.erasure``), so that old data about them is refused rather
+    than bringing them back. The ledger entry counts what was scrubbed, and
+    names no personal value.
     """
+    from .touch_import import touch_imports_erase, touch_imports_lock_pending
+
     with transaction.atomic():
+        # Imports lock their job, then the ledger: the same order here.
+        pending_imports = touch_imports_lock_pending()
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         if contact.erased_at is not None:
@@ -430,6 +453,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
                 f"Erase contact {contact.merged_into_id}, which this one was merged into.",
             )
         ids = contact_ids_merged_into(contact)
+        person = ErasedPerson.of(Contact.objects.filter(id__in=ids))
         now = timezone.now()
         Contact.objects.filter(id__in=ids).update(
             email=None,
@@ -443,17 +467,32 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         ContactKey.objects.filter(contact_id__in=ids).delete()
         for erase_hook in CONTACT_ERASURE_HOOKS:
             erase_hook(ids)
+        scrubbed = touch_imports_erase(person=person, job_ids=pending_imports)
+        scrubbed["idempotency_answers"] = _idempotency_answers_forget(person)
+        erased_emails_record(person.emails, erased_at=now)
         ledger_append(
             actor=actor,
             action="contact.erase",
             subject_type="contact",
             subject_id=contact.pk,
             contact_id=contact.pk,
-            after={"erased_contacts": ids},
+            after={"erased_contacts": ids, "scrubbed": scrubbed},
             reason=reason,
         )
         contact.refresh_from_db()
     return contact
+
+
+def _idempotency_answers_forget(person: ErasedPerson) -> int:
+    """Delete kept answers to ``POST events/`` that name the person (an external id may
+    carry an email). A retry with such a key runs afresh and meets the erasure check."""
+    if not person.emails:
+        return 0
+    naming = models.Q()
+    for email in person.emails:
+        naming |= models.Q(response__icontains=email)
+    deleted, _ = IdempotencyRecord.objects.filter(naming).delete()
+    return deleted
 
 
 # Functions other apps add to empty personal values they hold about people

@@ -32,6 +32,11 @@ else:
             "Set SECRET_KEY (a development default exists only with DEBUG=1)."
         )
 
+# The key of the hashes erasure keeps of erased emails (contacts/erasure.py,
+# docs/erasure.md); empty: derived from SECRET_KEY (and its fallbacks). Set it
+# to rotate SECRET_KEY freely without losing those hashes.
+ERASURE_HASH_KEY = env.str("ERASURE_HASH_KEY", default="")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -260,7 +260,13 @@ def test_events_never_attach_to_an_erased_person(integration):
 
     erased, _ = services.contact_create(email="person1@acme.example", actor=Actor.system("t"))
     services.contact_erase(contact=erased, actor=Actor.system("t"))
+    # Dated before the erasure: refused (old data never brings them back).
     body = integration.post(URL, {"events": [touch(1)]}).json()
+    assert body["results"][0]["status"] == "rejected"
+    assert body["results"][0]["errors"][0]["code"] == "contact_erased"
+    # Dated after it: the person came back, as someone new.
+    later = timezone.now().isoformat()
+    body = integration.post(URL, {"events": [touch(11, occurred_at=later)]}).json()
     new_touch = Touch.objects.get(pk=body["results"][0]["id"])
     assert new_touch.contact != erased and new_touch.contact.email == "person1@acme.example"
 
@@ -290,14 +296,15 @@ def test_a_person_merged_or_erased_after_the_lookup_is_looked_up_again(integrati
         body = integration.post(URL, {"events": [touch(1), touch(6)]}).json()
     finally:
         ingest._plan_known_people = plan_known_people
+    if change == "erase":
+        # Both dated before the erasure: refused, never stored on the dead contact.
+        assert body["rejected"] == 2
+        assert {result["errors"][0]["code"] for result in body["results"]} == {"contact_erased"}
+        assert not Touch.objects.filter(contact=person).exists()
+        return
     assert body["created"] == 2
     contacts = {Touch.objects.get(pk=result["id"]).contact for result in body["results"]}
-    assert len(contacts) == 1
-    (contact,) = contacts
-    if change == "merge":
-        assert contact == keep
-    else:
-        assert contact != person and contact.email == "person1@acme.example"
+    assert contacts == {keep}
     assert ledger_verify().ok
 
 
