@@ -9,7 +9,6 @@ from 0 to 1 with four places.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -25,11 +24,6 @@ from . import metrics
 from .apis import DateRangeSerializer, ReportPermission
 from .models import AttributionModel
 from .selectors import run_latest_complete
-
-# Dates outside these bounds are typing mistakes, not history or plans; they are refused
-# rather than turned into moments the database or Python cannot hold.
-EARLIEST_DAY = date(1900, 1, 1)
-LATEST_DAY = date(2999, 12, 31)
 
 DATES_DOC = (
     "`from` and `to` are days (YYYY-MM-DD) in the reporting time zone, both included; "
@@ -47,18 +41,6 @@ class ReportRangeSerializer(DateRangeSerializer):
     """``from``/``to`` with their defaults and bounds; validated data has both."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        for name in ("from", "to"):
-            day = attrs.get(name)
-            if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-                raise serializers.ValidationError(
-                    {
-                        name: [
-                            f"'{name}' must be between {EARLIEST_DAY.isoformat()} and "
-                            f"{LATEST_DAY.isoformat()}."
-                        ]
-                    },
-                    code="invalid",
-                )
         attrs = super().validate(attrs)
         start, end = metrics.range_or_default(attrs.get("from"), attrs.get("to"))
         if start > end:
