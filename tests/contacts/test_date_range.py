@@ -111,6 +111,7 @@ def test_events_at_the_ends_of_the_range_are_stored(integration):
     )
     assert response.json()["created"] == 1, response.content
     stored = Disclosure.objects.get()
+    assert stored.expires_at is not None
     assert (stored.disclosed_at.year, stored.expires_at.year) == (1900, 2200)
 
 

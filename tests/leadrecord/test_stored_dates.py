@@ -30,7 +30,7 @@ EARLIEST = "1900-01-01T00:00:00Z"
 LATEST = "2200-12-31T23:59:59.999999Z"
 
 # What each database may hold that Python cannot (or can only just) read, and how it reads.
-STORED = {
+STORED: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "postgresql": {
         "expires_at": ("10000-01-01 09:59:59+00", LATEST),
         "disclosed_at": ("0001-12-31 23:00:00+00 BC", EARLIEST),
