@@ -11,7 +11,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from .dates import DAY_OUT_OF_RANGE, MOMENT_OUT_OF_RANGE, day_in_range, moment_in_range
+from .dates import (
+    DAY_OUT_OF_RANGE,
+    MOMENT_OUT_OF_RANGE,
+    OUT_OF_RANGE_CODE,
+    RANGE_TEXT,
+    day_in_range,
+    moment_in_range,
+)
 
 # Clocks of calling systems drift; a time this far ahead of ours still counts as now.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -25,7 +32,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     default_error_messages = {
         "naive": "Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+00:00.",
-        "date_out_of_range": MOMENT_OUT_OF_RANGE,
+        OUT_OF_RANGE_CODE: MOMENT_OUT_OF_RANGE,
     }
 
     def to_internal_value(self, value: Any) -> datetime:
@@ -39,10 +46,10 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("naive")
         # Checked before DRF converts to UTC, which some of these times do not survive.
         if parsed is not None and not moment_in_range(parsed):
-            self.fail("date_out_of_range")
+            self.fail(OUT_OF_RANGE_CODE)
         moment: datetime = super().to_internal_value(value)
         if not moment_in_range(moment):
-            self.fail("date_out_of_range")
+            self.fail(OUT_OF_RANGE_CODE)
         return moment
 
 
@@ -55,7 +62,8 @@ class OccurredAtField(AwareDateTimeField):
         kwargs.setdefault("required", False)
         kwargs.setdefault(
             "help_text",
-            "When it happened (ISO-8601 with offset); defaults to now; a future time is refused.",
+            f"When it happened (ISO-8601 with offset, {RANGE_TEXT}); defaults to now; "
+            "a future time is refused.",
         )
         super().__init__(**kwargs)
 
@@ -69,12 +77,12 @@ class OccurredAtField(AwareDateTimeField):
 class DayField(serializers.DateField):
     """A day (``YYYY-MM-DD``) inside the accepted range (``leadrecord.dates``)."""
 
-    default_error_messages = {"date_out_of_range": DAY_OUT_OF_RANGE}
+    default_error_messages = {OUT_OF_RANGE_CODE: DAY_OUT_OF_RANGE}
 
     def to_internal_value(self, value: Any) -> date:
         day: date = super().to_internal_value(value)
         if not day_in_range(day):
-            self.fail("date_out_of_range")
+            self.fail(OUT_OF_RANGE_CODE)
         return day
 
 

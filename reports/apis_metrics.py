@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadrecord import api_examples
+from leadrecord.dates import RANGE_TEXT
 from leadrecord.openapi import RuleErrorResponseSerializer
 
 from . import metrics
@@ -26,7 +27,8 @@ from .models import AttributionModel
 from .selectors import run_latest_complete
 
 DATES_DOC = (
-    "`from` and `to` are days (YYYY-MM-DD) in the reporting time zone, both included; "
+    f"`from` and `to` are days (YYYY-MM-DD) {RANGE_TEXT} in the reporting time zone, both "
+    "included; "
     "`to` defaults to today and `from` to the first day of `to`'s quarter. "
 )
 PEOPLE_DOC = (
