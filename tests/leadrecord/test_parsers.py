@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from contacts.models import Contact, IdempotencyRecord, Touch
 from leadrecord.models import LedgerEntry
@@ -173,3 +174,14 @@ def test_malformed_json_is_still_drf_s_parse_error(users, api_client_for):
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "parse_error"
+
+
+@pytest.mark.parametrize("role", [Role.PRIVACY_OFFICER, None])
+def test_a_caller_who_may_not_write_is_refused_before_the_body_is_read(role, users, api_client_for):
+    caller = api_client_for(users[role]) if role else APIClient()
+    response = caller.post("/api/v1/events/", DEEP, content_type="application/json")
+    assert response.status_code == (403 if role else 401)
+    response = caller.post(
+        "/api/v1/events/", {"events": [event(external_id="\x00")]}, format="json"
+    )
+    assert response.status_code == (403 if role else 401)
