@@ -812,6 +812,11 @@ class EventsApi(APIView):
             raise serializers.ValidationError(
                 {"Idempotency-Key": ["Give 1 to 255 characters."]}, code="invalid"
             )
+        if key is not None and "\x00" in key:  # the key is stored; PostgreSQL text holds no NUL
+            raise serializers.ValidationError(
+                {"Idempotency-Key": ["Null characters are not allowed."]},
+                code="null_characters_not_allowed",
+            )
         try:
             events = ingest.batch_check(request.data)
         except ingest.BatchRefused as refusal:

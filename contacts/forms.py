@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
 from leadrecord.api_fields import MAX_ID
+from leadrecord.dates import validate_moment_in_range
 from leadrecord.errors import RuleViolation
 
 from . import selectors, services
@@ -76,6 +77,7 @@ def _local_datetime_field(label: str, help_text: str) -> forms.DateTimeField:
         input_formats=DATETIME_LOCAL_FORMATS,
         widget=DateTimeLocalInput(),
         help_text=help_text,
+        validators=[validate_moment_in_range],
     )
 
 

@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from leadrecord.api_fields import MAX_ID
+from leadrecord.dates import validate_moment_in_range
 from leadrecord.errors import RuleViolation
 
 from . import selectors, services, touch_import
@@ -49,6 +50,8 @@ class ReportingTimeField(forms.DateTimeField):
     there, or exists twice (clocks changing), is refused by Django's own check."""
 
     widget = DateTimeLocalInput
+
+    default_validators = [validate_moment_in_range]
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("input_formats", DATETIME_LOCAL_FORMATS)

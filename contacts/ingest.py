@@ -33,6 +33,7 @@ from handoff.scoring import contacts_rescore, contacts_score_touches
 from handoff.services import sale_event_record
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.bulk import copy_line, copy_lines, rows_insert
+from leadrecord.dates import MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE, moment_in_range
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import (
     Actor,
@@ -214,6 +215,8 @@ def _moment(value: Any, attr: str, now: datetime, *, required: bool = True) -> d
         raise _Rejected(attr, "Give an ISO-8601 time with a UTC offset.") from error
     if moment.tzinfo is None:
         raise _Rejected(attr, "Give the time with a UTC offset.", "naive")
+    if not moment_in_range(moment):
+        raise _Rejected(attr, MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE)
     return moment
 
 

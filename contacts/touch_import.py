@@ -34,6 +34,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.dates import MOMENT_OUT_OF_RANGE, moment_in_range
 from leadrecord.dispatch import task_send_on_commit
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, ledger_append
@@ -325,6 +326,8 @@ def _occurred_at(row: CsvRow, now: datetime) -> datetime:
         ) from error
     if moment.tzinfo is None:
         raise _CellRefused("Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00.")
+    if not moment_in_range(moment):
+        raise _CellRefused(MOMENT_OUT_OF_RANGE)
     if moment > now + FUTURE_TOLERANCE:
         raise _CellRefused("This time is in the future.")
     return moment

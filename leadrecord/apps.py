@@ -9,5 +9,7 @@ class LeadRecordConfig(AppConfig):
 
     def ready(self) -> None:
         from .roles import roles_ensure
+        from .stored_dates import stored_dates_tolerate
 
+        stored_dates_tolerate()
         post_migrate.connect(roles_ensure, sender=self, dispatch_uid="leadrecord.roles_ensure")

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadrecord import api_examples
+from leadrecord.api_fields import DayField
 from leadrecord.dispatch import task_send_on_commit
 from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.permissions import roles_allowed
@@ -74,11 +75,11 @@ class RunDetailApi(APIView):
 
 class DateRangeSerializer(serializers.Serializer):
     # ``from`` is a keyword in Python: the field is declared below under its real name.
-    to = serializers.DateField(required=False, help_text="Last day, included.")
+    to = DayField(required=False, help_text="Last day, included.")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        fields["from"] = serializers.DateField(required=False, help_text="First day, included.")
+        fields["from"] = DayField(required=False, help_text="First day, included.")
         return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

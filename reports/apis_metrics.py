@@ -9,7 +9,6 @@ from 0 to 1 with four places.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadrecord import api_examples
+from leadrecord.dates import RANGE_TEXT
 from leadrecord.openapi import RuleErrorResponseSerializer
 
 from . import metrics
@@ -26,13 +26,9 @@ from .apis import DateRangeSerializer, ReportPermission
 from .models import AttributionModel
 from .selectors import run_latest_complete
 
-# Dates outside these bounds are typing mistakes, not history or plans; they are refused
-# rather than turned into moments the database or Python cannot hold.
-EARLIEST_DAY = date(1900, 1, 1)
-LATEST_DAY = date(2999, 12, 31)
-
 DATES_DOC = (
-    "`from` and `to` are days (YYYY-MM-DD) in the reporting time zone, both included; "
+    f"`from` and `to` are days (YYYY-MM-DD) {RANGE_TEXT} in the reporting time zone, both "
+    "included; "
     "`to` defaults to today and `from` to the first day of `to`'s quarter. "
 )
 PEOPLE_DOC = (
@@ -47,18 +43,6 @@ class ReportRangeSerializer(DateRangeSerializer):
     """``from``/``to`` with their defaults and bounds; validated data has both."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        for name in ("from", "to"):
-            day = attrs.get(name)
-            if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-                raise serializers.ValidationError(
-                    {
-                        name: [
-                            f"'{name}' must be between {EARLIEST_DAY.isoformat()} and "
-                            f"{LATEST_DAY.isoformat()}."
-                        ]
-                    },
-                    code="invalid",
-                )
         attrs = super().validate(attrs)
         start, end = metrics.range_or_default(attrs.get("from"), attrs.get("to"))
         if start > end:

@@ -16,6 +16,8 @@ from typing import Any, cast
 from django import forms
 from django.utils import timezone
 
+from leadrecord.dates import validate_day_in_range
+
 from .metrics import quarter_first_day
 from .models import AttributionModel
 from .selectors import GROUPINGS
@@ -96,6 +98,7 @@ class ReportRangeForm(forms.Form):
         input_formats=["%Y-%m-%d"],
         widget=DateInput(),
         help_text="Last day, included.",
+        validators=[validate_day_in_range],
     )
     period = forms.ChoiceField(label="Period", required=False, choices=PERIOD_CHOICES)
     # ``?format=csv&table=KEY`` asks for one of the page's tables as a CSV file.
@@ -115,6 +118,7 @@ class ReportRangeForm(forms.Form):
             input_formats=["%Y-%m-%d"],
             widget=DateInput(),
             help_text="First day, included.",
+            validators=[validate_day_in_range],
         )
         self.order_fields(self.field_order)
         self.today = today or timezone.localdate()

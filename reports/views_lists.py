@@ -15,11 +15,11 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from leadrecord.dates import validate_day_in_range
 from leadrecord.roles import Role
 from leadrecord.views_access import role_required
 
 from . import metrics
-from .apis_metrics import EARLIEST_DAY, LATEST_DAY
 
 READERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
 ROWS_PER_PAGE = 50
@@ -46,19 +46,15 @@ class LeakRangeForm(forms.Form):
     """``from`` and ``to`` as in the report API: days in the reporting time zone, both
     included; ``to`` defaults to today and ``from`` to the first day of its quarter."""
 
-    to = forms.DateField(required=False)
+    to = forms.DateField(required=False, validators=[validate_day_in_range])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # ``from`` is a Python keyword, so the field is added by name.
-        self.fields["from"] = forms.DateField(required=False)
+        self.fields["from"] = forms.DateField(required=False, validators=[validate_day_in_range])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        for name in ("from", "to"):
-            day = cleaned.get(name)
-            if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-                self.add_error(name, f"Give a day between {EARLIEST_DAY} and {LATEST_DAY}.")
         if self.errors:
             return cleaned
         start, end = metrics.range_or_default(cleaned.get("from"), cleaned.get("to"))
