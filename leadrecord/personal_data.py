@@ -188,6 +188,6 @@ NOT_PERSONAL_APPS: dict[str, str] = {
     "auth": "staff accounts and permissions",
     "contenttypes": "model names",
     "sessions": "signed-in staff's sessions",
-    "authtoken": "API tokens of staff and integrations",
+    "knox": "digests of API tokens of staff and integrations",
     "axes": "staff's login attempts",
 }
