@@ -141,6 +141,8 @@ def _file_write(directory: Path, checkpoint: Checkpoint) -> Path:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())
+    # Checkpoints are public (their copies are the point); only the key is secret.
+    Path(out.name).chmod(0o644)
     Path(out.name).replace(target)
     return target
 

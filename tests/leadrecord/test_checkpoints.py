@@ -84,6 +84,8 @@ def test_a_checkpoint_signs_the_head_and_is_written_outside_the_database(signing
     assert body["seq"] == 4
     assert body["hash"] == entries[-1].hash
     assert body["public_key"] == signing["public_key"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # public, unlike the key
+    assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left
     stored = LedgerCheckpoint.objects.get()
     assert (stored.seq, stored.hash, stored.signature) == (4, body["hash"], body["signature"])
     assert verify(capsys, "--checkpoint", str(path)) == (
