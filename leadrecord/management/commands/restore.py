@@ -5,13 +5,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from leadrecord.backups import BackupError, backup_restore
+from leadrecord.db_roles import owner_connection
 from leadrecord.ledger import ledger_verify
 
 
 class Command(BaseCommand):
     help = (
-        "Load a backup into the (empty) database of DATABASE_URL, then verify the ledger; "
-        "exit 1 if it does not verify."
+        "Load a backup into the (empty) database of DATABASE_URL, as the owner of "
+        "MIGRATE_DATABASE_URL when set, then verify the ledger; exit 1 if it does not "
+        "verify. Grants are not in a backup: run grant_app_role afterwards."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -19,7 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            backup_restore(options["path"])
+            # Restoring creates the tables, so it is the owner's job, as migrate is.
+            with owner_connection():
+                backup_restore(options["path"])
         except BackupError as error:
             raise CommandError(str(error)) from error
         result = ledger_verify()
