@@ -234,54 +234,69 @@ def _psql_owner(database: str, sql: str) -> None:
 
 
 @pytest.mark.django_db
-def test_migrate_uses_the_owner_of_migrate_database_url():
-    """On a fresh database: as the app's role alone, migrate cannot create a table; with
-    MIGRATE_DATABASE_URL it migrates as the owner, who then owns every table."""
-    app_role_ensure()
-    owner_url = test_database_url()
-    database = f"{connection.settings_dict['NAME']}_roles"
-    base = owner_url.rsplit("/", 1)[0]
-    app_url = f"postgres://{APP_ROLE}@{base.split('@', 1)[1]}/{database}"
-    _psql_owner("postgres", f'DROP DATABASE IF EXISTS "{database}"')
-    _psql_owner("postgres", f'CREATE DATABASE "{database}"')
-    # PostgreSQL before 15 lets anyone create tables in public: refuse it here as 15 does.
-    _psql_owner(database, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    env = {**os.environ, "DATABASE_URL": app_url, "CONN_MAX_AGE": "0"}
-    env.pop("MIGRATE_DATABASE_URL", None)
-    command = [sys.executable, "manage.py", "migrate", "--noinput"]
+def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def _tables_owners(url: str) -> list[tuple[str]]:
+    app = psycopg2.connect(url)
     try:
-        alone = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        with app.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            )
+            return cursor.fetchall()
+    finally:
+        app.close()
+
+
+@pytest.mark.django_db
+def test_migrate_and_restore_use_the_owner_of_migrate_database_url(tmp_path):
+    """On fresh databases: as the app's role alone, migrate (or restore) cannot create a
+    table; with MIGRATE_DATABASE_URL they run as the owner, who then owns every table, and
+    the app's role works after grant_app_role (a backup too)."""
+    app_role_ensure()
+    owner = connection.settings_dict["USER"]
+    base = test_database_url().rsplit("/", 1)[0]
+    server = base.split("@", 1)[1]
+    name = connection.settings_dict["NAME"]
+    migrated, restored = f"{name}_roles", f"{name}_roles_restored"
+    for database in (migrated, restored):
+        _psql_owner("postgres", f'DROP DATABASE IF EXISTS "{database}"')
+        _psql_owner("postgres", f'CREATE DATABASE "{database}"')
+        # PostgreSQL before 15 lets anyone create tables in public: refuse it as 15 does.
+        _psql_owner(database, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    env = {**os.environ, "CONN_MAX_AGE": "0", "MIGRATE_DATABASE_URL": ""}
+    app_env = {**env, "DATABASE_URL": f"postgres://{APP_ROLE}@{server}/{migrated}"}
+    owner_env = {**app_env, "MIGRATE_DATABASE_URL": f"{base}/{migrated}"}
+    try:
+        alone = _manage(app_env, "migrate", "--noinput")
         assert alone.returncode != 0
         assert "permission denied for schema public" in alone.stderr
-        env["MIGRATE_DATABASE_URL"] = f"{base}/{database}"
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        done = _manage(owner_env, "migrate", "--noinput")
         assert done.returncode == 0, done.stderr
-        granted = subprocess.run(
-            [sys.executable, "manage.py", "grant_app_role", APP_ROLE],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        granted = _manage(owner_env, "grant_app_role", APP_ROLE)
         assert granted.returncode == 0, granted.stderr
-        verified = subprocess.run(
-            [sys.executable, "manage.py", "verify_ledger"],
-            cwd=ROOT,
-            env={**env, "MIGRATE_DATABASE_URL": ""},
-            capture_output=True,
-            text=True,
-        )
-        assert verified.returncode == 0, verified.stderr
-        app = psycopg2.connect(app_url)
-        try:
-            with app.cursor() as cursor:
-                cursor.execute(
-                    "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = 'public' AND c.relkind = 'r'"
-                )
-                assert cursor.fetchall() == [(connection.settings_dict["USER"],)]
-        finally:
-            app.close()
+        assert _manage(app_env, "verify_ledger").stdout == "ledger ok: 0 entries\n"
+        assert _tables_owners(app_env["DATABASE_URL"]) == [(owner,)]
+
+        backup = tmp_path / "backup.dump"
+        written = _manage(app_env, "backup", str(backup))
+        assert written.returncode == 0, written.stderr
+        app_env["DATABASE_URL"] = f"postgres://{APP_ROLE}@{server}/{restored}"
+        owner_env = {**app_env, "MIGRATE_DATABASE_URL": f"{base}/{restored}"}
+        alone = _manage(app_env, "restore", str(backup))
+        assert alone.returncode != 0
+        loaded = _manage(owner_env, "restore", str(backup))
+        assert loaded.returncode == 0, loaded.stderr
+        assert _tables_owners(app_env["DATABASE_URL"]) == [(owner,)]
+        assert _manage(app_env, "verify_ledger").returncode != 0  # no grants yet
+        assert _manage(owner_env, "grant_app_role", APP_ROLE).returncode == 0
+        assert _manage(app_env, "verify_ledger").stdout == "ledger ok: 0 entries\n"
     finally:
-        _psql_owner("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for database in (migrated, restored):
+            _psql_owner("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -20,13 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            # Restoring creates the tables, so it is the owner's job, as migrate is.
-            with owner_connection():
+        # Restoring creates the tables, so it is the owner's job, as migrate is; the
+        # check reads the ledger before any grant exists, so the owner does that too.
+        with owner_connection():
+            try:
                 backup_restore(options["path"])
-        except BackupError as error:
-            raise CommandError(str(error)) from error
-        result = ledger_verify()
+            except BackupError as error:
+                raise CommandError(str(error)) from error
+            result = ledger_verify()
         if not result.ok:
             self.stderr.write(
                 f"restored, but the ledger is broken at entry {result.broken_seq}: {result.problem}"
