@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def signing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def signing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, Any]]:
     """A signing key and a checkpoint directory, in the settings."""
     key = tmp_path / "keys" / "ledger.key"
     call_command("ledger_keygen", str(key))
