@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psycopg2.extensions
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -134,10 +135,14 @@ def app_role_grant(*, role: str, alias: str = DEFAULT_DB_ALIAS) -> AppRoleGrants
             raise AppRoleError(
                 "database roles are PostgreSQL's: the embedded SQLite database has none"
             )
-        quote = connection.ops.quote_name
         grants = AppRoleGrants(role=role)
         with transaction.atomic(using=alias), connection.cursor() as cursor:
             _check_role(cursor, role)
+
+            def quote(name: str) -> str:
+                # Escapes quotes inside the name too (Django's quote_name does not).
+                return psycopg2.extensions.quote_ident(name, cursor.cursor)
+
             (database, schema) = _one(cursor, "SELECT current_database(), current_schema()")
             who = quote(role)
             where = quote(str(schema))

@@ -190,6 +190,23 @@ def test_grant_app_role_refuses_roles_it_cannot_limit():
 
 
 @pytest.mark.django_db
+def test_a_role_name_with_quotes_is_quoted_not_run():
+    odd = 'lr app"; DROP TABLE leadrecord_ledgerentry; --'
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN EXECUTE format('CREATE ROLE %%I', %s); "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            [odd],
+        )
+    grants = app_role_grant(role=odd)
+    assert LEDGER_TABLE in grants.append_only
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_table_privilege(%s, %s, 'INSERT')", [odd, LEDGER_TABLE])
+        assert cursor.fetchone() == (True,)
+    assert LedgerEntry.objects.count() == 0  # the table is still there
+
+
+@pytest.mark.django_db
 def test_grant_app_role_is_exact_and_idempotent(capsys):
     app_role_ensure()
     with connection.cursor() as cursor:
