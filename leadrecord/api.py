@@ -90,7 +90,7 @@ class LedgerEntryListView(ListAPIView):
 class LedgerCheckpointLatestView(APIView):
     """The latest signed checkpoint of the ledger's head, with the key that signed it.
 
-    Keep copies: ``manage.py verify_ledger --checkpoint FILE`` (this answer saved as
+    Keep copies: `manage.py verify_ledger --checkpoint FILE` (this answer saved as
     FILE works) proves later that the ledger still holds that head, so nothing was
     cut off or rewritten since. Check the public key against one you trust.
     """
