@@ -9,6 +9,9 @@ COPY reports ./reports
 RUN pip install --no-cache-dir -c constraints.txt .
 COPY . .
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
-RUN useradd --system --uid 1000 leadrecord && mkdir -p /app/data && chown leadrecord /app/data
+# The signing key's and the checkpoints' volumes take these folders' owner when first made.
+RUN useradd --system --uid 1000 leadrecord \
+    && mkdir -p /app/data /app/signing /app/checkpoints \
+    && chown leadrecord /app/data /app/signing /app/checkpoints
 USER leadrecord
 EXPOSE 8000

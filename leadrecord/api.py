@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import api_examples
+from .checkpoints import ledger_checkpoint_latest
 from .models import LedgerEntry
 from .permissions import IsAnyRole, roles_allowed
 from .roles import Role, user_roles
@@ -85,6 +87,41 @@ class LedgerEntryListView(ListAPIView):
 
     def get_queryset(self) -> QuerySet[LedgerEntry]:
         return ledger_entries_latest_first()
+
+
+class LedgerCheckpointLatestView(APIView):
+    """The latest signed checkpoint of the ledger's head, with the key that signed it.
+
+    Keep copies: `manage.py verify_ledger --checkpoint FILE` (this answer saved as
+    FILE works) proves later that the ledger still holds that head, so nothing was
+    cut off or rewritten since. Check the public key against one you trust.
+    """
+
+    permission_classes = [
+        roles_allowed(read=[Role.MANAGER, Role.PRIVACY_OFFICER, Role.INTEGRATION])
+    ]
+
+    class OutputSerializer(serializers.Serializer):
+        seq = serializers.IntegerField(help_text="The head entry's seq (0: the empty ledger).")
+        hash = serializers.CharField(help_text="The head entry's hash (SHA-256, hex).")
+        signed_at = serializers.CharField(
+            help_text="When it was signed: ISO-8601 UTC, exactly the text that was signed."
+        )
+        signature = serializers.CharField(
+            help_text="Ed25519 signature (base64) of "
+            "`leadrecord-ledger-checkpoint:v1:{seq}:{hash}:{signed_at}` (UTF-8)."
+        )
+        public_key = serializers.CharField(help_text="Ed25519 public key (base64, 32 bytes).")
+
+    @extend_schema(responses=OutputSerializer, examples=api_examples.LEDGER_CHECKPOINT_LATEST)
+    def get(self, request: Request) -> Response:
+        checkpoint = ledger_checkpoint_latest()
+        if checkpoint is None:
+            raise NotFound(
+                "No checkpoint has been signed yet: set LEDGER_SIGNING_KEY and run "
+                "manage.py ledger_checkpoint (Celery beat runs it every 15 minutes)."
+            )
+        return Response(self.OutputSerializer(checkpoint).data)
 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

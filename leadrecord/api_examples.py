@@ -266,6 +266,27 @@ LEDGER = [
     ),
     FORBIDDEN,
 ]
+LEDGER_CHECKPOINT_LATEST = [
+    response(
+        "The latest checkpoint",
+        {
+            "seq": 3023,
+            "hash": "ec1fe1d892d957e5b2256658e9bb5497766c86d80be0a7dbde7a728fbc6d5a7c",
+            "signed_at": "2026-11-23T02:45:00.118254+00:00",
+            "signature": "GB96NqNcD7z7GSbJXR4tIhxFTKnyRLdTylHpbFgGXX+TbnvKA99ra/ckija+E0hh"
+            "eSW2pvrTBNf5cMCX0BYlCw==",
+            "public_key": "rmcNpZg2VEQqOu/2wmKH3iVHR/JDW1C/sxpJdEn/8TI=",
+        },
+    ),
+    refusal(
+        "None signed yet",
+        404,
+        "not_found",
+        "No checkpoint has been signed yet: set LEDGER_SIGNING_KEY and run manage.py "
+        "ledger_checkpoint (Celery beat runs it every 15 minutes).",
+    ),
+    FORBIDDEN,
+]
 
 # --- contacts -----------------------------------------------------------------------------------
 

@@ -17,6 +17,11 @@ urlpatterns = [
     path("health/", api.HealthView.as_view(), name="api-health"),
     path("me/", api.MeView.as_view(), name="api-me"),
     path("ledger/", api.LedgerEntryListView.as_view(), name="api-ledger"),
+    path(
+        "ledger/checkpoints/latest/",
+        api.LedgerCheckpointLatestView.as_view(),
+        name="api-ledger-checkpoint-latest",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *contacts_api,

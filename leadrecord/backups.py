@@ -81,6 +81,9 @@ def backup_write(path: Path) -> int:
             postgres_tool("pg_dump"),
             "--format=custom",
             "--no-owner",
+            # Grants name roles of this cluster; the restored database gets its own from
+            # grant_app_role (docs/ledger-integrity.md).
+            "--no-privileges",
             "--file",
             str(path),
             *target.arguments,

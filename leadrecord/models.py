@@ -67,3 +67,27 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.subject_type}:{self.subject_id}"
+
+
+class LedgerCheckpoint(models.Model):
+    """A signed statement of the ledger's head: entry ``seq`` had hash ``hash`` at ``signed_at``.
+
+    The copies that count are the files under ``LEDGER_CHECKPOINT_DIR`` and those
+    auditors keep (``GET ledger/checkpoints/latest/`` serves this row for them):
+    ``verify_ledger --checkpoint FILE`` proves the ledger still extends one. The
+    application's database role may only insert and read these rows.
+    """
+
+    seq = models.PositiveBigIntegerField(help_text="The head entry's seq (0: the empty ledger).")
+    hash = models.CharField(max_length=64, help_text="The head entry's hash.")
+    # Kept as signed: the signature covers this exact text.
+    signed_at = models.CharField(max_length=40, help_text="When it was signed (ISO-8601, UTC).")
+    signature = models.CharField(max_length=100, help_text="Ed25519 signature, base64.")
+    public_key = models.CharField(max_length=60, help_text="Ed25519 public key, base64.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq} at {self.signed_at}"

@@ -114,6 +114,14 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# The owner of the tables, for ``manage.py migrate`` and ``grant_app_role`` only:
+# DATABASE_URL is then the application's role, which owns nothing and cannot
+# alter or rewrite the ledger (docs/ledger-integrity.md).
+_migrate_database_url = env.str("MIGRATE_DATABASE_URL", default="").strip()
+MIGRATE_DATABASE = env.db_url_config(_migrate_database_url) if _migrate_database_url else None
+if MIGRATE_DATABASE and MIGRATE_DATABASE["NAME"] != DATABASES["default"]["NAME"]:
+    raise ImproperlyConfigured("MIGRATE_DATABASE_URL must name the same database as DATABASE_URL.")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------
@@ -328,11 +336,25 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.idempotency_records_expire",
         "schedule": 60 * 60,
     },
+    # An outside copy of the head at most this old bounds what a rewrite could hide.
+    "ledger-checkpoint-every-15-minutes": {
+        "task": "leadrecord.ledger_checkpoint",
+        "schedule": 15 * 60,
+    },
     "expire-handoffs-past-sla": {
         "task": "handoff.handoffs_expire",
         "schedule": 5 * 60,
     },
 }
+
+# --- Ledger checkpoints ---------------------------------------------------------
+
+# The Ed25519 key that signs checkpoints of the ledger's head (make one with
+# ``manage.py ledger_keygen PATH``); unset, checkpoints are skipped with a warning.
+LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY", default="").strip()
+LEDGER_CHECKPOINT_DIR = Path(
+    env.str("LEDGER_CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints"))
+)
 
 # --- Logging ------------------------------------------------------------------
 

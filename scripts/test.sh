@@ -118,6 +118,12 @@ done
 
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U leadrecord leadrecord
 export DATABASE_URL="postgres://leadrecord@127.0.0.1:$PGPORT/leadrecord"
+# Two roles, as in production: the owner (initdb's superuser; the suite migrates and
+# flushes as it) and the application's role, which owns nothing: tests act as it after
+# grant_app_role to prove it cannot rewrite the ledger and that every write path works.
+"$PG_BIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U leadrecord -d leadrecord \
+  -c "CREATE ROLE leadrecord_app LOGIN NOSUPERUSER"
+export LEADRECORD_TEST_APP_ROLE=leadrecord_app
 
 # --- Redis ----------------------------------------------------------------
 mkdir -p "$TMP/redis"

@@ -2,7 +2,7 @@
 
 from django.db import connection, transaction
 
-from leadrecord.ledger import Actor, ledger_append
+from leadrecord.ledger import GENESIS_HASH, Actor, ledger_append, ledger_entry_hash
 from leadrecord.ledger_guard import ledger_guard_install, ledger_guard_remove
 from leadrecord.models import LedgerEntry
 
@@ -27,4 +27,23 @@ def tamper(sql: str, params: list[str] | None = None) -> None:
     ledger_guard_remove(connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
+    ledger_guard_install(connection)
+
+
+def rewrite_recomputing_hashes(seq: int, reason: str) -> None:
+    """An attacker with the owner's rights changes entry ``seq`` and recomputes every
+    later hash with the application's own hashing, so the chain verifies again."""
+    fields = [field.attname for field in LedgerEntry._meta.concrete_fields]
+    ledger_guard_remove(connection)
+    with transaction.atomic():
+        previous = LedgerEntry.objects.filter(seq=seq - 1).values_list("hash", flat=True).first()
+        for row in LedgerEntry.objects.filter(seq__gte=seq).order_by("seq").values(*fields):
+            if row["seq"] == seq:
+                row["reason"] = reason
+            row["prev_hash"] = previous or GENESIS_HASH
+            row["hash"] = ledger_entry_hash(**{k: v for k, v in row.items() if k != "hash"})
+            LedgerEntry.objects.filter(seq=row["seq"]).update(
+                reason=row["reason"], prev_hash=row["prev_hash"], hash=row["hash"]
+            )
+            previous = row["hash"]
     ledger_guard_install(connection)

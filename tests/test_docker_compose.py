@@ -10,7 +10,8 @@ import yaml
 from django.urls import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "beat")
+RUNNING_SERVICES = ("web", "worker", "beat")
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?])?([^}]*)\}")
 
 
@@ -45,7 +46,7 @@ def _settings_env_names() -> set[str]:
 
 
 def test_the_stack_has_its_services(compose):
-    assert set(compose["services"]) == {"db", "redis", "web", "worker", "beat"}
+    assert set(compose["services"]) == {"db", "redis", "migrate", "web", "worker", "beat"}
 
 
 def test_app_services_set_only_settings_the_code_reads(compose):
@@ -58,16 +59,41 @@ def test_app_services_set_only_settings_the_code_reads(compose):
             assert required in environment, (name, required)
 
 
-def test_database_url_points_at_the_db_service(compose):
+def _database(url: str) -> dict:
+    return environ.Env.db_url_config(_interpolate(url))
+
+
+def test_database_url_is_the_application_role_on_the_db_service(compose):
+    """The app connects as the role the db's init script creates, never as the owner."""
     db = compose["services"]["db"]["environment"]
     for name in APP_SERVICES:
-        url = _interpolate(compose["services"][name]["environment"]["DATABASE_URL"])
-        parsed = environ.Env.db_url_config(url)
+        parsed = _database(compose["services"][name]["environment"]["DATABASE_URL"])
         assert parsed["ENGINE"] == "django.db.backends.postgresql"
         assert parsed["HOST"] == "db"
         assert parsed["NAME"] == db["POSTGRES_DB"]
-        assert parsed["USER"] == db["POSTGRES_USER"]
-        assert parsed["PASSWORD"] == _interpolate(db["POSTGRES_PASSWORD"])
+        assert parsed["USER"] == db["APP_DB_USER"] != db["POSTGRES_USER"]
+        assert parsed["PASSWORD"] == _interpolate(db["APP_DB_PASSWORD"])
+
+
+def test_only_the_migrate_step_knows_the_owner(compose):
+    db = compose["services"]["db"]["environment"]
+    owner = _database(compose["services"]["migrate"]["environment"]["MIGRATE_DATABASE_URL"])
+    assert (owner["HOST"], owner["NAME"]) == ("db", db["POSTGRES_DB"])
+    assert owner["USER"] == db["POSTGRES_USER"]
+    assert owner["PASSWORD"] == _interpolate(db["POSTGRES_PASSWORD"])
+    for name in RUNNING_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert "MIGRATE_DATABASE_URL" not in environment, name
+        assert "POSTGRES_PASSWORD" not in str(environment), name
+
+
+def test_the_db_init_script_creates_the_application_role(compose):
+    db = compose["services"]["db"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in db["volumes"]}
+    script = mounts["/docker-entrypoint-initdb.d/10-app-role.sh"]
+    text = (ROOT / script).read_text()
+    assert "CREATE ROLE" in text and "APP_DB_USER" in text and "APP_DB_PASSWORD" in text
+    assert "SUPERUSER" not in text.upper().replace("NOSUPERUSER", "")
 
 
 def test_broker_points_at_the_redis_service(compose):
@@ -82,13 +108,16 @@ def test_commands_match_the_code(compose):
 
     assert application is not None
     assert celery_app.main == "leadrecord"
+    app_user = compose["services"]["db"]["environment"]["APP_DB_USER"]
+    migrate = compose["services"]["migrate"]["command"]
+    assert "manage.py migrate" in migrate
+    assert migrate.index("manage.py migrate") < migrate.index(f"grant_app_role {app_user}")
     web = compose["services"]["web"]["command"]
-    assert "manage.py migrate" in web
-    assert web.index("migrate") < web.index("gunicorn")
     assert "gunicorn leadrecord.wsgi:application" in web
     # The access log is on, in the repo's format: paths without query strings.
     assert "--config python:leadrecord.gunicorn_config" in web
     assert "--access-log-format" not in web
+    assert "migrate" not in web
     assert compose["services"]["worker"]["command"].startswith("celery -A leadrecord worker")
     assert compose["services"]["beat"]["command"].startswith("celery -A leadrecord beat")
 
@@ -101,6 +130,12 @@ def test_health_checks_and_start_order(compose):
         depends = services[name]["depends_on"]
         assert depends["db"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
+    # The app starts only on a migrated, granted database.
+    assert services["web"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    for name in ("worker", "beat"):
+        assert services[name]["depends_on"]["web"]["condition"] == "service_healthy"
     probe = " ".join(services["web"]["healthcheck"]["test"])
     match = re.search(r"http://127\.0\.0\.1:8000(/[^'\"]*)", probe)
     assert match
@@ -122,3 +157,31 @@ def test_dockerfile_builds_the_same_package():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install" in dockerfile
     assert "collectstatic" in dockerfile
+
+
+def test_the_worker_signs_checkpoints_with_the_key_the_migrate_step_makes(compose):
+    from django.conf import settings
+
+    services = compose["services"]
+    worker = services["worker"]
+    key = worker["environment"]["LEDGER_SIGNING_KEY"]
+    checkpoints = worker["environment"]["LEDGER_CHECKPOINT_DIR"]
+
+    def mounts(name: str) -> dict[str, str]:
+        return {
+            volume.split(":")[1]: volume.split(":")[0]
+            for volume in services[name].get("volumes", [])
+        }
+
+    key_dir = str(Path(key).parent)
+    assert mounts("worker")[key_dir] == mounts("migrate")[key_dir]  # one named volume
+    assert f"{key_dir}:ro" in " ".join(worker["volumes"])  # the worker only reads it
+    assert f"ledger_keygen {key}" in services["migrate"]["command"]
+    assert mounts("worker")[checkpoints] in compose["volumes"]
+    # Nothing else holds the key.
+    for name in ("web", "beat"):
+        assert key_dir not in mounts(name), name
+        assert "LEDGER_SIGNING_KEY" not in services[name]["environment"], name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert key_dir in dockerfile and checkpoints in dockerfile  # owned by the app's user
+    assert settings.CELERY_BEAT_SCHEDULE["ledger-checkpoint-every-15-minutes"]

@@ -42,12 +42,15 @@ def _ping() -> bool:
 
 
 @contextmanager
-def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``celery worker`` as its own process; wait until it answers a ping."""
+def celery_worker_process(
+    *, concurrency: int = 1, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery worker`` as its own process (``env`` added to its environment);
+    wait until it answers a ping."""
     broker = os.environ.get("CELERY_BROKER_URL")
     if not broker:
         raise RuntimeError("worker tests need CELERY_BROKER_URL (make test starts Redis)")
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "CONN_MAX_AGE": "0"}
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "CONN_MAX_AGE": "0", **(env or {})}
     process = subprocess.Popen(
         [
             sys.executable,

@@ -67,3 +67,12 @@ def test_seed_demo_is_repeatable(capsys):
     assert get_user_model().objects.count() == count == 6
     assert LedgerEntry.objects.count() == entries
     assert "leadrecord-demo" in capsys.readouterr().out
+
+
+def test_grant_app_role_on_the_embedded_database_says_roles_are_postgresqls():
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the embedded database only")
+    with pytest.raises(CommandError, match="database roles are PostgreSQL's"):
+        call_command("grant_app_role", "leadrecord_app")

@@ -80,3 +80,37 @@ def test_production_values_pass_check_deploy_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_the_owner_and_ledger_checkpoint_settings(tmp_path):
+    probe = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "m = s.MIGRATE_DATABASE or {}; print(json.dumps({'owner': m.get('USER'), "
+        "'key': s.LEDGER_SIGNING_KEY, 'dir': str(s.LEDGER_CHECKPOINT_DIR)}))"
+    )
+    app = "postgres://leadrecord_app:a@db:5432/lr"
+    result = _run(["-c", probe], DEBUG="1", LEADRECORD_DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f'{{"owner": null, "key": "", "dir": "{tmp_path / "checkpoints"}"}}'
+    )
+    result = _run(
+        ["-c", probe],
+        DEBUG="1",
+        DATABASE_URL=app,
+        MIGRATE_DATABASE_URL="postgres://leadrecord:o@db:5432/lr",
+        LEDGER_SIGNING_KEY="/keys/ledger.key",
+        LEDGER_CHECKPOINT_DIR="/srv/checkpoints",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        '{"owner": "leadrecord", "key": "/keys/ledger.key", "dir": "/srv/checkpoints"}'
+    )
+    other = _run(
+        ["-c", probe],
+        DEBUG="1",
+        DATABASE_URL=app,
+        MIGRATE_DATABASE_URL="postgres://leadrecord:o@db:5432/elsewhere",
+    )
+    assert other.returncode != 0
+    assert "MIGRATE_DATABASE_URL must name the same database" in other.stderr

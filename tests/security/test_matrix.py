@@ -77,6 +77,8 @@ API_RULES = [
     # Not in API.md's table: the record is for managers and the privacy officer,
     # as its page is.
     rule(r"ledger/", ANY_METHOD, MGR, PRIV),
+    rule(r"ledger/checkpoints/latest/", READ, MGR, PRIV, INT),
+    rule(r"ledger/checkpoints/latest/", WRITE),  # read-only: signed by the command
     rule(r"contacts/merge/", ANY_METHOD, M, S, MGR),
     rule(r"contacts/<id:pk>/(erase|export)/", ANY_METHOD, PRIV),
     # Touches are read like contacts (API.md is silent; the code says so).
