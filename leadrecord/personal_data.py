@@ -74,6 +74,14 @@ PERSONAL_DATA: dict[str, Classification] = {
     "leadrecord.LedgerEntry.reason": _REASON,
     "leadrecord.LedgerEntry.prev_hash": _HASH,
     "leadrecord.LedgerEntry.hash": _HASH,
+    "leadrecord.LedgerCheckpoint.hash": _HASH,
+    "leadrecord.LedgerCheckpoint.signed_at": NotPersonal("when a checkpoint was signed, as signed"),
+    "leadrecord.LedgerCheckpoint.signature": NotPersonal(
+        "an Ed25519 signature over seq, hash, time"
+    ),
+    "leadrecord.LedgerCheckpoint.public_key": NotPersonal(
+        "the checkpoint signing key's public half"
+    ),
     # --- people -----------------------------------------------------------------------
     "contacts.Organization.name": NotPersonal("a company's name"),
     "contacts.Organization.domain": NotPersonal("a company's web domain"),
