@@ -575,7 +575,7 @@ def lifetime_section(query: Query) -> Section:
 
 def returned_section(query: Query) -> Section:
     low, high = metrics.range_moments(query.start, query.end)
-    returned = handoff_selectors.handoffs_returned().filter(
+    returned = handoff_selectors.handoffs_returned(query.user).filter(
         decided_at__gte=low, decided_at__lt=high
     )
     reasons = Counter(
