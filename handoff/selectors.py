@@ -121,12 +121,8 @@ def handoff_say_so_for(user: UserLike | None, handoff: Handoff) -> str | None:
     """``handoff.buyer_signal`` if ``user`` may see it, else None."""
     shown = getattr(handoff, "say_so_shown", None)
     if shown is None:
-        shown = (
-            handoffs_visible_to(user)
-            .filter(pk=handoff.pk)
-            .values_list("say_so_shown", flat=True)
-            .first()
-        )
+        annotated = handoffs_visible_to(user).filter(pk=handoff.pk).first()
+        shown = getattr(annotated, "say_so_shown", False)
     return handoff.buyer_signal if shown else None
 
 

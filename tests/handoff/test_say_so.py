@@ -327,8 +327,9 @@ def system_handoff(contact: Contact) -> Handoff:
     assert handoff.buyer_signal == "stage:ready_to_talk"
     entry = LedgerEntry.objects.get(action="handoff.create", subject_id=str(handoff.pk))
     assert entry.actor_kind == ActorKind.SYSTEM
-    assert entry.after["say_so_audience"] == "sales"
-    assert entry.after["say_so_disclosure"] == handoff.say_so_disclosure_id
+    after = cast(dict[str, Any], entry.after)
+    assert after["say_so_audience"] == "sales"
+    assert after["say_so_disclosure"] == handoff.say_so_disclosure_id
     return handoff
 
 
