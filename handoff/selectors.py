@@ -95,11 +95,12 @@ HANDOFF_ADDRESSEES = (Role.SALES_REP, Role.MANAGER)
 EVERY_AUDIENCE = frozenset(Audience.values)
 
 
-def handoff_audiences_known_to(user: UserLike | None) -> frozenset[str] | None:
-    """The say-so audiences of the handoffs ``user`` may know of; None for every handoff."""
+def handoff_audiences_known_to(user: UserLike | None) -> tuple[str, ...] | None:
+    """The say-so audiences of the handoffs ``user`` may know of, sorted (reports are
+    cached under it); None for every handoff."""
     if user is not None and user_has_role(user, *HANDOFF_ADDRESSEES):
         return None
-    return audiences_visible_to(user)
+    return tuple(sorted(audiences_visible_to(user)))
 
 
 def handoffs_visible_to(user: UserLike | None) -> QuerySet[Handoff]:

@@ -479,3 +479,44 @@ def test_a_second_marketing_handoff_still_answers_already_open(api):
     assert marketer.post(HANDOFFS, {"contact": person.pk}, format="json").status_code == 201
     again = marketer.post(HANDOFFS, {"contact": person.pk}, format="json")
     assert again.status_code == 409 and again.json()["errors"][0]["code"] == "handoff_open"
+
+
+def test_reports_count_the_system_handoff_only_for_those_who_may_know_of_it(api, browser):
+    ruleset = services.ruleset_create(
+        actor=SYSTEM,
+        name="budget qualifies",
+        points={"disclosure:budget": 30},
+        mql_threshold=20,
+        sla_hours=24,
+    )
+    services.ruleset_activate(ruleset=ruleset, actor=SYSTEM)
+    person = contact_make(first_name="Quinn", last_name="Qualified")
+    disclosure_record(
+        contact=person,
+        key="budget",
+        value="50k",
+        audience="all",
+        purpose="qualification",
+        source="form",
+        actor=SYSTEM,
+    )
+    stage(person, audience="sales")
+    system_handoff(person)
+
+    def funnel(role: str) -> tuple[dict[str, int], dict[str, int]]:
+        body = api(role).get("/api/v1/reports/funnel/").json()
+        stages = {stage["key"]: stage["people"] for stage in body["stages"]}
+        return stages, {leak["key"]: leak["count"] for leak in body["leakage"]}
+
+    # For a marketer the person was qualified and never handed off, as if the
+    # handoff did not exist; for a manager the handoff counts.
+    stages, leaks = funnel(Role.MARKETER)
+    assert stages["handed_off"] == 0 and leaks["qualified_not_handed_off"] == 1
+    stages, leaks = funnel(Role.MANAGER)
+    assert stages["handed_off"] == 1 and leaks["qualified_not_handed_off"] == 0
+    people = api(Role.MARKETER).get("/api/v1/reports/contribution/").json()["people"]
+    assert people["handed_off"] == 0
+    listed = browser(Role.MARKETER).get("/reports/lists/qualified-not-handed-off/")
+    assert "Quinn" in listed.content.decode()
+    listed = browser(Role.MANAGER).get("/reports/lists/qualified-not-handed-off/")
+    assert "Quinn" not in listed.content.decode()
