@@ -830,9 +830,16 @@ def _day_count(delta: timedelta) -> str:
     return "the same day" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
 
 
+# The say-so audiences of handoffs marketing knows of: only those are its work.
+# A handoff opened on a stage the person told sales alone is sales' own (and a
+# deal's reason naming it would tell marketing of it).
+_MARKETING_KNOWS = (Audience.ALL.value, Audience.MARKETING.value)
+
+
 def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing:
-    """Marketing-sourced when an accepted handoff of a buying-group member preceded the deal
-    within the sourcing window; otherwise sales-sourced. The reason says which evidence."""
+    """Marketing-sourced when an accepted handoff of a buying-group member, made on a say-so
+    marketing may see, preceded the deal within the sourcing window; otherwise
+    sales-sourced. The reason says which evidence."""
     ruleset = ruleset_active()
     window_days = ruleset.sourcing_window_days if ruleset else DEFAULT_SOURCING_WINDOW_DAYS
     rules = f"sourcing window {window_days} days" + (
@@ -840,6 +847,7 @@ def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing
     )
     accepted = Handoff.objects.filter(
         contact_id__in=list(contact_ids),
+        say_so_audience__in=_MARKETING_KNOWS,
         status=HandoffStatus.ACCEPTED,
         occurred_at__lte=deal_time,
         decided_at__lte=deal_time,

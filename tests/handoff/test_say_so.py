@@ -9,6 +9,7 @@ honoured by the system, which opens the handoff itself.
 """
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -520,3 +521,23 @@ def test_reports_count_the_system_handoff_only_for_those_who_may_know_of_it(api,
     assert "Quinn" in listed.content.decode()
     listed = browser(Role.MANAGER).get("/reports/lists/qualified-not-handed-off/")
     assert "Quinn" not in listed.content.decode()
+
+
+def test_a_deal_from_the_system_handoff_is_sales_sourced_and_names_no_handoff(api):
+    activate()
+    person = contact_make(organization="direct.example")
+    stage(person, audience="sales")
+    handoff = system_handoff(person)
+    rep = cast(User, User.objects.get(username="the-sales_rep"))
+    services.handoff_accept(handoff=handoff, user=rep)
+    assert person.organization is not None
+    deal, _ = services.deal_create(
+        name="Direct",
+        organization=person.organization,
+        members=[services.Member(person, "champion")],
+        amount=Decimal("1000"),
+        actor=Actor.of(rep),
+    )
+    assert deal.derived_source == "sales" and deal.sourcing_handoff is None
+    detail = api(Role.MARKETER).get(f"/api/v1/deals/{deal.pk}/").json()
+    assert f"#{handoff.pk}" not in detail["source_reason"]
