@@ -511,14 +511,14 @@ def _actor_knows_of(actor: Actor, handoff: Handoff) -> bool:
 def _handoff_supersede(handoff: Handoff) -> None:
     """Close a pending handoff the new one's author may not know of, as a duplicate.
 
-    The person told sales alone (the system opened that one); now marketing hands
-    them off with a say-so of its own. Answering "already open" would tell
-    marketing what the person did not tell it, so the new handoff replaces the
-    old one in the queue, and sales reads why on the old one.
+    The person told sales alone (the system opened that one); now marketing (or
+    an integration) hands them off with a say-so it may see. Answering "already
+    open" would tell it what the person did not tell it, so the new handoff
+    replaces the old one in the queue, and sales reads why on the old one.
     """
     handoff.status = HandoffStatus.REJECTED
     handoff.reason = RejectReason.DUPLICATE
-    handoff.decision_note = "Replaced by a later handoff from marketing, with its own say-so."
+    handoff.decision_note = "Replaced by a later handoff, made on a say-so of its own."
     handoff.decided_at = timezone.now()
     handoff.save(update_fields=["status", "reason", "decision_note", "decided_at"])
     ledger_append(
@@ -1225,19 +1225,32 @@ def target_set(*, period: str, share: Decimal, actor: Actor) -> tuple[Contributi
 def contact_references_move(*, merged: Contact, kept: Contact, actor: Actor) -> dict[str, int]:
     """A merge moves the merged person's handoffs, deal memberships and qualifications.
 
-    Called inside the merge's transaction (ledger lock held). A pending handoff
-    of the merged person closes as a duplicate when the kept one has its own.
+    Called inside the merge's transaction (ledger lock held). When both have a
+    pending handoff, the merged person's closes as a duplicate; but when only
+    the merged person's is one marketing may know of, the kept person's closes
+    instead, so that the merge does not tell marketing of a handoff it may not
+    know of.
     """
     moved: dict[str, int] = {}
-    kept_pending = Handoff.objects.filter(contact=kept, status=HandoffStatus.PENDING).exists()
-    if kept_pending:
-        duplicate = list(
-            Handoff.objects.select_for_update().filter(contact=merged, status=HandoffStatus.PENDING)
-        )
+    kept_pending = list(
+        Handoff.objects.select_for_update().filter(contact=kept, status=HandoffStatus.PENDING)
+    )
+    merged_pending = list(
+        Handoff.objects.select_for_update().filter(contact=merged, status=HandoffStatus.PENDING)
+    )
+    if kept_pending and merged_pending:
+        hidden_kept = all(h.say_so_audience not in _MARKETING_KNOWS for h in kept_pending)
+        if hidden_kept and any(h.say_so_audience in _MARKETING_KNOWS for h in merged_pending):
+            duplicate, note = kept_pending, f"Merged with contact {merged.pk}, whose handoff stays."
+            about = kept.pk
+        else:
+            duplicate = merged_pending
+            note = f"Merged into contact {kept.pk}, which has its own handoff."
+            about = merged.pk
         for handoff in duplicate:
             handoff.status = HandoffStatus.REJECTED
             handoff.reason = RejectReason.DUPLICATE
-            handoff.decision_note = f"Merged into contact {kept.pk}, which has its own handoff."
+            handoff.decision_note = note
             handoff.decided_at = timezone.now()
             handoff.save(update_fields=["status", "reason", "decision_note", "decided_at"])
         ledger_append_many(
@@ -1247,7 +1260,7 @@ def contact_references_move(*, merged: Contact, kept: Contact, actor: Actor) -> 
                     action="handoff.reject",
                     subject_type="handoff",
                     subject_id=handoff.pk,
-                    contact_id=merged.pk,
+                    contact_id=about,
                     before={"status": HandoffStatus.PENDING},
                     after={"status": HandoffStatus.REJECTED, "reason": RejectReason.DUPLICATE},
                     reason=handoff.decision_note,

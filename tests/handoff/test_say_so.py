@@ -541,3 +541,27 @@ def test_a_deal_from_the_system_handoff_is_sales_sourced_and_names_no_handoff(ap
     assert deal.derived_source == "sales" and deal.sourcing_handoff is None
     detail = api(Role.MARKETER).get(f"/api/v1/deals/{deal.pk}/").json()
     assert f"#{handoff.pk}" not in detail["source_reason"]
+
+
+def test_a_merge_keeps_the_handoff_marketing_knows_of(api):
+    activate()
+    told_sales = contact_make()
+    stage(told_sales, audience="sales")
+    hidden = system_handoff(told_sales)
+    other = contact_make()
+    consent(other)
+    marketer = api(Role.MARKETER)
+    visible_id = marketer.post(HANDOFFS, {"contact": other.pk}, format="json").json()["id"]
+
+    merged = marketer.post(
+        "/api/v1/contacts/merge/", {"keep": told_sales.pk, "merge": other.pk}, format="json"
+    )
+    assert merged.status_code == 200, merged.content
+
+    # The marketer's handoff stays pending, as if the kept person had none.
+    mine = marketer.get(f"{HANDOFFS}{visible_id}/").json()
+    assert mine["status"] == "pending" and mine["contact"] == told_sales.pk
+    assert marketer.get(HANDOFFS, {"contact": told_sales.pk}).json()["count"] == 1
+    hidden.refresh_from_db()
+    assert hidden.status == HandoffStatus.REJECTED and hidden.reason == RejectReason.DUPLICATE
+    assert ledger_verify().ok
