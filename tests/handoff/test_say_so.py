@@ -565,3 +565,30 @@ def test_a_merge_keeps_the_handoff_marketing_knows_of(api):
     hidden.refresh_from_db()
     assert hidden.status == HandoffStatus.REJECTED and hidden.reason == RejectReason.DUPLICATE
     assert ledger_verify().ok
+
+
+def test_handoffs_recorded_before_take_their_say_so_audience_from_the_record():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    backfill = import_module("handoff.migrations.0002_handoff_say_so_audience").say_so_backfill
+    activate()
+    by_consent = contact_make()
+    consent(by_consent)
+    by_stage = contact_make()
+    stage(by_stage, audience="marketing")
+    unknown = contact_make()
+    stage(unknown, audience="all")
+    for person in (by_consent, by_stage, unknown):
+        services.handoff_create(contact=person, actor=SYSTEM)
+    Disclosure.objects.filter(contact=unknown).update(value="learning")  # no stage to find
+    Handoff.objects.update(say_so_audience="", say_so_disclosure=None)
+
+    backfill(apps, None)
+
+    audiences = dict(Handoff.objects.values_list("contact_id", "say_so_audience"))
+    assert audiences == {by_consent.pk: "all", by_stage.pk: "marketing", unknown.pk: ""}
+    assert Handoff.objects.get(contact=by_stage).say_so_disclosure == Disclosure.objects.get(
+        contact=by_stage
+    )
