@@ -282,7 +282,7 @@ class ContactTimelineApi(ListAPIView):
 
     def get_queryset(self) -> Any:
         contact = contact_for_request(self.request, self.kwargs["pk"])
-        return selectors.contact_timeline_entries(contact)
+        return selectors.contact_timeline_entries(contact, self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())

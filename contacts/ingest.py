@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from handoff.models import Deal
 from handoff.scoring import contacts_rescore, contacts_score_touches
-from handoff.services import sale_event_record
+from handoff.services import handoffs_open_on_say_so, sale_event_record
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.bulk import copy_line, copy_lines, rows_insert
 from leadrecord.dates import MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE, moment_in_range
@@ -570,6 +570,11 @@ def _ingest(batch: _Batch, *, optimistic: bool) -> IngestAnswer:
                 results[index].errors = list(results[first_index].errors)
         _sales_store(batch.sales, results, actor)
         _scores_update(fresh, people, actor)
+        handoffs_open_on_say_so(
+            results[event.index].id
+            for event in fresh
+            if event.type == "disclosure" and event.fields["key"] == JOURNEY_STAGE_KEY
+        )
         body = _answer(results)
         if batch.idempotency_key is not None and actor.user_id is not None:
             IdempotencyRecord.objects.create(

@@ -54,6 +54,11 @@ class DisclosureSource(models.TextChoices):
     API = "api", "Another system (API)"
 
 
+# Sources under which a disclosure is the person's own word: they declared it
+# themselves, or filled in a form. Only these make a stage the buyer's say-so.
+SELF_DECLARED_SOURCES = (DisclosureSource.SELF.value, DisclosureSource.FORM.value)
+
+
 class JourneyStage(models.TextChoices):
     LEARNING = "learning", "Learning"
     COMPARING = "comparing", "Comparing"

@@ -63,12 +63,18 @@ def disclosures_visible_to(
     queryset: QuerySet[Disclosure] | None = None,
     *,
     now: datetime | None = None,
+    audiences: frozenset[str] | None = None,
 ) -> QuerySet[Disclosure]:
-    """The disclosures ``user`` may see: in its audiences, not withdrawn, not expired."""
+    """The disclosures ``user`` may see: in its audiences, not withdrawn, not expired.
+
+    ``audiences`` stands in for the user's when the reader is not a user: the
+    system, acting on its own (``handoff.services.handoffs_open_on_say_so``),
+    passes the audiences it acts for.
+    """
     now = now or timezone.now()
     queryset = Disclosure.objects.all() if queryset is None else queryset
     return queryset.filter(
-        audience__in=audiences_visible_to(user),
+        audience__in=audiences_visible_to(user) if audiences is None else audiences,
         withdrawn_at__isnull=True,
         contact__erased_at__isnull=True,
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
@@ -182,11 +188,31 @@ def contact_disclosures_for(user: UserLike | None, contact: Contact) -> QuerySet
 # --- the timeline -----------------------------------------------------------
 
 
-def contact_timeline_entries(contact: Contact) -> QuerySet[LedgerEntry]:
-    """Ledger entries about the contact (and those merged into it), oldest first."""
-    return LedgerEntry.objects.filter(contact_id__in=contact_ids_merged_into(contact)).order_by(
-        "seq"
-    )
+# Functions other apps add to name the subjects a reader may not know of, so
+# that their entries stay out of that reader's timeline (and its count):
+# ``hook(user, contact_ids) -> [(subject_type, subject_id), ...]``. The handoff
+# app names handoffs whose say-so is outside the reader's audience.
+TIMELINE_HIDDEN_SUBJECT_HOOKS: list[Any] = []
+
+
+def contact_timeline_entries(
+    contact: Contact, user: UserLike | None = None
+) -> QuerySet[LedgerEntry]:
+    """Ledger entries about the contact (and those merged into it), oldest first.
+
+    Given the reader, without the entries about subjects it may not know of;
+    without one, the whole record (for the system's own reads).
+    """
+    ids = contact_ids_merged_into(contact)
+    entries = LedgerEntry.objects.filter(contact_id__in=ids)
+    if user is not None:
+        hidden: dict[str, set[str]] = {}
+        for hook in TIMELINE_HIDDEN_SUBJECT_HOOKS:
+            for subject_type, subject_id in hook(user, ids):
+                hidden.setdefault(subject_type, set()).add(str(subject_id))
+        for subject_type, subject_ids in hidden.items():
+            entries = entries.exclude(subject_type=subject_type, subject_id__in=subject_ids)
+    return entries.order_by("seq")
 
 
 @dataclass(frozen=True)
@@ -218,9 +244,18 @@ def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> lis
         for entry in entries
         if entry.subject_type == "disclosure" and entry.subject_id.isdigit()
     }
+    # A handoff's say-so is shown as its stage disclosure is.
+    disclosure_ids |= {
+        entry.after["say_so_disclosure"]
+        for entry in entries
+        if entry.action == "handoff.create"
+        and isinstance(entry.after, dict)
+        and isinstance(entry.after.get("say_so_disclosure"), int)
+    }
     visible_ids = set(
         disclosures_visible_to(user).filter(id__in=disclosure_ids).values_list("id", flat=True)
     )
+    sees_all = audiences_visible_to(user) == frozenset(Audience.values)
     keys = contact_keys(entry.contact_id for entry in entries if entry.contact_id is not None)
     items = []
     for entry in entries:
@@ -235,16 +270,22 @@ def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> lis
                 recorded_at=entry.recorded_at,
                 actor=entry.actor_label,
                 action=entry.action,
-                summary=_summary(entry, after, sealed, visible_ids),
+                summary=_summary(entry, after, sealed, visible_ids, sees_all),
             )
         )
     return items
 
 
 def _summary(
-    entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any], visible_ids: set[int]
+    entry: LedgerEntry,
+    after: dict[str, Any],
+    sealed: dict[str, Any],
+    visible_ids: set[int],
+    sees_all: bool,
 ) -> str:
     action = entry.action
+    if action == "handoff.create":
+        return _handoff_create_summary(entry, after, _say_so_shown(after, visible_ids, sees_all))
     if action == "contact.create":
         who = " ".join(filter(None, [sealed.get("first_name"), sealed.get("last_name")]))
         email = sealed.get("email")
@@ -288,13 +329,27 @@ def _qualify_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str
     )
 
 
+def _say_so_shown(after: dict[str, Any], visible_ids: set[int], sees_all: bool) -> bool:
+    """Whether the reader may see what gave a handoff its say-so (as on the handoff)."""
+    disclosure_id = after.get("say_so_disclosure")
+    if isinstance(disclosure_id, int):
+        return disclosure_id in visible_ids
+    if str(after.get("buyer_signal", "")).startswith("consent:"):
+        return True  # every role sees consents
+    # A stage handoff recorded before its disclosure was kept.
+    return sees_all
+
+
+def _handoff_create_summary(entry: LedgerEntry, after: dict[str, Any], say_so_shown: bool) -> str:
+    say_so = after.get("buyer_signal") if say_so_shown else "not shown"
+    return (
+        f"Handoff #{entry.subject_id} to sales (score {after.get('score')}, ruleset "
+        f"v{after.get('ruleset_version')}, say-so: {say_so})"
+    )
+
+
 def _handoff_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
     number = f"Handoff #{entry.subject_id}"
-    if entry.action == "handoff.create":
-        return (
-            f"{number} to sales (score {after.get('score')}, ruleset "
-            f"v{after.get('ruleset_version')}, say-so: {after.get('buyer_signal')})"
-        )
     if entry.action == "handoff.accept":
         return f"{number} accepted; owner {after.get('owner')}"
     if entry.action == "handoff.reject":
@@ -312,7 +367,6 @@ _SUMMARIES_BY_ACTION: dict[str, Any] = {
     "touch.record": _touch_summary,
     "contact.qualify": _qualify_summary,
     "contact.unqualify": _qualify_summary,
-    "handoff.create": _handoff_summary,
     "handoff.accept": _handoff_summary,
     "handoff.reject": _handoff_summary,
     "handoff.expire": _handoff_summary,

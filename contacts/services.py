@@ -323,6 +323,11 @@ def disclosure_record(
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)
+        if key == JOURNEY_STAGE_KEY:
+            # A ready_to_talk told to sales alone: the system hands the person off.
+            from handoff.services import handoffs_open_on_say_so
+
+            handoffs_open_on_say_so([disclosure.pk])
     return disclosure
 
 

@@ -139,7 +139,7 @@ class ConsentRow:
 @require_GET
 @_with_contact
 def contact_detail(request: HttpRequest, contact: Contact) -> HttpResponse:
-    page = _page(request, selectors.contact_timeline_entries(contact))
+    page = _page(request, selectors.contact_timeline_entries(contact, request.user))
     can_write = _can_write(request)
     return render(
         request,
@@ -160,7 +160,7 @@ def contact_detail(request: HttpRequest, contact: Contact) -> HttpResponse:
             "merge_form": ContactMergeForm(keep=contact, user=request.user) if can_write else None,
             # The handoff app's part of the page: handing off, and the person's handoffs.
             "can_hand_off": user_has_role(request.user, Role.MARKETER, Role.MANAGER),
-            "handoffs": handoffs_of_contact(contact.pk),
+            "handoffs": handoffs_of_contact(request.user, contact.pk),
         },
     )
 

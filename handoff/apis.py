@@ -13,7 +13,12 @@ import django_filters
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -33,6 +38,8 @@ from leadrecord.roles import Role
 
 from . import selectors, services
 from .models import (
+    BUYER_SIGNAL_CONSENT,
+    BUYER_SIGNAL_STAGE,
     DEAL_NAME_MAX_LENGTH,
     EXTERNAL_ID_MAX_LENGTH,
     NOTE_MAX_LENGTH,
@@ -196,7 +203,7 @@ class HandoffSerializer(serializers.Serializer):
     sla_state = serializers.SerializerMethodField()
     ruleset_version = serializers.IntegerField(source="ruleset.version")
     score = serializers.IntegerField()
-    buyer_signal = serializers.CharField()
+    buyer_signal = serializers.SerializerMethodField()
     automatic = serializers.BooleanField()
     note = serializers.CharField()
     occurred_at = serializers.DateTimeField()
@@ -208,6 +215,18 @@ class HandoffSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
     reason = serializers.CharField(help_text="The rejection reason; empty unless rejected.")
     decision_note = serializers.CharField()
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=[BUYER_SIGNAL_CONSENT, BUYER_SIGNAL_STAGE],
+            allow_null=True,
+            help_text="What gave the buyer's say-so; null to a caller who may not see it "
+            "(a stage disclosed outside the caller's audience, or since withdrawn).",
+        )
+    )
+    def get_buyer_signal(self, handoff: Handoff) -> str | None:
+        request = self.context.get("request")
+        return selectors.handoff_say_so_for(getattr(request, "user", None), handoff)
 
     def get_sla_state(self, handoff: Handoff) -> str:
         """on_time, due_soon or overdue while pending; else the status."""
@@ -241,7 +260,7 @@ class HandoffListCreateApi(ListAPIView):
         occurred_at = OccurredAtField()
 
     def get_queryset(self) -> QuerySet[Handoff]:
-        queryset = selectors.handoffs_all().order_by("due_at", "id")
+        queryset = selectors.handoffs_visible_to(self.request.user).order_by("due_at", "id")
         return _owner_me(queryset, self.request, "owner")
 
     @extend_schema(
@@ -266,7 +285,10 @@ class HandoffListCreateApi(ListAPIView):
             assigned_to=_user_or_field_error(data.get("assigned_to"), "assigned_to"),
             occurred_at=data.get("occurred_at"),
         )
-        return Response(HandoffSerializer(handoff).data, status=status.HTTP_201_CREATED)
+        return Response(
+            HandoffSerializer(handoff, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class HandoffDetailApi(APIView):
@@ -274,7 +296,8 @@ class HandoffDetailApi(APIView):
 
     @extend_schema(responses={200: HandoffSerializer}, examples=api_examples.HANDOFF_DETAIL)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(HandoffSerializer(get_object_or_404(selectors.handoffs_all(), pk=pk)).data)
+        handoff = get_object_or_404(selectors.handoffs_visible_to(request.user), pk=pk)
+        return Response(HandoffSerializer(handoff, context={"request": request}).data)
 
 
 class HandoffAcceptApi(APIView):
@@ -301,7 +324,7 @@ class HandoffAcceptApi(APIView):
             owner=_user_or_field_error(serializer.validated_data.get("owner"), "owner"),
             occurred_at=serializer.validated_data.get("occurred_at"),
         )
-        return Response(HandoffSerializer(handoff).data)
+        return Response(HandoffSerializer(handoff, context={"request": request}).data)
 
 
 class HandoffRejectApi(APIView):
@@ -330,7 +353,7 @@ class HandoffRejectApi(APIView):
             note=serializer.validated_data.get("note", ""),
             occurred_at=serializer.validated_data.get("occurred_at"),
         )
-        return Response(HandoffSerializer(handoff).data)
+        return Response(HandoffSerializer(handoff, context={"request": request}).data)
 
 
 # --- deals ------------------------------------------------------------------

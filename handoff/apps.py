@@ -8,9 +8,15 @@ class HandoffConfig(AppConfig):
     def ready(self) -> None:
         # Merges and erasures happen in the contacts app; what this app holds
         # about a person follows them.
+        from contacts import selectors as contact_selectors
         from contacts import services as contact_services
 
-        from . import services
+        from . import selectors, services
+
+        # A reader's timeline leaves out the handoffs it may not know of.
+        hidden = selectors.handoff_subjects_hidden_from
+        if hidden not in contact_selectors.TIMELINE_HIDDEN_SUBJECT_HOOKS:
+            contact_selectors.TIMELINE_HIDDEN_SUBJECT_HOOKS.append(hidden)
 
         if services.contact_references_move not in contact_services.CONTACT_MERGE_HOOKS:
             contact_services.CONTACT_MERGE_HOOKS.append(services.contact_references_move)

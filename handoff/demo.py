@@ -42,6 +42,7 @@ from contacts.demo import DAY, HOUR, MINUTE, DemoDataset, DemoPerson, demo_peopl
 from contacts.ingest import MAX_EVENTS, events_ingest
 from contacts.models import (
     JOURNEY_STAGE_KEY,
+    SELF_DECLARED_SOURCES,
     Audience,
     Campaign,
     Channel,
@@ -575,12 +576,16 @@ def _campaigns(rng: random.Random) -> list[PlannedCampaign]:
     return campaigns
 
 
+_MARKETING_SEES = (Audience.MARKETING, Audience.ALL)
+
+
 def _signal_since(person: DemoPerson) -> int | None:
     """Since when (age) the buyer's say-so has held, if it holds at the anchor.
 
-    The same reading as ``handoff.services.buyer_signal``: the latest
-    ``sales_contact`` consent granted, or the latest journey stage (neither
-    withdrawn nor expired) ``ready_to_talk``.
+    The same reading as ``handoff.services.buyer_signal`` for the marketer who
+    hands people off: the latest ``sales_contact`` consent granted, or the
+    latest journey stage the person declared themselves that marketing may see
+    (neither withdrawn nor expired) ``ready_to_talk``.
     """
     since: list[int] = []
     consents = sorted(
@@ -601,7 +606,10 @@ def _signal_since(person: DemoPerson) -> int | None:
     stages = sorted(
         (-_seconds(disclosure.age), number, disclosure.value)
         for number, disclosure in enumerate(person.disclosures)
-        if disclosure.key == JOURNEY_STAGE_KEY and _valid_now(disclosure)
+        if disclosure.key == JOURNEY_STAGE_KEY
+        and disclosure.source in SELF_DECLARED_SOURCES
+        and disclosure.audience in _MARKETING_SEES
+        and _valid_now(disclosure)
     )
     if stages and stages[-1][2] == JourneyStage.READY_TO_TALK:
         since.append(-stages[-1][0])

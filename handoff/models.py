@@ -109,6 +109,11 @@ class RejectReason(models.TextChoices):
     OTHER = "other", "Other"
 
 
+# What gave the buyer's say-so (``Handoff.buyer_signal``).
+BUYER_SIGNAL_CONSENT = "consent:sales_contact"
+BUYER_SIGNAL_STAGE = "stage:ready_to_talk"
+
+
 class Handoff(models.Model):
     """Marketing hands a person to sales; sales accepts, rejects, or lets the SLA lapse."""
 
@@ -121,6 +126,22 @@ class Handoff(models.Model):
     note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True, default="")
     # What gave the buyer's say-so: "consent:sales_contact" or "stage:ready_to_talk".
     buyer_signal = models.CharField(max_length=40)
+    # Who may see what gave it: "all" for a consent (every role sees consents),
+    # else the audience of the stage disclosure. A role outside it sees the
+    # handoff only when the handoff is addressed to it (sales); see
+    # ``handoff.selectors.handoffs_visible_to``. Blank: not known (recorded
+    # before this was kept), so shown only to roles that see every audience.
+    say_so_audience = models.CharField(max_length=16, blank=True, default="")
+    # The stage disclosure that gave the say-so; its value is shown only to
+    # those who may see that disclosure now.
+    say_so_disclosure = models.ForeignKey(
+        "contacts.Disclosure",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
     automatic = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         "auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -7,14 +7,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+)
 from django.utils import timezone
 
-from contacts.models import Organization
-from contacts.selectors import UserLike
+from contacts.models import Audience, Organization
+from contacts.selectors import UserLike, audiences_visible_to, disclosures_visible_to
 from leadrecord.roles import Role, user_has_role
 
 from .models import (
+    BUYER_SIGNAL_CONSENT,
     ContributionTarget,
     Deal,
     DealContact,
@@ -71,26 +80,91 @@ def handoffs_all() -> QuerySet[Handoff]:
     )
 
 
+# --- who may know of a handoff, and of its say-so ------------------------------
+#
+# A handoff is addressed to sales: sales reps and managers know of every one.
+# Anyone else (a marketer, an integration) knows of a handoff only when what
+# gave its say-so is in an audience they see; otherwise, for them, it does not
+# exist: not in a list, a count, a detail, a page or the contact's timeline,
+# exactly as for a person never handed off. What the say-so was (the value
+# ``buyer_signal``) is shown only to those who may see it now: a consent to
+# everyone, a stage to those who may see that disclosure
+# (``contacts.selectors.disclosures_visible_to``); to the others it is null.
+
+HANDOFF_ADDRESSEES = (Role.SALES_REP, Role.MANAGER)
+EVERY_AUDIENCE = frozenset(Audience.values)
+
+
+def handoff_audiences_known_to(user: UserLike | None) -> tuple[str, ...] | None:
+    """The say-so audiences of the handoffs ``user`` may know of, sorted (reports are
+    cached under it); None for every handoff."""
+    if user is not None and user_has_role(user, *HANDOFF_ADDRESSEES):
+        return None
+    return tuple(sorted(audiences_visible_to(user)))
+
+
+def handoffs_visible_to(user: UserLike | None) -> QuerySet[Handoff]:
+    """The handoffs ``user`` may know of, each with ``say_so_shown`` (may see its say-so)."""
+    queryset = handoffs_all()
+    known = handoff_audiences_known_to(user)
+    if known is not None:
+        queryset = queryset.filter(say_so_audience__in=known)
+    stage_visible = disclosures_visible_to(user).filter(pk=OuterRef("say_so_disclosure_id"))
+    shown = Q(buyer_signal=BUYER_SIGNAL_CONSENT) | Q(Exists(stage_visible))
+    if audiences_visible_to(user) == EVERY_AUDIENCE:
+        # A stage handoff recorded before its disclosure was kept: only a
+        # reader of every audience may see what it was.
+        shown |= Q(say_so_disclosure__isnull=True)
+    return queryset.annotate(say_so_shown=ExpressionWrapper(shown, output_field=BooleanField()))
+
+
+def handoff_say_so_for(user: UserLike | None, handoff: Handoff) -> str | None:
+    """``handoff.buyer_signal`` if ``user`` may see it, else None."""
+    shown = getattr(handoff, "say_so_shown", None)
+    if shown is None:
+        annotated = handoffs_visible_to(user).filter(pk=handoff.pk).first()
+        shown = getattr(annotated, "say_so_shown", False)
+    return handoff.buyer_signal if shown else None
+
+
 def handoff_queue(user: UserLike | None) -> QuerySet[Handoff]:
     """Pending handoffs a rep may take (unassigned or theirs; a manager sees all), oldest due
     first."""
-    queryset = handoffs_all().filter(status=HandoffStatus.PENDING, contact__erased_at__isnull=True)
+    queryset = handoffs_visible_to(user).filter(
+        status=HandoffStatus.PENDING, contact__erased_at__isnull=True
+    )
     if user is not None and not user_has_role(user, Role.MANAGER):
         queryset = queryset.filter(Q(assigned_to__isnull=True) | Q(assigned_to=user.pk))
     return queryset.order_by("due_at", "id")
 
 
-def handoffs_returned() -> QuerySet[Handoff]:
+def handoffs_returned(user: UserLike | None) -> QuerySet[Handoff]:
     """Rejected and expired handoffs: back with marketing, most recent first."""
     return (
-        handoffs_all()
+        handoffs_visible_to(user)
         .filter(status__in=[HandoffStatus.REJECTED, HandoffStatus.EXPIRED])
         .order_by("-decided_at", "-id")
     )
 
 
-def handoffs_of_contact(contact_id: int) -> QuerySet[Handoff]:
-    return handoffs_all().filter(contact_id=contact_id).order_by("-occurred_at", "-id")
+def handoffs_of_contact(user: UserLike | None, contact_id: int) -> QuerySet[Handoff]:
+    return handoffs_visible_to(user).filter(contact_id=contact_id).order_by("-occurred_at", "-id")
+
+
+def handoff_subjects_hidden_from(
+    user: UserLike | None, contact_ids: list[int]
+) -> list[tuple[str, int]]:
+    """Handoffs of these people that ``user`` may not know of, as ledger subjects (the
+    contact's timeline leaves their entries out)."""
+    known = handoff_audiences_known_to(user)
+    if known is None:
+        return []
+    hidden = (
+        Handoff.objects.filter(contact_id__in=contact_ids)
+        .exclude(say_so_audience__in=known)
+        .values_list("id", flat=True)
+    )
+    return [("handoff", handoff_id) for handoff_id in hidden]
 
 
 def sla_state(handoff: Handoff, *, now: datetime | None = None) -> str:

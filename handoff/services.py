@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from contacts.models import (
     JOURNEY_STAGE_KEY,
+    SELF_DECLARED_SOURCES,
+    Audience,
     Consent,
     ConsentPurpose,
     Contact,
@@ -34,13 +36,15 @@ from contacts.models import (
     TouchKind,
 )
 from contacts.sealing import contact_keys, seal
-from contacts.selectors import channels_all
+from contacts.selectors import audiences_visible_to, channels_all, disclosures_visible_to
 from leadrecord.dispatch import task_send_on_commit
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.roles import Role, user_has_role
 
 from .models import (
+    BUYER_SIGNAL_CONSENT,
+    BUYER_SIGNAL_STAGE,
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_SOURCING_WINDOW_DAYS,
     BuyingRole,
@@ -59,6 +63,7 @@ from .models import (
     SaleKind,
 )
 from .scoring import contacts_rescore, ruleset_active
+from .selectors import EVERY_AUDIENCE, handoff_audiences_known_to
 
 # --- rulesets ---------------------------------------------------------------
 
@@ -308,31 +313,68 @@ def contacts_rescore_all(*, ruleset_id: int, chunk_size: int = RESCORE_CHUNK) ->
 # --- handoffs ---------------------------------------------------------------
 
 
-def buyer_signal(contact: Contact, *, now: datetime | None = None) -> str | None:
-    """What lets marketing hand this person to sales, if anything.
+@dataclass(frozen=True)
+class SaySo:
+    """What gave the buyer's say-so, and who may see it."""
 
-    A granted ``sales_contact`` consent (the latest word on that purpose), or a
-    journey stage of ``ready_to_talk`` that the person declared themselves (the
-    latest stage, in any audience, neither withdrawn nor expired).
+    signal: str
+    # "all" for a consent (every role sees consents), else the stage disclosure's.
+    audience: str
+    disclosure_id: int | None = None
+
+
+def _stage_say_so(
+    contact: Contact, *, audiences: frozenset[str], now: datetime | None = None
+) -> SaySo | None:
+    """The person's own latest stage among ``audiences``, if it is ``ready_to_talk``."""
+    stage = (
+        disclosures_visible_to(
+            None,
+            Disclosure.objects.filter(
+                contact=contact, key=JOURNEY_STAGE_KEY, source__in=SELF_DECLARED_SOURCES
+            ),
+            now=now,
+            audiences=audiences,
+        )
+        .order_by("-disclosed_at", "-id")
+        .values_list("id", "value", "audience")
+        .first()
+    )
+    if stage is None or stage[1] != JourneyStage.READY_TO_TALK:
+        return None
+    return SaySo(BUYER_SIGNAL_STAGE, stage[2], stage[0])
+
+
+def buyer_signal(
+    contact: Contact, *, audiences: frozenset[str], now: datetime | None = None
+) -> SaySo | None:
+    """What lets a reader of ``audiences`` hand this person to sales, if anything.
+
+    A granted ``sales_contact`` consent (the latest word on that purpose, as
+    recorded), or a journey stage of ``ready_to_talk`` that the person
+    declared themselves (source ``self`` or ``form``): the latest such stage in
+    ``audiences``, neither withdrawn nor expired. Only what the reader may see
+    counts, so the answer tells them nothing about what they may not.
     """
-    now = now or timezone.now()
     consent = (
         Consent.objects.filter(contact=contact, purpose=ConsentPurpose.SALES_CONTACT)
         .order_by("-occurred_at", "-id")
         .first()
     )
     if consent is not None and consent.granted:
-        return "consent:sales_contact"
-    stage = (
-        Disclosure.objects.filter(contact=contact, key=JOURNEY_STAGE_KEY, withdrawn_at__isnull=True)
-        .exclude(expires_at__lte=now)
-        .order_by("-disclosed_at", "-id")
-        .values_list("value", flat=True)
-        .first()
-    )
-    if stage == JourneyStage.READY_TO_TALK:
-        return "stage:ready_to_talk"
-    return None
+        return SaySo(BUYER_SIGNAL_CONSENT, Audience.ALL.value)
+    return _stage_say_so(contact, audiences=audiences, now=now)
+
+
+def _actor_user(actor: Actor) -> User | None:
+    return None if actor.user_id is None else User.objects.filter(pk=actor.user_id).first()
+
+
+def _actor_audiences(actor: Actor) -> frozenset[str]:
+    """The audiences ``actor`` acts for: a user's role's; the system's own work sees all."""
+    if actor.user_id is None:
+        return EVERY_AUDIENCE
+    return audiences_visible_to(_actor_user(actor))
 
 
 def handoff_as_dict(handoff: Handoff) -> dict[str, Any]:
@@ -342,6 +384,8 @@ def handoff_as_dict(handoff: Handoff) -> dict[str, Any]:
         "score": handoff.score,
         "due_at": handoff.due_at.isoformat(),
         "buyer_signal": handoff.buyer_signal,
+        "say_so_audience": handoff.say_so_audience,
+        "say_so_disclosure": handoff.say_so_disclosure_id,
         "assigned_to": handoff.assigned_to_id,
         "automatic": handoff.automatic,
     }
@@ -372,7 +416,7 @@ def _handoff_make(
     *,
     contact: Contact,
     ruleset: Ruleset,
-    signal: str,
+    say_so: SaySo,
     actor: Actor,
     note: str,
     assigned_to: User | None,
@@ -386,7 +430,9 @@ def _handoff_make(
         ruleset=ruleset,
         score=contact.score,
         note=note,
-        buyer_signal=signal,
+        buyer_signal=say_so.signal,
+        say_so_audience=say_so.audience,
+        say_so_disclosure_id=say_so.disclosure_id,
         automatic=automatic,
         created_by_id=actor.user_id,
         occurred_at=moment,
@@ -426,8 +472,8 @@ def handoff_create(
                 "no_active_ruleset",
                 "There is no active ruleset: a manager activates one before handoffs start.",
             )
-        signal = buyer_signal(contact)
-        if signal is None:
+        say_so = buyer_signal(contact, audiences=_actor_audiences(actor))
+        if say_so is None:
             raise RuleViolation(
                 "no_buyer_consent",
                 "This person has neither granted sales_contact consent nor said they are "
@@ -436,21 +482,116 @@ def handoff_create(
             )
         open_handoff = Handoff.objects.filter(contact=contact, status=HandoffStatus.PENDING).first()
         if open_handoff is not None:
-            raise RuleViolation(
-                "handoff_open",
-                f"Handoff #{open_handoff.pk} for this person is still pending.",
-                attr="contact",
-            )
+            if _actor_knows_of(actor, open_handoff):
+                raise RuleViolation(
+                    "handoff_open",
+                    f"Handoff #{open_handoff.pk} for this person is still pending.",
+                    attr="contact",
+                )
+            _handoff_supersede(open_handoff)
         return _handoff_make(
             contact=contact,
             ruleset=ruleset,
-            signal=signal,
+            say_so=say_so,
             actor=actor,
             note=note,
             assigned_to=assigned_to,
             occurred_at=occurred_at,
             automatic=False,
         )
+
+
+def _actor_knows_of(actor: Actor, handoff: Handoff) -> bool:
+    if actor.user_id is None:
+        return True
+    known = handoff_audiences_known_to(_actor_user(actor))
+    return known is None or handoff.say_so_audience in known
+
+
+def _handoff_supersede(handoff: Handoff) -> None:
+    """Close a pending handoff the new one's author may not know of, as a duplicate.
+
+    The person told sales alone (the system opened that one); now marketing (or
+    an integration) hands them off with a say-so it may see. Answering "already
+    open" would tell it what the person did not tell it, so the new handoff
+    replaces the old one in the queue, and sales reads why on the old one.
+    """
+    handoff.status = HandoffStatus.REJECTED
+    handoff.reason = RejectReason.DUPLICATE
+    handoff.decision_note = "Replaced by a later handoff, made on a say-so of its own."
+    handoff.decided_at = timezone.now()
+    handoff.save(update_fields=["status", "reason", "decision_note", "decided_at"])
+    ledger_append(
+        actor=Actor.system("say-so"),
+        action="handoff.reject",
+        subject_type="handoff",
+        subject_id=handoff.pk,
+        contact_id=handoff.contact_id,
+        before={"status": HandoffStatus.PENDING},
+        after={"status": HandoffStatus.REJECTED, "reason": RejectReason.DUPLICATE},
+        reason=handoff.decision_note,
+    )
+
+
+def handoffs_open_on_say_so(disclosure_ids: Iterable[int | None]) -> list[Handoff]:
+    """The system hands off a person who told sales alone that they are ready to talk.
+
+    Called inside the recording transaction (ledger lock held) with the ids of
+    journey stages just recorded, by any path. A stage the person declared
+    themselves (source ``self`` or ``form``), ``ready_to_talk``, in audience
+    ``sales`` only, and still their latest own stage that sales sees, opens a
+    handoff under the active ruleset as the system, unless one is pending: no
+    marketer may see that stage, so none could act on it. The handoff's say-so
+    is that stage (audience ``sales``), so marketers and integrations never
+    know of it (``handoff.selectors.handoffs_visible_to``). A stage that
+    marketing may see is marketing's to act on, as before.
+    """
+    ids = [pk for pk in disclosure_ids if pk is not None]
+    if not ids:
+        return []
+    ruleset = ruleset_active()
+    if ruleset is None:
+        return []
+    sales_sees = frozenset({Audience.SALES.value, Audience.ALL.value})
+    stages = disclosures_visible_to(
+        None,
+        Disclosure.objects.filter(
+            pk__in=ids,
+            key=JOURNEY_STAGE_KEY,
+            value=JourneyStage.READY_TO_TALK,
+            audience=Audience.SALES,
+            source__in=SELF_DECLARED_SOURCES,
+            contact__merged_into__isnull=True,
+        ),
+        audiences=sales_sees,
+    ).select_related("contact")
+    pending = set(
+        Handoff.objects.filter(
+            contact_id__in=[stage.contact_id for stage in stages], status=HandoffStatus.PENDING
+        ).values_list("contact_id", flat=True)
+    )
+    actor = Actor.system("say-so")
+    created = []
+    for stage in stages:
+        if stage.contact_id in pending:
+            continue
+        say_so = _stage_say_so(stage.contact, audiences=sales_sees)
+        if say_so is None or say_so.disclosure_id != stage.pk:
+            continue  # a later stage of theirs says otherwise
+        created.append(
+            _handoff_make(
+                contact=stage.contact,
+                ruleset=ruleset,
+                say_so=say_so,
+                actor=actor,
+                note="Told sales they are ready to talk; handed off automatically.",
+                assigned_to=None,
+                occurred_at=None,
+                automatic=True,
+            )
+        )
+        pending.add(stage.contact_id)
+    return created
 
 
 def handoffs_create_automatic(contact_ids: Iterable[int], *, ruleset: Ruleset) -> list[Handoff]:
@@ -483,14 +624,14 @@ def handoffs_create_automatic(contact_ids: Iterable[int], *, ruleset: Ruleset) -
         handed = last_handoff.get(contact.pk)
         if since is None or (handed is not None and handed >= since):
             continue
-        signal = buyer_signal(contact)
-        if signal is None:
+        say_so = buyer_signal(contact, audiences=EVERY_AUDIENCE)
+        if say_so is None:
             continue
         created.append(
             _handoff_make(
                 contact=contact,
                 ruleset=ruleset,
-                signal=signal,
+                say_so=say_so,
                 actor=actor,
                 note="Qualified under the active ruleset; handed off automatically.",
                 assigned_to=None,
@@ -689,9 +830,16 @@ def _day_count(delta: timedelta) -> str:
     return "the same day" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
 
 
+# The say-so audiences of handoffs marketing knows of: only those are its work.
+# A handoff opened on a stage the person told sales alone is sales' own (and a
+# deal's reason naming it would tell marketing of it).
+_MARKETING_KNOWS = (Audience.ALL.value, Audience.MARKETING.value)
+
+
 def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing:
-    """Marketing-sourced when an accepted handoff of a buying-group member preceded the deal
-    within the sourcing window; otherwise sales-sourced. The reason says which evidence."""
+    """Marketing-sourced when an accepted handoff of a buying-group member, made on a say-so
+    marketing may see, preceded the deal within the sourcing window; otherwise
+    sales-sourced. The reason says which evidence."""
     ruleset = ruleset_active()
     window_days = ruleset.sourcing_window_days if ruleset else DEFAULT_SOURCING_WINDOW_DAYS
     rules = f"sourcing window {window_days} days" + (
@@ -699,6 +847,7 @@ def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing
     )
     accepted = Handoff.objects.filter(
         contact_id__in=list(contact_ids),
+        say_so_audience__in=_MARKETING_KNOWS,
         status=HandoffStatus.ACCEPTED,
         occurred_at__lte=deal_time,
         decided_at__lte=deal_time,
@@ -1076,19 +1225,32 @@ def target_set(*, period: str, share: Decimal, actor: Actor) -> tuple[Contributi
 def contact_references_move(*, merged: Contact, kept: Contact, actor: Actor) -> dict[str, int]:
     """A merge moves the merged person's handoffs, deal memberships and qualifications.
 
-    Called inside the merge's transaction (ledger lock held). A pending handoff
-    of the merged person closes as a duplicate when the kept one has its own.
+    Called inside the merge's transaction (ledger lock held). When both have a
+    pending handoff, the merged person's closes as a duplicate; but when only
+    the merged person's is one marketing may know of, the kept person's closes
+    instead, so that the merge does not tell marketing of a handoff it may not
+    know of.
     """
     moved: dict[str, int] = {}
-    kept_pending = Handoff.objects.filter(contact=kept, status=HandoffStatus.PENDING).exists()
-    if kept_pending:
-        duplicate = list(
-            Handoff.objects.select_for_update().filter(contact=merged, status=HandoffStatus.PENDING)
-        )
+    kept_pending = list(
+        Handoff.objects.select_for_update().filter(contact=kept, status=HandoffStatus.PENDING)
+    )
+    merged_pending = list(
+        Handoff.objects.select_for_update().filter(contact=merged, status=HandoffStatus.PENDING)
+    )
+    if kept_pending and merged_pending:
+        hidden_kept = all(h.say_so_audience not in _MARKETING_KNOWS for h in kept_pending)
+        if hidden_kept and any(h.say_so_audience in _MARKETING_KNOWS for h in merged_pending):
+            duplicate, note = kept_pending, f"Merged with contact {merged.pk}, whose handoff stays."
+            about = kept.pk
+        else:
+            duplicate = merged_pending
+            note = f"Merged into contact {kept.pk}, which has its own handoff."
+            about = merged.pk
         for handoff in duplicate:
             handoff.status = HandoffStatus.REJECTED
             handoff.reason = RejectReason.DUPLICATE
-            handoff.decision_note = f"Merged into contact {kept.pk}, which has its own handoff."
+            handoff.decision_note = note
             handoff.decided_at = timezone.now()
             handoff.save(update_fields=["status", "reason", "decision_note", "decided_at"])
         ledger_append_many(
@@ -1098,7 +1260,7 @@ def contact_references_move(*, merged: Contact, kept: Contact, actor: Actor) -> 
                     action="handoff.reject",
                     subject_type="handoff",
                     subject_id=handoff.pk,
-                    contact_id=merged.pk,
+                    contact_id=about,
                     before={"status": HandoffStatus.PENDING},
                     after={"status": HandoffStatus.REJECTED, "reason": RejectReason.DUPLICATE},
                     reason=handoff.decision_note,

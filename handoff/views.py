@@ -70,11 +70,16 @@ class HandoffRow:
     signal: str
 
 
-def _handoff_row(handoff: Handoff) -> HandoffRow:
+# What a reader who may not see the say-so reads (the API's null).
+SAY_SO_NOT_SHOWN = "Not shown"
+
+
+def _handoff_row(handoff: Handoff, user: User) -> HandoffRow:
+    signal = selectors.handoff_say_so_for(user, handoff)
     return HandoffRow(
         handoff,
         SLA_LABELS.get(selectors.sla_state(handoff), selectors.sla_state(handoff)),
-        BUYER_SIGNAL_LABELS.get(handoff.buyer_signal, handoff.buyer_signal),
+        BUYER_SIGNAL_LABELS.get(signal, signal) if signal else SAY_SO_NOT_SHOWN,
     )
 
 
@@ -89,7 +94,7 @@ def _queue(request: HttpRequest, *, status: int = 200) -> HttpResponse:
         "handoff/queue.html",
         {
             "page": page,
-            "rows": [_handoff_row(handoff) for handoff in page],
+            "rows": [_handoff_row(handoff, user) for handoff in page],
             "accepted": selectors.handoffs_accepted_by(user)[:RECENTLY_ACCEPTED],
         },
         status=status,
@@ -122,7 +127,7 @@ def handoff_accept(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*DECIDERS)
 @require_http_methods(["GET", "POST"])
 def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    handoff = get_object_or_404(selectors.handoffs_all(), pk=pk)
+    handoff = get_object_or_404(selectors.handoffs_visible_to(_user(request)), pk=pk)
     form = HandoffRejectForm(request.POST if request.method == "POST" else None)
     status = 200
     refusal = None
@@ -149,7 +154,12 @@ def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "handoff/reject.html",
-        {"form": form, "row": _handoff_row(handoff), "handoff": handoff, "refusal": refusal},
+        {
+            "form": form,
+            "row": _handoff_row(handoff, _user(request)),
+            "handoff": handoff,
+            "refusal": refusal,
+        },
         status=status,
     )
 
@@ -160,11 +170,12 @@ def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*HANDERS)
 @require_GET
 def handoffs_returned(request: HttpRequest) -> HttpResponse:
-    page = _page(request, selectors.handoffs_returned())
+    user = _user(request)
+    page = _page(request, selectors.handoffs_returned(user))
     return render(
         request,
         "handoff/returned.html",
-        {"page": page, "rows": [_handoff_row(handoff) for handoff in page]},
+        {"page": page, "rows": [_handoff_row(handoff, user) for handoff in page]},
     )
 
 

@@ -82,8 +82,9 @@ GUIDE = (
             GuideStep(
                 "Hand off a person who agreed to talk to sales",
                 "Open a qualified person and press Hand off to sales. The buyer's say-so "
-                "comes first: a granted sales_contact consent or the stage ready_to_talk, or "
-                "the handoff is refused.",
+                "comes first: a granted sales_contact consent or the stage ready_to_talk that "
+                "they declared themselves (a stage told to sales alone is handed off by the "
+                "system), or the handoff is refused.",
                 "contacts",
                 query="?qualified=true",
                 link="Qualified people",

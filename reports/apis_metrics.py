@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from handoff.selectors import handoff_audiences_known_to
 from leadrecord import api_examples
 from leadrecord.dates import RANGE_TEXT
 from leadrecord.openapi import RuleErrorResponseSerializer
@@ -132,7 +133,9 @@ class ContributionApi(APIView):
     )
     def get(self, request: Request) -> Response:
         params = _range(request, ReportRangeSerializer)
-        result = metrics.contribution(params["from"], params["to"])
+        result = metrics.contribution(
+            params["from"], params["to"], handoff_audiences_known_to(request.user)
+        )
         return Response(ContributionSerializer(result).data)
 
 
@@ -183,7 +186,10 @@ class FunnelApi(APIView):
     )
     def get(self, request: Request) -> Response:
         params = _range(request, ReportRangeSerializer)
-        return Response(FunnelSerializer(metrics.funnel(params["from"], params["to"])).data)
+        result = metrics.funnel(
+            params["from"], params["to"], handoff_audiences_known_to(request.user)
+        )
+        return Response(FunnelSerializer(result).data)
 
 
 # --- attribution side by side, campaigns, lifetime -----------------------------------------

@@ -36,11 +36,10 @@ top, so every number is exact (nothing is sampled or estimated).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -364,8 +363,17 @@ def _engaged(start: date, end: date, changes: _Changes) -> int:
     return known + len(recent - counted_already)
 
 
+def _handoffs(known: tuple[str, ...] | None) -> QuerySet[Handoff]:
+    """Every handoff, or, for a reader who may not know of them all, those whose say-so is
+    in ``known`` (``handoff.selectors.handoff_audiences_known_to``): a handoff opened on a
+    say-so outside a reader's audience counts for that reader nowhere, as if it were not."""
+    if known is None:
+        return Handoff.objects.all()
+    return Handoff.objects.filter(say_so_audience__in=known)
+
+
 @report_cached
-def people(start: date, end: date) -> People:
+def people(start: date, end: date, known: tuple[str, ...] | None = None) -> People:
     """Distinct people at each stage in the range (see the module's definitions)."""
     low, high = range_moments(start, end)
     changes = _changes()
@@ -377,10 +385,10 @@ def people(start: date, end: date) -> People:
             Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
         ),
         handed_off=_distinct_contacts(
-            Handoff.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+            _handoffs(known).filter(occurred_at__gte=low, occurred_at__lt=high)
         ),
         accepted=_distinct_contacts(
-            Handoff.objects.filter(
+            _handoffs(known).filter(
                 status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
             )
         ),
@@ -394,7 +402,7 @@ def _distinct_contacts(rows: QuerySet[Any]) -> int:
 
 
 @report_cached
-def contribution(start: date, end: date) -> Contribution:
+def contribution(start: date, end: date, known: tuple[str, ...] | None = None) -> Contribution:
     """Pipeline created and revenue closed in the range, by source, against the target."""
     pipeline, influenced_pipeline = _pipeline(start, end)
     revenue, influenced_revenue = _revenue(start, end)
@@ -403,7 +411,7 @@ def contribution(start: date, end: date) -> Contribution:
         revenue=revenue,
         target_share=target_share_for(end),
         influenced=Influenced(pipeline=influenced_pipeline, revenue=influenced_revenue),
-        people=people(start, end),
+        people=people(start, end, known),
     )
 
 
@@ -587,7 +595,9 @@ def _median_days_to_first_touch(low: datetime, high: datetime, changes: _Changes
 
 
 @report_cached
-def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
+def median_days_in_stage(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> dict[str, float | None]:
     """Median days in each stage of the people who left it in the range:
 
     - contacts: creation to first touch, for people first touched in the range;
@@ -601,8 +611,8 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     low, high = range_moments(start, end)
     changes = _changes()
     qualifications = Qualification.objects.filter(qualified=True)
-    handoffs = Handoff.objects.all()
-    acceptances = Handoff.objects.filter(status=HandoffStatus.ACCEPTED)
+    handoffs = _handoffs(known)
+    acceptances = _handoffs(known).filter(status=HandoffStatus.ACCEPTED)
     first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
     first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
     first_accepted = _firsts(acceptances, "decided_at")
@@ -613,9 +623,9 @@ def median_days_in_stage(start: date, end: date) -> dict[str, float | None]:
     )
     decisions = [
         _days(decided - handed)
-        for handed, decided in Handoff.objects.filter(
-            decided_at__gte=low, decided_at__lt=high
-        ).values_list("occurred_at", "decided_at")
+        for handed, decided in _handoffs(known)
+        .filter(decided_at__gte=low, decided_at__lt=high)
+        .values_list("occurred_at", "decided_at")
         if decided is not None and decided >= handed
     ]
     return {
@@ -644,13 +654,13 @@ def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
 
 
 @report_cached
-def funnel(start: date, end: date) -> Funnel:
+def funnel(start: date, end: date, known: tuple[str, ...] | None = None) -> Funnel:
     """People at each stage in the range, conversion to the next stage (the next stage's
     people over this stage's, both counted in the same range, so not a cohort) and the
     median days people who left a stage in the range had spent in it; and the leaks."""
-    counts = people(start, end)
+    counts = people(start, end, known)
     numbers = [getattr(counts, key) for key, _ in STAGES]
-    medians = median_days_in_stage(start, end)
+    medians = median_days_in_stage(start, end, known)
     stages = []
     for index, (key, label) in enumerate(STAGES):
         following = numbers[index + 1] if index + 1 < len(numbers) else None
@@ -666,7 +676,7 @@ def funnel(start: date, end: date) -> Funnel:
                 median_days_in_stage=medians.get(key),
             )
         )
-    return Funnel(stages=stages, leakage=leakage(start, end))
+    return Funnel(stages=stages, leakage=leakage(start, end, known))
 
 
 def leak_url(key: str, start: date, end: date) -> str:
@@ -675,7 +685,9 @@ def leak_url(key: str, start: date, end: date) -> str:
     )
 
 
-def qualified_not_handed_off(start: date, end: date) -> QuerySet[Contact]:
+def qualified_not_handed_off(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
     """People qualified in the range who had never been handed off by the end of ``end``.
 
     "Never", not "not since the qualification": scoring may record a qualification after
@@ -684,20 +696,26 @@ def qualified_not_handed_off(start: date, end: date) -> QuerySet[Contact]:
     qualified = Qualification.objects.filter(
         qualified=True, occurred_at__gte=low, occurred_at__lt=high
     ).values("contact_id")
-    handed = Handoff.objects.filter(occurred_at__lt=high).values("contact_id")
+    handed = _handoffs(known).filter(occurred_at__lt=high).values("contact_id")
     return Contact.objects.filter(id__in=qualified, merged_into__isnull=True).exclude(id__in=handed)
 
 
-def handoffs_expired(start: date, end: date) -> QuerySet[Contact]:
+def handoffs_expired(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
     """People whose handoff expired (SLA breached) in the range."""
     low, high = range_moments(start, end)
-    ids = Handoff.objects.filter(
-        status=HandoffStatus.EXPIRED, decided_at__gte=low, decided_at__lt=high
-    ).values("contact_id")
+    ids = (
+        _handoffs(known)
+        .filter(status=HandoffStatus.EXPIRED, decided_at__gte=low, decided_at__lt=high)
+        .values("contact_id")
+    )
     return Contact.objects.filter(id__in=ids)
 
 
-def rejected_not_reengaged(start: date, end: date) -> QuerySet[Contact]:
+def rejected_not_reengaged(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
     """People rejected by sales in the range (not as duplicates) with no touch and no new
     handoff after the rejection, up to ``end``."""
     low, high = range_moments(start, end)
@@ -706,15 +724,14 @@ def rejected_not_reengaged(start: date, end: date) -> QuerySet[Contact]:
         occurred_at__gt=OuterRef("decided_at"),
         occurred_at__lt=high,
     )
-    later_handoff = Handoff.objects.filter(
+    later_handoff = _handoffs(known).filter(
         contact_id=OuterRef("contact_id"),
         occurred_at__gt=OuterRef("decided_at"),
         occurred_at__lt=high,
     )
     ids = (
-        Handoff.objects.filter(
-            status=HandoffStatus.REJECTED, decided_at__gte=low, decided_at__lt=high
-        )
+        _handoffs(known)
+        .filter(status=HandoffStatus.REJECTED, decided_at__gte=low, decided_at__lt=high)
         .exclude(reason=RejectReason.DUPLICATE)
         .annotate(touched=Exists(later_touch), again=Exists(later_handoff))
         .filter(touched=False, again=False)
@@ -723,7 +740,7 @@ def rejected_not_reengaged(start: date, end: date) -> QuerySet[Contact]:
     return Contact.objects.filter(id__in=ids)
 
 
-def deals_stalled(start: date, end: date) -> QuerySet[Deal]:
+def deals_stalled(start: date, end: date, known: tuple[str, ...] | None = None) -> QuerySet[Deal]:
     """Deals open at the end of ``end`` that were created 90 days or more before it and have
     no sale event by then (a snapshot as of ``end``; ``start`` does not matter)."""
     _, high = range_moments(end, end)
@@ -738,7 +755,15 @@ def deals_stalled(start: date, end: date) -> QuerySet[Deal]:
     )
 
 
-LEAK_QUERIES: dict[str, Callable[[date, date], QuerySet[Any]]] = {
+class LeakQuery(Protocol):
+    """The range, and the reader's ``known`` handoff audiences (see ``_handoffs``)."""
+
+    def __call__(
+        self, start: date, end: date, known: tuple[str, ...] | None = None, /
+    ) -> QuerySet[Any]: ...
+
+
+LEAK_QUERIES: dict[str, LeakQuery] = {
     "qualified_not_handed_off": qualified_not_handed_off,
     "handoffs_expired": handoffs_expired,
     "rejected_not_reengaged": rejected_not_reengaged,
@@ -747,12 +772,12 @@ LEAK_QUERIES: dict[str, Callable[[date, date], QuerySet[Any]]] = {
 
 
 @report_cached
-def leakage(start: date, end: date) -> list[Leak]:
+def leakage(start: date, end: date, known: tuple[str, ...] | None = None) -> list[Leak]:
     return [
         Leak(
             key=key,
             label=label,
-            count=LEAK_QUERIES[key](start, end).count(),
+            count=LEAK_QUERIES[key](start, end, known).count(),
             url=leak_url(key, start, end),
         )
         for key, label in LEAKS

@@ -207,6 +207,11 @@ class Query:
     every_row: bool = False
 
     @property
+    def handoffs_known(self) -> tuple[str, ...] | None:
+        """The say-so audiences of the handoffs this user may know of (None: all)."""
+        return handoff_selectors.handoff_audiences_known_to(self.user)
+
+    @property
     def start(self) -> date:
         return self.dates.start
 
@@ -244,7 +249,7 @@ def _percent(value: Decimal | float | None) -> str:
 
 
 def contribution_section(query: Query) -> Section:
-    numbers = metrics.contribution(query.start, query.end)
+    numbers = metrics.contribution(query.start, query.end, query.handoffs_known)
     pipeline, revenue = numbers.pipeline, numbers.revenue
     target = numbers.target_share
     money = [Column("Marketing-sourced", "money"), Column("Sales-sourced", "money")]
@@ -357,7 +362,7 @@ def _leakage_table(leaks: Sequence[metrics.Leak]) -> Table:
 
 
 def funnel_section(query: Query) -> Section:
-    numbers = metrics.funnel(query.start, query.end)
+    numbers = metrics.funnel(query.start, query.end, query.handoffs_known)
     return Section(
         key="funnel",
         title="Funnel and leakage",
@@ -404,7 +409,7 @@ def leakage_section(query: Query) -> Section:
         key="leakage",
         title="Leakage",
         intro="People who stopped on the way, in these days.",
-        tables=[_leakage_table(metrics.leakage(query.start, query.end))],
+        tables=[_leakage_table(metrics.leakage(query.start, query.end, query.handoffs_known))],
     )
 
 
@@ -575,7 +580,7 @@ def lifetime_section(query: Query) -> Section:
 
 def returned_section(query: Query) -> Section:
     low, high = metrics.range_moments(query.start, query.end)
-    returned = handoff_selectors.handoffs_returned().filter(
+    returned = handoff_selectors.handoffs_returned(query.user).filter(
         decided_at__gte=low, decided_at__lt=high
     )
     reasons = Counter(

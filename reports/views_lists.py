@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from handoff.selectors import handoff_audiences_known_to
 from leadrecord.dates import validate_day_in_range
 from leadrecord.roles import Role
 from leadrecord.views_access import role_required
@@ -82,7 +83,7 @@ def leak_list(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return render(request, "reports/lists/leak.html", context, status=400)
     start, end = form.cleaned_data["from"], form.cleaned_data["to"]
-    rows = metrics.LEAK_QUERIES[key](start, end)
+    rows = metrics.LEAK_QUERIES[key](start, end, handoff_audiences_known_to(request.user))
     if kind == "people":
         rows = rows.select_related("organization").order_by("id")
     else:
