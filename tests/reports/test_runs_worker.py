@@ -80,7 +80,7 @@ def test_a_run_requested_by_api_completes_on_a_real_worker(record, users):
     assert run.status == RunStatus.COMPLETE, run.error
     assert run.conversions == 1
     report = client.get("/api/v1/reports/attribution/", {"model": "last_touch"}).json()
-    assert report["run"] == run_id and report["rows"][0]["key"] == "sales_call"
+    assert report["run"]["id"] == run_id and report["rows"][0]["key"] == "sales_call"
 
 
 def test_a_run_killed_midway_leaves_the_previous_results_served(record, users):
@@ -108,7 +108,7 @@ def test_a_run_killed_midway_leaves_the_previous_results_served(record, users):
     # Readers still get the previous complete run, whole.
     _wait_for(lambda: not _run_lock_held(), "the killed run's session to end")
     report = client.get("/api/v1/reports/attribution/", {"model": "linear"}).json()
-    assert report["run"] == previous.pk
+    assert report["run"]["id"] == previous.pk
     assert sum(row["credit"] for row in report["rows"]) == pytest.approx(1000.0, abs=0.02)
     assert not AttributionCredit.objects.filter(run_id=doomed).exists()
     assert AttributionCredit.objects.filter(run=previous).count() == served_rows
@@ -121,7 +121,7 @@ def test_a_run_killed_midway_leaves_the_previous_results_served(record, users):
     assert "Interrupted" in AttributionRun.objects.get(pk=doomed).error
     assert fresh.status == RunStatus.COMPLETE and fresh.pk > doomed
     report = client.get("/api/v1/reports/attribution/", {"model": "linear"}).json()
-    assert report["run"] == fresh.pk
+    assert report["run"]["id"] == fresh.pk
 
 
 def test_two_runs_at_once_do_not_both_write(record):
