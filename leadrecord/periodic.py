@@ -21,6 +21,7 @@ find the same slot due, one insert wins and only that process runs the job.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -53,20 +54,21 @@ class JobOutcome:
     error: str = ""
 
 
-def _schedule_of(entry: dict[str, Any], now: datetime) -> BaseSchedule:
-    """The entry's schedule object, reading the clock at ``now``."""
+def _schedule_of(entry: dict[str, Any]) -> BaseSchedule:
+    """The entry's schedule object, as beat reads it (seconds, a timedelta or a schedule)."""
     from . import celery_app
 
-    # A copy: the settings' own object stays as beat would see it.
     found = maybe_schedule(copy.copy(entry["schedule"]), app=celery_app)
     if not isinstance(found, BaseSchedule):
         raise TypeError(f"not a schedule: {entry['schedule']!r}")
-    found.nowfun = lambda: now
     return found
 
 
 def due_slot(schedule: BaseSchedule, last: datetime, now: datetime) -> datetime | None:
     """The latest scheduled moment after ``last`` and at or before ``now``; None if not due."""
+    # A copy reading the clock at ``now``: the settings' own object stays as beat sees it.
+    schedule = copy.copy(schedule)
+    schedule.nowfun = lambda: now
     due, _ = schedule.is_due(last)
     if not due:
         return None
@@ -93,11 +95,22 @@ def _claim(job: str, slot: datetime, now: datetime, outcome: str) -> PeriodicCla
         return None  # another process claimed this slot first
 
 
+@functools.cache
+def _tasks_loaded() -> bool:
+    """Import every app's ``tasks`` module once (a worker does so at start; a web process
+    imports them only as its views happen to)."""
+    from . import celery_app
+
+    celery_app.loader.import_default_modules()
+    return True
+
+
 def _run(job: str, entry: dict[str, Any], claim: PeriodicClaim) -> JobOutcome:
     from . import celery_app
 
     error = ""
     try:
+        _tasks_loaded()
         task = celery_app.tasks[entry["task"]]
         task.apply(args=entry.get("args", ()), kwargs=entry.get("kwargs", {}), throw=True)
     except Exception as problem:
@@ -130,7 +143,7 @@ def periodic_run_due(
             if _claim(job, now, now, "baseline") is not None:
                 outcomes.append(JobOutcome(job=job, slot=now, outcome="baseline"))
             continue
-        slot = due_slot(_schedule_of(entry, now), last, now)
+        slot = due_slot(_schedule_of(entry), last, now)
         if slot is None or slot <= last:
             continue
         claim = _claim(job, slot, now, "running")

@@ -296,7 +296,7 @@ CELERY_BEAT_SCHEDULE = {
     # Checks for changes since the latest run; runs at most once per refresh interval.
     "attribution-fresh": {
         "task": "reports.attribution_freshen",
-        "schedule": 60,
+        "schedule": env.int("LEADRECORD_ATTRIBUTION_CHECK_SECONDS", default=60),
     },
 }
 # Without a broker no beat runs: the web processes run due periodic jobs themselves, after

@@ -75,18 +75,19 @@ def _amounts(events: QuerySet[SaleEvent]) -> Amounts:
     return Amounts(count=events.count(), amount=(sums["amount"] or Decimal(0)).quantize(CENT))
 
 
-def _with_touch_in_lookback(events: QuerySet[SaleEvent], lookback_days: int) -> QuerySet[SaleEvent]:
-    """Annotate ``touched``: a member of the deal had a touch in the lookback before the sale."""
+def _touch_in_lookback(lookback_days: int) -> Exists:
+    """A member of the sale's deal had a touch in the lookback before the sale."""
     members = DealContact.objects.filter(deal_id=OuterRef(OuterRef("deal_id"))).values("contact_id")
     window_start = ExpressionWrapper(
         OuterRef("occurred_at") - timedelta(days=lookback_days), output_field=DateTimeField()
     )
-    touches = Touch.objects.filter(
-        contact_id__in=members,
-        occurred_at__lt=OuterRef("occurred_at"),
-        occurred_at__gte=window_start,
+    return Exists(
+        Touch.objects.filter(
+            contact_id__in=members,
+            occurred_at__lt=OuterRef("occurred_at"),
+            occurred_at__gte=window_start,
+        )
     )
-    return events.annotate(touched=Exists(touches))
 
 
 @report_cached
@@ -121,11 +122,10 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at
     later = uncredited.filter(recorded_at__gte=started)
-    outside = _with_touch_in_lookback(
-        uncredited.filter(recorded_at__lt=started), run.lookback_days or DEFAULT_LOOKBACK_DAYS
-    )
-    no_touches = _amounts(outside.filter(touched=False))
-    withdrawn = _amounts(outside.filter(touched=True))
+    outside = uncredited.filter(recorded_at__lt=started)
+    touched = _touch_in_lookback(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
+    no_touches = _amounts(outside.filter(~touched))
+    withdrawn = _amounts(outside.filter(touched))
     return Reconciliation(
         run_id=run.pk,
         run_finished_at=run.finished_at,
