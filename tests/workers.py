@@ -42,12 +42,19 @@ def _ping() -> bool:
 
 
 @contextmanager
-def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker_process(
+    *, concurrency: int = 1, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``celery worker`` as its own process; wait until it answers a ping."""
     broker = os.environ.get("CELERY_BROKER_URL")
     if not broker:
         raise RuntimeError("worker tests need CELERY_BROKER_URL (make test starts Redis)")
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "CONN_MAX_AGE": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "CONN_MAX_AGE": "0",
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -73,6 +80,37 @@ def celery_worker_process(*, concurrency: int = 1) -> Iterator[subprocess.Popen[
                 raise RuntimeError(f"celery worker exited with {process.returncode}")
             if time.monotonic() > deadline:
                 raise RuntimeError("celery worker did not answer within 60 s")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def celery_beat_process(
+    schedule_file: Path, *, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery beat`` as its own process (it sends the schedule's tasks to the broker)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leadrecord",
+            "beat",
+            "--loglevel=WARNING",
+            f"--schedule={schedule_file}",
+            "--max-interval=1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": test_database_url(), **(env or {})},
+    )
+    try:
         yield process
     finally:
         process.terminate()

@@ -284,3 +284,43 @@ def test_an_unfinished_run_page_reloads_itself(users) -> None:
     outsider = Client()
     outsider.force_login(users[Role.PRIVACY_OFFICER])
     assert outsider.get(f"/reports/attribution/runs/{run.pk}/").status_code == 403
+
+
+# --- with a broker: Celery beat and a real worker ------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_new_won_sale_reaches_attribution_through_beat_and_a_real_worker(
+    record, users, api_client_for, tmp_path
+) -> None:
+    import time
+
+    from ..workers import celery_beat_process, celery_worker_process
+
+    before = run_now()
+    sale = _won(record, "400.00")
+    reader = api_client_for(users[Role.MANAGER])
+    body, total = _attributed_total(reader)
+    assert body["run"]["id"] == before.pk and total == pytest.approx(1000.0, abs=0.02)
+    # The product's schedule, checked every second, and no wait after the last run: the
+    # same path as in production, only quicker.
+    quick = {
+        "LEADRECORD_ATTRIBUTION_CHECK_SECONDS": "1",
+        "LEADRECORD_ATTRIBUTION_REFRESH_MINUTES": "0",
+    }
+    with (
+        celery_worker_process(env=quick),
+        celery_beat_process(tmp_path / "beat-schedule", env=quick),
+    ):
+        deadline = time.monotonic() + 90
+        while not AttributionCredit.objects.filter(
+            sale_event_id=sale, run__status=RunStatus.COMPLETE
+        ).exists():
+            assert time.monotonic() < deadline, "no run credited the sale within 90 s"
+            time.sleep(0.2)
+    body, total = _attributed_total(reader)
+    assert body["run"]["id"] > before.pk
+    assert total == pytest.approx(1400.0, abs=0.02)
+    assert AttributionRun.objects.get(pk=body["run"]["id"]).trigger == "fresh"

@@ -50,7 +50,11 @@ def _blocked_on_credits() -> bool:
 def _run_lock_held() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        # This database's only: the server may hold other test runs' locks.
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return bool(cursor.fetchone()[0])
 
 
