@@ -41,6 +41,8 @@ from .models import PeriodicClaim
 
 logger = logging.getLogger(__name__)
 
+# Claims older than this are deleted as new ones are made: only the latest matters.
+KEEP_CLAIMS = timedelta(days=7)
 # A crontab found far behind (a server stopped for months) is caught up this many
 # scheduled moments per check; the next check goes on from there.
 CATCH_UP_STEPS = 10_000
@@ -148,6 +150,7 @@ def periodic_run_due(
             continue
         claim = _claim(job, slot, now, "running")
         if claim is not None:
+            PeriodicClaim.objects.filter(job=job, slot__lt=slot - KEEP_CLAIMS).delete()
             outcomes.append(_run(job, entry, claim))
     return outcomes
 

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from leadrecord import api_examples
 
-from .apis import ReportPermission
+from .apis import ReportPermission, RunMarkSerializer
 from .apis_metrics import BAD_QUERY, DATE_PARAMETERS, DATES_DOC, ReportRangeSerializer, _range
 from .reconciliation import reconciliation
 
@@ -31,11 +31,6 @@ class OutsideSerializer(AmountsSerializer):
     consent_withdrawn = AmountsSerializer(
         help_text="The touches there were belong to people who withdrew analytics consent."
     )
-
-
-class RunMarkSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    finished_at = serializers.DateTimeField()
 
 
 class ReconciliationSerializer(serializers.Serializer):

@@ -75,6 +75,9 @@ def test_first_sight_starts_the_clock_then_each_due_slot_runs_once() -> None:
     assert RAN == ["probe"]
     claim = PeriodicClaim.objects.get(job="probe-every-five", slot=T0 + 5 * MINUTE)
     assert claim.outcome == "ok" and claim.finished_at is not None
+    # A week on, the old claims are gone; the latest is kept.
+    periodic_run_due(now=T0 + timedelta(days=8), schedule=PROBE)
+    assert list(PeriodicClaim.objects.values_list("slot", flat=True)) == [T0 + timedelta(days=8)]
 
 
 @pytest.mark.django_db

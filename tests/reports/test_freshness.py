@@ -76,6 +76,12 @@ def test_changes_since_counts_what_can_move_a_credit(record) -> None:
     assert changes_since(run) == 2
     _won(record, "400.00")  # a deal, its member and its sale
     assert changes_since(run) == 5
+    ruleset = services.ruleset_create(
+        name="v1", points={}, mql_threshold=10, sla_hours=24, lookback_days=30, actor=SYSTEM
+    )
+    assert changes_since(run) == 5  # a draft changes nothing
+    services.ruleset_activate(ruleset=ruleset, actor=SYSTEM)
+    assert changes_since(run) == 6
     assert changes_since(run_now()) == 0
 
 
