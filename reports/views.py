@@ -474,9 +474,9 @@ def reconciliation_section(query: Query) -> Section:
                 "From attributed revenue to net revenue",
                 [
                     Column("Gross attributed", "money"),
-                    Column("Outside attribution (sales)", "count"),
+                    Column("Outside (sales)", "count"),
                     Column("Outside attribution", "money"),
-                    Column("Not yet attributed (sales)", "count"),
+                    Column("Not yet (sales)", "count"),
                     Column("Not yet attributed", "money"),
                     Column("Churn", "money"),
                     Column("Net revenue", "money"),
