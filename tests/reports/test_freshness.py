@@ -330,3 +330,13 @@ def test_a_new_won_sale_reaches_attribution_through_beat_and_a_real_worker(
     assert body["run"]["id"] > before.pk
     assert total == pytest.approx(1400.0, abs=0.02)
     assert AttributionRun.objects.get(pk=body["run"]["id"]).trigger == "fresh"
+
+
+@pytest.mark.django_db
+def test_recompute_pressed_twice_joins_the_run_in_flight(users) -> None:
+    manager = Client()
+    manager.force_login(users[Role.MANAGER])
+    first = manager.post("/reports/attribution/recompute/")
+    second = manager.post("/reports/attribution/recompute/")
+    assert first["Location"] == second["Location"]
+    assert AttributionRun.objects.count() == 1
