@@ -28,6 +28,7 @@ from contacts.models import ConsentPurpose
 from leadrecord.models import LedgerEntry
 
 from .models import AttributionRun, RunStatus
+from .report_cache import report_cached
 from .runs import run_execute, run_request
 from .selectors import run_latest_complete
 
@@ -71,11 +72,17 @@ def run_mark(run: AttributionRun) -> int:
 
 def changes_since(run: AttributionRun) -> int:
     """How many changes that can move a credit the ledger holds after the run's mark."""
+    return _changes_after(run_mark(run))
+
+
+@report_cached
+def _changes_after(mark: int) -> int:
+    # Cached per state of the record: a page shows the line on every attribution figure.
     # Bounded above by the head: PostgreSQL then walks the primary key over the few
     # recent entries (see leadrecord.ledger.ledger_actions_since).
     head = LedgerEntry.objects.order_by("-seq").values("seq")[:1]
     return (
-        LedgerEntry.objects.filter(seq__gt=run_mark(run), seq__lte=Subquery(head))
+        LedgerEntry.objects.filter(seq__gt=mark, seq__lte=Subquery(head))
         .filter(_relevant())
         .count()
     )
