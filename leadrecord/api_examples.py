@@ -856,9 +856,10 @@ REPORT_ATTRIBUTION = [
     response(
         "Linear, by channel",
         {
-            "run": 2,
+            "run": {"id": 2, "finished_at": "2026-11-23T02:30:02Z"},
             "model": "linear",
             "group_by": "channel",
+            "changes_since": 3,
             "rows": [
                 {"key": "sales_call", "credit": 34865.96, "conversions": 1.6303},
                 {"key": "email", "credit": 13947.12, "conversions": 0.54},
@@ -910,6 +911,25 @@ REPORT_CAMPAIGNS = [
                     "roi": 0.367,
                 }
             ],
+        },
+    ),
+    DATE_ERROR,
+]
+REPORT_RECONCILIATION = [
+    response(
+        "This quarter",
+        {
+            "run": {"id": 2, "finished_at": "2026-11-23T02:30:02Z"},
+            "gross_attributed": "61200.00",
+            "churn": "4800.00",
+            "net_revenue": "78500.00",
+            "outside_attribution": {
+                "count": 3,
+                "amount": "20600.00",
+                "no_touches": {"count": 2, "amount": "17400.00"},
+                "consent_withdrawn": {"count": 1, "amount": "3200.00"},
+            },
+            "not_yet_attributed": {"count": 1, "amount": "1500.00"},
         },
     ),
     DATE_ERROR,

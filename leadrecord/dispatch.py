@@ -43,3 +43,17 @@ def task_send_on_commit(task: Task, *args: Any, inline_if_unreachable: bool = Fa
     transaction.on_commit(
         lambda: task_send(task, *args, inline_if_unreachable=inline_if_unreachable)
     )
+
+
+def task_start_on_commit(task: Task, *args: Any) -> None:
+    """``task_send_on_commit``, except with no broker: the task then runs in a background
+    thread of this process, so the request that asked for it is answered at once (a page
+    can show its progress) instead of waiting for it in process."""
+    if not task.app.conf.task_always_eager:
+        task_send_on_commit(task, *args)
+        return
+    from .periodic import in_background
+
+    transaction.on_commit(
+        lambda: in_background(lambda: task.apply(args=args, throw=True), name=task.name)
+    )

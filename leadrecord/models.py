@@ -91,3 +91,29 @@ class LedgerCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.seq} at {self.signed_at}"
+
+
+class PeriodicClaim(models.Model):
+    """One due moment (``slot``) of one periodic job, claimed by the process that runs it.
+
+    With no broker, the web processes run the periodic jobs themselves
+    (``leadrecord.periodic``); the unique (job, slot) is what lets only one of
+    them run each due moment.
+    """
+
+    job = models.CharField(max_length=200)
+    slot = models.DateTimeField(help_text="The scheduled moment this run stands for.")
+    claimed_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # "baseline" marks the first sight of a job (nothing ran), then "running", "ok", "failed".
+    outcome = models.CharField(max_length=16, default="running")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "slot"], name="periodic_claim_job_slot_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} at {self.slot.isoformat()} ({self.outcome})"

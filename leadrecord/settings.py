@@ -345,7 +345,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "handoff.handoffs_expire",
         "schedule": 5 * 60,
     },
+    # Checks for changes since the latest run; runs at most once per refresh interval.
+    "attribution-fresh": {
+        "task": "reports.attribution_freshen",
+        "schedule": env.int("LEADRECORD_ATTRIBUTION_CHECK_SECONDS", default=60),
+    },
 }
+# Without a broker no beat runs: the web processes run due periodic jobs themselves, after
+# responses, checking at most every PERIODIC_CHECK_SECONDS (leadrecord/periodic.py).
+PERIODIC_IN_WEB = env.bool("LEADRECORD_PERIODIC_IN_WEB", default=not CELERY_BROKER_URL)
+PERIODIC_CHECK_SECONDS = env.int("LEADRECORD_PERIODIC_CHECK_SECONDS", default=20)
+# The debounce of the attribution run that follows changes: at most one per this interval.
+ATTRIBUTION_REFRESH_MINUTES = env.int("LEADRECORD_ATTRIBUTION_REFRESH_MINUTES", default=2)
 
 # --- Ledger checkpoints ---------------------------------------------------------
 

@@ -23,6 +23,7 @@ from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
 from . import selectors
+from .freshness import changes_since
 from .models import AttributionModel, AttributionRun, RunStatus
 from .runs import run_request
 from .tasks import attribution_run_task
@@ -102,10 +103,21 @@ class CreditRowSerializer(serializers.Serializer):
     conversions = serializers.FloatField()
 
 
+class RunMarkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    finished_at = serializers.DateTimeField()
+
+
 class AttributionReportSerializer(serializers.Serializer):
-    run = serializers.IntegerField(allow_null=True, help_text="The complete run read from.")
+    run = RunMarkSerializer(allow_null=True, help_text="The complete run read from.")
     model = serializers.CharField()
     group_by = serializers.CharField()
+    changes_since = serializers.IntegerField(
+        allow_null=True,
+        help_text="Changes to the record that can move a credit (sales, touches, buying groups, "
+        "ruleset activations, analytics consent, merges, erasures) recorded since the run "
+        "read it; a run follows within minutes. Null without a run.",
+    )
     rows = CreditRowSerializer(many=True)
 
 
@@ -146,9 +158,10 @@ class AttributionReportApi(APIView):
         return Response(
             AttributionReportSerializer(
                 {
-                    "run": run.pk if run else None,
+                    "run": {"id": run.pk, "finished_at": run.finished_at} if run else None,
                     "model": params["model"],
                     "group_by": params["group_by"],
+                    "changes_since": changes_since(run) if run else None,
                     "rows": rows,
                 }
             ).data

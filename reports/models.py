@@ -53,6 +53,9 @@ class AttributionRun(models.Model):
     # (and, the engine being deterministic, the same credits).
     input_digest = models.CharField(max_length=64, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    # The ledger's last seq when the run began reading the record: changes after it may
+    # be missing from the run ("K changes since", reports.freshness).
+    ledger_mark = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

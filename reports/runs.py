@@ -27,7 +27,7 @@ from django.utils import timezone
 from handoff.models import DEFAULT_LOOKBACK_DAYS
 from handoff.scoring import ruleset_active
 from leadrecord.bulk import copy_lines, rows_copy, rows_insert
-from leadrecord.ledger import Actor, ledger_append
+from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
 
 from .aggregates import people_aggregates_refresh
 from .attribution_credits import CreditBlock, credits_compute
@@ -123,7 +123,11 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
     run.started_at = timezone.now()
     run.ruleset_version = ruleset.version if ruleset else None
     run.lookback_days = ruleset.lookback_days if ruleset else DEFAULT_LOOKBACK_DAYS
-    run.save(update_fields=["status", "started_at", "ruleset_version", "lookback_days"])
+    # Read before the record: whatever the ledger holds after it counts as a change since.
+    run.ledger_mark = ledger_head_seq()
+    run.save(
+        update_fields=["status", "started_at", "ruleset_version", "lookback_days", "ledger_mark"]
+    )
     actor = Actor.of(run.requested_by) if run.requested_by_id else Actor.system("attribution")
     try:
         data = run_input_read(lookback_days=run.lookback_days)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import runs
+from . import freshness, runs
 
 
 @shared_task(name="reports.attribution_run")
@@ -16,3 +16,10 @@ def attribution_nightly_task() -> str:
     """The nightly recompute: queue a run (or join the one in flight) and carry it out."""
     run, _ = runs.run_request(trigger="schedule")
     return str(runs.run_execute(run_id=run.pk).status)
+
+
+@shared_task(name="reports.attribution_freshen")
+def attribution_freshen_task() -> str:
+    """Follow the record: a run when it changed since the latest one (periodic; debounced)."""
+    run = freshness.attribution_freshen()
+    return str(run.status) if run else "fresh"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import apis, apis_metrics
+from . import apis, apis_metrics, apis_reconciliation
 
 api_urlpatterns = [
     path("attribution/runs/", apis.RunCreateApi.as_view(), name="api-attribution-runs"),
@@ -23,4 +23,9 @@ api_urlpatterns = [
     path("reports/funnel/", apis_metrics.FunnelApi.as_view(), name="api-report-funnel"),
     path("reports/campaigns/", apis_metrics.CampaignRoiApi.as_view(), name="api-report-campaigns"),
     path("reports/lifetime/", apis_metrics.LifetimeApi.as_view(), name="api-report-lifetime"),
+    path(
+        "reports/reconciliation/",
+        apis_reconciliation.ReconciliationApi.as_view(),
+        name="api-report-reconciliation",
+    ),
 ]

@@ -2,13 +2,19 @@
 
 from django.urls import path
 
-from . import views, views_lists
+from . import views, views_lists, views_runs
 
 urlpatterns = [
     path("reports/", views.reports_home, name="reports"),
     path("reports/manager/", views.dashboard_manager, name="dashboard-manager"),
     path("reports/marketing/", views.dashboard_marketing, name="dashboard-marketing"),
     path("reports/sales/", views.dashboard_sales, name="dashboard-sales"),
+    path(
+        "reports/attribution/recompute/",
+        views_runs.attribution_recompute,
+        name="attribution-recompute",
+    ),
+    path("reports/attribution/runs/<id:pk>/", views_runs.attribution_run, name="attribution-run"),
 ]
 
 # The lists behind the leakage numbers (reports.views_lists).

@@ -45,7 +45,9 @@ from .forms import (
     ReportRangeForm,
     quick_periods,
 )
+from .freshness import Freshness, freshness
 from .models import AttributionModel
+from .reconciliation import reconciliation
 
 REPORT_ROLES = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
 MANAGERS = (Role.MANAGER,)
@@ -193,6 +195,9 @@ class Section:
     charts: list[Chart] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    # For attribution figures: the run they are as of, and the changes since it.
+    freshness: Freshness | None = None
+    can_recompute: bool = False  # shows a manager's "Recompute now"
 
 
 @dataclass(frozen=True)
@@ -428,14 +433,9 @@ def attribution_section(query: Query) -> Section:
     return Section(
         key="attribution",
         title=f"Attribution: {model}, by {grouping.lower()}",
-        intro=(
-            f"Revenue credited to each {grouping.lower()} for the sales in these days, "
-            + (
-                f"from attribution run #{run.pk} (finished {run.finished_at:%Y-%m-%d %H:%M})."
-                if run and run.finished_at
-                else "from the latest complete attribution run: there is none yet."
-            )
-        ),
+        intro=f"Revenue credited to each {grouping.lower()} for the sales in these days.",
+        freshness=freshness(),
+        can_recompute=user_has_role(query.user, Role.MANAGER),
         charts=[
             bar_chart(
                 title=f"Credit by {grouping.lower()} ({model})",
@@ -457,6 +457,59 @@ def attribution_section(query: Query) -> Section:
     )
 
 
+def reconciliation_section(query: Query) -> Section:
+    """Gross attributed revenue against net revenue for the same days, and what lies between."""
+    numbers = reconciliation(query.start, query.end)
+    outside = numbers.outside_attribution
+    later = numbers.not_yet_attributed
+    return Section(
+        key="reconciliation",
+        title="Attribution and contribution reconciled",
+        intro=(
+            "Attribution credits each sale in full (gross); contribution's revenue is net of "
+            "churn. Between them: sales attribution cannot credit (no touch in the lookback, "
+            "or only touches of people who withdrew analytics consent) and sales recorded "
+            "after the run. Net revenue = gross attributed + outside attribution + not yet "
+            "attributed - churn."
+        ),
+        freshness=freshness(),
+        tables=[
+            Table(
+                "reconciliation",
+                "From attributed revenue to net revenue",
+                [
+                    Column("Gross attributed", "money"),
+                    Column("Outside (sales)", "count"),
+                    Column("Outside attribution", "money"),
+                    Column("Not yet (sales)", "count"),
+                    Column("Not yet attributed", "money"),
+                    Column("Churn", "money"),
+                    Column("Net revenue", "money"),
+                ],
+                [
+                    [
+                        numbers.gross_attributed,
+                        outside.count,
+                        outside.amount,
+                        later.count,
+                        later.amount,
+                        numbers.churn,
+                        numbers.net_revenue,
+                    ]
+                ],
+                note=(
+                    f"Outside attribution: {outside.no_touches.count} sale"
+                    f"{'' if outside.no_touches.count == 1 else 's'} "
+                    f"({outside.no_touches.amount:,.2f}) with no touch in the lookback, "
+                    f"{outside.consent_withdrawn.count} "
+                    f"({outside.consent_withdrawn.amount:,.2f}) with analytics consent "
+                    "withdrawn. Net revenue is the closed revenue of the contribution section."
+                ),
+            )
+        ],
+    )
+
+
 def models_section(query: Query) -> Section:
     """All eight models side by side."""
     rows = metrics.attribution_by_model(query.start, query.end, query.group_by)
@@ -468,6 +521,7 @@ def models_section(query: Query) -> Section:
         key="models",
         title=f"All eight models side by side, by {grouping.lower()}",
         intro="The same sales credited by each model: where they agree, the answer is robust.",
+        freshness=freshness(),
         charts=[
             bar_chart(
                 title=f"Credit by model and {grouping.lower()}",
@@ -500,6 +554,7 @@ def campaigns_section(query: Query) -> Section:
             "Each campaign's recorded cost against the revenue the chosen model credits it "
             "with for sales in these days. ROI = (revenue - cost) / cost."
         ),
+        freshness=freshness(),
         charts=[
             bar_chart(
                 title=f"Cost and attributed revenue by campaign ({model})",
@@ -761,6 +816,7 @@ MANAGER_DASHBOARD = Dashboard(
         (contribution_section, ("contribution", "influenced", "people")),
         (funnel_section, ("funnel", "leakage")),
         (attribution_section, ("attribution",)),
+        (reconciliation_section, ("reconciliation",)),
         (models_section, ("models",)),
         (campaigns_section, ("campaigns",)),
         (lifetime_section, ("lifetime",)),

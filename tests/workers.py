@@ -84,3 +84,34 @@ def celery_worker_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def celery_beat_process(
+    schedule_file: Path, *, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery beat`` as its own process (it sends the schedule's tasks to the broker)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leadrecord",
+            "beat",
+            "--loglevel=WARNING",
+            f"--schedule={schedule_file}",
+            "--max-interval=1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": test_database_url(), **(env or {})},
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -46,6 +46,7 @@ TABLES = {
         "funnel",
         "leakage",
         "attribution",
+        "reconciliation",
         "models",
         "campaigns",
         "lifetime",

@@ -115,7 +115,7 @@ def test_a_failed_run_leaves_the_previous_one_served(record, api_client_for, use
     report = api_client_for(users[Role.MANAGER]).get(
         "/api/v1/reports/attribution/", {"model": "first_touch"}
     )
-    assert report.json()["run"] == retried.pk
+    assert report.json()["run"]["id"] == retried.pk
 
 
 def test_with_no_conversions_a_run_completes_empty():
@@ -173,7 +173,7 @@ def test_the_report_by_channel_campaign_and_team(record, api):
     run = run_now()
     reader = api(Role.SALES_REP)
     by_channel = reader.get("/api/v1/reports/attribution/", {"model": "last_touch"}).json()
-    assert by_channel["run"] == run.pk
+    assert by_channel["run"]["id"] == run.pk
     assert by_channel["rows"] == [{"key": "sales_call", "credit": 1000.0, "conversions": 1.0}]
     by_team = reader.get(
         "/api/v1/reports/attribution/", {"model": "linear", "group_by": "team"}
@@ -212,4 +212,10 @@ def test_bad_report_queries_are_400s_naming_the_field(api, query, field):
 def test_before_any_run_the_report_is_empty(api):
     response = api(Role.MANAGER).get("/api/v1/reports/attribution/")
     assert response.status_code == 200
-    assert response.json() == {"run": None, "model": "linear", "group_by": "channel", "rows": []}
+    assert response.json() == {
+        "run": None,
+        "model": "linear",
+        "group_by": "channel",
+        "changes_since": None,
+        "rows": [],
+    }

@@ -1,0 +1,161 @@
+"""How fresh attribution is, and the run that follows changes to the record.
+
+A run reads the record as of its ledger mark (``AttributionRun.ledger_mark``,
+the ledger's last seq when it began). Every change to the record is on the
+ledger, so the changes a run may be missing are the entries after its mark
+whose action can move a credit (``ATTRIBUTION_ACTIONS``): the figures say
+"as of run #N, finished at T; K changes since".
+
+``attribution_freshen`` is the periodic job (``attribution-fresh`` in the
+beat schedule, run by Celery beat or, without a broker, by the web process)
+that turns those changes into a run: it carries out a run left queued, and
+otherwise requests a run when there are changes since the latest complete one
+and no run began within ``ATTRIBUTION_REFRESH_MINUTES``. Changes coming in
+meanwhile are picked up together by that next run: a burst of writes costs
+one run, and a steady stream one run per interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q, Subquery
+from django.utils import timezone
+
+from contacts.models import ConsentPurpose
+from leadrecord.models import LedgerEntry
+
+from .models import AttributionRun, RunStatus
+from .report_cache import report_cached
+from .runs import run_execute, run_request
+from .selectors import run_latest_complete
+
+# What can move a credit: conversions and their deals' buying groups, touches, the
+# ruleset (its lookback), analytics consent (paths leave out people who withdrew it),
+# merges and erasures (they move or drop touches), accepted handoffs (W-shaped's marker)
+# and channels' teams (credit by team).
+ATTRIBUTION_ACTIONS = (
+    "sale.record",
+    "touch.record",
+    "ruleset.activate",
+    "deal.create",
+    "deal.member_add",
+    "handoff.accept",
+    "contact.merge",
+    "contact.erase",
+    "channel.update",
+)
+
+
+def _relevant() -> Q:
+    return Q(action__in=ATTRIBUTION_ACTIONS) | Q(
+        action="consent.record", after__purpose=ConsentPurpose.ANALYTICS
+    )
+
+
+def run_mark(run: AttributionRun) -> int:
+    """The ledger seq the run read the record at (for a run from before marks were kept,
+    its own ledger entry, appended as it completed)."""
+    if run.ledger_mark is not None:
+        return run.ledger_mark
+    own = (
+        LedgerEntry.objects.filter(
+            subject_type="attribution_run", subject_id=str(run.pk), action="attribution.run"
+        )
+        .values_list("seq", flat=True)
+        .first()
+    )
+    return own or 0
+
+
+def changes_since(run: AttributionRun) -> int:
+    """How many changes that can move a credit the ledger holds after the run's mark."""
+    return _changes_after(run_mark(run))
+
+
+@report_cached
+def _changes_after(mark: int) -> int:
+    # Cached per state of the record: a page shows the line on every attribution figure.
+    # Bounded above by the head: PostgreSQL then walks the primary key over the few
+    # recent entries (see leadrecord.ledger.ledger_actions_since).
+    head = LedgerEntry.objects.order_by("-seq").values("seq")[:1]
+    return (
+        LedgerEntry.objects.filter(seq__gt=mark, seq__lte=Subquery(head))
+        .filter(_relevant())
+        .count()
+    )
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What an attribution figure is as of: the run read, and the changes since it."""
+
+    run_id: int | None
+    finished_at: datetime | None
+    changes_since: int | None
+    # A run queued or running now, if any (the page links to its progress).
+    pending_run_id: int | None
+    pending_status: str
+
+    @property
+    def text(self) -> str:
+        if self.run_id is None or self.finished_at is None:
+            return "No attribution run has completed yet."
+        moment = timezone.localtime(self.finished_at).strftime("%Y-%m-%d %H:%M %Z")
+        changes = self.changes_since or 0
+        return (
+            f"As of run #{self.run_id}, finished at {moment}; "
+            f"{changes} change{'' if changes == 1 else 's'} since."
+        )
+
+
+def freshness() -> Freshness:
+    run = run_latest_complete()
+    pending = (
+        AttributionRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        .order_by("id")
+        .values_list("id", "status")
+        .first()
+    )
+    return Freshness(
+        run_id=run.pk if run else None,
+        finished_at=run.finished_at if run else None,
+        changes_since=changes_since(run) if run else None,
+        pending_run_id=pending[0] if pending else None,
+        pending_status=str(pending[1]) if pending else "",
+    )
+
+
+def attribution_freshen(*, now: datetime | None = None) -> AttributionRun | None:
+    """Carry out a queued run, or start one when the record changed since the latest complete
+    run and none began within the refresh interval; the run carried out, or None."""
+    now = now or timezone.now()
+    interval = timedelta(minutes=settings.ATTRIBUTION_REFRESH_MINUTES)
+    in_flight = (
+        AttributionRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        .order_by("id")
+        .first()
+    )
+    if in_flight is not None:
+        # Left to the process that queued or runs it, for a while: then a queued run whose
+        # task never reached a worker is carried out here, and a running one that outlived
+        # the task time limit (its process died) is replaced by run_execute.
+        waited = now - (in_flight.started_at or in_flight.created_at)
+        patience = (
+            timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+            if in_flight.status == RunStatus.RUNNING
+            else interval
+        )
+        return run_execute(run_id=in_flight.pk) if waited >= patience else None
+    latest = AttributionRun.objects.order_by("-id").first()
+    if latest is not None and latest.created_at > now - interval:
+        return None
+    complete = run_latest_complete()
+    if complete is not None and changes_since(complete) == 0:
+        return None
+    if complete is None and not LedgerEntry.objects.filter(_relevant()).exists():
+        return None
+    run, _ = run_request(trigger="fresh")
+    return run_execute(run_id=run.pk)

@@ -1,0 +1,142 @@
+"""Attribution against contribution: why their totals differ for the same days.
+
+Attribution credits each conversion (a ``won``, ``expansion`` or ``renewal``
+sale event with an amount) in full to the channels on its path: it credits
+gross revenue. Contribution's revenue is net: those sale events less
+``churn``. Between the two stand the conversions attribution cannot credit:
+
+- *outside attribution*: conversions the latest complete run read but could
+  not credit, because no member of the buying group had a touch within the
+  lookback before the sale (``no_touches``) or every such touch belongs to
+  people who withdrew analytics consent (``consent_withdrawn``);
+- *not yet attributed*: conversions recorded after that run began; the next
+  run credits them (see ``reports.freshness``).
+
+So, for any range: ``net_revenue`` = ``gross_attributed`` +
+``outside_attribution.amount`` + ``not_yet_attributed.amount`` - ``churn``.
+``gross_attributed`` is read from the run's linear credits (every model
+splits each credited conversion whole, so any would do; linear is the one
+that never leaves credit unallocated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    QuerySet,
+    Sum,
+)
+
+from contacts.models import Touch
+from handoff.models import DEFAULT_LOOKBACK_DAYS, REVENUE_KINDS, DealContact, SaleEvent, SaleKind
+
+from .metrics import range_moments
+from .models import AttributionCredit, AttributionModel
+from .report_cache import report_cached
+from .selectors import run_latest_complete
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Amounts:
+    count: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Outside:
+    count: int
+    amount: Decimal
+    no_touches: Amounts
+    consent_withdrawn: Amounts
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    run_id: int | None
+    run_finished_at: datetime | None
+    gross_attributed: Decimal
+    churn: Decimal
+    net_revenue: Decimal
+    outside_attribution: Outside
+    not_yet_attributed: Amounts
+
+
+def _amounts(events: QuerySet[SaleEvent]) -> Amounts:
+    sums = events.order_by().aggregate(amount=Sum("amount"))
+    return Amounts(count=events.count(), amount=(sums["amount"] or Decimal(0)).quantize(CENT))
+
+
+def _touch_in_lookback(lookback_days: int) -> Exists:
+    """A member of the sale's deal had a touch in the lookback before the sale."""
+    members = DealContact.objects.filter(deal_id=OuterRef(OuterRef("deal_id"))).values("contact_id")
+    window_start = ExpressionWrapper(
+        OuterRef("occurred_at") - timedelta(days=lookback_days), output_field=DateTimeField()
+    )
+    return Exists(
+        Touch.objects.filter(
+            contact_id__in=members,
+            occurred_at__lt=OuterRef("occurred_at"),
+            occurred_at__gte=window_start,
+        )
+    )
+
+
+@report_cached
+def reconciliation(start: date, end: date) -> Reconciliation:
+    """Gross attributed revenue, churn and net revenue for conversions in the range, and the
+    conversions attribution left out, with why (see the module)."""
+    low, high = range_moments(start, end)
+    in_range = SaleEvent.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+    conversions = in_range.filter(kind__in=REVENUE_KINDS, amount__gt=0)
+    churn = in_range.filter(kind=SaleKind.CHURN).order_by().aggregate(amount=Sum("amount"))
+    churn_amount = (churn["amount"] or Decimal(0)).quantize(CENT)
+    gross = conversions.order_by().aggregate(amount=Sum("amount"))["amount"] or Decimal(0)
+    net = (gross - churn_amount).quantize(CENT)
+
+    run = run_latest_complete()
+    none = Amounts(count=0, amount=Decimal("0.00"))
+    if run is None:
+        return Reconciliation(
+            run_id=None,
+            run_finished_at=None,
+            gross_attributed=Decimal("0.00"),
+            churn=churn_amount,
+            net_revenue=net,
+            outside_attribution=Outside(0, Decimal("0.00"), none, none),
+            not_yet_attributed=_amounts(conversions),
+        )
+    credits = AttributionCredit.objects.filter(
+        run=run, model=AttributionModel.LINEAR, converted_at__gte=low, converted_at__lt=high
+    )
+    attributed = credits.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
+    uncredited = conversions.exclude(id__in=credits.values("sale_event_id"))
+    # Recorded once the run was reading the record: it may not have seen them.
+    started = run.started_at or run.created_at
+    later = uncredited.filter(recorded_at__gte=started)
+    outside = uncredited.filter(recorded_at__lt=started)
+    touched = _touch_in_lookback(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
+    no_touches = _amounts(outside.filter(~touched))
+    withdrawn = _amounts(outside.filter(touched))
+    return Reconciliation(
+        run_id=run.pk,
+        run_finished_at=run.finished_at,
+        gross_attributed=Decimal(str(round(float(attributed), 2))).quantize(CENT),
+        churn=churn_amount,
+        net_revenue=net,
+        outside_attribution=Outside(
+            count=no_touches.count + withdrawn.count,
+            amount=no_touches.amount + withdrawn.amount,
+            no_touches=no_touches,
+            consent_withdrawn=withdrawn,
+        ),
+        not_yet_attributed=_amounts(later),
+    )
