@@ -74,6 +74,11 @@ PERSONAL_DATA: dict[str, Classification] = {
     "leadrecord.LedgerEntry.reason": _REASON,
     "leadrecord.LedgerEntry.prev_hash": _HASH,
     "leadrecord.LedgerEntry.hash": _HASH,
+    "leadrecord.PeriodicClaim.job": NotPersonal("a periodic job's name"),
+    "leadrecord.PeriodicClaim.outcome": _CHOICE,
+    "leadrecord.PeriodicClaim.error": NotPersonal(
+        "a periodic job's exception text; jobs take no personal values as arguments"
+    ),
     "leadrecord.LedgerCheckpoint.hash": _HASH,
     "leadrecord.LedgerCheckpoint.signed_at": NotPersonal("when a checkpoint was signed, as signed"),
     "leadrecord.LedgerCheckpoint.signature": NotPersonal(
@@ -156,6 +161,7 @@ PERSONAL_DATA: dict[str, Classification] = {
     "handoff.Ruleset.name": _RULES,
     "handoff.Ruleset.status": _CHOICE,
     "handoff.Ruleset.points": _RULES,
+    "handoff.Handoff.say_so_audience": _CHOICE,
     "handoff.Handoff.status": _CHOICE,
     "handoff.Handoff.note": Personal(Erasure.EMPTIED, "emptied (handoff.services)"),
     "handoff.Handoff.buyer_signal": NotPersonal(
