@@ -4,7 +4,7 @@ Each function runs in one transaction, takes the ledger lock before it reads
 what it is about to change (so concurrent callers queue rather than race: two
 reps accepting the same handoff at once find it pending one after the other),
 and appends its ledger entries in the same transaction. A refusal raises
-``RuleViolation`` before anything is written.
+a domain error (``leadrecord.errors``) before anything is written.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from contacts.models import (
 from contacts.sealing import contact_keys, seal
 from contacts.selectors import audiences_visible_to, channels_all, disclosures_visible_to
 from leadrecord.dispatch import task_send_on_commit
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import Conflict, Forbidden, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.roles import Role, user_has_role
 
@@ -84,47 +84,38 @@ RULESET_FIELDS = (
 def points_validate(points: Any) -> dict[str, int]:
     """The points table, checked: known channels and kinds, whole numbers in range."""
     if not isinstance(points, dict):
-        raise RuleViolation(
-            "invalid", "Points must be an object of rule: points.", attr="points", status=400
-        )
+        raise InvalidInput("invalid", "Points must be an object of rule: points.", attr="points")
     if len(points) > MAX_POINT_RULES:
-        raise RuleViolation(
+        raise InvalidInput(
             "too_many",
             f"At most {MAX_POINT_RULES} point rules.",
             attr="points",
-            status=400,
         )
     channels = set(channels_all().values_list("key", flat=True))
     checked: dict[str, int] = {}
     for key, value in points.items():
         match = _POINT_KEY.match(str(key))
         if match is None:
-            raise RuleViolation(
+            raise InvalidInput(
                 "invalid",
                 f"{str(key)[:80]!r} is not a rule: use channel:<key>, kind:<kind> or "
                 "disclosure:<key>.",
                 attr="points",
-                status=400,
             )
         prefix, name = match.groups()
         if prefix == "channel" and name not in channels:
-            raise RuleViolation(
-                "unknown_channel", f"No channel {name!r}.", attr="points", status=400
-            )
+            raise InvalidInput("unknown_channel", f"No channel {name!r}.", attr="points")
         if prefix == "kind" and name not in TouchKind.values:
-            raise RuleViolation(
-                "unknown_kind", f"No touch kind {name!r}.", attr="points", status=400
-            )
+            raise InvalidInput("unknown_kind", f"No touch kind {name!r}.", attr="points")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RuleViolation(
-                "invalid", f"Points for {key} must be a whole number.", attr="points", status=400
+            raise InvalidInput(
+                "invalid", f"Points for {key} must be a whole number.", attr="points"
             )
         if not -POINTS_LIMIT <= value <= POINTS_LIMIT:
-            raise RuleViolation(
+            raise InvalidInput(
                 "out_of_range",
                 f"Points for {key} must be between -{POINTS_LIMIT} and {POINTS_LIMIT}.",
                 attr="points",
-                status=400,
             )
         checked[key] = value
     return dict(sorted(checked.items()))
@@ -184,8 +175,8 @@ def ruleset_create(
     return ruleset
 
 
-def _frozen(ruleset: Ruleset) -> RuleViolation:
-    return RuleViolation(
+def _frozen(ruleset: Ruleset) -> Conflict:
+    return Conflict(
         "ruleset_frozen",
         f"Ruleset v{ruleset.version} is {ruleset.status}; only drafts change. "
         "Copy it into a new draft instead.",
@@ -196,7 +187,7 @@ def ruleset_update(*, ruleset: Ruleset, changes: dict[str, Any], actor: Actor) -
     """Change a draft. An active or retired ruleset is written in stone (409)."""
     unknown = set(changes) - set(RULESET_FIELDS)
     if unknown:
-        raise RuleViolation("invalid", f"Unknown fields: {', '.join(sorted(unknown))}.", status=400)
+        raise InvalidInput("invalid", f"Unknown fields: {', '.join(sorted(unknown))}.")
     if "points" in changes:
         changes = {**changes, "points": points_validate(changes["points"])}
     with transaction.atomic():
@@ -393,19 +384,18 @@ def handoff_as_dict(handoff: Handoff) -> dict[str, Any]:
 
 def _require_sales_user(user: User | None, attr: str) -> None:
     if user is not None and not user_has_role(user, Role.SALES_REP, Role.MANAGER):
-        raise RuleViolation(
+        raise InvalidInput(
             "not_sales",
             f"{user.get_username()} is not a sales rep or manager.",
             attr=attr,
-            status=400,
         )
 
 
 def _require_handoff_ready(contact: Contact) -> None:
     if contact.erased_at is not None:
-        raise RuleViolation("contact_erased", "This contact has been erased.", attr="contact")
+        raise Conflict("contact_erased", "This contact has been erased.", attr="contact")
     if contact.merged_into_id is not None:
-        raise RuleViolation(
+        raise Conflict(
             "contact_merged",
             f"This contact was merged into contact {contact.merged_into_id}; hand that one off.",
             attr="contact",
@@ -468,13 +458,13 @@ def handoff_create(
         _require_handoff_ready(contact)
         ruleset = ruleset_active()
         if ruleset is None:
-            raise RuleViolation(
+            raise Conflict(
                 "no_active_ruleset",
                 "There is no active ruleset: a manager activates one before handoffs start.",
             )
         say_so = buyer_signal(contact, audiences=_actor_audiences(actor))
         if say_so is None:
-            raise RuleViolation(
+            raise Conflict(
                 "no_buyer_consent",
                 "This person has neither granted sales_contact consent nor said they are "
                 "ready to talk; they are not handed to sales without their say-so.",
@@ -483,7 +473,7 @@ def handoff_create(
         open_handoff = Handoff.objects.filter(contact=contact, status=HandoffStatus.PENDING).first()
         if open_handoff is not None:
             if _actor_knows_of(actor, open_handoff):
-                raise RuleViolation(
+                raise Conflict(
                     "handoff_open",
                     f"Handoff #{open_handoff.pk} for this person is still pending.",
                     attr="contact",
@@ -644,21 +634,19 @@ def handoffs_create_automatic(contact_ids: Iterable[int], *, ruleset: Ruleset) -
 
 def _decide_check(handoff: Handoff, user: User, moment: datetime) -> None:
     if handoff.status != HandoffStatus.PENDING:
-        raise RuleViolation(
+        raise Conflict(
             "handoff_not_pending", f"This handoff is already {handoff.status}; nothing changed."
         )
     if moment >= handoff.due_at:
-        raise RuleViolation(
+        raise Conflict(
             "handoff_expired",
             f"This handoff's SLA ran out at {handoff.due_at.isoformat()}; it returns to marketing.",
         )
     is_manager = user_has_role(user, Role.MANAGER)
     if not is_manager and handoff.assigned_to_id not in (None, user.pk):
-        raise RuleViolation(
-            "not_your_handoff", "This handoff is assigned to another rep.", status=403
-        )
+        raise Forbidden("not_your_handoff", "This handoff is assigned to another rep.")
     if handoff.contact.erased_at is not None:
-        raise RuleViolation("contact_erased", "This contact has been erased.")
+        raise Conflict("contact_erased", "This contact has been erased.")
 
 
 def _locked_handoff(handoff: Handoff) -> Handoff:
@@ -678,9 +666,7 @@ def handoff_accept(
     owner = owner or user
     _require_sales_user(owner, "owner")
     if owner.pk != user.pk and not user_has_role(user, Role.MANAGER):
-        raise RuleViolation(
-            "not_allowed", "A rep accepts handoffs for themselves only.", attr="owner", status=403
-        )
+        raise Forbidden("not_allowed", "A rep accepts handoffs for themselves only.", attr="owner")
     actor = Actor.of(user)
     with transaction.atomic():
         ledger_lock()
@@ -715,15 +701,14 @@ def handoff_reject(
 ) -> Handoff:
     """Sales sends the person back to marketing, with a reason from the fixed list."""
     if reason not in RejectReason.values:
-        raise RuleViolation(
+        raise InvalidInput(
             "invalid_choice",
             f"Reason must be one of {', '.join(RejectReason.values)}.",
             attr="reason",
-            status=400,
         )
     if reason == RejectReason.OTHER and not note.strip():
-        raise RuleViolation(
-            "required", "Say why in the note when the reason is 'other'.", attr="note", status=400
+        raise InvalidInput(
+            "required", "Say why in the note when the reason is 'other'.", attr="note"
         )
     actor = Actor.of(user)
     with transaction.atomic():
@@ -888,27 +873,24 @@ def _members_check(members: Sequence[Member]) -> None:
     seen: set[int] = set()
     for member in members:
         if member.role not in BuyingRole.values:
-            raise RuleViolation(
+            raise InvalidInput(
                 "invalid_choice",
                 f"Role must be one of {', '.join(BuyingRole.values)}.",
                 attr="contacts",
-                status=400,
             )
         if member.contact.pk in seen:
-            raise RuleViolation(
+            raise InvalidInput(
                 "duplicate",
                 f"Contact {member.contact.pk} is named twice in the buying group.",
                 attr="contacts",
-                status=400,
             )
         seen.add(member.contact.pk)
         if not member.contact.is_living:
             state = "erased" if member.contact.erased_at else "merged into another"
-            raise RuleViolation(
+            raise InvalidInput(
                 "contact_not_living",
                 f"Contact {member.contact.pk} has been {state}.",
                 attr="contacts",
-                status=400,
             )
 
 
@@ -943,9 +925,7 @@ def deal_create(
     A repeated ``external_id`` answers the first deal (and whether this call created it).
     """
     if amount < 0:
-        raise RuleViolation(
-            "min_value", "The amount cannot be negative.", attr="amount", status=400
-        )
+        raise InvalidInput("min_value", "The amount cannot be negative.", attr="amount")
     _members_check(members)
     _require_sales_user(owner, "owner")
     with transaction.atomic():
@@ -1040,20 +1020,18 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 
-def _transition_refused(deal: Deal, kind: str) -> RuleViolation:
+def _transition_refused(deal: Deal, kind: str) -> Conflict:
     if kind == SaleKind.WON and deal.state in (DealState.WON, DealState.CHURNED):
-        return RuleViolation("already_won", "This deal has already been won.", attr="kind")
+        return Conflict("already_won", "This deal has already been won.", attr="kind")
     if deal.state == DealState.LOST:
-        return RuleViolation("deal_lost", "This deal was lost; nothing follows.", attr="kind")
+        return Conflict("deal_lost", "This deal was lost; nothing follows.", attr="kind")
     if deal.state == DealState.CHURNED:
-        return RuleViolation("deal_churned", "This customer churned.", attr="kind")
+        return Conflict("deal_churned", "This customer churned.", attr="kind")
     if deal.state == DealState.WON and kind == SaleKind.LOST:
-        return RuleViolation(
+        return Conflict(
             "already_won", "A won deal cannot be lost; record churn instead.", attr="kind"
         )
-    return RuleViolation(
-        "not_won", f"A {kind} follows a won deal; this one is still open.", attr="kind"
-    )
+    return Conflict("not_won", f"A {kind} follows a won deal; this one is still open.", attr="kind")
 
 
 def sale_event_record(
@@ -1068,20 +1046,17 @@ def sale_event_record(
 ) -> tuple[SaleEvent, bool]:
     """Record a sale event; the deal's state follows. A repeated external id answers the first."""
     if kind not in SaleKind.values:
-        raise RuleViolation(
+        raise InvalidInput(
             "invalid_choice",
             f"Kind must be one of {', '.join(SaleKind.values)}.",
             attr="kind",
-            status=400,
         )
     if amount is None:
         if kind != SaleKind.LOST:
-            raise RuleViolation("required", f"A {kind} needs an amount.", attr="amount", status=400)
+            raise InvalidInput("required", f"A {kind} needs an amount.", attr="amount")
         amount = Decimal("0")
     if amount < 0:
-        raise RuleViolation(
-            "min_value", "The amount cannot be negative.", attr="amount", status=400
-        )
+        raise InvalidInput("min_value", "The amount cannot be negative.", attr="amount")
     with transaction.atomic():
         ledger_lock()
         if external_id:
@@ -1094,12 +1069,11 @@ def sale_event_record(
         now = timezone.now()
         moment = occurred_at or now
         if moment < deal.occurred_at:
-            raise RuleViolation(
+            raise InvalidInput(
                 "before_deal",
                 f"This deal was created at {deal.occurred_at.isoformat()}; a sale event cannot "
                 "come before it.",
                 attr="occurred_at",
-                status=400,
             )
         new_state = _TRANSITIONS.get((deal.state, kind))
         if new_state is None:
@@ -1109,11 +1083,10 @@ def sale_event_record(
                 "occurred_at", flat=True
             )[0]
             if moment < won_at:
-                raise RuleViolation(
+                raise InvalidInput(
                     "before_won",
                     f"The deal was won at {won_at.isoformat()}; a {kind} cannot come before.",
                     attr="occurred_at",
-                    status=400,
                 )
         event = SaleEvent.objects.create(
             deal=deal,
@@ -1150,14 +1123,13 @@ def sale_event_record(
 def deal_source_override(*, deal: Deal, source: str, reason: str, actor: Actor) -> Deal:
     """Set a deal's source by hand. Needs a reason; the derived source stays beside it."""
     if source not in DealSource.values:
-        raise RuleViolation(
+        raise InvalidInput(
             "invalid_choice",
             f"Source must be one of {', '.join(DealSource.values)}.",
             attr="source",
-            status=400,
         )
     if not reason.strip():
-        raise RuleViolation("required", "An override needs a reason.", attr="reason", status=400)
+        raise InvalidInput("required", "An override needs a reason.", attr="reason")
     with transaction.atomic():
         ledger_lock()
         deal = Deal.objects.select_for_update().get(pk=deal.pk)
@@ -1185,15 +1157,12 @@ _PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
 def target_set(*, period: str, share: Decimal, actor: Actor) -> tuple[ContributionTarget, bool]:
     """Set marketing's agreed share of pipeline for a quarter (a new value replaces the old)."""
     if not _PERIOD.match(period):
-        raise RuleViolation(
-            "invalid", "A period is a quarter like 2026-Q3.", attr="period", status=400
-        )
+        raise InvalidInput("invalid", "A period is a quarter like 2026-Q3.", attr="period")
     if not Decimal("0") <= share <= Decimal("1"):
-        raise RuleViolation(
+        raise InvalidInput(
             "out_of_range",
             "The share is between 0 and 1.",
             attr="marketing_pipeline_share",
-            status=400,
         )
     with transaction.atomic():
         ledger_lock()
