@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.models import LedgerAction
 
 from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
@@ -98,7 +99,7 @@ def organization_get_or_create(
             return Organization.objects.get(domain=domain), False
         ledger_append(
             actor=actor,
-            action="organization.create",
+            action=LedgerAction.ORGANIZATION_CREATE,
             subject_type="organization",
             subject_id=organization.pk,
             after={"name": organization.name, "domain": organization.domain},
@@ -180,7 +181,7 @@ def contact_create(
             key = contact_keys_create([contact.pk])[contact.pk]
             ledger_append(
                 actor=actor,
-                action="contact.create",
+                action=LedgerAction.CONTACT_CREATE,
                 subject_type="contact",
                 subject_id=contact.pk,
                 contact_id=contact.pk,
@@ -240,7 +241,7 @@ def consent_record(
         )
         ledger_append(
             actor=actor,
-            action="consent.record",
+            action=LedgerAction.CONSENT_RECORD,
             subject_type="consent",
             subject_id=consent.pk,
             contact_id=contact.pk,
@@ -303,7 +304,7 @@ def disclosure_record(
         person_key = contact_keys([contact.pk])[contact.pk]
         ledger_append(
             actor=actor,
-            action="disclosure.record",
+            action=LedgerAction.DISCLOSURE_RECORD,
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=contact.pk,
@@ -341,7 +342,7 @@ def disclosure_withdraw(
         disclosure.save(update_fields=["withdrawn_at"])
         ledger_append(
             actor=actor,
-            action="disclosure.withdraw",
+            action=LedgerAction.DISCLOSURE_WITHDRAW,
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=disclosure.contact_id,
@@ -410,7 +411,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
             [
                 LedgerDraft(
                     actor=actor,
-                    action="contact.merge",
+                    action=LedgerAction.CONTACT_MERGE,
                     subject_type="contact",
                     subject_id=keep.pk,
                     contact_id=contact_id,
@@ -472,7 +473,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         erased_emails_record(person.emails, erased_at=now)
         ledger_append(
             actor=actor,
-            action="contact.erase",
+            action=LedgerAction.CONTACT_ERASE,
             subject_type="contact",
             subject_id=contact.pk,
             contact_id=contact.pk,
@@ -524,7 +525,7 @@ def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str
         data = contact_subject_access_data(contact)
         ledger_append(
             actor=actor,
-            action="contact.export",
+            action=LedgerAction.CONTACT_EXPORT,
             subject_type="contact",
             subject_id=contact.pk,
             contact_id=contact.pk,
@@ -546,7 +547,7 @@ def channel_create(*, key: str, team: str, actor: Actor) -> Channel:
         channel = Channel.objects.create(key=key, team=team)
         ledger_append(
             actor=actor,
-            action="channel.create",
+            action=LedgerAction.CHANNEL_CREATE,
             subject_type="channel",
             subject_id=channel.pk,
             after={"key": key, "team": team},
@@ -565,7 +566,7 @@ def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -
         channel.save(update_fields=["team", "active"])
         ledger_append(
             actor=actor,
-            action="channel.update",
+            action=LedgerAction.CHANNEL_UPDATE,
             subject_type="channel",
             subject_id=channel.pk,
             before=before,
@@ -603,7 +604,7 @@ def campaign_create(
         )
         ledger_append(
             actor=actor,
-            action="campaign.create",
+            action=LedgerAction.CAMPAIGN_CREATE,
             subject_type="campaign",
             subject_id=campaign.pk,
             after={
@@ -714,7 +715,7 @@ def touch_record(
             raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
         ledger_append(
             actor=actor,
-            action="touch.record",
+            action=LedgerAction.TOUCH_RECORD,
             subject_type="touch",
             subject_id=touch.pk,
             contact_id=contact.pk,

@@ -8,6 +8,7 @@ from contacts.models import (
     Contact,
 )
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many
+from leadrecord.models import LedgerAction
 
 from ..models import (
     DealContact,
@@ -54,7 +55,7 @@ def contact_references_move(*, merged: Contact, kept: Contact, actor: Actor) -> 
             [
                 LedgerDraft(
                     actor=actor,
-                    action="handoff.reject",
+                    action=LedgerAction.HANDOFF_REJECT,
                     subject_type="handoff",
                     subject_id=handoff.pk,
                     contact_id=about,

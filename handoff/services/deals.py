@@ -21,6 +21,7 @@ from contacts.models import (
 )
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many, ledger_lock
+from leadrecord.models import LedgerAction
 
 from ..models import (
     BuyingRole,
@@ -142,7 +143,7 @@ def deal_create(
         drafts = [
             LedgerDraft(
                 actor=actor,
-                action="deal.create",
+                action=LedgerAction.DEAL_CREATE,
                 subject_type="deal",
                 subject_id=deal.pk,
                 after=after,
@@ -152,7 +153,7 @@ def deal_create(
         drafts += [
             LedgerDraft(
                 actor=actor,
-                action="deal.member_add",
+                action=LedgerAction.DEAL_MEMBER_ADD,
                 subject_type="deal",
                 subject_id=deal.pk,
                 contact_id=member.contact.pk,

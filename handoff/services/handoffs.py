@@ -26,6 +26,7 @@ from contacts.sealing import contact_keys, seal
 from contacts.selectors import audiences_visible_to, disclosures_visible_to
 from leadrecord.errors import Conflict, Forbidden, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.models import LedgerAction
 from leadrecord.roles import Role, user_has_role
 
 from ..models import (
@@ -169,7 +170,7 @@ def _handoff_make(
     )
     ledger_append(
         actor=actor,
-        action="handoff.create",
+        action=LedgerAction.HANDOFF_CREATE,
         subject_type="handoff",
         subject_id=handoff.pk,
         contact_id=contact.pk,
@@ -250,7 +251,7 @@ def _handoff_supersede(handoff: Handoff) -> None:
     handoff.save(update_fields=["status", "reason", "decision_note", "decided_at"])
     ledger_append(
         actor=Actor.system("say-so"),
-        action="handoff.reject",
+        action=LedgerAction.HANDOFF_REJECT,
         subject_type="handoff",
         subject_id=handoff.pk,
         contact_id=handoff.contact_id,
@@ -417,7 +418,7 @@ def handoff_accept(
         handoff.save(update_fields=["status", "owner", "decided_by", "decided_at"])
         ledger_append(
             actor=actor,
-            action="handoff.accept",
+            action=LedgerAction.HANDOFF_ACCEPT,
             subject_type="handoff",
             subject_id=handoff.pk,
             contact_id=handoff.contact_id,
@@ -463,7 +464,7 @@ def handoff_reject(
         )
         ledger_append(
             actor=actor,
-            action="handoff.reject",
+            action=LedgerAction.HANDOFF_REJECT,
             subject_type="handoff",
             subject_id=handoff.pk,
             contact_id=handoff.contact_id,
@@ -516,7 +517,7 @@ def handoffs_expire_due(*, now: datetime | None = None) -> int:
                 [
                     LedgerDraft(
                         actor=actor,
-                        action="handoff.expire",
+                        action=LedgerAction.HANDOFF_EXPIRE,
                         subject_type="handoff",
                         subject_id=handoff.pk,
                         contact_id=handoff.contact_id,

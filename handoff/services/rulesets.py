@@ -17,6 +17,7 @@ from contacts.selectors import channels_all
 from leadrecord.dispatch import task_send_on_commit
 from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.models import LedgerAction
 
 from ..models import (
     DEFAULT_LOOKBACK_DAYS,
@@ -126,7 +127,7 @@ def ruleset_create(
         )
         ledger_append(
             actor=actor,
-            action="ruleset.create",
+            action=LedgerAction.RULESET_CREATE,
             subject_type="ruleset",
             subject_id=ruleset.pk,
             after=ruleset_as_dict(ruleset),
@@ -163,7 +164,7 @@ def ruleset_update(*, ruleset: Ruleset, changes: dict[str, Any], actor: Actor) -
         if after != before:
             ledger_append(
                 actor=actor,
-                action="ruleset.update",
+                action=LedgerAction.RULESET_UPDATE,
                 subject_type="ruleset",
                 subject_id=ruleset.pk,
                 before={key: value for key, value in before.items() if after[key] != value},
@@ -193,7 +194,7 @@ def ruleset_activate(*, ruleset: Ruleset, actor: Actor) -> Ruleset:
             drafts.append(
                 LedgerDraft(
                     actor=actor,
-                    action="ruleset.retire",
+                    action=LedgerAction.RULESET_RETIRE,
                     subject_type="ruleset",
                     subject_id=previous.pk,
                     before={"status": RulesetStatus.ACTIVE},
@@ -206,7 +207,7 @@ def ruleset_activate(*, ruleset: Ruleset, actor: Actor) -> Ruleset:
         drafts.append(
             LedgerDraft(
                 actor=actor,
-                action="ruleset.activate",
+                action=LedgerAction.RULESET_ACTIVATE,
                 subject_type="ruleset",
                 subject_id=ruleset.pk,
                 before={"status": RulesetStatus.DRAFT},

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
 
 from ..models import (
     Deal,
@@ -114,7 +115,7 @@ def sale_event_record(
         deal.save(update_fields=["state", "influenced"])
         ledger_append(
             actor=actor,
-            action="sale.record",
+            action=LedgerAction.SALE_RECORD,
             subject_type="deal",
             subject_id=deal.pk,
             before={"state": before_state},
@@ -149,7 +150,7 @@ def deal_source_override(*, deal: Deal, source: str, reason: str, actor: Actor) 
         deal.save(update_fields=["source_override", "override_reason"])
         ledger_append(
             actor=actor,
-            action="deal.override_source",
+            action=LedgerAction.DEAL_OVERRIDE_SOURCE,
             subject_type="deal",
             subject_id=deal.pk,
             before=before,

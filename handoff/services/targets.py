@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
 
 from ..models import (
     ContributionTarget,
@@ -43,7 +44,7 @@ def target_set(*, period: str, share: Decimal, actor: Actor) -> tuple[Contributi
         target.save()
         ledger_append(
             actor=actor,
-            action="target.set",
+            action=LedgerAction.TARGET_SET,
             subject_type="target",
             subject_id=period,
             before=before,
