@@ -26,7 +26,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import Conflict
 
 from .models import Contact, ErasedEmail
 
@@ -111,10 +111,10 @@ def erased_after(email_key: str, moment: datetime) -> bool:
 
 
 def erasure_refuse(email_key: str, moment: datetime, *, attr: str) -> None:
-    """RuleViolation ``contact_erased`` (409) when data dated ``moment`` is about an erased
+    """Conflict ``contact_erased`` when data dated ``moment`` is about an erased
     person: it would bring them back."""
     if erased_after(email_key, moment):
-        raise RuleViolation("contact_erased", ERASED_DETAIL, attr=attr)
+        raise Conflict("contact_erased", ERASED_DETAIL, attr=attr)
 
 
 def erased_emails_record(email_keys: Iterable[str], *, erased_at: datetime) -> int:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from leadrecord.api_fields import MAX_ID
 from leadrecord.dates import validate_moment_in_range
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError
 
 from . import selectors, services
 from .apis import DISCLOSURE_KEY_PATTERN, ContactFilter
@@ -90,13 +90,6 @@ class LocalTimesMixin(forms.BaseForm):
         for field in self.fields.values():
             if isinstance(field.widget, DateTimeLocalInput):
                 field.help_text = f"{field.help_text} Time zone: {zone}."
-
-
-def apply_rule_violation(form: forms.BaseForm, violation: RuleViolation) -> int:
-    """Show a service's refusal on the form (on its field when it names one); the HTTP status."""
-    field = violation.attr if violation.attr in form.fields else None
-    form.add_error(field, violation.detail)
-    return violation.status
 
 
 # --- the contact list's filters ------------------------------------------------
@@ -262,7 +255,7 @@ class ContactMergeForm(forms.Form):
         else:
             try:
                 email_key = services.email_normalize(text)
-            except RuleViolation as error:
+            except DomainError as error:
                 raise forms.ValidationError(
                     "Enter a contact's id or email address.", code="invalid"
                 ) from error

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from leadrecord.api_fields import MAX_ID
 from leadrecord.dates import validate_moment_in_range
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError
 
 from . import selectors, services, touch_import
 from .forms import DATETIME_LOCAL_FORMATS, DateTimeLocalInput
@@ -133,7 +133,7 @@ class TouchLogForm(forms.Form):
         email: str = self.cleaned_data["contact_email"]
         try:
             email_key = services.email_normalize(email)
-        except RuleViolation as error:
+        except DomainError as error:
             raise forms.ValidationError(error.detail, code="invalid") from error
         contact = selectors.contact_find_by_email(email_key)
         if contact is None:

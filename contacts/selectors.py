@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from leadrecord.models import LedgerEntry
+from leadrecord.models import LedgerAction, LedgerEntry
 from leadrecord.roles import Role, user_roles
 
 from .models import (
@@ -248,7 +248,7 @@ def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> lis
     disclosure_ids |= {
         entry.after["say_so_disclosure"]
         for entry in entries
-        if entry.action == "handoff.create"
+        if entry.action == LedgerAction.HANDOFF_CREATE
         and isinstance(entry.after, dict)
         and isinstance(entry.after.get("say_so_disclosure"), int)
     }
@@ -284,30 +284,30 @@ def _summary(
     sees_all: bool,
 ) -> str:
     action = entry.action
-    if action == "handoff.create":
+    if action == LedgerAction.HANDOFF_CREATE:
         return _handoff_create_summary(entry, after, _say_so_shown(after, visible_ids, sees_all))
-    if action == "contact.create":
+    if action == LedgerAction.CONTACT_CREATE:
         who = " ".join(filter(None, [sealed.get("first_name"), sealed.get("last_name")]))
         email = sealed.get("email")
         if email:
             return f"Contact created: {who} <{email}>".replace(":  <", ": <")
         return "Contact created"
-    if action == "consent.record":
+    if action == LedgerAction.CONSENT_RECORD:
         return _consent_summary(after)
-    if action == "disclosure.record":
+    if action == LedgerAction.DISCLOSURE_RECORD:
         audience = after.get("audience", "")
         key = after.get("key", "")
         visible = entry.subject_id.isdigit() and int(entry.subject_id) in visible_ids
         if visible and "value" in sealed:
             return f"Disclosed {key} to {audience}: {sealed['value']}"
         return f"Disclosed {key} to {audience} (value not shown)"
-    if action == "disclosure.withdraw":
+    if action == LedgerAction.DISCLOSURE_WITHDRAW:
         return f"Withdrew the disclosure of {after.get('key', '')}"
-    if action == "contact.merge":
+    if action == LedgerAction.CONTACT_MERGE:
         return f"Contact #{after.get('merged')} merged into contact #{after.get('kept')}"
-    if action == "contact.export":
+    if action == LedgerAction.CONTACT_EXPORT:
         return "Subject-access export produced"
-    if action == "contact.erase":
+    if action == LedgerAction.CONTACT_ERASE:
         return "Personal data erased"
     if action in _SUMMARIES_BY_ACTION:
         return _SUMMARIES_BY_ACTION[action](entry, after, sealed)
@@ -350,9 +350,9 @@ def _handoff_create_summary(entry: LedgerEntry, after: dict[str, Any], say_so_sh
 
 def _handoff_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
     number = f"Handoff #{entry.subject_id}"
-    if entry.action == "handoff.accept":
+    if entry.action == LedgerAction.HANDOFF_ACCEPT:
         return f"{number} accepted; owner {after.get('owner')}"
-    if entry.action == "handoff.reject":
+    if entry.action == LedgerAction.HANDOFF_REJECT:
         note = f": {sealed['note']}" if sealed.get("note") else ""
         return f"{number} rejected ({after.get('reason')}){note}; back with marketing"
     return f"{number} expired: {entry.reason}; back with marketing"
@@ -364,13 +364,13 @@ def _deal_member_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict
 
 
 _SUMMARIES_BY_ACTION: dict[str, Any] = {
-    "touch.record": _touch_summary,
-    "contact.qualify": _qualify_summary,
-    "contact.unqualify": _qualify_summary,
-    "handoff.accept": _handoff_summary,
-    "handoff.reject": _handoff_summary,
-    "handoff.expire": _handoff_summary,
-    "deal.member_add": _deal_member_summary,
+    LedgerAction.TOUCH_RECORD: _touch_summary,
+    LedgerAction.CONTACT_QUALIFY: _qualify_summary,
+    LedgerAction.CONTACT_UNQUALIFY: _qualify_summary,
+    LedgerAction.HANDOFF_ACCEPT: _handoff_summary,
+    LedgerAction.HANDOFF_REJECT: _handoff_summary,
+    LedgerAction.HANDOFF_EXPIRE: _handoff_summary,
+    LedgerAction.DEAL_MEMBER_ADD: _deal_member_summary,
 }
 
 

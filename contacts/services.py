@@ -17,8 +17,9 @@ from django.core.validators import EmailValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.models import LedgerAction
 
 from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
@@ -46,16 +47,14 @@ _email_validator = EmailValidator()
 
 
 def email_normalize(email: str) -> str:
-    """The matching form of an email: trimmed and lower-cased. Raises RuleViolation if invalid."""
+    """The matching form of an email: trimmed and lower-cased. Raises InvalidInput if invalid."""
     email = email.strip()
     if not email or len(email) > EMAIL_MAX_LENGTH:
-        raise RuleViolation("invalid", "Enter a valid email address.", attr="email", status=400)
+        raise InvalidInput("invalid", "Enter a valid email address.", attr="email")
     try:
         _email_validator(email)
     except ValidationError as error:
-        raise RuleViolation(
-            "invalid", "Enter a valid email address.", attr="email", status=400
-        ) from error
+        raise InvalidInput("invalid", "Enter a valid email address.", attr="email") from error
     return email.lower()
 
 
@@ -76,8 +75,8 @@ def organization_get_or_create(
     name = name.strip()
     domain = domain_normalize(domain)
     if not name and not domain:
-        raise RuleViolation(
-            "required", "An organization needs a name or a domain.", attr="organization", status=400
+        raise InvalidInput(
+            "required", "An organization needs a name or a domain.", attr="organization"
         )
     found = _organization_find(name, domain)
     if found is not None:
@@ -100,7 +99,7 @@ def organization_get_or_create(
             return Organization.objects.get(domain=domain), False
         ledger_append(
             actor=actor,
-            action="organization.create",
+            action=LedgerAction.ORGANIZATION_CREATE,
             subject_type="organization",
             subject_id=organization.pk,
             after={"name": organization.name, "domain": organization.domain},
@@ -182,7 +181,7 @@ def contact_create(
             key = contact_keys_create([contact.pk])[contact.pk]
             ledger_append(
                 actor=actor,
-                action="contact.create",
+                action=LedgerAction.CONTACT_CREATE,
                 subject_type="contact",
                 subject_id=contact.pk,
                 contact_id=contact.pk,
@@ -204,9 +203,9 @@ def contact_create(
 
 def _require_living(contact: Contact, attr: str | None = None) -> None:
     if contact.erased_at is not None:
-        raise RuleViolation("contact_erased", "This contact has been erased.", attr=attr)
+        raise Conflict("contact_erased", "This contact has been erased.", attr=attr)
     if contact.merged_into_id is not None:
-        raise RuleViolation(
+        raise Conflict(
             "contact_merged",
             f"This contact was merged into contact {contact.merged_into_id}.",
             attr=attr,
@@ -225,9 +224,7 @@ def consent_record(
 ) -> Consent:
     """Record a grant or withdrawal of consent for one purpose; history is kept."""
     if purpose not in ConsentPurpose.values:
-        raise RuleViolation(
-            "invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose", status=400
-        )
+        raise InvalidInput("invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose")
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -244,7 +241,7 @@ def consent_record(
         )
         ledger_append(
             actor=actor,
-            action="consent.record",
+            action=LedgerAction.CONSENT_RECORD,
             subject_type="consent",
             subject_id=consent.pk,
             contact_id=contact.pk,
@@ -279,16 +276,15 @@ def disclosure_record(
     """
     value = value.strip()
     if key == JOURNEY_STAGE_KEY and value not in JourneyStage.values:
-        raise RuleViolation(
+        raise InvalidInput(
             "invalid_choice",
             f"A journey stage is one of {', '.join(JourneyStage.values)}.",
             attr="value",
-            status=400,
         )
     disclosed_at = occurred_at or timezone.now()
     if expires_at is not None and expires_at <= disclosed_at:
-        raise RuleViolation(
-            "invalid", "The expiry must come after the disclosure.", attr="expires_at", status=400
+        raise InvalidInput(
+            "invalid", "The expiry must come after the disclosure.", attr="expires_at"
         )
     with transaction.atomic():
         ledger_lock()
@@ -308,7 +304,7 @@ def disclosure_record(
         person_key = contact_keys([contact.pk])[contact.pk]
         ledger_append(
             actor=actor,
-            action="disclosure.record",
+            action=LedgerAction.DISCLOSURE_RECORD,
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=contact.pk,
@@ -339,14 +335,14 @@ def disclosure_withdraw(
         ledger_lock()
         disclosure = Disclosure.objects.select_for_update().get(pk=disclosure.pk)
         if disclosure.withdrawn_at is not None:
-            raise RuleViolation("already_withdrawn", "This disclosure is already withdrawn.")
+            raise Conflict("already_withdrawn", "This disclosure is already withdrawn.")
         contact = Contact.objects.get(pk=disclosure.contact_id)
         _require_living(contact)
         disclosure.withdrawn_at = occurred_at or timezone.now()
         disclosure.save(update_fields=["withdrawn_at"])
         ledger_append(
             actor=actor,
-            action="disclosure.withdraw",
+            action=LedgerAction.DISCLOSURE_WITHDRAW,
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=disclosure.contact_id,
@@ -385,8 +381,8 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
     its old ledger entries still lead to the person.
     """
     if keep.pk == merge.pk:
-        raise RuleViolation(
-            "merge_into_self", "A contact cannot be merged into itself.", attr="merge", status=400
+        raise InvalidInput(
+            "merge_into_self", "A contact cannot be merged into itself.", attr="merge"
         )
     with transaction.atomic():
         ledger_lock()
@@ -415,7 +411,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
             [
                 LedgerDraft(
                     actor=actor,
-                    action="contact.merge",
+                    action=LedgerAction.CONTACT_MERGE,
                     subject_type="contact",
                     subject_id=keep.pk,
                     contact_id=contact_id,
@@ -451,9 +447,9 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         if contact.erased_at is not None:
-            raise RuleViolation("contact_erased", "This contact has already been erased.")
+            raise Conflict("contact_erased", "This contact has already been erased.")
         if contact.merged_into_id is not None:
-            raise RuleViolation(
+            raise Conflict(
                 "contact_merged",
                 f"Erase contact {contact.merged_into_id}, which this one was merged into.",
             )
@@ -477,7 +473,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         erased_emails_record(person.emails, erased_at=now)
         ledger_append(
             actor=actor,
-            action="contact.erase",
+            action=LedgerAction.CONTACT_ERASE,
             subject_type="contact",
             subject_id=contact.pk,
             contact_id=contact.pk,
@@ -529,7 +525,7 @@ def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str
         data = contact_subject_access_data(contact)
         ledger_append(
             actor=actor,
-            action="contact.export",
+            action=LedgerAction.CONTACT_EXPORT,
             subject_type="contact",
             subject_id=contact.pk,
             contact_id=contact.pk,
@@ -544,14 +540,14 @@ def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str
 def channel_create(*, key: str, team: str, actor: Actor) -> Channel:
     """A new channel (managers); keys are unique."""
     if team not in Team.values:
-        raise RuleViolation("invalid_choice", f"Unknown team {team!r}.", attr="team", status=400)
+        raise InvalidInput("invalid_choice", f"Unknown team {team!r}.", attr="team")
     with transaction.atomic():
         if Channel.objects.filter(key=key).exists():
-            raise RuleViolation("unique", f"Channel {key!r} exists.", attr="key", status=400)
+            raise InvalidInput("unique", f"Channel {key!r} exists.", attr="key")
         channel = Channel.objects.create(key=key, team=team)
         ledger_append(
             actor=actor,
-            action="channel.create",
+            action=LedgerAction.CHANNEL_CREATE,
             subject_type="channel",
             subject_id=channel.pk,
             after={"key": key, "team": team},
@@ -562,7 +558,7 @@ def channel_create(*, key: str, team: str, actor: Actor) -> Channel:
 def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -> Channel:
     """Change a channel's team or retire it; touches already recorded keep their channel."""
     if team not in Team.values:
-        raise RuleViolation("invalid_choice", f"Unknown team {team!r}.", attr="team", status=400)
+        raise InvalidInput("invalid_choice", f"Unknown team {team!r}.", attr="team")
     with transaction.atomic():
         channel = Channel.objects.select_for_update().get(pk=channel.pk)
         before = {"team": channel.team, "active": channel.active}
@@ -570,7 +566,7 @@ def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -
         channel.save(update_fields=["team", "active"])
         ledger_append(
             actor=actor,
-            action="channel.update",
+            action=LedgerAction.CHANNEL_UPDATE,
             subject_type="channel",
             subject_id=channel.pk,
             before=before,
@@ -593,12 +589,10 @@ def campaign_create(
     """A campaign on a channel, with its UTM tags and cost in the reporting currency."""
     name = name.strip()
     if cost < 0:
-        raise RuleViolation("min_value", "A cost cannot be negative.", attr="cost", status=400)
+        raise InvalidInput("min_value", "A cost cannot be negative.", attr="cost")
     with transaction.atomic():
         if Campaign.objects.filter(name__iexact=name).exists():
-            raise RuleViolation(
-                "unique", f"A campaign named {name!r} exists.", attr="name", status=400
-            )
+            raise InvalidInput("unique", f"A campaign named {name!r} exists.", attr="name")
         campaign = Campaign.objects.create(
             name=name,
             channel=channel,
@@ -610,7 +604,7 @@ def campaign_create(
         )
         ledger_append(
             actor=actor,
-            action="campaign.create",
+            action=LedgerAction.CAMPAIGN_CREATE,
             subject_type="campaign",
             subject_id=campaign.pk,
             after={
@@ -684,13 +678,12 @@ def touch_record(
     Returns the touch and whether it was created.
     """
     if kind not in TouchKind.values:
-        raise RuleViolation("invalid_choice", f"Unknown kind {kind!r}.", attr="kind", status=400)
+        raise InvalidInput("invalid_choice", f"Unknown kind {kind!r}.", attr="kind")
     if campaign is not None and campaign.channel_id != channel.pk:
-        raise RuleViolation(
+        raise InvalidInput(
             "invalid",
             f"Campaign {campaign.pk} runs on channel {campaign.channel.key}, not {channel.key}.",
             attr="campaign",
-            status=400,
         )
     now = timezone.now()
     touch = Touch(
@@ -722,7 +715,7 @@ def touch_record(
             raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
         ledger_append(
             actor=actor,
-            action="touch.record",
+            action=LedgerAction.TOUCH_RECORD,
             subject_type="touch",
             subject_id=touch.pk,
             contact_id=contact.pk,

@@ -1,7 +1,7 @@
 """The contact pages: each parses its input with a form, checks the role, calls a service or
 selector, and renders. Disclosures are read only through ``contacts.selectors``.
 
-A service's refusal (``RuleViolation``) is shown on the form and the page is
+A service's refusal (a ``DomainError``) is shown on the form and the page is
 rendered again with the violation's status (400 or 409); nothing was written.
 """
 
@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from handoff.selectors import handoffs_of_contact
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role, user_has_role
 from leadrecord.views_access import role_required
@@ -36,7 +36,6 @@ from .forms import (
     ContactListFilter,
     ContactMergeForm,
     DisclosureForm,
-    apply_rule_violation,
 )
 from .models import ConsentPurpose, Contact, JourneyStage
 
@@ -184,8 +183,8 @@ def contact_new(request: HttpRequest) -> HttpResponse:
                 organization=form.organization_input(),
                 actor=Actor.of(request.user),
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             if created:
                 messages.success(request, "Contact added.")
@@ -208,8 +207,8 @@ def consent_new(request: HttpRequest, contact: Contact) -> HttpResponse:
             services.consent_record(
                 contact=contact, actor=Actor.of(request.user), **form.service_arguments()
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, "Consent recorded.")
             return redirect("contact", pk=contact.pk)
@@ -231,8 +230,8 @@ def disclosure_new(request: HttpRequest, contact: Contact) -> HttpResponse:
             services.disclosure_record(
                 contact=contact, actor=Actor.of(request.user), **form.service_arguments()
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, "Disclosure recorded.")
             return redirect("contact", pk=contact.pk)
@@ -258,8 +257,8 @@ def disclosure_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         try:
             services.disclosure_withdraw(disclosure=disclosure, actor=Actor.of(request.user))
-        except RuleViolation as violation:
-            error, status = violation.detail, violation.status
+        except DomainError as violation:
+            error, status = violation.detail, error_status(violation)
         else:
             messages.success(request, f"The disclosure of {disclosure.key} was withdrawn.")
             return redirect("contact", pk=disclosure.contact_id)
@@ -295,8 +294,8 @@ def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
                 actor=Actor.of(request.user),
                 reason=form.cleaned_data["reason"],
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, f"Contact {other.pk} was merged into this one.")
             return redirect("contact", pk=contact.pk)
@@ -321,8 +320,8 @@ def contact_erase(request: HttpRequest, contact: Contact) -> HttpResponse:
             services.contact_erase(
                 contact=contact, actor=Actor.of(request.user), reason=form.cleaned_data["reason"]
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(
                 request, f"Contact {contact.pk} was erased: no personal data about them remains."
@@ -355,8 +354,8 @@ def contact_export(request: HttpRequest, contact: Contact) -> HttpResponse:
             data = services.contact_subject_access_export(
                 contact=contact, actor=Actor.of(request.user)
             )
-        except RuleViolation as violation:
-            error, status = violation.detail, violation.status
+        except DomainError as violation:
+            error, status = violation.detail, error_status(violation)
         else:
             response = HttpResponse(
                 json.dumps(data, indent=2, ensure_ascii=False),

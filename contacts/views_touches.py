@@ -1,7 +1,7 @@
 """The marketer's touch pages: log a touch, campaigns, channels, and CSV imports of touches.
 
 Each view parses its input with a form, checks the role, calls one service or
-selector and renders; a service's refusal (``RuleViolation``) is shown on the
+selector and renders; a service's refusal (a ``DomainError``) is shown on the
 form with its status (400 or 409), and nothing was written.
 """
 
@@ -20,13 +20,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role, user_has_role
 from leadrecord.views_access import role_required
 
 from . import selectors, services, touch_import
-from .forms import apply_rule_violation
 from .forms_touches import (
     CampaignForm,
     ChannelForm,
@@ -80,8 +79,8 @@ def touch_log(request: HttpRequest) -> HttpResponse:
             _, created = services.touch_record(
                 actor=Actor.of(request.user), **form.service_arguments()
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             if created:
                 messages.success(request, f"Touch recorded for {contact.display_name}.")
@@ -123,8 +122,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
             campaign = services.campaign_create(
                 actor=Actor.of(request.user), **form.service_arguments()
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, f"Campaign {campaign.name} added.")
             return redirect("campaigns")
@@ -157,8 +156,8 @@ def channel_list(request: HttpRequest) -> HttpResponse:
                 team=form.cleaned_data["team"],
                 actor=Actor.of(request.user),
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, f"Channel {channel.key} added.")
             return redirect("channels")
@@ -207,8 +206,8 @@ def touch_import_upload(request: HttpRequest) -> HttpResponse:
             job = touch_import.touch_import_upload(
                 file_name=upload.name or "", raw=upload.read(), user=request.user
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             return redirect("touch-import-job", pk=job.pk)
     elif form.is_bound:
@@ -313,12 +312,12 @@ def touch_import_start(request: HttpRequest, pk: int) -> HttpResponse:
         touch_import.touch_import_start(
             job=job, mode=form.cleaned_data["mode"], actor=Actor.of(request.user)
         )
-    except RuleViolation as violation:
+    except DomainError as violation:
         job.refresh_from_db()
         if job.status != ImportStatus.UPLOADED:
             # Sent twice (a double click): the page of the import already under way.
-            return _job_page(request, job, status=violation.status, error=violation.detail)
-        status = apply_rule_violation(form, violation)
+            return _job_page(request, job, status=error_status(violation), error=violation.detail)
+        status = form_error_show(form, violation)
         return _preview(request, job, form, status=status)
     return redirect("touch-import-job", pk=job.pk)
 

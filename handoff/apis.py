@@ -29,7 +29,7 @@ from contacts.apis import MoneyField, currency_check
 from contacts.models import Contact, Organization
 from leadrecord import api_examples
 from leadrecord.api_fields import IdField, IdFilter, OccurredAtField
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor
 from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.pagination import Pagination
@@ -79,14 +79,14 @@ def _user_or_field_error(user_id: int | None, attr: str) -> User | None:
         return None
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
-        raise RuleViolation("does_not_exist", f"No user {user_id}.", attr=attr, status=400)
+        raise InvalidInput("does_not_exist", f"No user {user_id}.", attr=attr)
     return user
 
 
 def _contact_or_field_error(contact_id: int, attr: str) -> Contact:
     contact = Contact.objects.filter(pk=contact_id).first()
     if contact is None:
-        raise RuleViolation("does_not_exist", f"No contact {contact_id}.", attr=attr, status=400)
+        raise InvalidInput("does_not_exist", f"No contact {contact_id}.", attr=attr)
     return contact
 
 
@@ -95,7 +95,7 @@ def _owner_me(queryset: QuerySet[Any], request: Request, field: str) -> QuerySet
     if owner == "me":
         return queryset.filter(**{field: request.user.pk})
     if owner:
-        raise RuleViolation("invalid", "owner takes only 'me'.", attr="owner", status=400)
+        raise InvalidInput("invalid", "owner takes only 'me'.", attr="owner")
     return queryset
 
 
@@ -471,21 +471,19 @@ class DealListCreateApi(ListAPIView):
         data = serializer.validated_data
         organization = Organization.objects.filter(pk=data["organization"]).first()
         if organization is None:
-            raise RuleViolation(
+            raise InvalidInput(
                 "does_not_exist",
                 f"No organization {data['organization']}.",
                 attr="organization",
-                status=400,
             )
         members_data = data.get("contacts", [])
         contacts = Contact.objects.in_bulk([m["contact"] for m in members_data])
         unknown = [m["contact"] for m in members_data if m["contact"] not in contacts]
         if unknown:
-            raise RuleViolation(
+            raise InvalidInput(
                 "does_not_exist",
                 f"No contact {', '.join(str(pk) for pk in unknown)}.",
                 attr="contacts",
-                status=400,
             )
         deal, created = services.deal_create(
             name=data["name"],

@@ -26,7 +26,7 @@ from contacts.models import (
     Contact,
     Organization,
 )
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError
 
 from . import selectors, services
 from .apis import MAX_BUYING_GROUP
@@ -218,7 +218,7 @@ class DealCreateForm(forms.Form):
 def _contact_by_email(email: str) -> Contact | None:
     try:
         key = contact_services.email_normalize(email)
-    except RuleViolation:
+    except DomainError:
         return None
     return contact_selectors.contact_find_by_email(key)
 
@@ -318,7 +318,7 @@ class RulesetForm(forms.Form):
             points[key] = int(match.group("value"))
         try:
             return services.points_validate(points)
-        except RuleViolation as violation:
+        except DomainError as violation:
             raise forms.ValidationError(violation.detail, code=violation.code) from violation
 
     def service_arguments(self) -> dict[str, Any]:

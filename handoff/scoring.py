@@ -26,6 +26,7 @@ from django.utils import timezone
 from contacts.models import Audience, Contact, Disclosure, Touch
 from leadrecord.bulk import rows_update
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many
+from leadrecord.models import LedgerAction
 
 from .models import Qualification, Ruleset, RulesetStatus
 
@@ -193,7 +194,11 @@ def _scores_apply(
             [
                 LedgerDraft(
                     actor=actor,
-                    action="contact.qualify" if state.qualified else "contact.unqualify",
+                    action=(
+                        LedgerAction.CONTACT_QUALIFY
+                        if state.qualified
+                        else LedgerAction.CONTACT_UNQUALIFY
+                    ),
                     subject_type="contact",
                     subject_id=state.contact_id,
                     contact_id=state.contact_id,

@@ -2,7 +2,7 @@
 off, deals with their buying group and sale events, rulesets and targets.
 
 Each view parses its input with a form, checks the role, calls one service or
-selector, and renders. A service's refusal (``RuleViolation``) is shown on the
+selector, and renders. A service's refusal (a ``DomainError``) is shown on the
 form, or as a message, with the violation's status (400, 403 or 409); nothing
 was written.
 """
@@ -20,9 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from contacts.forms import apply_rule_violation
 from contacts.models import Contact
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from leadrecord.views_access import role_required
@@ -113,9 +112,9 @@ def handoff_accept(request: HttpRequest, pk: int) -> HttpResponse:
     handoff = get_object_or_404(Handoff, pk=pk)
     try:
         handoff = services.handoff_accept(handoff=handoff, user=_user(request))
-    except RuleViolation as violation:
+    except DomainError as violation:
         messages.error(request, f"Handoff #{pk} was not accepted: {violation.detail}")
-        return _queue(request, status=violation.status)
+        return _queue(request, status=error_status(violation))
     messages.success(
         request,
         f"You accepted {handoff.contact.display_name}; they are yours now. "
@@ -139,8 +138,8 @@ def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
                 note=form.cleaned_data["note"],
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(
                 request, f"{handoff.contact.display_name} went back to marketing with your reason."
@@ -194,10 +193,10 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
                 note=form.cleaned_data["note"],
                 assigned_to=form.cleaned_data["assigned_to"],
             )
-        except RuleViolation as violation:
+        except DomainError as violation:
             # Most refusals are about the person, not a field of this form.
             form.add_error(None, violation.detail)
-            status = violation.status
+            status = error_status(violation)
         else:
             messages.success(
                 request,
@@ -275,8 +274,8 @@ def deal_new(request: HttpRequest) -> HttpResponse:
                 external_id=data["external_id"] or None,
                 actor=Actor.of(user),
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             if created:
                 messages.success(request, f"Deal created: {deal.get_derived_source_display()}.")
@@ -332,8 +331,8 @@ def sale_event_new(request: HttpRequest, pk: int) -> HttpResponse:
             occurred_at=form.cleaned_data["occurred_at"],
             actor=Actor.of(request.user),
         )
-    except RuleViolation as violation:
-        status = apply_rule_violation(form, violation)
+    except DomainError as violation:
+        status = form_error_show(form, violation)
         return _deal_page(request, deal, sale_form=form, status=status)
     messages.success(request, f"Recorded: {event.get_kind_display()}.")
     return redirect("deal", pk=deal.pk)
@@ -353,8 +352,8 @@ def deal_override_source(request: HttpRequest, pk: int) -> HttpResponse:
             reason=form.cleaned_data["reason"],
             actor=Actor.of(request.user),
         )
-    except RuleViolation as violation:
-        status = apply_rule_violation(form, violation)
+    except DomainError as violation:
+        status = form_error_show(form, violation)
         return _deal_page(request, deal, override_form=form, status=status)
     messages.success(request, "The deal's source was overridden; the reason is on the record.")
     return redirect("deal", pk=deal.pk)
@@ -396,8 +395,8 @@ def ruleset_new(request: HttpRequest) -> HttpResponse:
             ruleset = services.ruleset_create(
                 actor=Actor.of(request.user), **form.service_arguments()
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, f"Draft v{ruleset.version} saved. Review it, then activate.")
             return redirect("ruleset", pk=ruleset.pk)
@@ -444,8 +443,8 @@ def ruleset_edit(request: HttpRequest, pk: int) -> HttpResponse:
             services.ruleset_update(
                 ruleset=ruleset, changes=form.service_arguments(), actor=Actor.of(request.user)
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             messages.success(request, f"Draft v{ruleset.version} saved.")
             return redirect("ruleset", pk=ruleset.pk)
@@ -468,9 +467,9 @@ def ruleset_activate(request: HttpRequest, pk: int) -> HttpResponse:
     ruleset = get_object_or_404(Ruleset, pk=pk)
     try:
         ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
-    except RuleViolation as violation:
+    except DomainError as violation:
         messages.error(request, violation.detail)
-        return _ruleset_page(request, ruleset, status=violation.status)
+        return _ruleset_page(request, ruleset, status=error_status(violation))
     messages.success(
         request, f"Ruleset v{ruleset.version} is active; everyone is being rescored under it."
     )
@@ -499,8 +498,8 @@ def targets(request: HttpRequest) -> HttpResponse:
                 share=form.cleaned_data["marketing_pipeline_share"],
                 actor=Actor.of(request.user),
             )
-        except RuleViolation as violation:
-            status = apply_rule_violation(form, violation)
+        except DomainError as violation:
+            status = form_error_show(form, violation)
         else:
             verb = "set" if created else "changed"
             messages.success(request, f"Target for {target.period} {verb}.")

@@ -1,31 +1,112 @@
-"""Errors a service raises when a business rule refuses a write.
+"""Errors a service raises when a business rule refuses a write, and where they turn into answers.
 
-Services are shared by API views and pages, so they raise this plain
-exception rather than an HTTP one; the API's exception handler turns it into
-the standard error body, and page views show ``detail`` as a form error.
+Services are shared by API views and pages, so they raise domain errors that
+say what went wrong (the input is invalid, the record's state conflicts, the
+actor may not, the thing is not there) and nothing about HTTP. Two places
+translate them: ``api_exception_handler`` into the API's standard error body,
+and ``form_error_show``/``error_status`` into a page's form error and status.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.core.exceptions import RequestDataTooBig
 from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 
-class RuleViolation(Exception):
-    """A write refused by a rule. ``status`` is 409 for state conflicts, 400 for bad input."""
+class DomainError(Exception):
+    """A write refused by a rule: a stable ``code``, a readable ``detail``, the field (``attr``)."""
 
-    def __init__(
-        self, code: str, detail: str, *, attr: str | None = None, status: int = 409
-    ) -> None:
+    def __init__(self, code: str, detail: str, *, attr: str | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.attr = attr
-        self.status = status
+
+
+class RuleViolation(DomainError):
+    """The old refusal that named an HTTP status; it builds the typed error for that status.
+
+    Kept only for the event ingestion and CSV import code (``contacts/ingest.py``,
+    ``contacts/touch_import.py``, the events API), which still raise and catch it;
+    it goes once those move to the ``events`` app and raise the typed errors. The
+    typed errors derive from it meanwhile, so that their ``except RuleViolation``
+    still catches what the services they call raise.
+    """
+
+    _status: int = 409
+
+    def __new__(
+        cls, code: str, detail: str, *, attr: str | None = None, status: int = 409
+    ) -> RuleViolation:
+        target = cls
+        if cls is RuleViolation:
+            target = _TYPED_BY_STATUS.get(status, RuleViolation)
+        return super().__new__(target)
+
+    def __init__(
+        self, code: str, detail: str, *, attr: str | None = None, status: int = 409
+    ) -> None:
+        super().__init__(code, detail, attr=attr)
+        if type(self) is RuleViolation:
+            # A status no typed error stands for (422 for a reused idempotency key).
+            self._status = status
+
+    @property
+    def status(self) -> int:
+        return error_status(self)
+
+
+class InvalidInput(RuleViolation):
+    """The input itself is wrong (a value out of range, an unknown field, a bad format)."""
+
+
+class Conflict(RuleViolation):
+    """The input is fine but the record's state refuses it (already decided, frozen, erased)."""
+
+
+class Forbidden(RuleViolation):
+    """The actor may not do this to this record (another rep's handoff)."""
+
+
+class NotFound(RuleViolation):
+    """The record the input names does not exist."""
+
+
+_TYPED_BY_STATUS: dict[int, type[RuleViolation]] = {
+    400: InvalidInput,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+}
+# The one mapping of domain errors to HTTP, for the API and the pages alike.
+_STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+)
+
+
+def error_status(error: DomainError) -> int:
+    """The HTTP status that answers ``error``, on a page or in the API."""
+    for kind, status in _STATUS_OF:
+        if isinstance(error, kind):
+            return status
+    if isinstance(error, RuleViolation):
+        return error._status
+    return 409
+
+
+def form_error_show(form: forms.BaseForm, error: DomainError) -> int:
+    """Show a service's refusal on the form (on its field when it names one); the HTTP status."""
+    field = error.attr if error.attr in form.fields else None
+    form.add_error(field, error.detail)
+    return error_status(error)
 
 
 class RequestTooLarge(APIException):
@@ -34,22 +115,23 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
 
-class _RuleViolationError(APIException):
-    def __init__(self, violation: RuleViolation) -> None:
-        self.status_code = violation.status
-        super().__init__(detail=violation.detail, code=violation.code)
+class _DomainAPIError(APIException):
+    def __init__(self, error: DomainError) -> None:
+        self.status_code = error_status(error)
+        super().__init__(detail=error.detail, code=error.code)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
         exc = RequestTooLarge()
-    if isinstance(exc, RuleViolation):
+    if isinstance(exc, DomainError):
+        status = error_status(exc)
         if exc.attr:
             body = {
-                "type": "validation_error" if exc.status == 400 else "client_error",
+                "type": "validation_error" if status == 400 else "client_error",
                 "errors": [{"code": exc.code, "detail": exc.detail, "attr": exc.attr}],
             }
-            return Response(body, status=exc.status)
-        exc = _RuleViolationError(exc)
+            return Response(body, status=status)
+        exc = _DomainAPIError(exc)
     return standardized_exception_handler(exc, context)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from django.utils import timezone
 from psycopg2.extras import Json
 
 from .bulk import copy_escape, copy_line, copy_lines, rows_insert
-from .models import ActorKind, LedgerEntry
+from .models import ActorKind, LedgerAction, LedgerEntry
 from .roles import Role, user_has_role
 
 GENESIS_HASH = "0" * 64
@@ -76,6 +76,66 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# The ledger's columns: the hash covers every one but the last (the hash itself),
+# in this order. The one list of them, for the hash, COPY, INSERT and verify.
+LEDGER_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "subject_type",
+    "subject_id",
+    "contact_id",
+    "before",
+    "after",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+# An entry's body: what it says, before its place in the chain (seq, prev_hash) is known.
+_BODY_COLUMNS = LEDGER_COLUMNS[1:-2]
+# The body's leading plain values (before, after and reason follow them).
+_SCALAR_COLUMNS = _BODY_COLUMNS[:-3]
+# Where before and after sit in an entry's body (JSON columns).
+_JSON_POSITIONS = frozenset(
+    index for index, name in enumerate(_BODY_COLUMNS) if name in ("before", "after")
+)
+
+_ACTIONS = frozenset(LedgerAction.values)
+
+# The canonical JSON of the hash: sorted keys, no spaces, text as is. One
+# encoder for every entry (json.dumps with options builds one per call).
+_canonical_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+
+
+def _canonical_body(scalars: Sequence[Any], before_json: str, after_json: str, reason: str) -> str:
+    """The canonical JSON of an entry's body, without the array's brackets.
+
+    ``scalars`` are the values of ``_SCALAR_COLUMNS`` in order, times as
+    ``_timestamp`` text; ``before_json`` and ``after_json`` are the canonical
+    JSON of those columns ("null" for none), passed in encoded so that a bulk
+    writer encodes each once for the hash and for COPY alike.
+    """
+    return (
+        f"{_canonical_encode(scalars)[1:-1]},{before_json},{after_json},{_canonical_encode(reason)}"
+    )
+
+
+def _chain_hash(seq: int, body: str, prev_hash: str) -> str:
+    """SHA-256 of the canonical JSON array ``[seq, *body, prev_hash]``.
+
+    The one definition of what an entry's hash covers. ``_INSERT_ONE_SQL``
+    builds the same text in SQL around the same body (a property test holds
+    the two to it).
+    """
+    return hashlib.sha256(f'[{seq},{body},"{prev_hash}"]'.encode()).hexdigest()
+
+
 def ledger_entry_hash(
     *,
     seq: int,
@@ -93,33 +153,20 @@ def ledger_entry_hash(
     reason: str,
     prev_hash: str,
 ) -> str:
-    """SHA-256 over a canonical JSON form of every field of the entry."""
-    canonical = _canonical_encode(
-        [
-            seq,
-            _timestamp(occurred_at),
-            _timestamp(recorded_at),
-            actor_kind,
-            actor_id,
-            actor_label,
-            action,
-            subject_type,
-            subject_id,
-            contact_id,
-            before,
-            after,
-            reason,
-            prev_hash,
-        ]
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-# The canonical JSON of the hash: sorted keys, no spaces, text as is. One
-# encoder for every entry (json.dumps with options builds one per call).
-_canonical_encode = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-).encode
+    """SHA-256 over the canonical JSON of every hashed column of the entry."""
+    scalars = [
+        _timestamp(occurred_at),
+        _timestamp(recorded_at),
+        actor_kind,
+        actor_id,
+        actor_label,
+        action,
+        subject_type,
+        subject_id,
+        contact_id,
+    ]
+    body = _canonical_body(scalars, _canonical_encode(before), _canonical_encode(after), reason)
+    return _chain_hash(seq, body, prev_hash)
 
 
 def _lock_and_read_head() -> tuple[int, str]:
@@ -170,28 +217,6 @@ def ledger_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
 
 
-# The ledger's columns in the order of ``ledger_entry_hash``'s arguments, then the hash.
-_LEDGER_COLUMNS = (
-    "seq",
-    "occurred_at",
-    "recorded_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "action",
-    "subject_type",
-    "subject_id",
-    "contact_id",
-    "before",
-    "after",
-    "reason",
-    "prev_hash",
-    "hash",
-)
-# Where before and after sit in PreparedEntries.values (JSON columns).
-_JSON_POSITIONS = frozenset({9, 10})
-
-
 @dataclass(frozen=True)
 class PreparedEntry:
     """An entry made ready to chain: everything but its seq, previous hash and hash.
@@ -212,6 +237,9 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     postgres = connection.vendor == "postgresql"
     prepared = []
     for draft in drafts:
+        if draft.action not in _ACTIONS:
+            # A programming error, not bad input: every writer names a LedgerAction.
+            raise ValueError(f"{draft.action!r} is not a LedgerAction")
         occurred_at = draft.occurred_at or recorded_at
         occurred_text = _timestamp(occurred_at)
         actor = draft.actor
@@ -221,19 +249,15 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
             str(actor.kind),
             actor.user_id,
             actor.label,
-            draft.action,
+            str(draft.action),
             draft.subject_type,
             str(draft.subject_id),
             draft.contact_id,
         ]
+        # Many entries have no before (or after): skip the encoder for them.
         before = "null" if draft.before is None else _canonical_encode(draft.before)
         after = "null" if draft.after is None else _canonical_encode(draft.after)
-        # The same JSON that ledger_entry_hash builds for the whole list, minus
-        # its first (seq) and last (prev_hash) elements and the brackets; each
-        # JSON column is encoded once, for the hash and for COPY alike.
-        canonical = (
-            f"{_canonical_encode(scalars)[1:-1]},{before},{after},{_canonical_encode(draft.reason)}"
-        )
+        canonical = _canonical_body(scalars, before, after, draft.reason)
         copy_text = ""
         if postgres:
             copy_text = "\t".join(
@@ -272,30 +296,30 @@ def ledger_append_prepared(
     lines: list[str] = []
     for entry in prepared:
         seq += 1
-        entry_hash = hashlib.sha256(f'[{seq},{entry.canonical},"{prev_hash}"]'.encode()).hexdigest()
+        entry_hash = _chain_hash(seq, entry.canonical, prev_hash)
         if postgres:
             lines.append(f"{seq}\t{entry.copy_text}\t{prev_hash}\t{entry_hash}\n")
         if return_entries or not postgres:
             rows.append([seq, *entry.values, prev_hash, entry_hash])
         prev_hash = entry_hash
     if postgres:
-        copy_lines(LedgerEntry, _LEDGER_COLUMNS, lines)
+        copy_lines(LedgerEntry, LEDGER_COLUMNS, lines)
     else:
-        rows_insert(LedgerEntry, _LEDGER_COLUMNS, rows, json_columns=("before", "after"))
+        rows_insert(LedgerEntry, LEDGER_COLUMNS, rows, json_columns=("before", "after"))
     if not return_entries:
         return []
-    return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True))) for row in rows]
+    return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row, strict=True))) for row in rows]
 
 
 # One entry chained by PostgreSQL itself: the head is read and the hash computed in
 # the INSERT, which runs after the lock is taken (so it sees the latest head), over
-# exactly the text ledger_append_prepared hashes. One round trip under the lock
+# exactly the text _chain_hash hashes. One round trip under the lock
 # instead of a head read and a COPY (two); most services append a single entry.
 _INSERT_ONE_SQL = (
     f"WITH head AS ((SELECT seq, hash FROM {LedgerEntry._meta.db_table} "  # noqa: S608
     "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s) ORDER BY 1 DESC LIMIT 1) "
-    f"INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(_LEDGER_COLUMNS)}) "
-    f"SELECT head.seq + 1, {', '.join(['%s'] * 12)}, head.hash, "
+    f"INSERT INTO {LedgerEntry._meta.db_table} ({', '.join(LEDGER_COLUMNS)}) "
+    f"SELECT head.seq + 1, {', '.join(['%s'] * len(_BODY_COLUMNS))}, head.hash, "
     "encode(sha256(convert_to('[' || (head.seq + 1) || ',' || %s || ',\"' || head.hash || '\"]', "
     "'UTF8')), 'hex') FROM head RETURNING seq, prev_hash, hash"
 )
@@ -313,7 +337,7 @@ def _append_one_postgres(entry: PreparedEntry, *, return_entry: bool) -> list[Le
     if not return_entry:
         return []
     row = [seq, *entry.values, prev_hash, entry_hash]
-    return [LedgerEntry(**dict(zip(_LEDGER_COLUMNS, row, strict=True)))]
+    return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row, strict=True)))]
 
 
 def ledger_append_many(
@@ -343,7 +367,11 @@ def ledger_append(
     reason: str = "",
     occurred_at: datetime | None = None,
 ) -> LedgerEntry:
-    """Append one entry, chained to the last, inside the caller's transaction."""
+    """Append one entry, chained to the last, inside the caller's transaction.
+
+    ``action`` is a ``LedgerAction`` member (a plain string only from the event
+    ingestion code, until it moves); anything else is refused.
+    """
     draft = LedgerDraft(
         actor=actor,
         action=action,
@@ -369,27 +397,8 @@ class LedgerVerification:
         return self.broken_seq is None
 
 
-_VERIFY_FIELDS = (
-    "seq",
-    "occurred_at",
-    "recorded_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "action",
-    "subject_type",
-    "subject_id",
-    "contact_id",
-    "before",
-    "after",
-    "reason",
-    "prev_hash",
-    "hash",
-)
-
-
 def _ledger_rows(chunk_size: int) -> Iterator[dict[str, Any]]:
-    yield from LedgerEntry.objects.order_by("seq").values(*_VERIFY_FIELDS).iterator(chunk_size)
+    yield from LedgerEntry.objects.order_by("seq").values(*LEDGER_COLUMNS).iterator(chunk_size)
 
 
 def ledger_verify(*, chunk_size: int = 5000) -> LedgerVerification:

@@ -17,6 +17,49 @@ class ActorKind(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+class LedgerAction(models.TextChoices):
+    """Every action the ledger records: what a service did, as ``subject.verb``.
+
+    Writers pass a member, never a string built at run time, so the list of
+    what the ledger can say is this one.
+    """
+
+    ORGANIZATION_CREATE = "organization.create", "Organization created"
+    CONTACT_CREATE = "contact.create", "Person created"
+    CONTACT_MERGE = "contact.merge", "People merged"
+    CONTACT_ERASE = "contact.erase", "Person erased"
+    CONTACT_EXPORT = "contact.export", "Person's data exported"
+    CONTACT_QUALIFY = "contact.qualify", "Person qualified"
+    CONTACT_UNQUALIFY = "contact.unqualify", "Person no longer qualified"
+    CONSENT_RECORD = "consent.record", "Consent recorded"
+    DISCLOSURE_RECORD = "disclosure.record", "Disclosure recorded"
+    DISCLOSURE_WITHDRAW = "disclosure.withdraw", "Disclosure withdrawn"
+    CHANNEL_CREATE = "channel.create", "Channel created"
+    CHANNEL_UPDATE = "channel.update", "Channel changed"
+    CAMPAIGN_CREATE = "campaign.create", "Campaign created"
+    TOUCH_RECORD = "touch.record", "Touch recorded"
+    TOUCH_IMPORT_START = "touch_import.start", "Touch import started"
+    TOUCH_IMPORT_FINISH = "touch_import.finish", "Touch import finished"
+    RULESET_CREATE = "ruleset.create", "Ruleset drafted"
+    RULESET_UPDATE = "ruleset.update", "Ruleset changed"
+    RULESET_ACTIVATE = "ruleset.activate", "Ruleset activated"
+    RULESET_RETIRE = "ruleset.retire", "Ruleset retired"
+    HANDOFF_CREATE = "handoff.create", "Handoff opened"
+    HANDOFF_ACCEPT = "handoff.accept", "Handoff accepted"
+    HANDOFF_REJECT = "handoff.reject", "Handoff rejected"
+    HANDOFF_EXPIRE = "handoff.expire", "Handoff expired"
+    DEAL_CREATE = "deal.create", "Deal created"
+    DEAL_MEMBER_ADD = "deal.member_add", "Person added to a deal"
+    DEAL_OVERRIDE_SOURCE = "deal.override_source", "Deal's source overridden"
+    SALE_RECORD = "sale.record", "Sale event recorded"
+    TARGET_SET = "target.set", "Target set"
+    ATTRIBUTION_RUN = "attribution.run", "Attribution run"
+    USER_CREATE = "user.create", "User created"
+    USER_UPDATE = "user.update", "User changed"
+    TOKEN_ISSUE = "token.issue", "API token issued"
+    TOKEN_REVOKE = "token.revoke", "API token revoked"
+
+
 class LedgerEntry(models.Model):
     # Assigned under the ledger lock as the previous seq + 1: no gaps, no forks.
     seq = models.PositiveBigIntegerField(primary_key=True)

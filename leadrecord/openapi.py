@@ -7,7 +7,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
 from rest_framework import serializers
 
-# Writes a service may refuse (RuleViolation: 409, or 400 with a field), or a
+# Writes a service may refuse (a DomainError: 409, or 400 with a field), or a
 # body too large to read (413); documented on every unsafe operation.
 _WRITE_ERROR_STATUS_CODES = ("409", "413")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -106,7 +106,7 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         return bool(check()) if check else True
 
     def _get_error_response_serializer(self, status_code: str) -> Any:
-        # A write's 400 may come from a service (RuleViolation with a field) as
+        # A write's 400 may come from a service (InvalidInput with a field) as
         # well as from the serializer, so its codes are not a closed list.
         writes = self.method not in _SAFE_METHODS
         if (

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from knox.models import AuthToken
 
 from .ledger import Actor, ledger_append
+from .models import LedgerAction
 from .roles import Role
 
 
@@ -37,7 +38,7 @@ def user_create(
         user.groups.add(Group.objects.get(name=role))
         ledger_append(
             actor=actor,
-            action="user.create" if created else "user.update",
+            action=LedgerAction.USER_CREATE if created else LedgerAction.USER_UPDATE,
             subject_type="user",
             subject_id=user.pk,
             after={"username": username, "role": role, "password_set": password is not None},
@@ -72,7 +73,7 @@ def token_issue(*, user: User, actor: Actor, rotate: bool = False) -> IssuedToke
             revoked, _ = AuthToken.objects.filter(user=user).exclude(pk=token.pk).delete()
         ledger_append(
             actor=actor,
-            action="token.issue",
+            action=LedgerAction.TOKEN_ISSUE,
             subject_type="user",
             subject_id=user.pk,
             after={
@@ -99,7 +100,7 @@ def tokens_revoke(*, tokens: QuerySet[AuthToken], actor: Actor) -> int:
         for user_id, (name, count) in sorted(by_user.items()):
             ledger_append(
                 actor=actor,
-                action="token.revoke",
+                action=LedgerAction.TOKEN_REVOKE,
                 subject_type="user",
                 subject_id=user_id,
                 after={"username": name, "revoked": count},

@@ -25,7 +25,7 @@ from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from contacts.models import ConsentPurpose
-from leadrecord.models import LedgerEntry
+from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import AttributionRun, RunStatus
 from .report_cache import report_cached
@@ -37,21 +37,21 @@ from .selectors import run_latest_complete
 # merges and erasures (they move or drop touches), accepted handoffs (W-shaped's marker)
 # and channels' teams (credit by team).
 ATTRIBUTION_ACTIONS = (
-    "sale.record",
-    "touch.record",
-    "ruleset.activate",
-    "deal.create",
-    "deal.member_add",
-    "handoff.accept",
-    "contact.merge",
-    "contact.erase",
-    "channel.update",
+    LedgerAction.SALE_RECORD,
+    LedgerAction.TOUCH_RECORD,
+    LedgerAction.RULESET_ACTIVATE,
+    LedgerAction.DEAL_CREATE,
+    LedgerAction.DEAL_MEMBER_ADD,
+    LedgerAction.HANDOFF_ACCEPT,
+    LedgerAction.CONTACT_MERGE,
+    LedgerAction.CONTACT_ERASE,
+    LedgerAction.CHANNEL_UPDATE,
 )
 
 
 def _relevant() -> Q:
     return Q(action__in=ATTRIBUTION_ACTIONS) | Q(
-        action="consent.record", after__purpose=ConsentPurpose.ANALYTICS
+        action=LedgerAction.CONSENT_RECORD, after__purpose=ConsentPurpose.ANALYTICS
     )
 
 
@@ -62,7 +62,9 @@ def run_mark(run: AttributionRun) -> int:
         return run.ledger_mark
     own = (
         LedgerEntry.objects.filter(
-            subject_type="attribution_run", subject_id=str(run.pk), action="attribution.run"
+            subject_type="attribution_run",
+            subject_id=str(run.pk),
+            action=LedgerAction.ATTRIBUTION_RUN,
         )
         .values_list("seq", flat=True)
         .first()

@@ -28,6 +28,7 @@ from handoff.models import DEFAULT_LOOKBACK_DAYS
 from handoff.scoring import ruleset_active
 from leadrecord.bulk import copy_lines, rows_copy, rows_insert
 from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
+from leadrecord.models import LedgerAction
 
 from .aggregates import people_aggregates_refresh
 from .attribution_credits import CreditBlock, credits_compute
@@ -146,7 +147,7 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
             run.save()
             ledger_append(
                 actor=actor,
-                action="attribution.run",
+                action=LedgerAction.ATTRIBUTION_RUN,
                 subject_type="attribution_run",
                 subject_id=run.pk,
                 after={

@@ -4,10 +4,10 @@ from django.db import connection, transaction
 
 from leadrecord.ledger import GENESIS_HASH, Actor, ledger_append, ledger_entry_hash
 from leadrecord.ledger_guard import ledger_guard_install, ledger_guard_remove
-from leadrecord.models import LedgerEntry
+from leadrecord.models import LedgerAction, LedgerEntry
 
 
-def append_entries(n: int, action: str = "test.append") -> list[LedgerEntry]:
+def append_entries(n: int, action: LedgerAction = LedgerAction.TOUCH_RECORD) -> list[LedgerEntry]:
     """Append ``n`` entries in one transaction."""
     with transaction.atomic():
         return [

@@ -10,6 +10,7 @@ from contacts.models import Contact
 from contacts.services import consent_record, contact_erase, contact_merge
 from handoff import services
 from handoff.models import DealContact, Handoff, HandoffStatus, RejectReason
+from leadrecord.errors import Conflict
 from leadrecord.ledger import Actor, ledger_verify
 from tests.factories import contact_make
 
@@ -71,7 +72,7 @@ def test_erasure_empties_handoff_notes_and_refuses_new_handoffs() -> None:
     contact_erase(contact=contact, actor=SYSTEM)
     handoff.refresh_from_db()
     assert handoff.note == ""
-    with pytest.raises(services.RuleViolation) as refused:
+    with pytest.raises(Conflict) as refused:
         services.handoff_create(contact=contact, actor=SYSTEM)
     assert refused.value.code == "contact_erased"
     assert ledger_verify().ok

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -32,7 +33,7 @@ def deal() -> Deal:
         name="Initech",
         organization=contact.organization,
         members=[services.Member(contact, "champion")],
-        amount=services.Decimal("9000"),
+        amount=Decimal("9000"),
         external_id="CRM-D-1",
         occurred_at=timezone.now() - timedelta(days=30),
         actor=Actor.system("test"),

@@ -15,7 +15,7 @@ from leadrecord.ledger import (
     ledger_verify,
 )
 from leadrecord.ledger_guard import LEDGER_TABLE
-from leadrecord.models import LedgerEntry
+from leadrecord.models import LedgerAction, LedgerEntry
 
 from ..ledger_helpers import append_entries, tamper
 
@@ -37,7 +37,11 @@ def test_append_keeps_occurred_and_recorded_times_apart():
     earlier = timezone.now() - timedelta(days=30)
     with transaction.atomic():
         entry = ledger_append(
-            actor=Actor.system(), action="a", subject_type="t", subject_id=1, occurred_at=earlier
+            actor=Actor.system(),
+            action=LedgerAction.CONTACT_CREATE,
+            subject_type="t",
+            subject_id=1,
+            occurred_at=earlier,
         )
     entry.refresh_from_db()
     assert entry.occurred_at == earlier
@@ -47,13 +51,17 @@ def test_append_keeps_occurred_and_recorded_times_apart():
 @pytest.mark.django_db(transaction=True)
 def test_append_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match="transaction"):
-        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=1)
+        ledger_append(
+            actor=Actor.system(), action=LedgerAction.CONTACT_CREATE, subject_type="t", subject_id=1
+        )
 
 
 def test_append_rolls_back_with_the_callers_transaction():
     append_entries(1)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        ledger_append(actor=Actor.system(), action="a", subject_type="t", subject_id=2)
+        ledger_append(
+            actor=Actor.system(), action=LedgerAction.CONTACT_CREATE, subject_type="t", subject_id=2
+        )
         1 / 0  # noqa: B018
     assert LedgerEntry.objects.count() == 1
     assert ledger_verify().ok
@@ -64,7 +72,12 @@ def test_append_many_chains_a_batch():
     with transaction.atomic():
         batch = ledger_append_many(
             [
-                LedgerDraft(actor=Actor.system(), action="b", subject_type="t", subject_id=i)
+                LedgerDraft(
+                    actor=Actor.system(),
+                    action=LedgerAction.TOUCH_RECORD,
+                    subject_type="t",
+                    subject_id=i,
+                )
                 for i in range(2500)
             ]
         )
@@ -97,7 +110,7 @@ def test_orm_update_and_delete_are_refused_too():
         LedgerEntry.objects.filter(pk=entry.pk).update(action="forged")
     with pytest.raises(DatabaseError), transaction.atomic():
         entry.delete()
-    assert LedgerEntry.objects.get().action == "test.append"
+    assert LedgerEntry.objects.get().action == LedgerAction.TOUCH_RECORD
 
 
 @pytest.mark.postgres
@@ -161,7 +174,7 @@ def test_concurrent_writers_keep_one_unbroken_chain():
                 with transaction.atomic():
                     ledger_append(
                         actor=Actor.system(f"writer-{worker}"),
-                        action="test.concurrent",
+                        action=LedgerAction.TOUCH_RECORD,
                         subject_type="worker",
                         subject_id=worker,
                         after={"i": i},
@@ -197,7 +210,7 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
     with transaction.atomic():
         single = ledger_append(
             actor=Actor(kind="user", label=awkward, user_id=None),
-            action="a",
+            action=LedgerAction.CONTACT_CREATE,
             subject_type="t",
             subject_id=awkward,
             after={"name": awkward, "nested": {"z": 1, "a": [None, True, 1.5]}},
@@ -207,7 +220,7 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
             [
                 LedgerDraft(
                     actor=Actor(kind="user", label=awkward, user_id=None),
-                    action="b",
+                    action=LedgerAction.TOUCH_RECORD,
                     subject_type="t",
                     subject_id=f"{n}{awkward}",
                     before={"v": awkward},
@@ -217,7 +230,7 @@ def test_single_and_batch_appends_hash_alike_with_awkward_text():
             ]
         )
         after_batch = ledger_append(
-            actor=Actor.system(), action="c", subject_type="t", subject_id=3
+            actor=Actor.system(), action=LedgerAction.CONSENT_RECORD, subject_type="t", subject_id=3
         )
     stored = LedgerEntry.objects.get(seq=single.seq)
     assert stored.hash == single.hash
