@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from leadrecord import api_examples
 from leadrecord.dispatch import task_send_on_commit
+from leadrecord.errors import RuleViolation
 from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
@@ -124,6 +125,11 @@ class AttributionReportApi(APIView):
         responses={
             200: AttributionReportSerializer,
             400: OpenApiResponse(RuleErrorResponseSerializer, description="Bad query"),
+            409: OpenApiResponse(
+                RuleErrorResponseSerializer,
+                description="model_unavailable: the latest complete run could not compute "
+                "the model; the detail says why.",
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -131,6 +137,10 @@ class AttributionReportApi(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         run = selectors.run_latest_complete()
+        if run is not None:
+            reason = selectors.model_unavailable_reason(run, params["model"])
+            if reason:
+                raise RuleViolation("model_unavailable", reason, attr="model")
         rows = (
             selectors.attribution_rows(
                 run,
