@@ -2,13 +2,18 @@
 
 from django.urls import path
 
-from . import views, views_lists
+from . import views, views_lists, views_method
 
 urlpatterns = [
     path("reports/", views.reports_home, name="reports"),
     path("reports/manager/", views.dashboard_manager, name="dashboard-manager"),
     path("reports/marketing/", views.dashboard_marketing, name="dashboard-marketing"),
     path("reports/sales/", views.dashboard_sales, name="dashboard-sales"),
+    path(
+        "reports/attribution-method/",
+        views_method.attribution_method,
+        name="attribution-method",
+    ),
 ]
 
 # The lists behind the leakage numbers (reports.views_lists).

@@ -129,6 +129,8 @@ class Table:
     export_url: str = ""
     # How many rows there are when ``rows`` holds only the first ones (on the page).
     total: int | None = None
+    # An attribution table: it links to the method page.
+    method: bool = False
 
     def cells(self) -> list[list[Cell]]:
         return [
@@ -411,11 +413,12 @@ def leakage_section(query: Query) -> Section:
 def attribution_section(query: Query) -> Section:
     """The chosen model's credit by the chosen grouping."""
     run = selectors.run_latest_complete()
+    unavailable = selectors.model_unavailable_reason(run, query.model) if run else None
     rows = (
         selectors.attribution_rows(
             run, model=query.model, group_by=query.group_by, start=query.start, end=query.end
         )
-        if run
+        if run and not unavailable
         else []
     )
     grouping = GROUPING_LABELS[query.group_by]
@@ -430,6 +433,7 @@ def attribution_section(query: Query) -> Section:
                 if run and run.finished_at
                 else "from the latest complete attribution run: there is none yet."
             )
+            + (f" Not shown: {unavailable}" if unavailable else "")
         ),
         charts=[
             bar_chart(
@@ -446,7 +450,9 @@ def attribution_section(query: Query) -> Section:
                 [Column(grouping), Column("Credit", "credit"), Column("Conversions", "days")],
                 [[row.key, row.credit, row.conversions] for row in rows],
                 note="Conversions are the sales' shares credited (a sale split over several "
-                "counts in parts).",
+                "counts in parts). Markov and Shapley are fitted over the whole run; a range "
+                "sums their credits for its own sales.",
+                method=True,
             )
         ],
     )
@@ -479,6 +485,7 @@ def models_section(query: Query) -> Section:
                 f"Credit by {grouping.lower()} under each model",
                 [Column(grouping), *(Column(MODEL_LABELS[model], "credit") for model in models)],
                 [[row.key, *(row.credits.get(model, 0.0) for model in models)] for row in rows],
+                method=True,
             )
         ],
     )
@@ -521,6 +528,7 @@ def campaigns_section(query: Query) -> Section:
                     [row.name, row.channel, row.cost, row.attributed_revenue, row.roi]
                     for row in rows
                 ],
+                method=True,
             )
         ],
     )
