@@ -42,6 +42,15 @@ class RunSerializer(serializers.Serializer):
     conversions = serializers.IntegerField()
     touches = serializers.IntegerField()
     models = serializers.ListField(child=serializers.CharField(), source="model_names")
+    models_unavailable = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Per model the run could not compute, why (its reports answer 409).",
+    )
+    unallocated = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        help_text="Per model, per channel id, the credit no converting path can carry "
+        "(shown as the unallocated line of its reports).",
+    )
     ruleset_version = serializers.IntegerField(allow_null=True)
     lookback_days = serializers.IntegerField(allow_null=True)
     input_digest = serializers.CharField()
