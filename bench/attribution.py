@@ -351,7 +351,7 @@ def stored_margin_errors() -> dict[str, float]:
             amounts = shares * converting.value[path_of_touch(converting.offsets)]
             model_credit = np.bincount(
                 converting.channel, weights=amounts, minlength=channel_ids.size
-            )
+            ).astype(np.float64)
         expected = dict(zip(channel_ids.tolist(), model_credit.tolist(), strict=True))
         credits = AttributionCredit.objects.filter(run=run, model=model)
         stored = {

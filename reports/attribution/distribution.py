@@ -47,18 +47,26 @@ from .paths import ChannelPaths, FloatArray, IntArray, path_of_touch, weighted_c
 
 BoolArray = npt.NDArray[np.bool_]
 
-# Newton stops when every channel's margin is this close (in parts of the total credit).
-_MARGIN_TOLERANCE = 1e-15
+# Errors are relative, each channel's against its own credit, so a small channel is held
+# to the same standard as a big one.
+# Newton stops when every channel's margin is this close.
+_MARGIN_TOLERANCE = 1e-14
 _NEWTON_STEPS = 200
-# Below this error (in parts of the total) only rounding is left to fight.
-_ROUNDING_ZONE = 1e-12
-# Past this (in parts of the total credit) the fit has failed, and the model is refused.
-_FIT_FAILURE = 1e-12
+# Below this error only rounding is left to fight.
+_ROUNDING_ZONE = 1e-11
+# Past this the fit has failed, and the model is refused (the margins promise 1e-9).
+_FIT_FAILURE = 1e-10
 # The prices of the unallocated cells, from coarse to fine; the last one bounds how
 # much credit the fit leaves unallocated where everything could be placed.
 _EPSILONS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, 1e-14)
-# Unallocated credit below this part of the total is rounding, not a finding.
-_UNALLOCATED_FLOOR = 1e-11
+_NEGLIGIBLE = 1e-14
+# A channel's error is relative to its credit, or to this part of the total if smaller.
+_SMALLEST_SCALE = 1e-12
+# A set's unplaced share below this is rounding.
+_ROUNDING = 1e-15
+# Unallocated credit below this part of the total may be the fit's epsilon: the fit then
+# tries to place everything.
+_UNALLOCATED_FLOOR = 1e-8
 
 
 # The dual objective, the margins' errors, the sets' shares and the spare row's shares.
@@ -165,14 +173,10 @@ def fitted_split(
         if paths.channel.size
         else np.zeros(n_channels)
     )
-    unplaced = credit - held
-    # What rounding leaves over (well under the margins' tolerance) is not unplaced credit.
-    unplaced[unplaced <= _UNALLOCATED_FLOOR * credit_total] = 0.0
-    unallocated_value = float((unallocated * value).sum())
-    unplaced_sum = float(unplaced.sum())
-    if unallocated_value > 0 and unplaced_sum > 0:
-        unplaced *= unallocated_value / unplaced_sum
-    else:
+    # Per channel, the rest of its credit, so that its margin holds exactly; where every
+    # conversion was placed whole, what is left is rounding.
+    unplaced = np.clip(credit - held, 0.0, None)
+    if not np.any(unallocated > 0):
         unplaced[:] = 0.0
     return Split(touch, unallocated, unplaced)
 
@@ -185,19 +189,20 @@ def _line_search(
     gradient: FloatArray,
     step: FloatArray,
     slope: float,
+    target: FloatArray,
 ) -> tuple[FloatArray, _State] | None:
     """Backtracking with the Armijo rule; near the optimum, where the objective's rounding
     hides any decrease, a step that shrinks the margins' error and leaves the objective
     within rounding is taken on that evidence. None when no length works."""
-    error = float(np.max(np.abs(gradient)))
+    error = float(np.max(np.abs(gradient) / target))
     rounding = 1e-14 * max(1.0, abs(objective))
     length = 1.0
     while length > 1e-12:
         trial = beta + length * step
         result = state(trial, log_epsilon)
-        if result[0] <= objective + 1e-4 * length * slope:
+        if result[0] < objective and result[0] <= objective + 1e-4 * length * slope:
             return trial, result
-        if result[0] <= objective + rounding and float(np.max(np.abs(result[1]))) < error:
+        if result[0] <= objective + rounding and float(np.max(np.abs(result[1]) / target)) < error:
             return trial, result
         length /= 2
     return None
@@ -213,8 +218,11 @@ def _fit(
     ``beta`` are the channels' log weights (the unallocated column's is 0).
     """
     n_sets, n_channels = members.shape
-    active = np.flatnonzero(credit > 0)
+    # Credit below this part of the total is the removal effects' rounding, not a finding
+    # (and no relative margin could be held for it).
+    active = np.flatnonzero(credit > _NEGLIGIBLE)
     target = credit[active]
+    scale = np.maximum(target, _SMALLEST_SCALE)
     allowed = members[:, active]
     k = active.size
     beta = np.zeros(k)
@@ -244,13 +252,13 @@ def _fit(
         gradient = set_value @ shares[:, :k] + spare[:k] - target
         return objective, gradient, shares, spare
 
-    shares = np.zeros((n_sets, k + 1))
-    for epsilon in _EPSILONS:
-        log_epsilon = float(np.log(epsilon))
-        objective, gradient, shares, spare = state(beta, log_epsilon)
+    def solve(beta: FloatArray, log_epsilon: float) -> tuple[FloatArray, _State]:
+        """Newton's method from ``beta`` at one price of the unallocated cells."""
+        current = state(beta, log_epsilon)
         stalled = 0
         for _ in range(_NEWTON_STEPS):
-            error = float(np.max(np.abs(gradient), initial=0.0))
+            objective, gradient, shares, spare = current
+            error = float(np.max(np.abs(gradient) / scale, initial=0.0))
             # Rounding bounds how close the margins can get: a few steps that no longer
             # shrink the error end the stage.
             if error <= _MARGIN_TOLERANCE or stalled >= 3:
@@ -261,39 +269,68 @@ def _fit(
                 - shares[:, :k].T @ weighted
                 - np.outer(spare[:k], spare[:k])
             )
-            newton = np.linalg.lstsq(hessian, -gradient, rcond=1e-15)[0]
+            newton = np.asarray(np.linalg.lstsq(hessian, -gradient, rcond=1e-15)[0], np.float64)
             # Proportional fitting's own step: each channel's weight times its target over
             # what it holds. It revives a channel Newton cannot see (its cells all ~0).
             held = np.maximum(target + gradient, 1e-300)
-            scaling = np.clip(np.log(target / held), -40.0, 40.0)
-            for step in (newton, scaling):
-                slope = float(gradient @ step)
-                if slope >= 0:
-                    continue
-                taken = _line_search(state, beta, log_epsilon, objective, gradient, step, slope)
-                if taken is not None:
-                    break
-            else:
+            scaling: FloatArray = np.clip(np.log(target / held), -40.0, 40.0)
+            # Of the two steps, the one that leads lower (Newton's can crawl where some
+            # channel's cells are all ~0 and the objective is nearly flat).
+            trials = [
+                trial
+                for step in (newton, scaling)
+                if (slope := float(gradient @ step)) < 0
+                and (
+                    trial := _line_search(
+                        state, beta, log_epsilon, objective, gradient, step, slope, scale
+                    )
+                )
+                is not None
+            ]
+            taken = min(trials, key=lambda trial: trial[1][0], default=None)
+            if taken is None:
                 break  # neither step leads down: rounding
-            beta, (objective, gradient, shares, spare) = taken
-            shrunk = np.max(np.abs(gradient)) <= 0.5 * error
+            beta, current = taken
+            shrunk = np.max(np.abs(current[1]) / scale) <= 0.5 * error
             stalled = 0 if shrunk or error > _ROUNDING_ZONE else stalled + 1
-    worst = float(np.max(np.abs(gradient), initial=0.0))
+        return beta, current
+
+    for epsilon in _EPSILONS:
+        beta, (_, gradient, shares, _) = solve(beta, float(np.log(epsilon)))
+    log_epsilon = float(np.log(_EPSILONS[-1]))
+    placeable = bool(np.all(allowed.any(axis=1)))
+    if placeable and float(set_value @ shares[:, k]) <= _UNALLOCATED_FLOOR:
+        # Everything can perhaps be placed: a last stage without the unallocated column
+        # gives the exact product form with nothing left over, if it reaches the margins.
+        exact_beta, exact = solve(beta, -np.inf)
+        if float(np.max(np.abs(exact[1]) / scale, initial=0.0)) <= _FIT_FAILURE:
+            beta, log_epsilon = exact_beta, -np.inf
+    # Polish, one channel at a time: the worst one's weight times its target over what it
+    # holds. Where that channel is small next to its sets this is all but exact, and it
+    # reaches channels too small for Newton's step to see above the objective's rounding.
+    current = state(beta, log_epsilon)
+    for _ in range(4 * k):
+        errors = np.abs(current[1]) / scale
+        worst_channel = int(np.argmax(errors)) if k else 0
+        if not k or errors[worst_channel] <= _MARGIN_TOLERANCE:
+            break
+        held = max(float(target[worst_channel] + current[1][worst_channel]), 1e-300)
+        trial = beta.copy()
+        trial[worst_channel] += np.log(float(target[worst_channel]) / held)
+        candidate = state(trial, log_epsilon)
+        if np.max(np.abs(candidate[1]) / scale) >= errors[worst_channel]:
+            break
+        beta, current = trial, candidate
+    _, gradient, shares, _ = current
+    worst = float(np.max(np.abs(gradient) / scale, initial=0.0))
     if worst > _FIT_FAILURE:
         raise FitError(
-            f"the per-conversion split missed a channel's credit by {worst:.1e} of the "
-            "total after the fit's last step"
+            f"the per-conversion split missed a channel's credit by {worst:.1e} of it "
+            "after the fit's last step"
         )
     result = np.zeros((n_sets, n_channels))
     result[:, active] = shares[:, :k]
-    unplaced = shares[:, k].copy()
-    if float(set_value @ unplaced) <= _UNALLOCATED_FLOOR:
-        # Everything could be placed: what the priced column holds is the fit's epsilon,
-        # so each set's channel shares are scaled back to exactly 1.
-        sums = result.sum(axis=1, keepdims=True)
-        result = np.where(sums > 0, result / np.where(sums > 0, sums, 1.0), 0.0)
-        unplaced = np.where(sums[:, 0] > 0, 0.0, 1.0)
-    else:
-        # Each set's shares, placed and unplaced, add up to exactly 1.
-        unplaced = 1.0 - result.sum(axis=1)
+    # Each set's shares, placed and unplaced, add up to exactly 1.
+    unplaced = 1.0 - result.sum(axis=1)
+    unplaced[unplaced <= _ROUNDING] = 0.0
     return result, np.clip(unplaced, 0.0, 1.0)

@@ -181,13 +181,16 @@ def check_margins(
         worst[model] = max(errors, default=0.0)
         assert worst[model] <= RELATIVE, (model, served, expected)
         unallocated_rows = float(block.credit[~real].sum())
-        assert unallocated_rows == pytest.approx(sum(block.unallocated.values()), rel=RELATIVE)
+        # The unallocated line and its origin by channel: the same amount, to rounding.
+        assert unallocated_rows == pytest.approx(
+            sum(block.unallocated.values()), abs=RELATIVE * total
+        )
         if model != "markov":
             assert unallocated_rows == 0.0, model
     return worst
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(records())
 def test_stored_credits_keep_both_margins_for_every_model(
     record: tuple[list[list[TouchTuple]], list[float], list[float], list[list[int]]],

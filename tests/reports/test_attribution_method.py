@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from reports.attribution import Touch, channel_weights, engine_input_from_lists, model_split
 from reports.attribution.markov import markov_removal_effects
+from reports.attribution.paths import ChannelPaths, ConvertingPaths
 from reports.models import AttributionModel, AttributionRun, RunStatus
 
 DAY = 86_400.0
@@ -34,7 +35,7 @@ EXPECTED_TOUCH_CREDITS = {
 }
 
 
-def example():  # type: ignore[no-untyped-def]
+def example() -> tuple[ConvertingPaths, ChannelPaths, list[str]]:
     converting, nonconverting, names = engine_input_from_lists(
         [
             [Touch("email", 0.0), Touch("webinar", DAY), Touch("sales_call", 2 * DAY)],

@@ -5,11 +5,12 @@ dense matrix, and an even split written out), over the whole range and half of i
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from contacts.models import Channel
 from reports.attribution_credits import UNALLOCATED_KEY
@@ -18,15 +19,18 @@ from tests.reports.test_attribution_properties import dense_markov_credit
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
+# A sale: its path's channels, its value and when it was won.
+Sale = tuple[list[str], float, datetime]
 
 
-def build_record(client) -> tuple[list[tuple[list[str], float, object]], list[list[str]]]:  # type: ignore[no-untyped-def]
+def build_record(client: APIClient) -> tuple[list[Sale], list[list[str]]]:
     """Twelve deals of one or two people: eight won, four lost; touches over six channels,
     with repeats and self-loops. Returns (path, value, won at) per sale and the lost paths."""
     keys = sorted(Channel.objects.filter(active=True).values_list("key", flat=True))[:6]
     rng = np.random.default_rng(19)
     now = timezone.now().replace(microsecond=0)
-    sales, lost = [], []
+    sales: list[Sale] = []
+    lost: list[list[str]] = []
     for number in range(12):
         members = []
         for person in range(int(rng.integers(1, 3))):
@@ -41,7 +45,7 @@ def build_record(client) -> tuple[list[tuple[list[str], float, object]], list[li
             assert answer.status_code == 201, answer.json()
             members.append(answer.json())
         end = now - (40 - 3 * number) * DAY
-        path = []
+        path: list[str] = []
         for step in range(int(rng.integers(1, 6))):
             channel = keys[int(rng.integers(0, len(keys)))]
             if step and rng.random() < 0.3:
@@ -82,7 +86,7 @@ def build_record(client) -> tuple[list[tuple[list[str], float, object]], list[li
     return sales, lost
 
 
-def served(client, model: str, start: object, end: object) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def served(client: APIClient, model: str, start: date, end: date) -> dict[str, float]:
     answer = client.get(
         "/api/v1/reports/attribution/",
         {"model": model, "group_by": "channel", "from": str(start), "to": str(end)},
@@ -91,7 +95,7 @@ def served(client, model: str, start: object, end: object) -> dict[str, float]: 
     return {row["key"]: row["credit"] for row in answer.json()["rows"]}
 
 
-def even_split(sales: list[tuple[list[str], float, object]]) -> dict[str, float]:
+def even_split(sales: list[Sale]) -> dict[str, float]:
     credit: dict[str, float] = defaultdict(float)
     for path, value, _ in sales:
         for channel in set(path):

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
 
 
-def deal_with(members: list[Contact], *, opened: timedelta, outcome: str = "", at=None):  # type: ignore[no-untyped-def]
+def deal_with(
+    members: list[Contact], *, opened: timedelta, outcome: str = "", at: timedelta = DAY
+) -> object:
     organization = members[0].organization
     assert organization is not None
     deal, _ = services.deal_create(
