@@ -339,7 +339,7 @@ def stored_margin_errors() -> dict[str, float]:
 
     run = run_latest_complete()
     assert run is not None
-    data = run_input_read(lookback_days=run.lookback_days or 365)
+    data = run_input_read(lookback_days=run.lookback_days or 365, now=run.started_at)
     converting, nonconverting, channel_ids = _engine_input(data)
     value_of = dict(zip(data.sale_event_id.tolist(), data.value.tolist(), strict=True))
     errors = {}

@@ -131,7 +131,8 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
     run.save(update_fields=["status", "started_at", "ruleset_version", "lookback_days"])
     actor = Actor.of(run.requested_by) if run.requested_by_id else Actor.system("attribution")
     try:
-        data = run_input_read(lookback_days=run.lookback_days)
+        # As of the moment the run started (recorded): the same run reads the same paths.
+        data = run_input_read(lookback_days=run.lookback_days, now=run.started_at)
         blocks = credits_compute(data)
         with transaction.atomic():
             _credits_write(run, data, blocks)
