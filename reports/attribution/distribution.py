@@ -62,6 +62,8 @@ _EPSILONS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, 1e-14)
 _NEGLIGIBLE = 1e-14
 # A channel's error is relative to its credit, or to this part of the total if smaller.
 _SMALLEST_SCALE = 1e-12
+# A channel's unplaced credit below this part of it is the rounding of its sums.
+_ROUNDING_OF_SUMS = 1e-12
 # A set's unplaced share below this is rounding.
 _ROUNDING = 1e-15
 # Unallocated credit below this part of the total may be the fit's epsilon: the fit then
@@ -176,6 +178,8 @@ def fitted_split(
     # Per channel, the rest of its credit, so that its margin holds exactly; where every
     # conversion was placed whole, what is left is rounding.
     unplaced = np.clip(credit - held, 0.0, None)
+    # A placed channel's rest is its sum's rounding (far below the margins' 1e-9).
+    unplaced[unplaced <= _ROUNDING_OF_SUMS * credit] = 0.0
     if not np.any(unallocated > 0):
         unplaced[:] = 0.0
     return Split(touch, unallocated, unplaced)
