@@ -28,7 +28,10 @@ and neither margin loses anything. The fit finds the most that can be placed
 (a maximum flow), with an extra "unallocated" column that every conversion
 may use and an extra row that holds every channel's unplaced credit, both
 priced ``epsilon`` so that the fit uses them only where it must; ``epsilon``
-shrinks in steps to 1e-14, warm-started each time.
+shrinks in steps to 1e-14, warm-started each time. Where everything can be
+placed, a last stage drops those cells (the exact product form, nothing left
+over). A fit that misses a channel's credit by more than 1e-10 of it raises
+``FitError``: the run then names markov as not computed, with the reason.
 
 Conversions are grouped by their set of distinct channels first: conversions
 with the same set split in the same proportions, so the fit works on the sets
