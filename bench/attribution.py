@@ -18,6 +18,9 @@
    package in its own virtualenv (``bench/attribution_engine.py`` sets it up),
    printing the ratios and the largest relative difference of Markov channel
    credits (theirs is simulated).
+4. Prints, per model, the largest margin error of the credits the run stored: per
+   channel (with its unallocated part) against the model's channel credit, and per
+   conversion against its value, both relative.
 """
 
 from __future__ import annotations
@@ -321,6 +324,60 @@ def channelattribution(figures: dict[str, object], venv: Path) -> None:
     print(f"  largest relative difference of Markov channel credits: {difference:.2%}")
 
 
+def stored_margin_errors() -> dict[str, float]:
+    """Per model, the largest relative error of the latest run's stored credits, per channel
+    against the model's channel credit and per conversion against its value (call after
+    ``engine_alone``, which sets Django up)."""
+    from django.db.models import Sum
+
+    from reports.attribution.engine import MARKOV, SHAPLEY, channel_weights, touch_shares
+    from reports.attribution.paths import path_of_touch
+    from reports.attribution_credits import _engine_input
+    from reports.models import AttributionCredit
+    from reports.run_input import run_input_read
+    from reports.selectors import run_latest_complete
+
+    run = run_latest_complete()
+    assert run is not None
+    data = run_input_read(lookback_days=run.lookback_days or 365, now=run.started_at)
+    converting, nonconverting, channel_ids = _engine_input(data)
+    value_of = dict(zip(data.sale_event_id.tolist(), data.value.tolist(), strict=True))
+    errors = {}
+    for model in run.model_names:
+        if model in (MARKOV, SHAPLEY):
+            model_credit = channel_weights(model, converting, nonconverting)
+        else:
+            shares = touch_shares(model, converting, nonconverting)
+            amounts = shares * converting.value[path_of_touch(converting.offsets)]
+            model_credit = np.bincount(
+                converting.channel, weights=amounts, minlength=channel_ids.size
+            ).astype(np.float64)
+        expected = dict(zip(channel_ids.tolist(), model_credit.tolist(), strict=True))
+        credits = AttributionCredit.objects.filter(run=run, model=model)
+        stored = {
+            channel: float(credit)
+            for channel, credit in credits.values("channel_id")
+            .annotate(credit=Sum("credit"))
+            .values_list("channel_id", "credit")
+        }
+        for channel, amount in (getattr(run, "unallocated", None) or {}).get(model, {}).items():
+            stored[int(channel)] = stored.get(int(channel), 0.0) + amount
+        stored.pop(0, None)  # the unallocated rows, counted by their origin above
+        worst = 0.0
+        for channel in set(expected) | set(stored):
+            want, got = expected.get(channel, 0.0), stored.get(channel, 0.0)
+            if max(want, got) > 0:
+                worst = max(worst, abs(got - want) / max(want, 1e-300))
+        for sale, credit in (
+            credits.values("sale_event_id")
+            .annotate(credit=Sum("credit"))
+            .values_list("sale_event_id", "credit")
+        ):
+            worst = max(worst, abs(float(credit) - value_of[sale]) / value_of[sale])
+        errors[model] = worst
+    return errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=100_000)
@@ -352,6 +409,10 @@ def main() -> None:
             f"Markov channel credit alone {figures['markov_channel']:.3f} s on the arrays, "
             f"{figures['markov_lists']:.3f} s through markov_channel_credit on Python lists"
         )
+        margins = stored_margin_errors()
+        print("largest margin error of the stored credits (per channel and per conversion):")
+        for model, error in margins.items():
+            print(f"  {model:<15} {error:.1e}")
         if not options.skip_channelattribution:
             channelattribution(figures, options.ca_venv)
         from django.db import connections

@@ -236,6 +236,8 @@ RUN = {
         "markov",
         "shapley",
     ],
+    "models_unavailable": {},
+    "unallocated": {"markov": {"7": 1140.25}},
     "ruleset_version": 2,
     "lookback_days": 365,
     "input_digest": "e60a31fb3cf3c62f4a6a998caf828a4db40cb89dbc3ce28a7ae94e61032cf5f1",
@@ -868,6 +870,14 @@ REPORT_ATTRIBUTION = [
         },
     ),
     invalid("An unknown model", "invalid_choice", '"astrology" is not a valid choice.', "model"),
+    refusal(
+        "A model the run could not compute",
+        409,
+        "model_unavailable",
+        "Attribution run #2 could not compute markov: FitError: the per-conversion split "
+        "missed a channel's credit by 3.0e-10 of the total after the fit's last step",
+        "model",
+    ),
 ]
 REPORT_MODELS = [
     response(

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from leadrecord import api_examples
 from leadrecord.api_fields import DayField
 from leadrecord.dispatch import task_send_on_commit
+from leadrecord.errors import RuleViolation
 from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
@@ -43,6 +44,15 @@ class RunSerializer(serializers.Serializer):
     conversions = serializers.IntegerField()
     touches = serializers.IntegerField()
     models = serializers.ListField(child=serializers.CharField(), source="model_names")
+    models_unavailable = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Per model the run could not compute, why (its reports answer 409).",
+    )
+    unallocated = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        help_text="Per model, per channel id, the credit no converting path can carry "
+        "(shown as the unallocated line of its reports).",
+    )
     ruleset_version = serializers.IntegerField(allow_null=True)
     lookback_days = serializers.IntegerField(allow_null=True)
     input_digest = serializers.CharField()
@@ -137,6 +147,11 @@ class AttributionReportApi(APIView):
         responses={
             200: AttributionReportSerializer,
             400: OpenApiResponse(RuleErrorResponseSerializer, description="Bad query"),
+            409: OpenApiResponse(
+                RuleErrorResponseSerializer,
+                description="model_unavailable: the latest complete run could not compute "
+                "the model; the detail says why.",
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -144,6 +159,10 @@ class AttributionReportApi(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         run = selectors.run_latest_complete()
+        if run is not None:
+            reason = selectors.model_unavailable_reason(run, params["model"])
+            if reason:
+                raise RuleViolation("model_unavailable", reason, attr="model")
         rows = (
             selectors.attribution_rows(
                 run,

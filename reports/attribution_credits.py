@@ -4,17 +4,23 @@ channel, campaign).
 Django-free on purpose (``reports.runs`` does the reading and writing): this
 maps the record's ids to the engine's channel codes, runs the eight models and
 sums their per-touch shares into rows with one ``bincount`` per model.
+
+Markov credit that no converting path can carry (``attribution.distribution``)
+becomes one more row per conversion, under the channel id ``UNALLOCATED_CHANNEL_ID``
+(no channel has it), so every conversion's rows still add up to its value and
+every report shows the remainder as its own line.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .attribution.engine import MODEL_NAMES, touch_shares
+from .attribution.distribution import FitError
+from .attribution.engine import MODEL_NAMES, model_split
 from .attribution.heuristic import DEFAULT_HALF_LIFE_DAYS
 from .attribution.paths import (
     ChannelPaths,
@@ -23,12 +29,16 @@ from .attribution.paths import (
     IntArray,
     weighted_count,
 )
-from .attribution.shapley import MAX_SHAPLEY_CHANNELS, TooManyChannelsError
 
 if TYPE_CHECKING:  # run_input reads the database; only its shape is needed here
     from .run_input import RunInput
 
 logger = logging.getLogger(__name__)
+
+# The channel id of the unallocated rows: database ids start at 1.
+UNALLOCATED_CHANNEL_ID = 0
+UNALLOCATED_KEY = "(unallocated: removal effect from non-converting paths)"
+UNALLOCATED_TEAM = "unallocated"
 
 # A combined (conversion, channel, campaign) key stays an exact int64 below this.
 _KEY_LIMIT = 1 << 62
@@ -47,6 +57,10 @@ class CreditBlock:
     campaign: IntArray
     credit: FloatArray
     share: FloatArray
+    # Per channel id, its credit that no conversion carries (the unallocated rows' origin).
+    unallocated: dict[int, float] = field(default_factory=dict)
+    # Why the model could not be computed ("" when it was): it then has no rows.
+    unavailable: str = ""
 
     @property
     def rows(self) -> int:
@@ -111,15 +125,20 @@ def _row_keys(converting: ConvertingPaths, n_channels: int) -> tuple[IntArray, I
     return touch_row.reshape(-1).astype(np.int64), columns.astype(np.int64)
 
 
+def _unavailable(model: str, reason: str) -> CreditBlock:
+    empty = np.zeros(0, dtype=np.int64)
+    return CreditBlock(model, empty, empty, empty, np.zeros(0), np.zeros(0), unavailable=reason)
+
+
 def credits_compute(
     run_input: RunInput, *, half_life_days: float = DEFAULT_HALF_LIFE_DAYS
 ) -> list[CreditBlock]:
     """Every model's credits for the run's conversions.
 
     Conversions nobody touched get no rows. Rows with a zero share are left out
-    (first touch gives nothing to most of a path). ``shapley`` is left out, with
-    a warning, when converting paths name more than 15 channels: its exact
-    computation is refused there, and the other seven models still land.
+    (first touch gives nothing to most of a path). A model that cannot be
+    computed gets a block with no rows and the reason in ``unavailable``; the
+    other models still land.
     """
     converting, nonconverting, channel_ids = _engine_input(run_input)
     touch_row, (conversion, channel_code, campaign) = _row_keys(converting, channel_ids.size)
@@ -127,23 +146,41 @@ def credits_compute(
     blocks = []
     for model in MODEL_NAMES:
         try:
-            shares = touch_shares(model, converting, nonconverting, half_life_days=half_life_days)
-        except TooManyChannelsError:
-            logger.warning(
-                "attribution: shapley left out, converting paths name more than %s channels",
-                MAX_SHAPLEY_CHANNELS,
-            )
+            split = model_split(model, converting, nonconverting, half_life_days=half_life_days)
+        except (FitError, np.linalg.LinAlgError, ValueError, FloatingPointError) as error:
+            logger.warning("attribution: %s could not be computed: %s", model, error)
+            blocks.append(_unavailable(model, f"{type(error).__name__}: {error}"))
             continue
-        share = weighted_count(touch_row, shares, rows)
+        share = weighted_count(touch_row, split.touch, rows)
         kept = share > 0
+        block_conversion = conversion[kept]
+        block_channel = channel_ids[channel_code[kept]]
+        block_campaign = campaign[kept]
+        block_share = share[kept]
+        unallocated: dict[int, float] = {}
+        if np.any(split.unallocated > 0):
+            # One more row per conversion with a remainder, after its own rows.
+            left = np.flatnonzero(split.unallocated > 0)
+            block_conversion = np.concatenate((block_conversion, left))
+            block_channel = np.concatenate(
+                (block_channel, np.full(left.size, UNALLOCATED_CHANNEL_ID, dtype=np.int64))
+            )
+            block_campaign = np.concatenate((block_campaign, np.zeros(left.size, np.int64)))
+            block_share = np.concatenate((block_share, split.unallocated[left]))
+            unallocated = {
+                int(channel_ids[code]): float(amount)
+                for code, amount in enumerate(split.unallocated_channel[: channel_ids.size])
+                if amount > 0
+            }
         blocks.append(
             CreditBlock(
                 model=model,
-                conversion=conversion[kept],
-                channel=channel_ids[channel_code[kept]],
-                campaign=campaign[kept],
-                credit=share[kept] * converting.value[conversion[kept]],
-                share=share[kept],
+                conversion=block_conversion,
+                channel=block_channel,
+                campaign=block_campaign,
+                credit=block_share * converting.value[block_conversion],
+                share=block_share,
+                unallocated=unallocated,
             )
         )
     return blocks

@@ -76,6 +76,7 @@ from handoff.models import (
 )
 
 from .aggregates import people_refresh_latest
+from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import (
     AttributionDaily,
     AttributionModel,
@@ -799,7 +800,10 @@ _GROUP_FIELDS = {"channel": "channel_id", "campaign": "campaign_id", "team": "te
 
 def _group_names(group_by: str) -> dict[Any, str]:
     if group_by == "channel":
-        return dict(Channel.objects.values_list("id", "key"))
+        return {
+            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
+            **dict(Channel.objects.values_list("id", "key")),
+        }
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}

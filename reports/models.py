@@ -49,6 +49,11 @@ class AttributionRun(models.Model):
     conversions = models.PositiveIntegerField(default=0)
     touches = models.PositiveIntegerField(default=0)
     model_names = models.JSONField(default=list)
+    # Per model the run could not compute, why (readers answer 409 model_unavailable).
+    models_unavailable = models.JSONField(default=dict, blank=True)
+    # Per model, per channel id (a string, as JSON keys are), the credit no converting
+    # path can carry: the origin of the model's unallocated rows (channel id 0).
+    unallocated = models.JSONField(default=dict, blank=True)
     # A digest of the input: two runs over the same record have the same one
     # (and, the engine being deterministic, the same credits).
     input_digest = models.CharField(max_length=64, blank=True, default="")

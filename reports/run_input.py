@@ -4,9 +4,15 @@ A conversion is a sale event with an amount (``won``, ``expansion``,
 ``renewal``). Its path is every touch of every member of the deal's buying
 group before the sale event and within the lookback window, ordered by time
 (ties by touch id). People whose latest word on ``analytics`` consent is a
-withdrawal are left out of every path. Non-converting paths are the touch
-sequences, within the lookback window, of people in no converting buying
-group (the Markov and Shapley models need them).
+withdrawal are left out of every path.
+
+Non-converting paths (Markov needs them) are built on the same unit and the
+same window, so that converting and non-converting paths are comparable: a
+buying group's touches in the lookback window before the moment its outcome
+was known. That is a lost deal's buying group before the ``lost`` event; an
+open deal's (no revenue, not lost) before the run's as-of moment; and people
+in no deal yet, grouped by their organization (a buying group still
+forming; a person without one is a group of one), before the as-of moment.
 
 The handoff touch of a conversion is the last touch of its path at or before
 the latest accepted handoff of a member; the deal-creation touch is the last
@@ -26,7 +32,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts.models import Channel, Consent, ConsentPurpose
-from handoff.models import REVENUE_KINDS
+from handoff.models import REVENUE_KINDS, SaleKind
 
 # A composite sort key (conversion index * span + seconds) stays exact in float64.
 _KEY_SPAN = 1e10
@@ -183,7 +189,7 @@ def run_input_read(*, lookback_days: int, now: datetime | None = None) -> RunInp
         touch_conversion, touch_time, _handoff_times(sale_ids, index_of_sale), deal_opened_at
     )
 
-    nonconverting = _nonconverting(now - timedelta(days=lookback_days), withdrawn)
+    nonconverting = _nonconverting(now, lookback_days, withdrawn)
     channels = Channel.objects.values_list("id", "key", "team")
     return RunInput(
         sale_event_id=sale_ids,
@@ -250,23 +256,81 @@ def _handoff_times(sale_ids: IntArray, index_of_sale: dict[int, int]) -> FloatAr
     return times
 
 
-def _nonconverting(since: datetime, withdrawn: set[int]) -> tuple[IntArray, IntArray]:
-    """Channel sequences of people in no converting buying group, and where each starts."""
+# Unit numbers of the three kinds of non-converting path, kept apart in one int64.
+_UNIT_KIND = 1 << 48
+_LOST, _OPEN, _ORGANIZATION, _PERSON = 1, 2, 3, 4
+
+
+def _nonconverting(
+    now: datetime, lookback_days: int, withdrawn: set[int]
+) -> tuple[IntArray, IntArray]:
+    """Channel sequences of the buying groups that did not convert (see the module's
+    docstring), and where each starts."""
     kinds = [str(kind) for kind in REVENUE_KINDS]
     kind_marks = ", ".join(["%s"] * len(kinds))
-    rows = _fetch(
-        "SELECT t.contact_id, t.channel_id FROM contacts_touch t "  # noqa: S608
-        "WHERE t.occurred_at >= %s AND NOT EXISTS ("
-        "SELECT 1 FROM handoff_dealcontact m JOIN handoff_saleevent s ON s.deal_id = m.deal_id "
-        f"WHERE m.contact_id = t.contact_id AND s.kind IN ({kind_marks}) AND s.amount > 0) "
-        "ORDER BY t.contact_id, t.occurred_at, t.id",
-        [since, *kinds],
-    )
-    if withdrawn:
-        rows = [row for row in rows if row[0] not in withdrawn]
+    lookback_seconds = lookback_days * 86400.0
+    since = now - timedelta(days=lookback_days)
+    rows: list[tuple[Any, ...]] = []
+    earliest_lost = _fetch(
+        "SELECT MIN(occurred_at) FROM handoff_saleevent WHERE kind = %s", [str(SaleKind.LOST)]
+    )[0][0]
+    if earliest_lost is not None:
+        if isinstance(earliest_lost, str):  # SQLite hands back text
+            earliest_lost = datetime.fromisoformat(earliest_lost)
+        rows += [
+            (_LOST * _UNIT_KIND + row[0], *row[1:])
+            for row in _fetch(
+                f"SELECT s.id, m.contact_id, t.channel_id, {_epoch('t.occurred_at')}, t.id, "  # noqa: S608
+                f"{_epoch('s.occurred_at')} FROM handoff_saleevent s "
+                "JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
+                "JOIN contacts_touch t ON t.contact_id = m.contact_id "
+                "AND t.occurred_at < s.occurred_at AND t.occurred_at >= %s "
+                "WHERE s.kind = %s",
+                [earliest_lost - timedelta(days=lookback_days), str(SaleKind.LOST)],
+            )
+        ]
+    as_of = now.timestamp()
+    rows += [
+        (_OPEN * _UNIT_KIND + row[0], *row[1:], as_of)
+        for row in _fetch(
+            f"SELECT d.id, m.contact_id, t.channel_id, {_epoch('t.occurred_at')}, t.id "  # noqa: S608
+            "FROM handoff_deal d JOIN handoff_dealcontact m ON m.deal_id = d.id "
+            "JOIN contacts_touch t ON t.contact_id = m.contact_id "
+            "AND t.occurred_at >= %s AND t.occurred_at < %s "
+            "WHERE NOT EXISTS (SELECT 1 FROM handoff_saleevent s WHERE s.deal_id = d.id "
+            f"AND (s.kind = %s OR (s.kind IN ({kind_marks}) AND s.amount > 0)))",
+            [since, now, str(SaleKind.LOST), *kinds],
+        )
+    ]
+    rows += [
+        (
+            (_ORGANIZATION * _UNIT_KIND + row[0])
+            if row[0] is not None
+            else (_PERSON * _UNIT_KIND + row[1]),
+            *row[1:],
+            as_of,
+        )
+        for row in _fetch(
+            f"SELECT c.organization_id, t.contact_id, t.channel_id, {_epoch('t.occurred_at')}, "  # noqa: S608
+            "t.id FROM contacts_touch t JOIN contacts_contact c ON c.id = t.contact_id "
+            "WHERE t.occurred_at >= %s AND t.occurred_at < %s AND NOT EXISTS ("
+            "SELECT 1 FROM handoff_dealcontact m WHERE m.contact_id = t.contact_id)",
+            [since, now],
+        )
+    ]
+    rows = [row for row in rows if row[1] not in withdrawn]
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    data = np.array(rows, dtype=np.int64)
-    people = data[:, 0]
-    starts = np.flatnonzero(np.concatenate(([True], people[1:] != people[:-1])))
-    return data[:, 1].copy(), starts.astype(np.int64)
+    unit = np.array([row[0] for row in rows], dtype=np.int64)
+    channel = np.array([row[2] for row in rows], dtype=np.int64)
+    moment = np.array([row[3] for row in rows], dtype=np.float64)
+    touch_id = np.array([row[4] for row in rows], dtype=np.int64)
+    end = np.array([row[5] for row in rows], dtype=np.float64)
+    # The same window as a conversion's: from the lookback before the outcome up to it.
+    inside = (moment >= end - lookback_seconds) & (moment < end)
+    order = np.lexsort((touch_id[inside], moment[inside], unit[inside]))
+    unit, channel = unit[inside][order], channel[inside][order]
+    if not unit.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], unit[1:] != unit[:-1])))
+    return channel.copy(), starts.astype(np.int64)

@@ -31,7 +31,12 @@ from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
 from leadrecord.models import LedgerAction
 
 from .aggregates import people_aggregates_refresh
-from .attribution_credits import CreditBlock, credits_compute
+from .attribution_credits import (
+    UNALLOCATED_CHANNEL_ID,
+    UNALLOCATED_TEAM,
+    CreditBlock,
+    credits_compute,
+)
 from .models import AttributionCredit, AttributionDaily, AttributionRun, RunStatus
 from .run_input import RunInput, run_input_read
 
@@ -131,7 +136,8 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
     )
     actor = Actor.of(run.requested_by) if run.requested_by_id else Actor.system("attribution")
     try:
-        data = run_input_read(lookback_days=run.lookback_days)
+        # As of the moment the run started (recorded): the same run reads the same paths.
+        data = run_input_read(lookback_days=run.lookback_days, now=run.started_at)
         blocks = credits_compute(data)
         with transaction.atomic():
             _credits_write(run, data, blocks)
@@ -142,7 +148,17 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
             run.finished_at = timezone.now()
             run.conversions = data.conversions
             run.touches = data.touches
-            run.model_names = [block.model for block in blocks]
+            run.model_names = [block.model for block in blocks if not block.unavailable]
+            # A model that could not be computed is named with its reason: readers
+            # answer it with that reason, never with an empty report.
+            run.models_unavailable = {
+                block.model: block.unavailable for block in blocks if block.unavailable
+            }
+            run.unallocated = {
+                block.model: {str(channel): amount for channel, amount in block.unallocated.items()}
+                for block in blocks
+                if block.unallocated
+            }
             run.input_digest = data.digest()
             run.save()
             ledger_append(
@@ -154,6 +170,7 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
                     "conversions": run.conversions,
                     "touches": run.touches,
                     "models": run.model_names,
+                    "models_unavailable": run.models_unavailable,
                     "ruleset_version": run.ruleset_version,
                     "lookback_days": run.lookback_days,
                     "input_digest": run.input_digest,
@@ -218,7 +235,7 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
     credit = np.concatenate([block.credit for block in blocks])
     share = np.concatenate([block.share for block in blocks])
     models = [block.model for block in blocks]
-    team = data.channel_team
+    team = {**data.channel_team, UNALLOCATED_CHANNEL_ID: UNALLOCATED_TEAM}
     moments = [datetime.fromtimestamp(float(moment), tz=UTC) for moment in data.converted_at]
     # (model index, conversion, channel, campaign, credit, share), one per credit row.
     credit_rows = zip(

@@ -9,6 +9,7 @@ from django.db.models import Count, F, QuerySet, Sum
 
 from contacts.models import Campaign, Channel
 
+from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import AttributionDaily, AttributionRun, RunStatus
 
 GROUPINGS = ("channel", "campaign", "team")
@@ -17,6 +18,16 @@ GROUPINGS = ("channel", "campaign", "team")
 def run_latest_complete() -> AttributionRun | None:
     """The run readers see: the newest complete one (an unfinished newer run stays hidden)."""
     return AttributionRun.objects.filter(status=RunStatus.COMPLETE).order_by("-id").first()
+
+
+def model_unavailable_reason(run: AttributionRun, model: str) -> str | None:
+    """Why ``run`` has no credits for ``model`` (None when it has them)."""
+    reason = (run.models_unavailable or {}).get(model)
+    if reason:
+        return f"Attribution run #{run.pk} could not compute {model}: {reason}"
+    if model not in run.model_names:
+        return f"Attribution run #{run.pk} did not compute {model}."
+    return None
 
 
 def runs_all() -> QuerySet[AttributionRun]:
@@ -65,7 +76,10 @@ def attribution_rows(
 
 def _names(group_by: str) -> dict[object, str]:
     if group_by == "channel":
-        return dict(Channel.objects.values_list("id", "key"))
+        return {
+            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
+            **dict(Channel.objects.values_list("id", "key")),
+        }
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}

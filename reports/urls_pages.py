@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_lists, views_runs
+from . import views, views_lists, views_method, views_runs
 
 urlpatterns = [
     path("reports/", views.reports_home, name="reports"),
@@ -15,6 +15,11 @@ urlpatterns = [
         name="attribution-recompute",
     ),
     path("reports/attribution/runs/<id:pk>/", views_runs.attribution_run, name="attribution-run"),
+    path(
+        "reports/attribution-method/",
+        views_method.attribution_method,
+        name="attribution-method",
+    ),
 ]
 
 # The lists behind the leakage numbers (reports.views_lists).

@@ -131,6 +131,8 @@ class Table:
     export_url: str = ""
     # How many rows there are when ``rows`` holds only the first ones (on the page).
     total: int | None = None
+    # An attribution table: it links to the method page.
+    method: bool = False
 
     def cells(self) -> list[list[Cell]]:
         return [
@@ -421,11 +423,12 @@ def leakage_section(query: Query) -> Section:
 def attribution_section(query: Query) -> Section:
     """The chosen model's credit by the chosen grouping."""
     run = selectors.run_latest_complete()
+    unavailable = selectors.model_unavailable_reason(run, query.model) if run else None
     rows = (
         selectors.attribution_rows(
             run, model=query.model, group_by=query.group_by, start=query.start, end=query.end
         )
-        if run
+        if run and not unavailable
         else []
     )
     grouping = GROUPING_LABELS[query.group_by]
@@ -433,7 +436,10 @@ def attribution_section(query: Query) -> Section:
     return Section(
         key="attribution",
         title=f"Attribution: {model}, by {grouping.lower()}",
-        intro=f"Revenue credited to each {grouping.lower()} for the sales in these days.",
+        intro=(
+            f"Revenue credited to each {grouping.lower()} for the sales in these days."
+            + (f" Not shown: {unavailable}" if unavailable else "")
+        ),
         freshness=freshness(),
         can_recompute=user_has_role(query.user, Role.MANAGER),
         charts=[
@@ -451,7 +457,9 @@ def attribution_section(query: Query) -> Section:
                 [Column(grouping), Column("Credit", "credit"), Column("Conversions", "days")],
                 [[row.key, row.credit, row.conversions] for row in rows],
                 note="Conversions are the sales' shares credited (a sale split over several "
-                "counts in parts).",
+                "counts in parts). Markov and Shapley are fitted over the whole run; a range "
+                "sums their credits for its own sales.",
+                method=True,
             )
         ],
     )
@@ -538,6 +546,7 @@ def models_section(query: Query) -> Section:
                 f"Credit by {grouping.lower()} under each model",
                 [Column(grouping), *(Column(MODEL_LABELS[model], "credit") for model in models)],
                 [[row.key, *(row.credits.get(model, 0.0) for model in models)] for row in rows],
+                method=True,
             )
         ],
     )
@@ -581,6 +590,7 @@ def campaigns_section(query: Query) -> Section:
                     [row.name, row.channel, row.cost, row.attributed_revenue, row.roi]
                     for row in rows
                 ],
+                method=True,
             )
         ],
     )

@@ -1,9 +1,12 @@
 """The eight models behind one call: per-touch shares of each conversion.
 
 ``attribute`` returns, for each model, one float per touch of the converting
-paths: the part of its conversion the touch earns (a non-empty path's shares
-add up to 1; multiply by the conversion's value for money). Callers sum those
-by whatever they report on (channel, campaign, team) with one ``bincount``.
+paths: the part of its conversion the touch earns (multiply by the
+conversion's value for money). Callers sum those by whatever they report on
+(channel, campaign, team) with one ``bincount``. ``model_split`` also gives
+what markov cannot place on any converting path (``distribution.Split``): a
+non-empty path's shares plus its unallocated part add up to 1, and per
+channel the placed plus the unallocated credit is the model's channel credit.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distribution import touch_shares_from_channel_weights
+from .distribution import Split, even_split, fitted_split
 from .heuristic import (
     DEFAULT_HALF_LIFE_DAYS,
     first_touch_shares,
@@ -80,18 +83,34 @@ def channel_weights(
     raise ValueError(f"{model!r} has no channel-level credit; use markov or shapley")
 
 
-def touch_shares(
+def model_split(
     model: str,
     converting: ConvertingPaths,
     nonconverting: ChannelPaths | None = None,
     *,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-) -> FloatArray:
-    """Per touch of ``converting``, the part of its conversion that ``model`` gives it.
+) -> Split:
+    """Per touch of ``converting``, the part of its conversion that ``model`` gives it;
+    per conversion and per channel code, what markov cannot place (zero for the others).
 
-    ``markov`` and ``shapley`` value channels by conversion value and split each
-    conversion among the channels on its path (``distribution``'s docstring).
+    ``shapley`` splits each conversion evenly among its path's distinct channels
+    (exactly its channel credit); ``markov`` fits the split to its channel credit
+    (``distribution``'s docstring).
     """
+    n_channels = n_channels_of(converting, nonconverting or ChannelPaths.empty())
+    if model == MARKOV:
+        weights = channel_weights(model, converting, nonconverting)
+        return fitted_split(converting.channel_paths(), converting.value, weights, n_channels)
+    if model == SHAPLEY:
+        shares = even_split(converting.channel_paths(), n_channels)
+    else:
+        shares = _rule_based_shares(model, converting, half_life_days)
+    return Split(shares, np.zeros(converting.count), np.zeros(n_channels))
+
+
+def _rule_based_shares(
+    model: str, converting: ConvertingPaths, half_life_days: float
+) -> FloatArray:
     if model == FIRST_TOUCH:
         return first_touch_shares(converting)
     if model == LAST_TOUCH:
@@ -104,12 +123,19 @@ def touch_shares(
         return position_based_shares(converting)
     if model == W_SHAPED:
         return w_shaped_shares(converting)
-    if model in (MARKOV, SHAPLEY):
-        weights = channel_weights(model, converting, nonconverting)
-        return touch_shares_from_channel_weights(
-            converting.channel_paths(), weights, max(weights.size, 1)
-        )
     raise ValueError(f"unknown attribution model {model!r}; known: {', '.join(MODEL_NAMES)}")
+
+
+def touch_shares(
+    model: str,
+    converting: ConvertingPaths,
+    nonconverting: ChannelPaths | None = None,
+    *,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> FloatArray:
+    """Per touch of ``converting``, the part of its conversion that ``model`` gives it
+    (``model_split`` without the unallocated parts)."""
+    return model_split(model, converting, nonconverting, half_life_days=half_life_days).touch
 
 
 def attribute(

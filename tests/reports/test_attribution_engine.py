@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reports import attribution_credits
 from reports.attribution import (
-    MAX_SHAPLEY_CHANNELS,
     MODEL_NAMES,
-    TooManyChannelsError,
+    FitError,
     Touch,
     attribute,
     channel_weights,
     engine_input_from_lists,
     markov_channel_credit,
+    model_split,
     shapley_channel_credit,
     touch_shares,
 )
@@ -178,17 +179,14 @@ def test_shapley_counts_channel_sets_not_repeats() -> None:
     assert credit == pytest.approx({"a": 4.0, "b": 4.0})
 
 
-def test_shapley_refuses_more_than_fifteen_channels() -> None:
-    paths = [[f"channel-{index}"] for index in range(MAX_SHAPLEY_CHANNELS + 1)]
-    with pytest.raises(TooManyChannelsError, match=r"at most 15 channels.*have 16"):
-        shapley_channel_credit(paths, [True] * len(paths))
-
-
-def test_shapley_takes_fifteen_channels_and_ignores_those_that_never_convert() -> None:
-    converting = [[f"channel-{index}"] for index in range(MAX_SHAPLEY_CHANNELS)]
+def test_shapley_takes_any_number_of_channels_and_ignores_those_that_never_convert() -> None:
+    converting = [[f"channel-{index}"] for index in range(40)] + [
+        [f"channel-{index}" for index in range(40)]
+    ]
     idle = [[f"idle-{index}"] for index in range(5)]
-    credit = shapley_channel_credit(converting + idle, [True] * 15 + [False] * 5)
-    assert sum(credit.values()) == pytest.approx(15.0)
+    credit = shapley_channel_credit(converting + idle, [True] * 41 + [False] * 5)
+    assert sum(credit.values()) == pytest.approx(41.0)
+    assert credit["channel-0"] == pytest.approx(1.0 + 1 / 40)
     assert credit["idle-0"] == 0.0
 
 
@@ -207,16 +205,39 @@ def test_channel_credit_refuses_mismatched_or_bad_arguments(credit_function: obj
         credit_function(["a > b"], [True])
 
 
-def test_markov_spreads_each_conversion_over_its_channels_by_their_credit() -> None:
-    paths = [plain("aba"), plain("b")]
-    converting, nonconverting, names = engine_input_from_lists(
-        paths, [10.0, 5.0], nonconverting=[["a"], ["a", "b"]]
-    )
+def test_markov_split_keeps_both_margins() -> None:
+    """Each conversion's parts add up to its value and each channel's to its credit (the
+    split by global credit gave a 175 and b 25 here, against the model's 150 and 50)."""
+    paths = [plain("ab"), plain("a")]
+    converting, nonconverting, names = engine_input_from_lists(paths, [100.0, 100.0])
+    split = model_split("markov", converting, nonconverting)
     weights = channel_weights("markov", converting, nonconverting)
-    shares = touch_shares("markov", converting, nonconverting)
-    weight = dict(zip(names, weights.tolist(), strict=True))
-    a_part = weight["a"] / (weight["a"] + weight["b"])
-    assert shares.tolist() == pytest.approx([a_part / 2, 1 - a_part, a_part / 2, 1.0])
+    held = np.bincount(converting.channel, weights=split.touch * np.repeat([100.0, 100.0], 2)[:3])
+    assert held.tolist() == pytest.approx(weights.tolist(), rel=1e-12)
+    assert split.unallocated.tolist() == [0.0, 0.0]
+    shapley = touch_shares("shapley", converting, nonconverting)
+    assert (shapley * 100).tolist() == pytest.approx([50.0, 50.0, 100.0])
+    assert dict(zip(names, channel_weights("shapley", converting).tolist(), strict=True)) == {
+        "a": 150.0,
+        "b": 50.0,
+    }
+
+
+def test_markov_credit_earned_off_converting_paths_is_unallocated_not_dropped() -> None:
+    # c is on no converting path, yet leads into b: its removal effect has nowhere to go.
+    paths = [plain("ab"), plain("b")]
+    converting, nonconverting, names = engine_input_from_lists(
+        paths, [100.0, 50.0], nonconverting=[["c", "a"], ["c"], ["c", "b"]]
+    )
+    weights = dict(zip(names, channel_weights("markov", converting, nonconverting), strict=True))
+    split = model_split("markov", converting, nonconverting)
+    unplaced = dict(zip(names, split.unallocated_channel.tolist(), strict=True))
+    assert unplaced["c"] == pytest.approx(weights["c"], rel=1e-12)
+    assert unplaced["a"] == unplaced["b"] == 0.0
+    values = np.array([100.0, 50.0])
+    per_conversion = np.add.reduceat(split.touch, converting.offsets[:-1]) + split.unallocated
+    assert per_conversion.tolist() == pytest.approx([1.0, 1.0], rel=1e-12)
+    assert float(split.unallocated @ values) == pytest.approx(weights["c"], rel=1e-12)
 
 
 def test_every_model_splits_each_conversion_exactly() -> None:
@@ -228,8 +249,9 @@ def test_every_model_splits_each_conversion_exactly() -> None:
     converting, nonconverting, _ = engine_input_from_lists(
         paths, [100.0, 40.0, 7.5], nonconverting=[["email"], ["ads", "email"]]
     )
-    for model, shares in attribute(converting, nonconverting).items():
-        per_path = np.add.reduceat(shares, converting.offsets[:-1])
+    for model in MODEL_NAMES:
+        split = model_split(model, converting, nonconverting)
+        per_path = np.add.reduceat(split.touch, converting.offsets[:-1]) + split.unallocated
         assert per_path.tolist() == pytest.approx([1.0, 1.0, 1.0]), model
 
 
@@ -332,15 +354,54 @@ def test_credits_compute_on_a_record_without_conversions() -> None:
     assert all(block.rows == 0 for block in blocks)
 
 
-def test_credits_compute_leaves_shapley_out_past_fifteen_channels(
-    caplog: pytest.LogCaptureFixture,
+def test_credits_compute_keeps_shapley_past_fifteen_channels() -> None:
+    touches = [(index, index + 1, 0, 0.0, False, False) for index in range(24)]
+    blocks = credits_compute(run_input(conversions=[(1.0, DAY)] * 24, touches=touches))
+    assert [block.model for block in blocks] == list(AttributionModel.values)
+    assert all(not block.unavailable for block in blocks)
+    assert blocks[-1].rows == 24
+
+
+def test_credits_compute_names_a_model_it_could_not_compute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    touches = [(index, index + 1, 0, 0.0, False, False) for index in range(16)]
-    data = run_input(conversions=[(1.0, DAY)] * 16, touches=touches)
+    real = attribution_credits.model_split
+
+    def failing(model: str, *args: object, **kwargs: float) -> object:
+        if model == "markov":
+            raise FitError("the per-conversion split missed a channel's credit")
+        return real(model, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attribution_credits, "model_split", failing)
+    data = run_input(conversions=[(1.0, DAY)], touches=[(0, 1, 0, 0.0, False, False)])
     with caplog.at_level(logging.WARNING, logger="reports.attribution_credits"):
-        blocks = credits_compute(data)
-    assert [block.model for block in blocks] == list(AttributionModel.values)[:-1]
-    assert "shapley left out" in caplog.text
+        blocks = {block.model: block for block in credits_compute(data)}
+    assert blocks["markov"].rows == 0
+    assert blocks["markov"].unavailable == (
+        "FitError: the per-conversion split missed a channel's credit"
+    )
+    assert "markov could not be computed" in caplog.text
+    assert blocks["shapley"].rows == 1 and not blocks["shapley"].unavailable
+
+
+def test_credits_compute_gives_unallocated_markov_credit_its_own_rows() -> None:
+    data = run_input(
+        conversions=[(100.0, DAY), (50.0, DAY)],
+        touches=[
+            (0, 1, 0, 0.0, False, False),
+            (0, 2, 0, 1.0, False, False),
+            (1, 2, 0, 0.0, False, False),
+        ],
+        nonconverting=[[3, 1], [3], [3, 2]],
+    )
+    markov = {block.model: block for block in credits_compute(data)}["markov"]
+    unallocated = markov.channel == attribution_credits.UNALLOCATED_CHANNEL_ID
+    assert unallocated.any()
+    assert list(markov.unallocated) == [3]
+    assert markov.credit[unallocated].sum() == pytest.approx(markov.unallocated[3], rel=1e-12)
+    for conversion, value in ((0, 100.0), (1, 50.0)):
+        mine = markov.conversion == conversion
+        assert markov.credit[mine].sum() == pytest.approx(value, rel=1e-12)
 
 
 def test_credits_compute_refuses_touches_out_of_conversion_order() -> None:

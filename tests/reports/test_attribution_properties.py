@@ -11,15 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reports.attribution import (
+    MODEL_NAMES,
     Touch,
     attribute,
-    distribution,
     engine_input_from_lists,
     markov_channel_credit,
+    model_split,
     shapley_channel_credit,
     touch_credits,
 )
-from reports.attribution.distribution import touch_shares_from_channel_weights
+from reports.attribution.distribution import even_split
 from reports.attribution.paths import ChannelPaths, offsets_from_lengths, segment_sum
 
 DAY = 86_400.0
@@ -87,10 +88,12 @@ def test_every_model_gives_each_conversion_exactly_its_value(
     converting, nonconverting, _ = engine_input_from_lists(
         converting_lists, values, nonconverting_lists, converted_at
     )
-    for model, shares in attribute(converting, nonconverting, half_life_days=half_life).items():
-        assert np.all(shares >= 0), model
-        credits = touch_credits(shares, converting)
+    for model in MODEL_NAMES:
+        split = model_split(model, converting, nonconverting, half_life_days=half_life)
+        assert np.all(split.touch >= 0), model
+        credits = touch_credits(split.touch, converting)
         per_conversion = np.add.reduceat(credits, converting.offsets[:-1])
+        per_conversion += split.unallocated * converting.value
         assert per_conversion == pytest.approx(np.array(values), rel=1e-9), model
 
 
@@ -266,9 +269,9 @@ def test_shapley_matches_every_order_of_joining(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.lists(st.integers(0, 14), min_size=1, max_size=6), min_size=1, max_size=40),
+    st.lists(st.lists(st.integers(0, 39), min_size=1, max_size=6), min_size=1, max_size=40),
 )
-def test_shapley_over_fifteen_channels_splits_each_path_among_its_channels(
+def test_shapley_on_many_channels_splits_each_path_among_its_channels(
     paths_as_numbers: list[list[int]],
 ) -> None:
     """For this worth, the Shapley value is each path's conversion split evenly
@@ -283,28 +286,25 @@ def test_shapley_over_fifteen_channels_splits_each_path_among_its_channels(
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.lists(st.integers(0, 9), min_size=0, max_size=6), min_size=1, max_size=20),
-    st.lists(st.floats(0.0, 5.0), min_size=10, max_size=10),
-)
-def test_spreading_channel_credit_by_table_or_by_sort_agrees(
-    paths_as_numbers: list[list[int]], weights: list[float]
+@given(st.lists(st.lists(st.integers(0, 29), min_size=0, max_size=6), min_size=1, max_size=20))
+def test_even_split_gives_each_distinct_channel_of_a_path_the_same_part(
+    paths_as_numbers: list[list[int]],
 ) -> None:
-    """The dense (path, channel) table and the sort used for many channels give the same
-    shares, and each non-empty path's shares add up to 1 (evenly when no weight)."""
+    """Each non-empty path's shares add up to 1, its distinct channels take equal parts and
+    a channel's part is shared evenly by its touches there."""
     paths = ChannelPaths(
         np.array([c for path in paths_as_numbers for c in path], dtype=np.int64),
         offsets_from_lengths([len(path) for path in paths_as_numbers]),
     )
-    weight_array = np.array(weights)
-    by_table = touch_shares_from_channel_weights(paths, weight_array, 10)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(distribution, "_DENSE_CELLS_PER_TOUCH", 0)
-        patch.setattr(distribution, "_DENSE_CELLS_FLOOR", 0)
-        by_sort = touch_shares_from_channel_weights(paths, weight_array, 10)
-    assert by_sort == pytest.approx(by_table)
+    shares = even_split(paths, 30)
+    position = 0
+    for path in paths_as_numbers:
+        for channel in path:
+            expected = 1 / len(set(path)) / path.count(channel)
+            assert shares[position] == pytest.approx(expected, rel=1e-12)
+            position += 1
     non_empty = paths.lengths > 0
-    sums = segment_sum(by_table, paths.offsets)[non_empty]
+    sums = segment_sum(shares, paths.offsets)[non_empty]
     assert sums.tolist() == pytest.approx([1.0] * int(non_empty.sum()))
 
 
