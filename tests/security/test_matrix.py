@@ -127,6 +127,7 @@ PAGE_RULES = [
     rule(r"handoffs/.*|deals/.*", ANY_METHOD, S, MGR),
     rule(r"rules/.*", ANY_METHOD, MGR),
     rule(r"reports/manager/", ANY_METHOD, MGR),
+    rule(r"reports/attribution/recompute/", ANY_METHOD, MGR),  # starts a run, as the API
     rule(r"reports/marketing/", ANY_METHOD, M, MGR),
     rule(r"reports/sales/", ANY_METHOD, S, MGR),
     rule(r"reports/.*", ANY_METHOD, M, S, MGR),
