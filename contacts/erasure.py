@@ -94,7 +94,7 @@ def _erased_rows(digests: list[str]) -> list[tuple[str, datetime]]:
             )
         )
     # One array parameter rather than an IN list of hundreds, as
-    # contacts.ingest looks people up (the same measured cost).
+    # events.ingest looks people up (the same measured cost).
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT email_hash, erased_at FROM {ErasedEmail._meta.db_table} "  # noqa: S608

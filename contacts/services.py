@@ -20,6 +20,7 @@ from django.utils import timezone
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 
+from . import signals
 from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
     EMAIL_MAX_LENGTH,
@@ -325,9 +326,7 @@ def disclosure_record(
         _contacts_changed([contact.pk], actor)
         if key == JOURNEY_STAGE_KEY:
             # A ready_to_talk told to sales alone: the system hands the person off.
-            from handoff.services import handoffs_open_on_say_so
-
-            handoffs_open_on_say_so([disclosure.pk])
+            signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=[disclosure.pk])
     return disclosure
 
 
@@ -358,23 +357,18 @@ def disclosure_withdraw(
     return disclosure
 
 
-# Tables outside this app that point at contacts, moved by a merge: (model
-# label, contact field). Added here as the apps that own them come to exist.
-CONTACT_REFERENCES: list[tuple[str, str]] = [("contacts.Touch", "contact")]
-
-
-def _move_references(*, merged: Contact, kept: Contact) -> dict[str, int]:
-    from django.apps import apps
-
+def _move_references(*, merged: Contact, kept: Contact, actor: Actor) -> dict[str, int]:
+    """Move what points at the merged person to the kept one: this app's rows, then what
+    the apps above hold (``signals.contact_merging``)."""
     moved = {
         "consents": Consent.objects.filter(contact=merged).update(contact=kept),
         "disclosures": Disclosure.objects.filter(contact=merged).update(contact=kept),
+        "touches": Touch.objects.filter(contact=merged).update(contact=kept),
     }
-    for label, field in CONTACT_REFERENCES:
-        model = apps.get_model(label)
-        moved[model._meta.verbose_name_plural.replace(" ", "_")] = model.objects.filter(
-            **{field: merged}
-        ).update(**{field: kept})
+    for _, answer in signals.contact_merging.send(
+        sender=Contact, merged=merged, kept=kept, actor=actor
+    ):
+        moved.update(answer)
     return moved
 
 
@@ -400,9 +394,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
         keep, merge = locked[keep.pk], locked[merge.pk]
         _require_living(keep, attr="keep")
         _require_living(merge, attr="merge")
-        moved = _move_references(merged=merge, kept=keep)
-        for merge_hook in CONTACT_MERGE_HOOKS:
-            moved.update(merge_hook(merged=merge, kept=keep, actor=actor))
+        moved = _move_references(merged=merge, kept=keep, actor=actor)
         now = timezone.now()
         merge.merged_into = keep
         merge.merged_at = now
@@ -470,8 +462,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         )
         Disclosure.objects.filter(contact_id__in=ids).update(value="")
         ContactKey.objects.filter(contact_id__in=ids).delete()
-        for erase_hook in CONTACT_ERASURE_HOOKS:
-            erase_hook(ids)
+        signals.contacts_erasing.send(sender=Contact, contact_ids=ids)
         scrubbed = touch_imports_erase(person=person, job_ids=pending_imports)
         scrubbed["idempotency_answers"] = _idempotency_answers_forget(person)
         erased_emails_record(person.emails, erased_at=now)
@@ -500,23 +491,13 @@ def _idempotency_answers_forget(person: ErasedPerson) -> int:
     return deleted
 
 
-# Functions other apps add to empty personal values they hold about people
-# (given the contact ids being erased).
-CONTACT_ERASURE_HOOKS: list[Any] = []
-# Functions other apps add to move what they hold about a merged person to the
-# kept one: ``hook(merged=, kept=, actor=) -> {what: count}``, in the merge's
-# transaction.
-CONTACT_MERGE_HOOKS: list[Any] = []
-
-
 def _contacts_changed(contact_ids: list[int], actor: Actor) -> None:
-    """Scores and qualification follow touches, disclosures and consents (handoff.scoring).
+    """Scores and qualification follow touches, disclosures and consents (the handoff app
+    receives ``signals.contacts_changed``).
 
     Inside the caller's transaction, with the ledger lock held.
     """
-    from handoff.scoring import contacts_rescore
-
-    contacts_rescore(contact_ids, actor=actor)
+    signals.contacts_changed.send(sender=Contact, contact_ids=contact_ids, actor=actor)
 
 
 def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str, Any]:

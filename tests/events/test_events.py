@@ -275,7 +275,8 @@ def test_events_never_attach_to_an_erased_person(integration):
 def test_a_person_merged_or_erased_after_the_lookup_is_looked_up_again(integration, change):
     """The people are looked up before the ledger lock; a merge or erasure that lands
     in between (on the ledger after the lookup) must not leave events on a dead contact."""
-    from contacts import ingest, services
+    from contacts import services
+    from events import ingest
     from leadrecord.ledger import Actor
 
     keep, _ = services.contact_create(email="keep@acme.example", actor=Actor.system("t"))
@@ -329,9 +330,9 @@ def test_anonymous_may_not_post_events(client):
 
 
 def test_idempotency_keys_are_forgotten_after_a_day(integration):
-    from contacts.ingest import idempotency_records_expire
     from contacts.models import IdempotencyRecord
-    from contacts.tasks import idempotency_records_expire_task
+    from events.ingest import idempotency_records_expire
+    from events.tasks import idempotency_records_expire_task
 
     integration.post(URL, {"events": [touch(1)]}, HTTP_IDEMPOTENCY_KEY="old")
     integration.post(URL, {"events": [touch(2)]}, HTTP_IDEMPOTENCY_KEY="new")

@@ -28,26 +28,8 @@ from django.db import IntegrityError, OperationalError, connection, models, tran
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from handoff.models import Deal
-from handoff.scoring import contacts_rescore, contacts_score_touches
-from handoff.services import handoffs_open_on_say_so, sale_event_record
-from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
-from leadrecord.bulk import copy_line, copy_lines, rows_insert
-from leadrecord.dates import MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE, moment_in_range
-from leadrecord.errors import RuleViolation
-from leadrecord.ledger import (
-    Actor,
-    LedgerDraft,
-    PreparedEntry,
-    ledger_actions_since,
-    ledger_append_prepared,
-    ledger_head_seq,
-    ledger_lock,
-    ledger_prepare,
-)
-
-from .erasure import ERASED_DETAIL, erasures_of
-from .models import (
+from contacts.erasure import ERASED_DETAIL, erasures_of
+from contacts.models import (
     CONSENT_SOURCE_MAX_LENGTH,
     DISCLOSURE_KEY_MAX_LENGTH,
     DISCLOSURE_VALUE_MAX_LENGTH,
@@ -75,9 +57,26 @@ from .models import (
     Touch,
     TouchKind,
 )
-from .sealing import contact_keys, contact_keys_create, seal
-from .selectors import contacts_living
-from .services import domain_normalize
+from contacts.sealing import contact_keys, contact_keys_create, seal
+from contacts.selectors import contacts_living
+from contacts.services import domain_normalize
+from handoff.models import Deal
+from handoff.scoring import contacts_rescore, contacts_score_touches
+from handoff.services import handoffs_open_on_say_so, sale_event_record
+from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
+from leadrecord.bulk import copy_line, copy_lines, rows_insert
+from leadrecord.dates import MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE, moment_in_range
+from leadrecord.errors import RuleViolation
+from leadrecord.ledger import (
+    Actor,
+    LedgerDraft,
+    PreparedEntry,
+    ledger_actions_since,
+    ledger_append_prepared,
+    ledger_head_seq,
+    ledger_lock,
+    ledger_prepare,
+)
 
 MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
 EVENT_TYPES = ("touch", "consent", "disclosure", "sale")

@@ -197,8 +197,9 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
     pairs, but each table has its own unique constraint. A consent that another
     writer commits between this batch's duplicate check (before the ledger lock)
     and the lock must still make the touch with the same pair a duplicate."""
-    from contacts import ingest, services
+    from contacts import services
     from contacts.models import Consent
+    from events import ingest
     from leadrecord.ledger import Actor
 
     token = AuthToken.objects.create(user=users["integration"])[1]
@@ -258,8 +259,9 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
     contact or organization created through the forms or the API at the same instant
     must wait for that lock before inserting: inserting first and then waiting is a
     deadlock (each waits on the other), which PostgreSQL ends by failing one of them."""
-    from contacts import ingest, services
+    from contacts import services
     from contacts.models import Organization
+    from events import ingest
     from leadrecord.ledger import Actor
 
     token = AuthToken.objects.create(user=users["integration"])[1]
@@ -320,7 +322,8 @@ def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
     inserted them already, uncommitted, and then asks for the lock. Each waits on
     the other and PostgreSQL fails the one that waited first: the lock-first
     attempt. It runs again (the others' events are then duplicates), never a 500."""
-    from contacts import ingest, services
+    from contacts import services
+    from events import ingest
     from leadrecord.ledger import Actor
 
     token = AuthToken.objects.create(user=users["integration"])[1]
