@@ -31,7 +31,7 @@ from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
-from . import selectors, services
+from . import rules, selectors, services
 from .models import (
     CAMPAIGN_NAME_MAX_LENGTH,
     CHANNEL_KEY_MAX_LENGTH,
@@ -67,8 +67,6 @@ CONTACT_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.INTEGRATION
 ContactPermission = roles_allowed(read=selectors.CONTACT_READ_ROLES, write=CONTACT_WRITERS)
 MergePermission = roles_allowed(write=(Role.MARKETER, Role.SALES_REP, Role.MANAGER))
 PrivacyOfficerPermission = roles_allowed(read=[Role.PRIVACY_OFFICER], write=[Role.PRIVACY_OFFICER])
-
-DISCLOSURE_KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class ContactErased(APIException):
@@ -123,11 +121,11 @@ class OrganizationInputSerializer(serializers.Serializer):
         max_length=ORGANIZATION_NAME_MAX_LENGTH, required=False, allow_blank=True
     )
     domain = serializers.RegexField(
-        r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$",
+        rules.DOMAIN_PATTERN,
         max_length=DOMAIN_MAX_LENGTH,
         required=False,
         allow_blank=True,
-        error_messages={"invalid": "Enter a domain name such as example.com."},
+        error_messages={"invalid": rules.DOMAIN_INVALID},
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -349,11 +347,9 @@ class ContactDisclosuresApi(ListAPIView):
 
     class InputSerializer(serializers.Serializer):
         key = serializers.RegexField(
-            DISCLOSURE_KEY_PATTERN,
+            rules.DISCLOSURE_KEY_PATTERN,
             max_length=DISCLOSURE_KEY_MAX_LENGTH,
-            error_messages={
-                "invalid": "A key is lower-case letters, digits and underscores, e.g. budget."
-            },
+            error_messages={"invalid": rules.DISCLOSURE_KEY_INVALID},
         )
         value = serializers.CharField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
         audience = serializers.ChoiceField(choices=Audience.choices)

@@ -12,18 +12,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 
-from . import signals
+from . import rules, signals
 from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
-    EMAIL_MAX_LENGTH,
     JOURNEY_STAGE_KEY,
     TOUCH_COLUMNS,
     Campaign,
@@ -34,7 +31,6 @@ from .models import (
     ContactKey,
     Disclosure,
     IdempotencyRecord,
-    JourneyStage,
     Organization,
     Team,
     Touch,
@@ -43,20 +39,12 @@ from .models import (
 from .sealing import contact_keys, contact_keys_create, seal
 from .selectors import contact_find_by_email, contact_ids_merged_into
 
-_email_validator = EmailValidator()
-
 
 def email_normalize(email: str) -> str:
     """The matching form of an email: trimmed and lower-cased. Raises RuleViolation if invalid."""
     email = email.strip()
-    if not email or len(email) > EMAIL_MAX_LENGTH:
-        raise RuleViolation("invalid", "Enter a valid email address.", attr="email", status=400)
-    try:
-        _email_validator(email)
-    except ValidationError as error:
-        raise RuleViolation(
-            "invalid", "Enter a valid email address.", attr="email", status=400
-        ) from error
+    if not rules.email_valid(email):
+        raise RuleViolation("invalid", rules.EMAIL_INVALID, attr="email", status=400)
     return email.lower()
 
 
@@ -104,10 +92,15 @@ def organization_get_or_create(
             action="organization.create",
             subject_type="organization",
             subject_id=organization.pk,
-            after={"name": organization.name, "domain": organization.domain},
+            after=organization_ledger_payload(name=organization.name, domain=organization.domain),
             occurred_at=occurred_at,
         )
     return organization, True
+
+
+def organization_ledger_payload(*, name: str, domain: str) -> dict[str, Any]:
+    """``organization.create``'s payload, by every path that creates one."""
+    return {"name": name, "domain": domain}
 
 
 def _organization_find(name: str, domain: str) -> Organization | None:
@@ -116,12 +109,30 @@ def _organization_find(name: str, domain: str) -> Organization | None:
     return Organization.objects.filter(name__iexact=name).order_by("id").first()
 
 
-def _contact_sealed_fields(contact: Contact) -> dict[str, Any]:
+def contact_ledger_payload(
+    *,
+    contact_id: int,
+    organization_id: int | None,
+    email: str,
+    first_name: str,
+    last_name: str,
+    title: str,
+    key: bytes,
+) -> dict[str, Any]:
+    """``contact.create``'s payload, by every path that creates one: the personal values
+    sealed with the person's key."""
     return {
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "title": contact.title,
+        "organization": organization_id,
+        **seal(
+            key=key,
+            contact_id=contact_id,
+            values={
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": title,
+            },
+        ),
     }
 
 
@@ -187,10 +198,15 @@ def contact_create(
                 subject_type="contact",
                 subject_id=contact.pk,
                 contact_id=contact.pk,
-                after={
-                    "organization": contact.organization_id,
-                    **seal(key=key, contact_id=contact.pk, values=_contact_sealed_fields(contact)),
-                },
+                after=contact_ledger_payload(
+                    contact_id=contact.pk,
+                    organization_id=contact.organization_id,
+                    email=email,
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                    title=contact.title,
+                    key=key,
+                ),
                 occurred_at=occurred_at,
             )
     except IntegrityError:
@@ -214,6 +230,29 @@ def _require_living(contact: Contact, attr: str | None = None) -> None:
         )
 
 
+def consent_ledger_payload(
+    *,
+    purpose: str,
+    granted: bool,
+    source: str,
+    notice_version: str,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``consent.record``'s payload, by every path; an event's (``POST events/``) also names
+    its source system and external id."""
+    payload: dict[str, Any] = {
+        "purpose": purpose,
+        "granted": granted,
+        "source": source,
+        "notice_version": notice_version,
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
+
+
 def consent_record(
     *,
     contact: Contact,
@@ -225,10 +264,7 @@ def consent_record(
     occurred_at: datetime | None = None,
 ) -> Consent:
     """Record a grant or withdrawal of consent for one purpose; history is kept."""
-    if purpose not in ConsentPurpose.values:
-        raise RuleViolation(
-            "invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose", status=400
-        )
+    rules.consent_check(purpose=purpose)
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -249,17 +285,46 @@ def consent_record(
             subject_type="consent",
             subject_id=consent.pk,
             contact_id=contact.pk,
-            after={
-                "purpose": consent.purpose,
-                "granted": consent.granted,
-                "source": consent.source,
-                "notice_version": consent.notice_version,
-            },
+            after=consent_ledger_payload(
+                purpose=consent.purpose,
+                granted=consent.granted,
+                source=consent.source,
+                notice_version=consent.notice_version,
+            ),
             occurred_at=occurred_at,
         )
         if purpose == ConsentPurpose.SALES_CONTACT:
             _contacts_changed([contact.pk], actor)
     return consent
+
+
+def disclosure_ledger_payload(
+    *,
+    contact_id: int,
+    key: str,
+    value: str,
+    audience: str,
+    purpose: str,
+    source: str,
+    expires_at: datetime | None,
+    person_key: bytes,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``disclosure.record``'s payload, by every path: the value sealed with the person's
+    key; an event's (``POST events/``) also names its source system and external id."""
+    payload: dict[str, Any] = {
+        "key": key,
+        "audience": audience,
+        "purpose": purpose,
+        "source": source,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        **seal(key=person_key, contact_id=contact_id, values={"value": value}),
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
 
 
 def disclosure_record(
@@ -279,18 +344,16 @@ def disclosure_record(
     The value goes into the ledger sealed with the person's key.
     """
     value = value.strip()
-    if key == JOURNEY_STAGE_KEY and value not in JourneyStage.values:
-        raise RuleViolation(
-            "invalid_choice",
-            f"A journey stage is one of {', '.join(JourneyStage.values)}.",
-            attr="value",
-            status=400,
-        )
     disclosed_at = occurred_at or timezone.now()
-    if expires_at is not None and expires_at <= disclosed_at:
-        raise RuleViolation(
-            "invalid", "The expiry must come after the disclosure.", attr="expires_at", status=400
-        )
+    rules.disclosure_check(
+        key=key,
+        value=value,
+        audience=audience,
+        purpose=purpose,
+        source=source,
+        expires_at=expires_at,
+        disclosed_at=disclosed_at,
+    )
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -313,14 +376,16 @@ def disclosure_record(
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=contact.pk,
-            after={
-                "key": key,
-                "audience": audience,
-                "purpose": purpose,
-                "source": source,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-                **seal(key=person_key, contact_id=contact.pk, values={"value": value}),
-            },
+            after=disclosure_ledger_payload(
+                contact_id=contact.pk,
+                key=key,
+                value=value,
+                audience=audience,
+                purpose=purpose,
+                source=source,
+                expires_at=expires_at,
+                person_key=person_key,
+            ),
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)
@@ -607,13 +672,21 @@ def campaign_create(
     return campaign
 
 
-def touch_ledger_payload(touch: Touch, channel_key: str) -> dict[str, Any]:
+def touch_ledger_payload(
+    *,
+    channel_key: str,
+    campaign_id: int | None,
+    kind: str,
+    source_system: str,
+    external_id: str | None,
+) -> dict[str, Any]:
+    """``touch.record``'s payload, by every path."""
     return {
         "channel": channel_key,
-        "campaign": touch.campaign_id,
-        "kind": touch.kind,
-        "source_system": touch.source_system,
-        "external_id": touch.external_id,
+        "campaign": campaign_id,
+        "kind": kind,
+        "source_system": source_system,
+        "external_id": external_id,
     }
 
 
@@ -664,15 +737,7 @@ def touch_record(
 
     Returns the touch and whether it was created.
     """
-    if kind not in TouchKind.values:
-        raise RuleViolation("invalid_choice", f"Unknown kind {kind!r}.", attr="kind", status=400)
-    if campaign is not None and campaign.channel_id != channel.pk:
-        raise RuleViolation(
-            "invalid",
-            f"Campaign {campaign.pk} runs on channel {campaign.channel.key}, not {channel.key}.",
-            attr="campaign",
-            status=400,
-        )
+    rules.touch_check(channel=channel, campaign=campaign, kind=kind)
     now = timezone.now()
     touch = Touch(
         contact=contact,
@@ -707,7 +772,13 @@ def touch_record(
             subject_type="touch",
             subject_id=touch.pk,
             contact_id=contact.pk,
-            after=touch_ledger_payload(touch, channel.key),
+            after=touch_ledger_payload(
+                channel_key=channel.key,
+                campaign_id=touch.campaign_id,
+                kind=touch.kind,
+                source_system=touch.source_system,
+                external_id=touch.external_id,
+            ),
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)

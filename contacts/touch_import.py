@@ -27,8 +27,6 @@ from typing import Any
 
 from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
@@ -41,6 +39,7 @@ from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor, ledger_append
 from leadrecord.roles import Role, user_has_role
 
+from . import rules
 from .erasure import ERASED_DETAIL, ErasedPerson, erasures_of
 from .models import (
     EMAIL_MAX_LENGTH,
@@ -89,8 +88,6 @@ TOUCH_KINDS = tuple(str(value) for value in TouchKind.values)
 # being imported (the row keeps its place, so a resumed run counts the same).
 ERASED_ROW_MARK = "(erased)"
 ERASED_ROW_MESSAGE = "This row was about a person who has since been erased; it is not imported."
-
-_email_validator = EmailValidator()
 
 
 def _refuse(code: str, detail: str) -> RuleViolation:
@@ -279,10 +276,8 @@ def _cell(row: CsvRow, name: str, *, max_length: int, required: bool) -> str:
 
 def _email(row: CsvRow) -> str:
     email = _cell(row, "email", max_length=EMAIL_MAX_LENGTH, required=True)
-    try:
-        _email_validator(email)
-    except ValidationError as error:
-        raise _CellRefused("Enter a valid email address.") from error
+    if not rules.email_valid(email):
+        raise _CellRefused(rules.EMAIL_INVALID)
     return email
 
 

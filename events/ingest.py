@@ -28,6 +28,7 @@ from django.db import IntegrityError, OperationalError, connection, models, tran
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from contacts import rules
 from contacts.erasure import ERASED_DETAIL, erasures_of
 from contacts.models import (
     CONSENT_SOURCE_MAX_LENGTH,
@@ -57,10 +58,17 @@ from contacts.models import (
     Touch,
     TouchKind,
 )
-from contacts.sealing import contact_keys, contact_keys_create, seal
+from contacts.sealing import contact_keys, contact_keys_create
 from contacts.selectors import contacts_living
-from contacts.services import domain_normalize
-from handoff.models import Deal
+from contacts.services import (
+    consent_ledger_payload,
+    contact_ledger_payload,
+    disclosure_ledger_payload,
+    domain_normalize,
+    organization_ledger_payload,
+    touch_ledger_payload,
+)
+from handoff.models import Deal, SaleKind
 from handoff.scoring import contacts_rescore, contacts_score_touches
 from handoff.services import handoffs_open_on_say_so, sale_event_record
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
@@ -85,11 +93,12 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 # retry, short enough that the table stays small. The hourly task clears older ones.
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
-# The shape Django's EmailValidator accepts, simplified for speed: one @, no
-# spaces, a dotted domain. ``contact_create`` applies the full validator.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,63}$")
-_DISCLOSURE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$")
+# Each event type's ledger action (the services write the same ones).
+_RECORD_ACTIONS = {
+    "touch": "touch.record",
+    "consent": "consent.record",
+    "disclosure": "disclosure.record",
+}
 
 
 # Enum members' plain values, computed once: reading ``Choices.values`` builds
@@ -201,7 +210,7 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], *, req
     return value
 
 
-def _moment(value: Any, attr: str, now: datetime, *, required: bool = True) -> datetime | None:
+def _moment(value: Any, attr: str, *, required: bool = True) -> datetime | None:
     if value is None or value == "":
         if required:
             raise _Rejected(attr, "This field is required.", "required")
@@ -219,12 +228,20 @@ def _moment(value: Any, attr: str, now: datetime, *, required: bool = True) -> d
     return moment
 
 
+def _checked(check: Callable[..., None], **values: Any) -> None:
+    """Apply a domain rule (``contacts.rules``, as the services do) to one event."""
+    try:
+        check(**values)
+    except RuleViolation as refusal:
+        raise _Rejected(refusal.attr or "non_field_errors", refusal.detail, refusal.code) from None
+
+
 def _person(data: Any) -> PersonSpec:
     if not isinstance(data, dict):
         raise _Rejected("contact", "Give the person as an object with an email.", "required")
     email = _text(data, "email", max_length=EMAIL_MAX_LENGTH, required=True, attr="contact.email")
-    if not _EMAIL.match(email):
-        raise _Rejected("contact.email", "Enter a valid email address.")
+    if not rules.email_valid(email):
+        raise _Rejected("contact.email", rules.EMAIL_INVALID)
     first = _text(
         data, "first_name", max_length=NAME_MAX_LENGTH, required=False, attr="contact.first_name"
     )
@@ -256,8 +273,8 @@ def _person(data: Any) -> PersonSpec:
             required=False,
             attr="contact.organization.domain",
         )
-        if domain and not _DOMAIN.match(domain):
-            raise _Rejected("contact.organization.domain", "Enter a domain such as example.com.")
+        if domain and not rules.domain_valid(domain):
+            raise _Rejected("contact.organization.domain", rules.DOMAIN_INVALID)
     elif organization is not None:
         raise _Rejected("contact.organization", "Give a name or an object {name, domain}.")
     return PersonSpec(email, email.lower(), first, last, name, domain_normalize(domain))
@@ -289,13 +306,13 @@ def _touch_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
         campaign = lookups.campaigns.get(campaign_id)
         if campaign is None:
             raise _Rejected("campaign", f"No campaign {campaign_id}.", "does_not_exist")
-        if campaign.channel_id != channel.pk:
-            raise _Rejected("campaign", f"Campaign {campaign_id} is not on channel {key}.")
+    _checked(rules.touch_check, channel=channel, campaign=campaign, kind=kind)
     return {"channel": channel, "campaign": campaign, "kind": kind}
 
 
 def _consent_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
     purpose = _choice(data, "purpose", _CONSENT_PURPOSES, required=True)
+    _checked(rules.consent_check, purpose=purpose)
     granted = data.get("granted")
     if not isinstance(granted, bool):
         raise _Rejected(
@@ -313,15 +330,7 @@ def _consent_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any
 
 def _disclosure_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
     key = _text(data, "key", max_length=DISCLOSURE_KEY_MAX_LENGTH, required=True)
-    if not _DISCLOSURE_KEY.match(key):
-        raise _Rejected("key", "A key is lower-case letters, digits and underscores.")
     value = _text(data, "value", max_length=DISCLOSURE_VALUE_MAX_LENGTH, required=True)
-    if key == JOURNEY_STAGE_KEY and value not in _JOURNEY_STAGES:
-        raise _Rejected(
-            "value",
-            f"A journey stage is one of {', '.join(_JOURNEY_STAGES)}.",
-            "invalid_choice",
-        )
     return {
         "key": key,
         "value": value,
@@ -332,7 +341,7 @@ def _disclosure_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, 
     }
 
 
-_SALE_KINDS = ("won", "lost", "expansion", "renewal", "churn")
+_SALE_KINDS = tuple(str(value) for value in SaleKind.values)
 _MONEY = re.compile(r"^\d{1,12}(?:\.\d{1,2})?$")
 
 
@@ -345,7 +354,7 @@ def _sale_fields(data: Mapping[str, Any], lookups: _Lookups) -> dict[str, Any]:
     raw_amount = data.get("amount")
     amount: Decimal | None = None
     if raw_amount is None or raw_amount == "":
-        if kind != "lost":
+        if kind != SaleKind.LOST:
             raise _Rejected("amount", f"A {kind} needs an amount.", "required")
     else:
         if isinstance(raw_amount, bool) or not isinstance(raw_amount, str | int | float):
@@ -384,7 +393,7 @@ def _parse(index: int, data: Any, lookups: _Lookups, now: datetime) -> ParsedEve
         raise _Rejected("type", f"Choose one of {', '.join(EVENT_TYPES)}.", "invalid_choice")
     source_system = _text(data, "source_system", max_length=SOURCE_SYSTEM_MAX_LENGTH, required=True)
     external_id = _text(data, "external_id", max_length=EXTERNAL_ID_MAX_LENGTH, required=True)
-    occurred_at = _moment(data.get("occurred_at"), "occurred_at", now)
+    occurred_at = _moment(data.get("occurred_at"), "occurred_at")
     if occurred_at is None:
         raise _Rejected("occurred_at", "This field is required.", "required")
     if occurred_at > now + FUTURE_TOLERANCE:
@@ -392,10 +401,18 @@ def _parse(index: int, data: Any, lookups: _Lookups, now: datetime) -> ParsedEve
     person = None if event_type == "sale" else _person(data.get("contact"))
     fields = _FIELDS_BY_TYPE[event_type](data, lookups)
     if "expires_at_raw" in fields:
-        expires_at = _moment(fields.pop("expires_at_raw"), "expires_at", now, required=False)
-        if expires_at is not None and expires_at <= occurred_at:
-            raise _Rejected("expires_at", "The expiry must come after the disclosure.")
+        expires_at = _moment(fields.pop("expires_at_raw"), "expires_at", required=False)
         fields["expires_at"] = expires_at
+        _checked(
+            rules.disclosure_check,
+            key=fields["key"],
+            value=fields["value"],
+            audience=fields["audience"],
+            purpose=fields["purpose"],
+            source=fields["source"],
+            expires_at=expires_at,
+            disclosed_at=occurred_at,
+        )
     return ParsedEvent(index, event_type, source_system, external_id, occurred_at, person, fields)
 
 
@@ -743,36 +760,42 @@ def _row(event: ParsedEvent, contact_id: int, now: datetime, actor: Actor) -> tu
 def _draft(
     event: ParsedEvent, row_id: int, contact_id: int, actor: Actor, keys: dict[int, bytes]
 ) -> LedgerDraft:
+    """The event's ledger entry, its payload built by the function its service uses."""
     fields = event.fields
     after: dict[str, Any]
     if event.type == "touch":
-        after = {
-            "channel": fields["channel"].key,
-            "campaign": fields["campaign"].pk if fields["campaign"] else None,
-            "kind": fields["kind"],
-        }
+        after = touch_ledger_payload(
+            channel_key=fields["channel"].key,
+            campaign_id=fields["campaign"].pk if fields["campaign"] else None,
+            kind=fields["kind"],
+            source_system=event.source_system,
+            external_id=event.external_id,
+        )
     elif event.type == "consent":
-        after = {
-            "purpose": fields["purpose"],
-            "granted": fields["granted"],
-            "source": fields["source"],
-            "notice_version": fields["notice_version"],
-        }
+        after = consent_ledger_payload(
+            purpose=fields["purpose"],
+            granted=fields["granted"],
+            source=fields["source"],
+            notice_version=fields["notice_version"],
+            source_system=event.source_system,
+            external_id=event.external_id,
+        )
     else:
-        expires_at = fields["expires_at"]
-        after = {
-            "key": fields["key"],
-            "audience": fields["audience"],
-            "purpose": fields["purpose"],
-            "source": fields["source"],
-            "expires_at": expires_at.isoformat() if expires_at else None,
-            **seal(key=keys[contact_id], contact_id=contact_id, values={"value": fields["value"]}),
-        }
-    after["source_system"] = event.source_system
-    after["external_id"] = event.external_id
+        after = disclosure_ledger_payload(
+            contact_id=contact_id,
+            key=fields["key"],
+            value=fields["value"],
+            audience=fields["audience"],
+            purpose=fields["purpose"],
+            source=fields["source"],
+            expires_at=fields["expires_at"],
+            person_key=keys[contact_id],
+            source_system=event.source_system,
+            external_id=event.external_id,
+        )
     return LedgerDraft(
         actor=actor,
-        action=f"{event.type}.record",
+        action=_RECORD_ACTIONS[event.type],
         subject_type=event.type,
         subject_id=row_id,
         contact_id=contact_id,
@@ -832,7 +855,7 @@ def _records_unguarded(events: list[ParsedEvent]) -> tuple[str, ...]:
     type but theirs when they are all of one type (that table's constraint catches
     the rest)."""
     types = {event.type for event in events}
-    return tuple(f"{kind}.record" for kind in _TABLE_OF if types and types != {kind})
+    return tuple(_RECORD_ACTIONS[kind] for kind in _TABLE_OF if types and types != {kind})
 
 
 @dataclass
@@ -1202,19 +1225,15 @@ def _people_create(
                     subject_type="contact",
                     subject_id=contact_id,
                     contact_id=contact_id,
-                    after={
-                        "organization": organizations.get(_organization_key(spec)),
-                        **seal(
-                            key=keys[contact_id],
-                            contact_id=contact_id,
-                            values={
-                                "email": spec.email,
-                                "first_name": spec.first_name,
-                                "last_name": spec.last_name,
-                                "title": "",
-                            },
-                        ),
-                    },
+                    after=contact_ledger_payload(
+                        contact_id=contact_id,
+                        organization_id=organizations.get(_organization_key(spec)),
+                        email=spec.email,
+                        first_name=spec.first_name,
+                        last_name=spec.last_name,
+                        title="",
+                        key=keys[contact_id],
+                    ),
                 )
             )
     for event in waiting:
@@ -1297,7 +1316,9 @@ def _organizations(
                 action="organization.create",
                 subject_type="organization",
                 subject_id=organization.pk,
-                after={"name": organization.name, "domain": organization.domain},
+                after=organization_ledger_payload(
+                    name=organization.name, domain=organization.domain
+                ),
             )
         )
     return known
