@@ -9,7 +9,7 @@ which must show a person everything held about them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -456,10 +456,6 @@ def _person(contact: Contact) -> dict[str, Any]:
         ),
         "created_at": contact.created_at.isoformat(),
     }
-
-
-def contacts_by_ids(ids: Iterable[int]) -> dict[int, Contact]:
-    return {contact.pk: contact for contact in Contact.objects.filter(id__in=set(ids))}
 
 
 # --- channels, campaigns, touches -------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Sum
 
 from contacts.models import Campaign, Channel
 
@@ -17,10 +17,6 @@ GROUPINGS = ("channel", "campaign", "team")
 def run_latest_complete() -> AttributionRun | None:
     """The run readers see: the newest complete one (an unfinished newer run stays hidden)."""
     return AttributionRun.objects.filter(status=RunStatus.COMPLETE).order_by("-id").first()
-
-
-def runs_all() -> QuerySet[AttributionRun]:
-    return AttributionRun.objects.order_by("-id")
 
 
 @dataclass(frozen=True)
