@@ -646,6 +646,8 @@ _EVENT_PAIR_COLUMNS: tuple[tuple[type[models.Model], str, str], ...] = (
 
 def _pairs_known(pairs: set[tuple[str, str]]) -> list[tuple[str, str, int]]:
     """Stored events among these (system, external id) pairs, via each table's unique index."""
+    # PostgreSQL's own statement keeps bench/ingest.py's bulk rate; elsewhere (the
+    # embedded SQLite default) the ORM's.
     if connection.vendor != "postgresql":
         systems = {system for system, _ in pairs}
         external_ids = {external_id for _, external_id in pairs}
@@ -659,8 +661,8 @@ def _pairs_known(pairs: set[tuple[str, str]]) -> list[tuple[str, str, int]]:
     # The pairs as two arrays joined to each table: one index probe per pair,
     # whatever the planner's statistics say about a long IN list. A LATERAL
     # subquery with OFFSET 0 (so it is not flattened into a join) keeps each a
-    # loop of index probes: 500 probes take ~3 ms, where the hash join the
-    # planner picks otherwise scans the table. One statement for all tables.
+    # loop of index probes, where the hash join the planner picks otherwise
+    # scans the table. One statement for all tables.
     probes = " UNION ALL ".join(
         f"SELECT p.system, p.external_id, t.id FROM p CROSS JOIN LATERAL "  # noqa: S608
         f"(SELECT id FROM {connection.ops.quote_name(model._meta.db_table)} "
@@ -808,10 +810,15 @@ def _ids_allocate(event_type: str, count: int) -> list[int] | None:
     """Take ``count`` ids from the table's sequence (PostgreSQL), or None elsewhere.
 
     Ids taken for events that turn out to be duplicates are simply skipped;
-    sequences have gaps by design.
+    sequences have gaps by design. Ids known before the insert let the rows go
+    in by COPY with their ledger entries prepared outside the lock: what
+    bench/ingest.py's bulk rate rests on. Elsewhere (the embedded SQLite
+    default) rows are inserted first and prepared with the ids they got.
     """
-    if connection.vendor != "postgresql" or count == 0:
-        return None if connection.vendor != "postgresql" else []
+    if connection.vendor != "postgresql":
+        return None
+    if count == 0:
+        return []
     model, _ = _TABLE_OF[event_type]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -1161,6 +1168,8 @@ def _people_find(events: list[ParsedEvent]) -> dict[int, int]:
 
 def _contacts_by_email_key(email_keys: list[str]) -> list[tuple[int, str | None, int | None]]:
     """(id, email key, merged into) of the contacts with these email keys."""
+    # One array parameter on PostgreSQL keeps bench/ingest.py's bulk rate; elsewhere
+    # (the embedded SQLite default) the ORM's IN list.
     if connection.vendor != "postgresql":
         return list(
             Contact.objects.filter(email_key__in=email_keys).values_list(
