@@ -130,13 +130,19 @@ def consent_check(*, purpose: str) -> None:
     _choice_check(purpose, _CONSENT_PURPOSES, what="purpose", attr="purpose")
 
 
-def touch_check(*, channel: Channel, campaign: Campaign | None, kind: str) -> None:
-    """A touch's rules: a known kind, and a campaign that runs on the touch's channel."""
-    _choice_check(kind, _TOUCH_KINDS, what="kind", attr="kind")
-    if campaign is not None and campaign.channel_id != channel.pk:
+def campaign_on_channel_check(*, campaign: Campaign, channel: Channel) -> None:
+    """A touch's campaign runs on the touch's channel."""
+    if campaign.channel_id != channel.pk:
         raise RuleViolation(
             "invalid",
-            f"Campaign {campaign.pk} runs on channel {campaign.channel.key}, not {channel.key}.",
+            f"This campaign runs on channel {campaign.channel.key}, not {channel.key}.",
             attr="campaign",
             status=400,
         )
+
+
+def touch_check(*, channel: Channel, campaign: Campaign | None, kind: str) -> None:
+    """A touch's rules: a known kind, and a campaign that runs on the touch's channel."""
+    _choice_check(kind, _TOUCH_KINDS, what="kind", attr="kind")
+    if campaign is not None:
+        campaign_on_channel_check(campaign=campaign, channel=channel)

@@ -307,10 +307,11 @@ def _campaign(row: CsvRow, lookups: _Lookups, channel: Channel | None) -> Campai
         campaign = lookups.campaigns_by_name.get(text.lower())
     if campaign is None:
         raise _CellRefused("No campaign has this id or name.")
-    if channel is not None and campaign.channel_id != channel.pk:
-        raise _CellRefused(
-            f"This campaign runs on channel {campaign.channel.key}, not {channel.key}."
-        )
+    if channel is not None:
+        try:
+            rules.campaign_on_channel_check(campaign=campaign, channel=channel)
+        except RuleViolation as refusal:
+            raise _CellRefused(refusal.detail) from refusal
     return campaign
 
 
