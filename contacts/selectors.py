@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -206,7 +206,7 @@ def contact_timeline_entries(
         for _, subjects in signals.timeline_hidden_subjects.send(
             sender=Contact, user=user, contact_ids=ids
         ):
-            for subject_type, subject_id in subjects:
+            for subject_type, subject_id in cast("list[tuple[str, int]]", subjects):
                 hidden.setdefault(subject_type, set()).add(str(subject_id))
         for subject_type, subject_ids in hidden.items():
             entries = entries.exclude(subject_type=subject_type, subject_id__in=subject_ids)

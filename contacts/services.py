@@ -433,7 +433,7 @@ def _move_references(*, merged: Contact, kept: Contact, actor: Actor) -> dict[st
     for _, answer in signals.contact_merging.send(
         sender=Contact, merged=merged, kept=kept, actor=actor
     ):
-        moved.update(answer)
+        moved.update(cast("dict[str, int]", answer))
     return moved
 
 
