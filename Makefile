@@ -12,10 +12,11 @@ run: ## Migrate, seed demo data (prints demo logins), runserver on 127.0.0.1:POR
 test: ## Full gate: lint, mypy, pytest on PostgreSQL+Redis+Chromium, fast suite
 	scripts/test.sh
 
-lint: ## ruff check, ruff format --check, mypy
+lint: ## ruff check, ruff format --check, the layers contract (lint-imports), mypy
 	scripts/bootstrap.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 	DEBUG=1 $(VENV)/mypy .
 
 format: ## ruff format, then ruff check --fix

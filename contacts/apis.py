@@ -12,7 +12,6 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -26,15 +25,13 @@ from rest_framework.views import APIView
 
 from leadrecord import api_examples
 from leadrecord.api_fields import AwareDateTimeField, IdField, IdFilter, OccurredAtField
-from leadrecord.errors import RuleViolation
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
-from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
 
-from . import ingest, selectors, services
+from . import rules, selectors, services
 from .models import (
     CAMPAIGN_NAME_MAX_LENGTH,
     CHANNEL_KEY_MAX_LENGTH,
@@ -70,8 +67,6 @@ CONTACT_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.INTEGRATION
 ContactPermission = roles_allowed(read=selectors.CONTACT_READ_ROLES, write=CONTACT_WRITERS)
 MergePermission = roles_allowed(write=(Role.MARKETER, Role.SALES_REP, Role.MANAGER))
 PrivacyOfficerPermission = roles_allowed(read=[Role.PRIVACY_OFFICER], write=[Role.PRIVACY_OFFICER])
-
-DISCLOSURE_KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class ContactErased(APIException):
@@ -126,11 +121,11 @@ class OrganizationInputSerializer(serializers.Serializer):
         max_length=ORGANIZATION_NAME_MAX_LENGTH, required=False, allow_blank=True
     )
     domain = serializers.RegexField(
-        r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$",
+        rules.DOMAIN_PATTERN,
         max_length=DOMAIN_MAX_LENGTH,
         required=False,
         allow_blank=True,
-        error_messages={"invalid": "Enter a domain name such as example.com."},
+        error_messages={"invalid": rules.DOMAIN_INVALID},
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -352,11 +347,9 @@ class ContactDisclosuresApi(ListAPIView):
 
     class InputSerializer(serializers.Serializer):
         key = serializers.RegexField(
-            DISCLOSURE_KEY_PATTERN,
+            rules.DISCLOSURE_KEY_PATTERN,
             max_length=DISCLOSURE_KEY_MAX_LENGTH,
-            error_messages={
-                "invalid": "A key is lower-case letters, digits and underscores, e.g. budget."
-            },
+            error_messages={"invalid": rules.DISCLOSURE_KEY_INVALID},
         )
         value = serializers.CharField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
         audience = serializers.ChoiceField(choices=Audience.choices)
@@ -500,7 +493,6 @@ CampaignPermission = roles_allowed(
     read=selectors.CONTACT_READ_ROLES, write=[Role.MARKETER, Role.MANAGER]
 )
 TouchPermission = ContactPermission
-EventsPermission = roles_allowed(write=CONTACT_WRITERS)
 
 
 class ChannelSerializer(serializers.Serializer):
@@ -743,100 +735,3 @@ class TouchListCreateApi(ListAPIView):
             self.OutputSerializer(touch).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
-
-
-class EventsApi(APIView):
-    """Up to 1,000 events per request, stored once each; see API.md "POST events/"."""
-
-    permission_classes = [EventsPermission]
-
-    class EventSerializer(serializers.Serializer):
-        type = serializers.ChoiceField(choices=ingest.EVENT_TYPES)
-        source_system = serializers.CharField(max_length=SOURCE_SYSTEM_MAX_LENGTH)
-        external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH)
-        occurred_at = AwareDateTimeField()
-        contact = serializers.DictField(
-            required=False, help_text="{email*, first_name, last_name, organization}; not for sale"
-        )
-        channel = serializers.CharField(required=False, help_text="touch")
-        campaign = serializers.IntegerField(required=False, help_text="touch")
-        kind = serializers.ChoiceField(choices=TouchKind.choices, required=False)
-        purpose = serializers.CharField(required=False, help_text="consent, disclosure")
-        granted = serializers.BooleanField(required=False, help_text="consent")
-        source = serializers.CharField(required=False, help_text="consent, disclosure")  # type: ignore[assignment]
-        notice_version = serializers.CharField(required=False, help_text="consent")
-        key = serializers.CharField(required=False, help_text="disclosure")
-        value = serializers.CharField(required=False, help_text="disclosure")
-        audience = serializers.ChoiceField(choices=Audience.choices, required=False)
-        expires_at = AwareDateTimeField(required=False, help_text="disclosure")
-        deal_external_id = serializers.CharField(required=False, help_text="sale")
-
-    class InputSerializer(serializers.Serializer):
-        events = serializers.ListField(min_length=1, max_length=ingest.MAX_EVENTS)
-
-    class ResultSerializer(serializers.Serializer):
-        external_id = serializers.CharField(allow_null=True)
-        status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
-        id = serializers.IntegerField(allow_null=True)
-        errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
-
-    class OutputSerializer(serializers.Serializer):
-        created = serializers.IntegerField()
-        duplicate = serializers.IntegerField()
-        rejected = serializers.IntegerField()
-        results = serializers.ListField(child=serializers.DictField())
-
-    @extend_schema(
-        examples=api_examples.EVENTS,
-        request=InputSerializer,
-        responses={
-            200: OutputSerializer,
-            422: OpenApiResponse(
-                RuleErrorResponseSerializer,
-                "This Idempotency-Key came with a different body before.",
-            ),
-        },
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Replays the first answer for the same body (24 hours); "
-                "another body with the same key is a 422.",
-            )
-        ],
-    )
-    def post(self, request: Request) -> Response:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not (0 < len(key) <= ingest.IDEMPOTENCY_KEY_MAX_LENGTH):
-            raise serializers.ValidationError(
-                {"Idempotency-Key": ["Give 1 to 255 characters."]}, code="invalid"
-            )
-        if key is not None and "\x00" in key:  # the key is stored; PostgreSQL text holds no NUL
-            raise serializers.ValidationError(
-                {"Idempotency-Key": ["Null characters are not allowed."]},
-                code="null_characters_not_allowed",
-            )
-        try:
-            events = ingest.batch_check(request.data)
-        except ingest.BatchRefused as refusal:
-            raise serializers.ValidationError(
-                {refusal.attr or "non_field_errors": [refusal.detail]}, code="invalid"
-            ) from refusal
-        try:
-            answer = ingest.events_ingest(
-                events=events,
-                actor=Actor.of(request.user),
-                idempotency_key=key,
-                fingerprint=ingest.request_fingerprint(request.data) if key else "",
-            )
-        except ingest.IdempotencyKeyReused as reuse:
-            raise RuleViolation(
-                "idempotency_key_reused",
-                "This Idempotency-Key came with a different body before.",
-                status=422,
-            ) from reuse
-        response = Response(answer.body)
-        if answer.replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response

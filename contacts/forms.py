@@ -19,8 +19,8 @@ from leadrecord.api_fields import MAX_ID
 from leadrecord.dates import validate_moment_in_range
 from leadrecord.errors import DomainError
 
-from . import selectors, services
-from .apis import DISCLOSURE_KEY_PATTERN, ContactFilter
+from . import rules, selectors, services
+from .apis import ContactFilter
 from .models import (
     CONSENT_SOURCE_MAX_LENGTH,
     DISCLOSURE_KEY_MAX_LENGTH,
@@ -40,8 +40,6 @@ from .models import (
 
 UserLike = AbstractBaseUser | AnonymousUser
 
-# The same rule as the API's organization domain.
-DOMAIN_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$"
 # Keys people commonly disclose; offered as suggestions, any valid key is accepted.
 DISCLOSURE_KEY_SUGGESTIONS = (
     "journey_stage",
@@ -122,12 +120,12 @@ class ContactCreateForm(forms.Form):
         label="Organization name", max_length=ORGANIZATION_NAME_MAX_LENGTH, required=False
     )
     organization_domain = forms.RegexField(
-        DOMAIN_PATTERN,
+        rules.DOMAIN_PATTERN,
         label="Organization domain",
         max_length=DOMAIN_MAX_LENGTH,
         required=False,
         help_text="Such as example.com. People with the same domain share one organization.",
-        error_messages={"invalid": "Enter a domain name such as example.com."},
+        error_messages={"invalid": rules.DOMAIN_INVALID},
     )
 
     def organization_input(self) -> services.OrganizationInput | None:
@@ -179,18 +177,16 @@ class ConsentForm(LocalTimesMixin, forms.Form):
 
 class DisclosureForm(LocalTimesMixin, forms.Form):
     key = forms.RegexField(
-        DISCLOSURE_KEY_PATTERN,
+        rules.DISCLOSURE_KEY_PATTERN,
         label="What",
         max_length=DISCLOSURE_KEY_MAX_LENGTH,
         help_text="A key: lower-case letters, digits and underscores, e.g. budget.",
-        error_messages={
-            "invalid": "A key is lower-case letters, digits and underscores, e.g. budget."
-        },
+        error_messages={"invalid": rules.DISCLOSURE_KEY_INVALID},
         widget=forms.TextInput(
             attrs={
                 "list": "disclosure-keys",
                 "autocomplete": "off",
-                "pattern": "[a-z][a-z0-9_]*",
+                "pattern": rules.DISCLOSURE_KEY_HTML_PATTERN,
                 "spellcheck": "false",
             }
         ),

@@ -22,7 +22,7 @@ from leadrecord.api_fields import MAX_ID
 from leadrecord.dates import validate_moment_in_range
 from leadrecord.errors import DomainError
 
-from . import selectors, services, touch_import
+from . import rules, selectors, services, touch_import
 from .forms import DATETIME_LOCAL_FORMATS, DateTimeLocalInput
 from .models import (
     CAMPAIGN_NAME_MAX_LENGTH,
@@ -171,14 +171,13 @@ class TouchLogForm(forms.Form):
         data = super().clean() or {}
         campaign: Campaign | None = data.get("campaign")
         channel: Channel | None = data.get("channel")
-        if campaign is not None and channel is not None and campaign.channel_id != channel.pk:
-            self.add_error(
-                "campaign",
-                forms.ValidationError(
-                    f"This campaign runs on channel {campaign.channel.key}, not {channel.key}.",
-                    code="wrong_channel",
-                ),
-            )
+        if campaign is not None and channel is not None:
+            try:
+                rules.campaign_on_channel_check(campaign=campaign, channel=channel)
+            except DomainError as refusal:
+                self.add_error(
+                    "campaign", forms.ValidationError(refusal.detail, code="wrong_channel")
+                )
         return data
 
     def service_arguments(self) -> dict[str, Any]:

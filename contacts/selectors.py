@@ -9,10 +9,10 @@ which must show a person everything held about them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -21,6 +21,7 @@ from django.utils import timezone
 from leadrecord.models import LedgerAction, LedgerEntry
 from leadrecord.roles import Role, user_roles
 
+from . import signals
 from .models import (
     JOURNEY_STAGE_KEY,
     Audience,
@@ -188,13 +189,6 @@ def contact_disclosures_for(user: UserLike | None, contact: Contact) -> QuerySet
 # --- the timeline -----------------------------------------------------------
 
 
-# Functions other apps add to name the subjects a reader may not know of, so
-# that their entries stay out of that reader's timeline (and its count):
-# ``hook(user, contact_ids) -> [(subject_type, subject_id), ...]``. The handoff
-# app names handoffs whose say-so is outside the reader's audience.
-TIMELINE_HIDDEN_SUBJECT_HOOKS: list[Any] = []
-
-
 def contact_timeline_entries(
     contact: Contact, user: UserLike | None = None
 ) -> QuerySet[LedgerEntry]:
@@ -207,8 +201,12 @@ def contact_timeline_entries(
     entries = LedgerEntry.objects.filter(contact_id__in=ids)
     if user is not None:
         hidden: dict[str, set[str]] = {}
-        for hook in TIMELINE_HIDDEN_SUBJECT_HOOKS:
-            for subject_type, subject_id in hook(user, ids):
+        # The apps above name the subjects the reader may not know of (the handoff
+        # app: handoffs whose say-so is outside the reader's audience).
+        for _, subjects in signals.timeline_hidden_subjects.send(
+            sender=Contact, user=user, contact_ids=ids
+        ):
+            for subject_type, subject_id in cast("list[tuple[str, int]]", subjects):
                 hidden.setdefault(subject_type, set()).add(str(subject_id))
         for subject_type, subject_ids in hidden.items():
             entries = entries.exclude(subject_type=subject_type, subject_id__in=subject_ids)
@@ -458,10 +456,6 @@ def _person(contact: Contact) -> dict[str, Any]:
         ),
         "created_at": contact.created_at.isoformat(),
     }
-
-
-def contacts_by_ids(ids: Iterable[int]) -> dict[int, Contact]:
-    return {contact.pk: contact for contact in Contact.objects.filter(id__in=set(ids))}
 
 
 # --- channels, campaigns, touches -------------------------------------------------

@@ -12,8 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
@@ -21,9 +19,9 @@ from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.models import LedgerAction
 
+from . import rules, signals
 from .erasure import ErasedPerson, erased_emails_record, erasure_refuse
 from .models import (
-    EMAIL_MAX_LENGTH,
     JOURNEY_STAGE_KEY,
     TOUCH_COLUMNS,
     Campaign,
@@ -34,7 +32,6 @@ from .models import (
     ContactKey,
     Disclosure,
     IdempotencyRecord,
-    JourneyStage,
     Organization,
     Team,
     Touch,
@@ -43,18 +40,12 @@ from .models import (
 from .sealing import contact_keys, contact_keys_create, seal
 from .selectors import contact_find_by_email, contact_ids_merged_into
 
-_email_validator = EmailValidator()
-
 
 def email_normalize(email: str) -> str:
     """The matching form of an email: trimmed and lower-cased. Raises InvalidInput if invalid."""
     email = email.strip()
-    if not email or len(email) > EMAIL_MAX_LENGTH:
-        raise InvalidInput("invalid", "Enter a valid email address.", attr="email")
-    try:
-        _email_validator(email)
-    except ValidationError as error:
-        raise InvalidInput("invalid", "Enter a valid email address.", attr="email") from error
+    if not rules.email_valid(email):
+        raise InvalidInput("invalid", rules.EMAIL_INVALID, attr="email")
     return email.lower()
 
 
@@ -102,10 +93,15 @@ def organization_get_or_create(
             action=LedgerAction.ORGANIZATION_CREATE,
             subject_type="organization",
             subject_id=organization.pk,
-            after={"name": organization.name, "domain": organization.domain},
+            after=organization_ledger_payload(name=organization.name, domain=organization.domain),
             occurred_at=occurred_at,
         )
     return organization, True
+
+
+def organization_ledger_payload(*, name: str, domain: str) -> dict[str, Any]:
+    """``organization.create``'s payload, by every path that creates one."""
+    return {"name": name, "domain": domain}
 
 
 def _organization_find(name: str, domain: str) -> Organization | None:
@@ -114,12 +110,30 @@ def _organization_find(name: str, domain: str) -> Organization | None:
     return Organization.objects.filter(name__iexact=name).order_by("id").first()
 
 
-def _contact_sealed_fields(contact: Contact) -> dict[str, Any]:
+def contact_ledger_payload(
+    *,
+    contact_id: int,
+    organization_id: int | None,
+    email: str,
+    first_name: str,
+    last_name: str,
+    title: str,
+    key: bytes,
+) -> dict[str, Any]:
+    """``contact.create``'s payload, by every path that creates one: the personal values
+    sealed with the person's key."""
     return {
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "title": contact.title,
+        "organization": organization_id,
+        **seal(
+            key=key,
+            contact_id=contact_id,
+            values={
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": title,
+            },
+        ),
     }
 
 
@@ -185,10 +199,15 @@ def contact_create(
                 subject_type="contact",
                 subject_id=contact.pk,
                 contact_id=contact.pk,
-                after={
-                    "organization": contact.organization_id,
-                    **seal(key=key, contact_id=contact.pk, values=_contact_sealed_fields(contact)),
-                },
+                after=contact_ledger_payload(
+                    contact_id=contact.pk,
+                    organization_id=contact.organization_id,
+                    email=email,
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                    title=contact.title,
+                    key=key,
+                ),
                 occurred_at=occurred_at,
             )
     except IntegrityError:
@@ -212,6 +231,29 @@ def _require_living(contact: Contact, attr: str | None = None) -> None:
         )
 
 
+def consent_ledger_payload(
+    *,
+    purpose: str,
+    granted: bool,
+    source: str,
+    notice_version: str,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``consent.record``'s payload, by every path; an event's (``POST events/``) also names
+    its source system and external id."""
+    payload: dict[str, Any] = {
+        "purpose": purpose,
+        "granted": granted,
+        "source": source,
+        "notice_version": notice_version,
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
+
+
 def consent_record(
     *,
     contact: Contact,
@@ -223,8 +265,7 @@ def consent_record(
     occurred_at: datetime | None = None,
 ) -> Consent:
     """Record a grant or withdrawal of consent for one purpose; history is kept."""
-    if purpose not in ConsentPurpose.values:
-        raise InvalidInput("invalid_choice", f"Unknown purpose {purpose!r}.", attr="purpose")
+    rules.consent_check(purpose=purpose)
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -245,17 +286,46 @@ def consent_record(
             subject_type="consent",
             subject_id=consent.pk,
             contact_id=contact.pk,
-            after={
-                "purpose": consent.purpose,
-                "granted": consent.granted,
-                "source": consent.source,
-                "notice_version": consent.notice_version,
-            },
+            after=consent_ledger_payload(
+                purpose=consent.purpose,
+                granted=consent.granted,
+                source=consent.source,
+                notice_version=consent.notice_version,
+            ),
             occurred_at=occurred_at,
         )
         if purpose == ConsentPurpose.SALES_CONTACT:
             _contacts_changed([contact.pk], actor)
     return consent
+
+
+def disclosure_ledger_payload(
+    *,
+    contact_id: int,
+    key: str,
+    value: str,
+    audience: str,
+    purpose: str,
+    source: str,
+    expires_at: datetime | None,
+    person_key: bytes,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``disclosure.record``'s payload, by every path: the value sealed with the person's
+    key; an event's (``POST events/``) also names its source system and external id."""
+    payload: dict[str, Any] = {
+        "key": key,
+        "audience": audience,
+        "purpose": purpose,
+        "source": source,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        **seal(key=person_key, contact_id=contact_id, values={"value": value}),
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
 
 
 def disclosure_record(
@@ -275,17 +345,16 @@ def disclosure_record(
     The value goes into the ledger sealed with the person's key.
     """
     value = value.strip()
-    if key == JOURNEY_STAGE_KEY and value not in JourneyStage.values:
-        raise InvalidInput(
-            "invalid_choice",
-            f"A journey stage is one of {', '.join(JourneyStage.values)}.",
-            attr="value",
-        )
     disclosed_at = occurred_at or timezone.now()
-    if expires_at is not None and expires_at <= disclosed_at:
-        raise InvalidInput(
-            "invalid", "The expiry must come after the disclosure.", attr="expires_at"
-        )
+    rules.disclosure_check(
+        key=key,
+        value=value,
+        audience=audience,
+        purpose=purpose,
+        source=source,
+        expires_at=expires_at,
+        disclosed_at=disclosed_at,
+    )
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -308,22 +377,22 @@ def disclosure_record(
             subject_type="disclosure",
             subject_id=disclosure.pk,
             contact_id=contact.pk,
-            after={
-                "key": key,
-                "audience": audience,
-                "purpose": purpose,
-                "source": source,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-                **seal(key=person_key, contact_id=contact.pk, values={"value": value}),
-            },
+            after=disclosure_ledger_payload(
+                contact_id=contact.pk,
+                key=key,
+                value=value,
+                audience=audience,
+                purpose=purpose,
+                source=source,
+                expires_at=expires_at,
+                person_key=person_key,
+            ),
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)
         if key == JOURNEY_STAGE_KEY:
             # A ready_to_talk told to sales alone: the system hands the person off.
-            from handoff.services import handoffs_open_on_say_so
-
-            handoffs_open_on_say_so([disclosure.pk])
+            signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=[disclosure.pk])
     return disclosure
 
 
@@ -354,23 +423,18 @@ def disclosure_withdraw(
     return disclosure
 
 
-# Tables outside this app that point at contacts, moved by a merge: (model
-# label, contact field). Added here as the apps that own them come to exist.
-CONTACT_REFERENCES: list[tuple[str, str]] = [("contacts.Touch", "contact")]
-
-
-def _move_references(*, merged: Contact, kept: Contact) -> dict[str, int]:
-    from django.apps import apps
-
+def _move_references(*, merged: Contact, kept: Contact, actor: Actor) -> dict[str, int]:
+    """Move what points at the merged person to the kept one: this app's rows, then what
+    the apps above hold (``signals.contact_merging``)."""
     moved = {
         "consents": Consent.objects.filter(contact=merged).update(contact=kept),
         "disclosures": Disclosure.objects.filter(contact=merged).update(contact=kept),
+        "touches": Touch.objects.filter(contact=merged).update(contact=kept),
     }
-    for label, field in CONTACT_REFERENCES:
-        model = apps.get_model(label)
-        moved[model._meta.verbose_name_plural.replace(" ", "_")] = model.objects.filter(
-            **{field: merged}
-        ).update(**{field: kept})
+    for _, answer in signals.contact_merging.send(
+        sender=Contact, merged=merged, kept=kept, actor=actor
+    ):
+        moved.update(cast("dict[str, int]", answer))
     return moved
 
 
@@ -396,9 +460,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Actor, reason: str = 
         keep, merge = locked[keep.pk], locked[merge.pk]
         _require_living(keep, attr="keep")
         _require_living(merge, attr="merge")
-        moved = _move_references(merged=merge, kept=keep)
-        for merge_hook in CONTACT_MERGE_HOOKS:
-            moved.update(merge_hook(merged=merge, kept=keep, actor=actor))
+        moved = _move_references(merged=merge, kept=keep, actor=actor)
         now = timezone.now()
         merge.merged_into = keep
         merge.merged_at = now
@@ -466,8 +528,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         )
         Disclosure.objects.filter(contact_id__in=ids).update(value="")
         ContactKey.objects.filter(contact_id__in=ids).delete()
-        for erase_hook in CONTACT_ERASURE_HOOKS:
-            erase_hook(ids)
+        signals.contacts_erasing.send(sender=Contact, contact_ids=ids)
         scrubbed = touch_imports_erase(person=person, job_ids=pending_imports)
         scrubbed["idempotency_answers"] = _idempotency_answers_forget(person)
         erased_emails_record(person.emails, erased_at=now)
@@ -496,23 +557,13 @@ def _idempotency_answers_forget(person: ErasedPerson) -> int:
     return deleted
 
 
-# Functions other apps add to empty personal values they hold about people
-# (given the contact ids being erased).
-CONTACT_ERASURE_HOOKS: list[Any] = []
-# Functions other apps add to move what they hold about a merged person to the
-# kept one: ``hook(merged=, kept=, actor=) -> {what: count}``, in the merge's
-# transaction.
-CONTACT_MERGE_HOOKS: list[Any] = []
-
-
 def _contacts_changed(contact_ids: list[int], actor: Actor) -> None:
-    """Scores and qualification follow touches, disclosures and consents (handoff.scoring).
+    """Scores and qualification follow touches, disclosures and consents (the handoff app
+    receives ``signals.contacts_changed``).
 
     Inside the caller's transaction, with the ledger lock held.
     """
-    from handoff.scoring import contacts_rescore
-
-    contacts_rescore(contact_ids, actor=actor)
+    signals.contacts_changed.send(sender=Contact, contact_ids=contact_ids, actor=actor)
 
 
 def contact_subject_access_export(*, contact: Contact, actor: Actor) -> dict[str, Any]:
@@ -620,13 +671,21 @@ def campaign_create(
     return campaign
 
 
-def touch_ledger_payload(touch: Touch, channel_key: str) -> dict[str, Any]:
+def touch_ledger_payload(
+    *,
+    channel_key: str,
+    campaign_id: int | None,
+    kind: str,
+    source_system: str,
+    external_id: str | None,
+) -> dict[str, Any]:
+    """``touch.record``'s payload, by every path."""
     return {
         "channel": channel_key,
-        "campaign": touch.campaign_id,
-        "kind": touch.kind,
-        "source_system": touch.source_system,
-        "external_id": touch.external_id,
+        "campaign": campaign_id,
+        "kind": kind,
+        "source_system": source_system,
+        "external_id": external_id,
     }
 
 
@@ -677,14 +736,7 @@ def touch_record(
 
     Returns the touch and whether it was created.
     """
-    if kind not in TouchKind.values:
-        raise InvalidInput("invalid_choice", f"Unknown kind {kind!r}.", attr="kind")
-    if campaign is not None and campaign.channel_id != channel.pk:
-        raise InvalidInput(
-            "invalid",
-            f"Campaign {campaign.pk} runs on channel {campaign.channel.key}, not {channel.key}.",
-            attr="campaign",
-        )
+    rules.touch_check(channel=channel, campaign=campaign, kind=kind)
     now = timezone.now()
     touch = Touch(
         contact=contact,
@@ -719,7 +771,13 @@ def touch_record(
             subject_type="touch",
             subject_id=touch.pk,
             contact_id=contact.pk,
-            after=touch_ledger_payload(touch, channel.key),
+            after=touch_ledger_payload(
+                channel_key=channel.key,
+                campaign_id=touch.campaign_id,
+                kind=touch.kind,
+                source_system=touch.source_system,
+                external_id=touch.external_id,
+            ),
             occurred_at=occurred_at,
         )
         _contacts_changed([contact.pk], actor)

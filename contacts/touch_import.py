@@ -1,6 +1,6 @@
 """CSV imports of touches: read and check a file, keep it in an ``ImportJob``, import it.
 
-Each CSV row becomes an event of type ``touch`` for ``contacts.ingest.events_ingest``,
+Each CSV row becomes an event of type ``touch`` for ``events.ingest.events_ingest``,
 the set-based path behind ``POST /api/v1/events/``, so the browser and the API
 store, deduplicate and reject touches by the same rules, and every stored touch
 is on the ledger. A row without an ``external_id`` gets one made of the file's
@@ -9,7 +9,7 @@ instead of adding the touches twice.
 
 The steps: ``touch_import_upload`` checks the file and keeps it as a job
 waiting for the user's choice; ``touch_import_start`` records the choice (all
-or nothing, or the valid rows) and queues ``touch_import_run``, which the
+or nothing, or the valid rows) and queues ``events.touch_import.touch_import_run``, which the
 Celery task calls and which is safe to run twice.
 """
 
@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
@@ -36,12 +35,12 @@ from django.utils import timezone
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.dates import MOMENT_OUT_OF_RANGE, moment_in_range
 from leadrecord.dispatch import task_send_on_commit
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import Conflict, DomainError, Forbidden, InvalidInput
 from leadrecord.ledger import Actor, ledger_append
 from leadrecord.roles import Role, user_has_role
 
+from . import rules
 from .erasure import ERASED_DETAIL, ErasedPerson, erasures_of
-from .ingest import MAX_EVENTS, events_ingest
 from .models import (
     EMAIL_MAX_LENGTH,
     EXTERNAL_ID_MAX_LENGTH,
@@ -58,14 +57,17 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
+# The Celery task that runs a queued import (``events.tasks``).
+TOUCH_IMPORT_RUN_TASK = "contacts.touch_import_run"
+
 # 10 MB holds about 100,000 rows of a typical export; the file is kept in the
 # database until it has been imported, so larger ones are split by the user.
 MAX_FILE_BYTES = 10 * 1024 * 1024
 # A run of this many rows takes seconds on the ingest path; more would make a
 # single all-or-nothing transaction hold the ledger lock for too long.
 MAX_ROWS = 50_000
-# One events_ingest batch per chunk: its own limit, and one short transaction each.
-CHUNK_ROWS = MAX_EVENTS
+# Emails looked up per query when the preview looks for erased people.
+EMAILS_PER_QUERY = 1000
 PREVIEW_ROWS = 20
 # Errors kept per job: enough to fix a file; the row report's ranges stay exact beyond it.
 MAX_ERRORS_KEPT = 5_000
@@ -87,11 +89,9 @@ TOUCH_KINDS = tuple(str(value) for value in TouchKind.values)
 ERASED_ROW_MARK = "(erased)"
 ERASED_ROW_MESSAGE = "This row was about a person who has since been erased; it is not imported."
 
-_email_validator = EmailValidator()
 
-
-def _refuse(code: str, detail: str) -> RuleViolation:
-    return RuleViolation(code, detail, attr="file", status=400)
+def _refuse(code: str, detail: str) -> DomainError:
+    return InvalidInput(code, detail, attr="file")
 
 
 # --- reading a file --------------------------------------------------------------------
@@ -112,7 +112,7 @@ class CsvFile:
 
 
 def csv_text(raw: bytes) -> str:
-    """The file's text, or RuleViolation (attr ``file``) when it is not a small UTF-8 text."""
+    """The file's text, or InvalidInput (attr ``file``) when it is not a small UTF-8 text."""
     if len(raw) > MAX_FILE_BYTES:
         raise _refuse(
             "too_large",
@@ -149,7 +149,7 @@ def _delimiter(header_line: str) -> str:
 def csv_read(text: str, *, limit: int | None = None) -> CsvFile:
     """Parse the header and the rows (the first ``limit`` of them when given).
 
-    Raises RuleViolation (attr ``file``) for a file that cannot be imported as a
+    Raises a domain error (attr ``file``) for a file that cannot be imported as a
     whole: not CSV, columns missing or repeated, no rows, too many rows.
     """
     delimiter = _delimiter(text.lstrip().split("\n", 1)[0])
@@ -276,10 +276,8 @@ def _cell(row: CsvRow, name: str, *, max_length: int, required: bool) -> str:
 
 def _email(row: CsvRow) -> str:
     email = _cell(row, "email", max_length=EMAIL_MAX_LENGTH, required=True)
-    try:
-        _email_validator(email)
-    except ValidationError as error:
-        raise _CellRefused("Enter a valid email address.") from error
+    if not rules.email_valid(email):
+        raise _CellRefused(rules.EMAIL_INVALID)
     return email
 
 
@@ -309,10 +307,11 @@ def _campaign(row: CsvRow, lookups: _Lookups, channel: Channel | None) -> Campai
         campaign = lookups.campaigns_by_name.get(text.lower())
     if campaign is None:
         raise _CellRefused("No campaign has this id or name.")
-    if channel is not None and campaign.channel_id != channel.pk:
-        raise _CellRefused(
-            f"This campaign runs on channel {campaign.channel.key}, not {channel.key}."
-        )
+    if channel is not None:
+        try:
+            rules.campaign_on_channel_check(campaign=campaign, channel=channel)
+        except DomainError as refusal:
+            raise _CellRefused(refusal.detail) from refusal
     return campaign
 
 
@@ -461,13 +460,13 @@ def import_same_file_before(job: ImportJob) -> ImportJob | None:
 def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> ImportJob:
     """Check an uploaded CSV file and keep it as a job waiting for the user's choice of mode.
 
-    Raises RuleViolation (attr ``file``, 400) when the file as a whole cannot be
+    Raises a domain error (attr ``file``, 400) when the file as a whole cannot be
     imported. Rows with errors are kept with their errors for the preview.
     Effects: one ImportJob (status ``uploaded``); nothing on the ledger yet, as
     nothing about a person has been recorded.
     """
     if user.pk is None:
-        raise RuleViolation("not_authenticated", "Log in to import.", status=403)
+        raise Forbidden("not_authenticated", "Log in to import.")
     text = csv_text(raw)
     rows = csv_read(text).rows
     sha256 = hashlib.sha256(raw).hexdigest()
@@ -491,13 +490,13 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> Import
 
 def _erased_rows_mark(checked: list[CheckedRow]) -> None:
     """Give the preview a finding for each row about a person not on record who was erased
-    after the row's time: the import will refuse it (``contacts.ingest``), so the
+    after the row's time: the import will refuse it (``events.ingest``), so the
     uploader learns it before choosing a mode. A chunk's worth of emails per query."""
     rows = [(row, row.event) for row in checked if row.event is not None]
     emails = sorted({event["contact"]["email"].lower() for _, event in rows})
     erased: dict[str, datetime] = {}
-    for start in range(0, len(emails), CHUNK_ROWS):
-        chunk = emails[start : start + CHUNK_ROWS]
+    for start in range(0, len(emails), EMAILS_PER_QUERY):
+        chunk = emails[start : start + EMAILS_PER_QUERY]
         on_record = set(
             Contact.objects.filter(email_key__in=chunk).values_list("email_key", flat=True)
         )
@@ -514,19 +513,15 @@ def _erased_rows_mark(checked: list[CheckedRow]) -> None:
 def touch_import_start(*, job: ImportJob, mode: str, actor: Actor) -> ImportJob:
     """Record the user's choice and queue the import (after commit).
 
-    Raises RuleViolation: 400 for an unknown mode, 409 when the job has already
+    Raises a domain error: 400 for an unknown mode, 409 when the job has already
     started. Effects: the job becomes ``queued``; a ledger entry.
     """
     if mode not in ImportMode.values:
-        raise RuleViolation(
-            "invalid_choice", "Choose how to import the file.", attr="mode", status=400
-        )
+        raise InvalidInput("invalid_choice", "Choose how to import the file.", attr="mode")
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().defer("content").get(pk=job.pk)
         if job.status != ImportStatus.UPLOADED:
-            raise RuleViolation(
-                "already_started", "This import has already been started.", attr="mode"
-            )
+            raise Conflict("already_started", "This import has already been started.", attr="mode")
         job.mode, job.status = mode, ImportStatus.QUEUED
         job.save(update_fields=["mode", "status"])
         ledger_append(
@@ -538,10 +533,12 @@ def touch_import_start(*, job: ImportJob, mode: str, actor: Actor) -> ImportJob:
         )
         job_id = job.pk
 
-        from .tasks import touch_import_run_task
-
+        # The run is the events app's (``events.touch_import``), a layer above this one:
+        # queued by the task's name, the way Celery decouples a sender from its worker.
         # An import the marketer is watching should not wait for a broker that is down.
-        task_send_on_commit(touch_import_run_task, job_id, inline_if_unreachable=True)
+        task_send_on_commit(
+            current_app.tasks[TOUCH_IMPORT_RUN_TASK], job_id, inline_if_unreachable=True
+        )
     return job
 
 
@@ -552,253 +549,6 @@ def touch_imports_forget_abandoned(*, now: datetime | None = None) -> int:
         status=ImportStatus.UPLOADED, created_at__lt=cutoff
     ).delete()
     return deleted
-
-
-# --- the run ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Tally:
-    created: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    report: dict[str, list[list[int]]] = field(default_factory=dict)
-
-    def add(self, number: int, status: str, errors: Sequence[RowError] = ()) -> None:
-        if status == "created":
-            self.created += 1
-        elif status == "duplicate":
-            self.duplicates += 1
-        else:
-            self.rejected += 1
-            self.errors.extend(errors)
-        ranges = self.report.setdefault(status, [])
-        if ranges and ranges[-1][1] == number - 1:
-            ranges[-1][1] = number
-        else:
-            ranges.append([number, number])
-
-
-def _ingest(rows: Sequence[CheckedRow], actor: Actor, tally: _Tally) -> None:
-    """Send the chunk's good rows to events_ingest; tally every row of the chunk in order."""
-    sendable = [row for row in rows if row.event is not None]
-    results: dict[int, dict[str, Any]] = {}
-    if sendable:
-        answer = events_ingest(events=[row.event for row in sendable], actor=actor)
-        results = {
-            row.number: result for row, result in zip(sendable, answer.body["results"], strict=True)
-        }
-    for row in rows:
-        if row.event is None:
-            tally.add(row.number, "rejected", row.errors)
-            continue
-        result = results[row.number]
-        errors = [
-            RowError(
-                row.number,
-                str(error.get("attr") or "row").removeprefix("contact."),
-                str(error.get("detail")),
-            )
-            for error in result["errors"]
-        ]
-        tally.add(row.number, result["status"], errors)
-
-
-def _merge_report(
-    report: dict[str, list[list[int]]], more: dict[str, list[list[int]]]
-) -> dict[str, list[list[int]]]:
-    merged = {status: [list(pair) for pair in ranges] for status, ranges in report.items()}
-    for status, ranges in more.items():
-        target = merged.setdefault(status, [])
-        for first, last in ranges:
-            if target and target[-1][1] == first - 1:
-                target[-1][1] = last
-            else:
-                target.append([first, last])
-    return merged
-
-
-_PROGRESS_FIELDS = ["processed", "created", "duplicates", "rejected", "errors", "row_report"]
-
-
-def _locked(job_id: int, *, missing_ok: bool = False) -> Any:
-    """The job, locked for the rest of the transaction, without the file's text (up to
-    10 MB, read once per run rather than once per chunk)."""
-    jobs = ImportJob.objects.select_for_update().defer("content").filter(pk=job_id)
-    return jobs.first() if missing_ok else jobs.get()
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"
-
-
-def _finish(job: ImportJob, *, status: str, message: str, actor: Actor) -> None:
-    """The job's last write: its outcome, and the file's text dropped (it names people)."""
-    job.status = status
-    job.message = message
-    job.finished_at = timezone.now()
-    job.content = ""
-    job.save(update_fields=[*_PROGRESS_FIELDS, "status", "message", "finished_at", "content"])
-    ledger_append(
-        actor=actor,
-        action="touch_import.finish",
-        subject_type="import_job",
-        subject_id=job.pk,
-        after={
-            "status": status,
-            "created": job.created,
-            "duplicates": job.duplicates,
-            "rejected": job.rejected,
-        },
-    )
-
-
-class _AllOrNothingRefused(Exception):
-    def __init__(self, tally: _Tally) -> None:
-        super().__init__("rows rejected")
-        self.tally = tally
-
-
-def touch_import_run(*, job_id: int) -> ImportJob | None:
-    """Import a queued job's rows in chunks of CHUNK_ROWS through ``events_ingest``.
-
-    Safe to run twice, or at once from two workers: a job that is not queued or
-    running is left alone, and each chunk is written in the same transaction
-    as the job's progress, so a second run resumes after the last chunk written.
-    Effects: touches (and new contacts) with their ledger entries; the job's
-    progress and report; a ledger entry when it finishes.
-    """
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None:
-            logger.info("import job %s is gone", job_id)
-            return None
-        if job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
-            return job
-        if job.status == ImportStatus.QUEUED:
-            job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
-            job.processed = job.created = job.duplicates = job.rejected = 0
-            job.errors, job.row_report = [], {}
-            job.save(update_fields=[*_PROGRESS_FIELDS, "status", "started_at"])
-    actor = Actor.of(job.created_by)
-    try:
-        rows = csv_read(job.content).rows
-    except RuleViolation as refusal:
-        with transaction.atomic():
-            job = _locked(job_id)
-            _finish(job, status=ImportStatus.FAILED, message=refusal.detail, actor=actor)
-        return job
-    checked = rows_check(rows, sha256=job.sha256)
-    if job.mode == ImportMode.ALL_OR_NOTHING:
-        return _run_all_or_nothing(job_id, checked, actor)
-    return _run_valid_rows(job_id, checked, actor)
-
-
-def _run_valid_rows(job_id: int, checked: list[CheckedRow], actor: Actor) -> ImportJob:
-    for start in range(0, len(checked), CHUNK_ROWS):
-        with transaction.atomic():
-            job = _locked(job_id)
-            if job.status != ImportStatus.RUNNING or job.processed > start:
-                continue  # finished, or this chunk was written by an earlier run
-            chunk = checked[start : start + CHUNK_ROWS]
-            tally = _Tally()
-            _ingest(chunk, actor, tally)
-            job.processed = start + len(chunk)
-            job.created += tally.created
-            job.duplicates += tally.duplicates
-            job.rejected += tally.rejected
-            room = MAX_ERRORS_KEPT - len(job.errors)
-            job.errors = job.errors + [error.as_dict() for error in tally.errors[: max(room, 0)]]
-            job.row_report = _merge_report(job.row_report, tally.report)
-            job.save(update_fields=_PROGRESS_FIELDS)
-    with transaction.atomic():
-        job = _locked(job_id)
-        if job.status == ImportStatus.RUNNING:
-            _finish(
-                job,
-                status=ImportStatus.DONE,
-                message=(
-                    f"{_count(job.created, 'touch', 'touches')} imported, "
-                    f"{job.duplicates} already on record, "
-                    f"{_count(job.rejected, 'row', 'rows')} not imported."
-                ),
-                actor=actor,
-            )
-    return job
-
-
-def _run_all_or_nothing(job_id: int, checked: list[CheckedRow], actor: Actor) -> ImportJob:
-    faulty = [row for row in checked if row.errors]
-    if faulty:
-        tally = _Tally()
-        for row in faulty:
-            tally.add(row.number, "rejected", row.errors)
-        return _refuse_all(job_id, len(checked), tally, actor)
-    try:
-        # One transaction for the whole file: a row the ingest refuses (a
-        # channel retired since the check) undoes the chunks before it. The
-        # ledger lock is held throughout, which MAX_ROWS keeps to seconds.
-        with transaction.atomic():
-            job = _locked(job_id)
-            if job.status != ImportStatus.RUNNING:
-                return job
-            tally = _Tally()
-            for start in range(0, len(checked), CHUNK_ROWS):
-                _ingest(checked[start : start + CHUNK_ROWS], actor, tally)
-            if tally.rejected:
-                raise _AllOrNothingRefused(tally)
-            job.processed = len(checked)
-            job.created, job.duplicates, job.rejected = (
-                tally.created,
-                tally.duplicates,
-                tally.rejected,
-            )
-            job.row_report = tally.report
-            _finish(
-                job,
-                status=ImportStatus.DONE,
-                message=(
-                    f"Every row taken: {_count(job.created, 'touch', 'touches')} imported, "
-                    f"{job.duplicates} already on record."
-                ),
-                actor=actor,
-            )
-            return job
-    except _AllOrNothingRefused as refusal:
-        return _refuse_all(job_id, len(checked), refusal.tally, actor)
-
-
-def _refuse_all(job_id: int, total: int, tally: _Tally, actor: Actor) -> ImportJob:
-    with transaction.atomic():
-        job = _locked(job_id)
-        if job.status != ImportStatus.RUNNING:
-            return job
-        job.processed = total
-        job.created = job.duplicates = 0
-        job.rejected = tally.rejected
-        job.errors = [error.as_dict() for error in tally.errors[:MAX_ERRORS_KEPT]]
-        job.row_report = {"rejected": tally.report.get("rejected", [])}
-        _finish(
-            job,
-            status=ImportStatus.FAILED,
-            message=(
-                f"{tally.rejected} of {_count(total, 'row', 'rows')} "
-                f"{'has an error' if tally.rejected == 1 else 'have errors'}, so nothing was "
-                "imported (all or nothing). Correct the file and upload it again."
-            ),
-            actor=actor,
-        )
-    return job
-
-
-def touch_import_fail(*, job_id: int, message: str) -> None:
-    """Mark a job failed after an unexpected error; chunks already written stay written."""
-    with transaction.atomic():
-        job = _locked(job_id, missing_ok=True)
-        if job is None or job.is_finished:
-            return
-        _finish(job, status=ImportStatus.FAILED, message=message, actor=Actor.of(job.created_by))
 
 
 # --- erasure -----------------------------------------------------------------------------
@@ -893,7 +643,7 @@ def _job_erase(job: ImportJob, person: ErasedPerson) -> tuple[int, int] | None:
         removed = set(scrubbed.removed_rows)
         try:
             left = len(csv_read(job.content).rows) if job.content else 0
-        except RuleViolation:
+        except DomainError:
             left = 0
         faulty_removed = {error["row"] for error in job.errors if error["row"] in removed}
         job.errors = [error for error in job.errors if error["row"] not in removed]

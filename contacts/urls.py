@@ -49,5 +49,4 @@ api_urlpatterns += [
     path("channels/<slug:key>/", apis.ChannelDetailApi.as_view(), name="api-channel"),
     path("campaigns/", apis.CampaignListCreateApi.as_view(), name="api-campaigns"),
     path("touches/", apis.TouchListCreateApi.as_view(), name="api-touches"),
-    path("events/", apis.EventsApi.as_view(), name="api-events"),
 ]

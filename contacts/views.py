@@ -20,7 +20,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from handoff.selectors import handoffs_of_contact
 from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role, user_has_role
@@ -157,9 +156,9 @@ def contact_detail(request: HttpRequest, contact: Contact) -> HttpResponse:
             "can_write": can_write,
             "is_privacy_officer": user_has_role(request.user, Role.PRIVACY_OFFICER),
             "merge_form": ContactMergeForm(keep=contact, user=request.user) if can_write else None,
-            # The handoff app's part of the page: handing off, and the person's handoffs.
+            # The handoff app's part of the page: handing off, and the person's handoffs
+            # (the template's ``contact_handoffs`` tag, from that app).
             "can_hand_off": user_has_role(request.user, Role.MARKETER, Role.MANAGER),
-            "handoffs": handoffs_of_contact(request.user, contact.pk),
         },
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -47,10 +46,6 @@ ERRORS_SHOWN = 200  # on a page; the CSV download has every error kept
 PROGRESS_REFRESH_SECONDS = 2
 
 _TEAM_LABELS = dict(Team.choices)
-
-
-def _status_of(form: Any) -> int:
-    return 400 if form.is_bound else 200
 
 
 # --- logging a touch -----------------------------------------------------------------

@@ -39,7 +39,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from contacts.demo import DAY, HOUR, MINUTE, DemoDataset, DemoPerson, demo_people
-from contacts.ingest import MAX_EVENTS, events_ingest
 from contacts.models import (
     JOURNEY_STAGE_KEY,
     SELF_DECLARED_SOURCES,
@@ -54,6 +53,7 @@ from contacts.models import (
     Touch,
 )
 from contacts.services import campaign_create
+from events.ingest import MAX_EVENTS, events_ingest
 from leadrecord.ledger import Actor
 
 from .models import (

@@ -30,7 +30,6 @@ from .models import (
     Handoff,
     HandoffStatus,
     Ruleset,
-    RulesetStatus,
     SaleEvent,
 )
 from .scoring import ruleset_active
@@ -192,10 +191,6 @@ def deals_all() -> QuerySet[Deal]:
 
 def targets_all() -> QuerySet[ContributionTarget]:
     return ContributionTarget.objects.order_by("-period")
-
-
-def ruleset_drafts() -> QuerySet[Ruleset]:
-    return Ruleset.objects.filter(status=RulesetStatus.DRAFT).order_by("-version")
 
 
 def handoffs_accepted_by(user: UserLike) -> QuerySet[Handoff]:

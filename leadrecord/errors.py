@@ -28,67 +28,34 @@ class DomainError(Exception):
         self.attr = attr
 
 
-class RuleViolation(DomainError):
-    """The old refusal that named an HTTP status; it builds the typed error for that status.
-
-    Kept only for the event ingestion and CSV import code (``contacts/ingest.py``,
-    ``contacts/touch_import.py``, the events API), which still raise and catch it;
-    it goes once those move to the ``events`` app and raise the typed errors. The
-    typed errors derive from it meanwhile, so that their ``except RuleViolation``
-    still catches what the services they call raise.
-    """
-
-    _status: int = 409
-
-    def __new__(
-        cls, code: str, detail: str, *, attr: str | None = None, status: int = 409
-    ) -> RuleViolation:
-        target = cls
-        if cls is RuleViolation:
-            target = _TYPED_BY_STATUS.get(status, RuleViolation)
-        return super().__new__(target)
-
-    def __init__(
-        self, code: str, detail: str, *, attr: str | None = None, status: int = 409
-    ) -> None:
-        super().__init__(code, detail, attr=attr)
-        if type(self) is RuleViolation:
-            # A status no typed error stands for (422 for a reused idempotency key).
-            self._status = status
-
-    @property
-    def status(self) -> int:
-        return error_status(self)
-
-
-class InvalidInput(RuleViolation):
+class InvalidInput(DomainError):
     """The input itself is wrong (a value out of range, an unknown field, a bad format)."""
 
 
-class Conflict(RuleViolation):
+class Conflict(DomainError):
     """The input is fine but the record's state refuses it (already decided, frozen, erased)."""
 
 
-class Forbidden(RuleViolation):
+class Forbidden(DomainError):
     """The actor may not do this to this record (another rep's handoff)."""
 
 
-class NotFound(RuleViolation):
+class NotFound(DomainError):
     """The record the input names does not exist."""
 
 
-_TYPED_BY_STATUS: dict[int, type[RuleViolation]] = {
-    400: InvalidInput,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-}
+class Unprocessable(DomainError):
+    """Well-formed input that cannot be taken as it is (an idempotency key reused for another
+    body)."""
+
+
 # The one mapping of domain errors to HTTP, for the API and the pages alike.
 _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 400),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (Unprocessable, 422),
 )
 
 
@@ -97,8 +64,6 @@ def error_status(error: DomainError) -> int:
     for kind, status in _STATUS_OF:
         if isinstance(error, kind):
             return status
-    if isinstance(error, RuleViolation):
-        return error._status
     return 409
 
 

@@ -188,6 +188,10 @@ PERSONAL_DATA: dict[str, Classification] = {
     "reports.AttributionRun.status": _CHOICE,
     "reports.AttributionRun.trigger": _CHOICE,
     "reports.AttributionRun.model_names": _CHOICE,
+    "reports.AttributionRun.models_unavailable": NotPersonal(
+        "why a model could not be computed: model and channel names, counts"
+    ),
+    "reports.AttributionRun.unallocated": NotPersonal("credit amounts by channel"),
     "reports.AttributionRun.input_digest": _HASH,
     "reports.AttributionRun.error": NotPersonal("why a run failed, from the engine"),
     "reports.AttributionCredit.model": _CHOICE,

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from leadrecord import api_examples
 from leadrecord.api_fields import DayField
 from leadrecord.dispatch import task_send_on_commit
-from leadrecord.errors import RuleViolation
+from leadrecord.errors import Conflict
 from leadrecord.openapi import RuleErrorResponseSerializer
 from leadrecord.permissions import roles_allowed
 from leadrecord.roles import Role
@@ -162,7 +162,7 @@ class AttributionReportApi(APIView):
         if run is not None:
             reason = selectors.model_unavailable_reason(run, params["model"])
             if reason:
-                raise RuleViolation("model_unavailable", reason, attr="model")
+                raise Conflict("model_unavailable", reason, attr="model")
         rows = (
             selectors.attribution_rows(
                 run,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Sum
 
 from contacts.models import Campaign, Channel
 
@@ -28,10 +28,6 @@ def model_unavailable_reason(run: AttributionRun, model: str) -> str | None:
     if model not in run.model_names:
         return f"Attribution run #{run.pk} did not compute {model}."
     return None
-
-
-def runs_all() -> QuerySet[AttributionRun]:
-    return AttributionRun.objects.order_by("-id")
 
 
 @dataclass(frozen=True)

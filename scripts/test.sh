@@ -149,6 +149,7 @@ echo "    PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDIS_PORT (up in
 # --- The gate -------------------------------------------------------------
 banner "lint: ruff check ."
 .venv/bin/ruff check .
+.venv/bin/lint-imports  # the layers contract (pyproject.toml)
 
 banner "format: ruff format --check ."
 .venv/bin/ruff format --check .

@@ -10,8 +10,6 @@ One module per concept; this package re-exports their public names, so
 ``from handoff.services import handoff_create`` keeps working.
 """
 
-from leadrecord.errors import RuleViolation
-
 from .contact_hooks import contact_personal_data_erase, contact_references_move
 from .deals import Member, deal_as_dict, deal_create, deal_influenced
 from .handoffs import (
@@ -49,8 +47,6 @@ __all__ = [
     "RESCORE_CHUNK",
     "RULESET_FIELDS",
     "Member",
-    # Kept for callers that still catch the old refusal (it goes with the events move).
-    "RuleViolation",
     "SaySo",
     "Sourcing",
     "buyer_signal",

@@ -24,6 +24,7 @@ from contacts.models import (
     ImportStatus,
     Touch,
 )
+from events import touch_import as import_run
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
 from leadrecord.roles import Role
@@ -172,7 +173,7 @@ def test_a_run_under_way_keeps_its_row_places_and_refuses_the_persons_rows(
     assert not _named(job.content)
     assert job.total == 4  # a run under way counts rows by their place
 
-    run = touch_import.touch_import_run(job_id=job.pk)
+    run = import_run.touch_import_run(job_id=job.pk)
     assert run is not None and run.status == ImportStatus.DONE
     assert (run.created, run.rejected) == (2, 2)
     assert run.row_report == {"rejected": [[2, 2], [4, 4]], "created": [[3, 3], [5, 5]]}

@@ -37,7 +37,7 @@ def test_schema_documents_the_error_answers(users, api_client_for):
             if path != "/api/v1/health/":
                 assert {"401", "403", "405"} <= codes, (method, path)
             if method in ("post", "patch", "put"):
-                # Refused by a field or a rule (RuleViolation), or too large to read.
+                # Refused by a field or a rule (a domain error), or too large to read.
                 assert {"400", "409", "413"} <= codes, (method, path)
     assert "422" in schema["paths"]["/api/v1/events/"]["post"]["responses"]
     # An erased contact is 410 Gone wherever a contact is named in the path.

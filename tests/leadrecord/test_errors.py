@@ -1,15 +1,14 @@
-"""Domain errors: what each means over HTTP, and the old RuleViolation's mapping onto them."""
+"""Domain errors: what each means over HTTP and on pages."""
 
 import pytest
 from rest_framework.test import APIRequestFactory
 
 from leadrecord.errors import (
     Conflict,
-    DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
-    RuleViolation,
+    Unprocessable,
     api_exception_handler,
     error_status,
 )
@@ -23,26 +22,8 @@ def test_each_domain_error_answers_with_its_status(error, status):
     assert error_status(error("code", "detail")) == status
 
 
-@pytest.mark.parametrize(
-    ("status", "kind"),
-    [(400, InvalidInput), (403, Forbidden), (404, NotFound), (409, Conflict)],
-)
-def test_the_old_rule_violation_builds_the_typed_error_for_its_status(status, kind):
-    error = RuleViolation("code", "detail", attr="field", status=status)
-    assert type(error) is kind
-    assert isinstance(error, DomainError)
-    assert (error.code, error.detail, error.attr, error.status) == (
-        "code",
-        "detail",
-        "field",
-        status,
-    )
-
-
-def test_a_status_no_typed_error_stands_for_is_kept():
-    error = RuleViolation("idempotency_key_reused", "Reused.", status=422)
-    assert type(error) is RuleViolation
-    assert error_status(error) == 422
+def test_a_reused_idempotency_key_is_unprocessable():
+    assert error_status(Unprocessable("idempotency_key_reused", "Reused.")) == 422
 
 
 def _answer(error: Exception) -> tuple[int, object]:

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, Touch
-from leadrecord.ledger import ledger_verify
+from leadrecord.ledger import Actor, ledger_lock, ledger_verify
 from leadrecord.models import LedgerEntry
 
 from ..servers import gunicorn_process
@@ -150,9 +150,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_a_retry_stores_each_event_o
     assert ledger_verify().ok
 
 
-def _someone_waits_for(lock: str) -> bool:
-    """Whether a backend waits for a lock of this kind (``advisory``: the ledger
-    lock; ``transactionid``: rows another transaction has written)."""
+def _waiters(lock: str) -> int:
+    """How many backends wait for a lock of this kind (``advisory``: the ledger lock;
+    ``transactionid``: rows another transaction has written; ``relation``: a table)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
@@ -160,13 +160,13 @@ def _someone_waits_for(lock: str) -> bool:
             "WHERE wait_event_type = 'Lock' AND wait_event = %s",
             [lock],
         )
-        return bool(cursor.fetchone()[0])
+        return int(cursor.fetchone()[0])
 
 
-def _wait_until_someone_waits_for(lock: str, thread: threading.Thread, outcome: dict) -> None:
+def _wait_until_waiting(lock: str, count: int, outcome: dict[str, Any]) -> None:
     deadline = time.monotonic() + 30
-    while not _someone_waits_for(lock):
-        assert time.monotonic() < deadline and thread.is_alive(), outcome
+    while _waiters(lock) < count:
+        assert time.monotonic() < deadline and "error" not in outcome, outcome
         time.sleep(0.02)
 
 
@@ -182,7 +182,26 @@ def _in_thread(outcome: dict[str, Any], call: Callable[[], Any]) -> threading.Th
         finally:
             connection.close()
 
-    return threading.Thread(target=run)
+    return threading.Thread(target=run, daemon=True)
+
+
+def _ledger_held(outcome: dict[str, Any], go: threading.Event, then: Callable[[], Any]) -> None:
+    """Start a writer that takes the ledger lock, as every service does, and holds it
+    until ``go``; then it runs ``then`` in the same transaction and commits. Returns
+    once the lock is held."""
+
+    def hold() -> Any:
+        with transaction.atomic():
+            ledger_lock()
+            outcome["held"] = True
+            assert go.wait(timeout=60)
+            return then()
+
+    _in_thread(outcome, hold).start()
+    deadline = time.monotonic() + 30
+    while "held" not in outcome:
+        assert time.monotonic() < deadline and "error" not in outcome, outcome
+        time.sleep(0.01)
 
 
 def _events_client(token: str) -> APIClient:
@@ -191,15 +210,26 @@ def _events_client(token: str) -> APIClient:
     return client
 
 
+def _post_in_thread(outcome: dict[str, Any], token: str, body: dict[str, Any]) -> threading.Thread:
+    thread = _in_thread(
+        outcome, lambda: _events_client(token).post("/api/v1/events/", body, format="json")
+    )
+    thread.start()
+    return thread
+
+
 @pytest.mark.parametrize("person", ["on record", "new"])
 def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplicate(users, person):
     """Touches, consents and disclosures share one space of (system, external id)
     pairs, but each table has its own unique constraint. A consent that another
     writer commits between this batch's duplicate check (before the ledger lock)
-    and the lock must still make the touch with the same pair a duplicate."""
-    from contacts import ingest, services
+    and the lock must still make the touch with the same pair a duplicate.
+
+    The other writer holds the ledger lock while the batch checks its duplicates
+    and then waits for it; only then does it store the consent and commit."""
+    from contacts import services
     from contacts.models import Consent
-    from leadrecord.ledger import Actor
+    from events.ingest import events_ingest
 
     token = AuthToken.objects.create(user=users["integration"])[1]
     if person == "on record":
@@ -220,26 +250,19 @@ def test_a_consent_stored_meanwhile_with_the_same_pair_makes_the_touch_a_duplica
         "notice_version": "2026-06",
     }
     other_writer: dict[str, Any] = {}
-    post_consent = _in_thread(
-        other_writer,
-        lambda: _events_client(token).post("/api/v1/events/", {"events": [consent]}, format="json"),
+    go = threading.Event()
+    _ledger_held(
+        other_writer, go, lambda: events_ingest(events=[consent], actor=Actor.system("crm"))
     )
-    plans_copy = ingest._plans_copy
-
-    def copy_then_let_the_other_writer_in(events, plans):
-        stored = plans_copy(events, plans)
-        if threading.current_thread() is threading.main_thread() and not other_writer:
-            post_consent.start()
-            post_consent.join(timeout=60)
-        return stored
-
-    ingest._plans_copy = copy_then_let_the_other_writer_in
-    try:
-        response = _events_client(token).post("/api/v1/events/", {"events": [touch]}, format="json")
-    finally:
-        ingest._plans_copy = plans_copy
+    batch_outcome: dict[str, Any] = {}
+    posting = _post_in_thread(batch_outcome, token, {"events": [touch]})
+    _wait_until_waiting("advisory", 1, batch_outcome)  # checked, and waiting for the lock
+    go.set()
+    posting.join(timeout=60)
     assert "error" not in other_writer, other_writer
-    assert other_writer["result"].json()["created"] == 1  # the consent came first
+    assert other_writer["result"].body["created"] == 1  # the consent came first
+    assert "error" not in batch_outcome, batch_outcome
+    response = batch_outcome["result"]
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["created"], body["duplicate"]) == (0, 1)
@@ -257,10 +280,12 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
     """POST events/ creates new people and organizations under the ledger lock. A
     contact or organization created through the forms or the API at the same instant
     must wait for that lock before inserting: inserting first and then waiting is a
-    deadlock (each waits on the other), which PostgreSQL ends by failing one of them."""
-    from contacts import ingest, services
+    deadlock (each waits on the other), which PostgreSQL ends by failing one of them.
+
+    A third writer holds the ledger lock until the batch and then the form both wait
+    for it; PostgreSQL grants it in turn, the batch first."""
+    from contacts import services
     from contacts.models import Organization
-    from leadrecord.ledger import Actor
 
     token = AuthToken.objects.create(user=users["integration"])[1]
     event = {
@@ -275,6 +300,12 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
         "channel": "web",
         "kind": "visit",
     }
+    gate: dict[str, Any] = {}
+    go = threading.Event()
+    _ledger_held(gate, go, lambda: None)
+    batch_outcome: dict[str, Any] = {}
+    posting = _post_in_thread(batch_outcome, token, {"events": [event]})
+    _wait_until_waiting("advisory", 1, batch_outcome)
     by_hand: dict[str, Any] = {}
     hand = _in_thread(
         by_hand,
@@ -286,23 +317,15 @@ def test_a_person_created_by_hand_while_events_create_the_same_one_is_no_deadloc
             )
         ),
     )
-    people_create = ingest._people_create
-
-    def let_the_hand_in_first(*args, **kwargs):
-        # Under the ledger lock, before the events create anyone: the other
-        # writer starts now, and the events go on once it waits for the lock.
-        if threading.current_thread() is threading.main_thread() and not hand.is_alive():
-            hand.start()
-            _wait_until_someone_waits_for("advisory", hand, by_hand)
-        return people_create(*args, **kwargs)
-
-    ingest._people_create = let_the_hand_in_first
-    try:
-        response = _events_client(token).post("/api/v1/events/", {"events": [event]}, format="json")
-    finally:
-        ingest._people_create = people_create
-        hand.join(timeout=60)
+    hand.start()
+    _wait_until_waiting("advisory", 2, by_hand)
+    go.set()
+    posting.join(timeout=60)
+    hand.join(timeout=60)
+    assert "error" not in gate, gate
     assert "error" not in by_hand, by_hand
+    assert "error" not in batch_outcome, batch_outcome
+    response = batch_outcome["result"]
     assert response.status_code == 200, response.content
     assert response.json()["created"] == 1
     made, created = by_hand["result"]
@@ -318,43 +341,114 @@ def test_a_retry_that_deadlocks_with_an_optimistic_attempt_runs_again(users):
     """A batch's lock-first attempt (after a conflict) holds the ledger lock and
     inserts its events; another client's optimistic attempt of the same batch has
     inserted them already, uncommitted, and then asks for the lock. Each waits on
-    the other and PostgreSQL fails the one that waited first: the lock-first
-    attempt. It runs again (the others' events are then duplicates), never a 500."""
-    from contacts import ingest, services
-    from leadrecord.ledger import Actor
+    the other and PostgreSQL fails one of them: whichever it is runs again (the
+    other's events are then duplicates), never a 500.
+
+    Staged with real writers: a third one holds the ledger lock while the first
+    client's optimistic attempt waits for it, then records a consent, which makes
+    that attempt conflict; the first client's lock-first attempt then stops at
+    creating the batch's one new person (the test holds the people's table), while
+    the second client's optimistic attempt inserts the touches and waits for the
+    ledger lock. Releasing the table closes the circle."""
+    from contacts import services
 
     token = AuthToken.objects.create(user=users["integration"])[1]
     body = batch(20, prefix="race")
-    for n in range(50):  # everyone on record: the optimistic attempt inserts all
+    for n in range(50):  # everyone on record: the optimistic attempts insert before the lock
         services.contact_create(email=f"buyer{n}@org{n % 7}.example", actor=Actor.system("t"))
-    retry: dict[str, Any] = {}
-    retrying = _in_thread(
-        retry, lambda: _events_client(token).post("/api/v1/events/", body, format="json")
+    body["events"].append(
+        {**body["events"][0], "external_id": "race-new", "contact": {"email": "new@org.example"}}
     )
-    real_ingest, plans_copy = ingest._ingest, ingest._plans_copy
+    spare, _ = services.contact_create(email="spare@org.example", actor=Actor.system("t"))
+    first: dict[str, Any] = {}
+    second: dict[str, Any] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute(f"LOCK TABLE {Contact._meta.db_table} IN SHARE MODE")
+        try:
+            writer: dict[str, Any] = {}
+            go = threading.Event()
+            _ledger_held(
+                writer,
+                go,
+                lambda: services.consent_record(
+                    contact=spare,
+                    purpose="marketing_email",
+                    granted=True,
+                    source="form",
+                    actor=Actor.system("t"),
+                ),
+            )
+            first_post = _post_in_thread(first, token, body)
+            _wait_until_waiting("advisory", 1, first)  # touches inserted, waiting
+            go.set()  # the consent lands on the ledger: the first attempt conflicts
+            _wait_until_waiting("relation", 1, first)  # lock-first, creating the new person
+            second_post = _post_in_thread(second, token, body)
+            _wait_until_waiting("advisory", 1, second)  # touches inserted, waiting
+        finally:
+            cursor.execute("ROLLBACK")
+    first_post.join(timeout=60)
+    second_post.join(timeout=60)
+    assert "error" not in writer, writer
+    assert "error" not in first and "error" not in second, (first, second)
+    answers = [first["result"], second["result"]]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert sorted(answer.json()["created"] for answer in answers) == [0, 21]
+    assert sorted(answer.json()["duplicate"] for answer in answers) == [0, 21]
+    assert Touch.objects.count() == 21
+    assert ledger_verify().ok
 
-    def conflicted_at_once(batch_, *, optimistic):
-        if optimistic and threading.current_thread() is retrying:
-            raise ingest._Conflict()  # as if its first attempt met another writer
-        return real_ingest(batch_, optimistic=optimistic)
 
-    def copy_then_let_the_retry_in(events, plans):
-        stored = plans_copy(events, plans)
-        if threading.current_thread() is threading.main_thread() and not retrying.is_alive():
-            retrying.start()
-            # It waits, holding the ledger lock, for the rows inserted just now.
-            _wait_until_someone_waits_for("transactionid", retrying, retry)
-        return stored
+@pytest.mark.parametrize("change", ["merge", "erase"])
+def test_a_person_merged_or_erased_after_the_lookup_is_looked_up_again(users, change):
+    """The people are looked up before the ledger lock; a merge or erasure that lands
+    in between (on the ledger after the lookup) must not leave events on a dead contact.
 
-    ingest._ingest, ingest._plans_copy = conflicted_at_once, copy_then_let_the_retry_in
-    try:
-        response = _events_client(token).post("/api/v1/events/", body, format="json")
-    finally:
-        ingest._ingest, ingest._plans_copy = real_ingest, plans_copy
-        retrying.join(timeout=60)
-    assert "error" not in retry, retry
-    assert response.status_code == 200 and retry["result"].status_code == 200
-    assert response.json()["created"] == 20
-    assert retry["result"].json()["duplicate"] == 20
-    assert Touch.objects.count() == 20
+    Another writer holds the ledger lock while the batch looks its people up and
+    then waits for it; only then does it merge or erase the person, and commit."""
+    from contacts import services
+
+    token = AuthToken.objects.create(user=users["integration"])[1]
+    keep, _ = services.contact_create(email="keep@acme.example", actor=Actor.system("t"))
+    person, _ = services.contact_create(email="buyer@acme.example", actor=Actor.system("t"))
+    events = [
+        {
+            "type": "touch",
+            "source_system": "crm",
+            "external_id": f"t-{n}",
+            "occurred_at": "2026-09-01T12:00:00Z",
+            "contact": {"email": "buyer@acme.example"},
+            "channel": "web",
+            "kind": "visit",
+        }
+        for n in range(2)
+    ]
+    writer: dict[str, Any] = {}
+    go = threading.Event()
+    _ledger_held(
+        writer,
+        go,
+        lambda: (
+            services.contact_merge(keep=keep, merge=person, actor=Actor.system("t"))
+            if change == "merge"
+            else services.contact_erase(contact=person, actor=Actor.system("t"))
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    posting = _post_in_thread(outcome, token, {"events": events})
+    _wait_until_waiting("advisory", 1, outcome)  # found alive, planned, waiting for the lock
+    go.set()
+    posting.join(timeout=60)
+    assert "error" not in writer, writer
+    assert "error" not in outcome, outcome
+    body = outcome["result"].json()
+    if change == "erase":
+        # Both dated before the erasure: refused, never stored on the dead contact.
+        assert body["rejected"] == 2
+        assert {result["errors"][0]["code"] for result in body["results"]} == {"contact_erased"}
+        assert not Touch.objects.filter(contact=person).exists()
+        return
+    assert body["created"] == 2
+    contacts = {Touch.objects.get(pk=result["id"]).contact for result in body["results"]}
+    assert contacts == {keep}
     assert ledger_verify().ok

@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from contacts import services, touch_import
 from contacts.models import Channel, Contact, ImportJob, ImportMode, ImportStatus, Touch
-from contacts.tasks import touch_import_run_task, touch_imports_forget_abandoned_task
-from leadrecord.errors import RuleViolation
+from contacts.tasks import touch_imports_forget_abandoned_task
+from events import touch_import as import_run
+from events.tasks import touch_import_run_task
+from leadrecord.errors import Conflict, DomainError, InvalidInput
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
 from leadrecord.roles import Role
@@ -49,11 +51,11 @@ def run(job: ImportJob, mode: str, user: Any, capture: Any) -> ImportJob:
     return job
 
 
-def refused(raw: bytes) -> RuleViolation:
-    with pytest.raises(RuleViolation) as caught:
+def refused(raw: bytes) -> DomainError:
+    with pytest.raises(DomainError) as caught:
         touch_import.csv_read(touch_import.csv_text(raw))
     assert caught.value.attr == "file"
-    assert caught.value.status == 400
+    assert isinstance(caught.value, InvalidInput)
     return caught.value
 
 
@@ -305,7 +307,7 @@ def test_all_or_nothing_imports_every_row_of_a_good_file(
 def test_all_or_nothing_undoes_earlier_chunks_when_the_ingest_refuses_a_later_row(
     marketer, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr(touch_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_run, "CHUNK_ROWS", 2)
     raw = csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(5)])
     job = upload(marketer, raw)
     real_check = touch_import.rows_check
@@ -315,7 +317,7 @@ def test_all_or_nothing_undoes_earlier_chunks_when_the_ingest_refuses_a_later_ro
         event_of(checked[-1])["channel"] = "retired-meanwhile"  # as if retired after the check
         return checked
 
-    monkeypatch.setattr(touch_import, "rows_check", check_then_retire)
+    monkeypatch.setattr(import_run, "rows_check", check_then_retire)
     job = run(job, ImportMode.ALL_OR_NOTHING, marketer, django_capture_on_commit_callbacks)
     assert job.status == ImportStatus.FAILED
     assert (job.created, job.rejected) == (0, 1)
@@ -362,11 +364,11 @@ def test_a_job_not_started_is_not_run_and_a_missing_one_is_ignored(marketer):
 
 
 def test_a_run_cut_short_resumes_after_its_last_chunk(marketer, monkeypatch):
-    monkeypatch.setattr(touch_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_run, "CHUNK_ROWS", 2)
     raw = csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(5)])
     job = upload(marketer, raw)
     touch_import.touch_import_start(job=job, mode=ImportMode.VALID_ROWS, actor=SYSTEM)
-    real_ingest = touch_import.events_ingest
+    real_ingest = import_run.events_ingest
     calls = []
 
     def ingest_then_die(**kwargs: Any) -> Any:
@@ -375,15 +377,15 @@ def test_a_run_cut_short_resumes_after_its_last_chunk(marketer, monkeypatch):
             raise KeyboardInterrupt  # the worker is killed in the middle of chunk two
         return real_ingest(**kwargs)
 
-    monkeypatch.setattr(touch_import, "events_ingest", ingest_then_die)
+    monkeypatch.setattr(import_run, "events_ingest", ingest_then_die)
     with pytest.raises(KeyboardInterrupt):
-        touch_import.touch_import_run(job_id=job.pk)
+        import_run.touch_import_run(job_id=job.pk)
     job.refresh_from_db()
     assert (job.status, job.processed, job.created) == (ImportStatus.RUNNING, 2, 2)
     assert Touch.objects.count() == 2
 
-    monkeypatch.setattr(touch_import, "events_ingest", real_ingest)
-    touch_import.touch_import_run(job_id=job.pk)  # the task delivered again
+    monkeypatch.setattr(import_run, "events_ingest", real_ingest)
+    import_run.touch_import_run(job_id=job.pk)  # the task delivered again
     job.refresh_from_db()
     assert (job.status, job.processed, job.created, job.duplicates) == ("done", 5, 5, 0)
     assert job.row_report == {"created": [[2, 6]]}
@@ -396,7 +398,7 @@ def test_an_unexpected_error_fails_the_job_without_raising(
     def broken(**kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(touch_import, "events_ingest", broken)
+    monkeypatch.setattr(import_run, "events_ingest", broken)
     job = run(
         upload(marketer, csv_bytes(f"a@x.test,web,,visit,{WHEN},")),
         ImportMode.VALID_ROWS,
@@ -410,13 +412,13 @@ def test_an_unexpected_error_fails_the_job_without_raising(
 
 def test_a_job_starts_once_and_only_in_a_known_mode(marketer, django_capture_on_commit_callbacks):
     job = upload(marketer, csv_bytes(f"a@x.test,web,,visit,{WHEN},"))
-    with pytest.raises(RuleViolation) as unknown:
+    with pytest.raises(DomainError) as unknown:
         touch_import.touch_import_start(job=job, mode="some", actor=SYSTEM)
-    assert (unknown.value.status, unknown.value.attr) == (400, "mode")
+    assert isinstance(unknown.value, InvalidInput) and unknown.value.attr == "mode"
     run(job, ImportMode.VALID_ROWS, marketer, django_capture_on_commit_callbacks)
-    with pytest.raises(RuleViolation) as again:
+    with pytest.raises(DomainError) as again:
         touch_import.touch_import_start(job=job, mode=ImportMode.VALID_ROWS, actor=SYSTEM)
-    assert again.value.status == 409
+    assert isinstance(again.value, Conflict)
     assert Touch.objects.count() == 1
 
 
