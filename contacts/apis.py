@@ -1,16 +1,13 @@
-"""The contacts API (API.md: contacts, consents, disclosures, timeline, merge, erase)."""
+"""The contacts API (API.md: contacts, consents, disclosures, timeline, merge, erase):
+the contacts and their timeline here, with what the other resources' modules share
+(``apis_consents``, ``apis_lifecycle``, ``apis_touches``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.conf import settings
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -24,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadrecord import api_examples
-from leadrecord.api_fields import AwareDateTimeField, IdField, IdFilter, OccurredAtField
+from leadrecord.api_fields import OccurredAtField
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
 from leadrecord.pagination import Pagination
@@ -33,34 +30,18 @@ from leadrecord.roles import Role
 
 from . import rules, selectors, services
 from .models import (
-    CAMPAIGN_NAME_MAX_LENGTH,
-    CHANNEL_KEY_MAX_LENGTH,
-    CONSENT_SOURCE_MAX_LENGTH,
-    DISCLOSURE_KEY_MAX_LENGTH,
-    DISCLOSURE_VALUE_MAX_LENGTH,
     DOMAIN_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
-    EXTERNAL_ID_MAX_LENGTH,
     NAME_MAX_LENGTH,
-    NOTICE_VERSION_MAX_LENGTH,
     ORGANIZATION_NAME_MAX_LENGTH,
-    SOURCE_SYSTEM_MAX_LENGTH,
     TITLE_MAX_LENGTH,
-    UTM_MAX_LENGTH,
     Audience,
-    Campaign,
-    Channel,
-    Consent,
     ConsentPurpose,
     Contact,
-    Disclosure,
     DisclosurePurpose,
     DisclosureSource,
     JourneyStage,
     Organization,
-    Team,
-    Touch,
-    TouchKind,
 )
 
 CONTACT_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.INTEGRATION)
@@ -285,453 +266,10 @@ class ContactTimelineApi(ListAPIView):
         return self.get_paginated_response(self.OutputSerializer(items, many=True).data)
 
 
-@extend_schema_view(get=extend_schema(examples=api_examples.CONSENTS_LIST))
-class ContactConsentsApi(ListAPIView):
-    """A contact's consent history (every grant and withdrawal), or record one."""
-
-    # contact_for_request: an erased contact is 410 Gone.
-    schema_error_status_codes = (410,)
-    permission_classes = [ContactPermission]
-    pagination_class = Pagination
-
-    class InputSerializer(serializers.Serializer):
-        purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
-        granted = serializers.BooleanField()
-        source = serializers.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)  # type: ignore[assignment]
-        notice_version = serializers.CharField(
-            max_length=NOTICE_VERSION_MAX_LENGTH, required=False, allow_blank=True
-        )
-        occurred_at = OccurredAtField()
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        contact = serializers.IntegerField(source="contact_id")
-        purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
-        granted = serializers.BooleanField()
-        source = serializers.CharField()  # type: ignore[assignment]
-        notice_version = serializers.CharField()
-        occurred_at = serializers.DateTimeField()
-        recorded_at = serializers.DateTimeField()
-
-    serializer_class = OutputSerializer
-    queryset = Consent.objects.none()  # for the schema; get_queryset reads the contact's
-
-    def get_queryset(self) -> Any:
-        return selectors.consent_history(contact_for_request(self.request, self.kwargs["pk"]))
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
-        examples=api_examples.CONSENTS_CREATE,
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        contact = contact_for_request(request, pk)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        consent = services.consent_record(
-            contact=contact, actor=Actor.of(request.user), **serializer.validated_data
-        )
-        return Response(self.OutputSerializer(consent).data, status=status.HTTP_201_CREATED)
-
-
-@extend_schema_view(get=extend_schema(examples=api_examples.DISCLOSURES_LIST))
-class ContactDisclosuresApi(ListAPIView):
-    """The contact's disclosures the caller may see, or record a new one."""
-
-    # contact_for_request: an erased contact is 410 Gone.
-    schema_error_status_codes = (410,)
-    permission_classes = [ContactPermission]
-    pagination_class = Pagination
-    serializer_class = DisclosureSerializer
-    queryset = Disclosure.objects.none()  # for the schema; get_queryset reads the contact's
-
-    class InputSerializer(serializers.Serializer):
-        key = serializers.RegexField(
-            rules.DISCLOSURE_KEY_PATTERN,
-            max_length=DISCLOSURE_KEY_MAX_LENGTH,
-            error_messages={"invalid": rules.DISCLOSURE_KEY_INVALID},
-        )
-        value = serializers.CharField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
-        audience = serializers.ChoiceField(choices=Audience.choices)
-        purpose = serializers.ChoiceField(choices=DisclosurePurpose.choices)
-        source = serializers.ChoiceField(choices=DisclosureSource.choices)  # type: ignore[assignment]
-        expires_at = AwareDateTimeField(required=False, allow_null=True)
-        occurred_at = OccurredAtField()
-
-    class OutputSerializer(DisclosureSerializer):
-        contact = serializers.IntegerField(source="contact_id")
-
-    def get_queryset(self) -> Any:
-        contact = contact_for_request(self.request, self.kwargs["pk"])
-        return selectors.contact_disclosures_for(self.request.user, contact)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
-        examples=api_examples.DISCLOSURES_CREATE,
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        contact = contact_for_request(request, pk)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        disclosure = services.disclosure_record(
-            contact=contact, actor=Actor.of(request.user), **serializer.validated_data
-        )
-        return Response(self.OutputSerializer(disclosure).data, status=status.HTTP_201_CREATED)
-
-
-class DisclosureWithdrawApi(APIView):
-    """Withdraw a disclosure the caller can see; nobody sees it afterwards."""
-
-    permission_classes = [ContactPermission]
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        contact = serializers.IntegerField(source="contact_id")
-        key = serializers.CharField()
-        audience = serializers.CharField()
-        withdrawn_at = serializers.DateTimeField()
-
-    @extend_schema(
-        request=None, responses=OutputSerializer, examples=api_examples.DISCLOSURE_WITHDRAW
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        disclosure = get_object_or_404(selectors.disclosures_visible_to(request.user), pk=pk)
-        disclosure = services.disclosure_withdraw(
-            disclosure=disclosure, actor=Actor.of(request.user)
-        )
-        return Response(self.OutputSerializer(disclosure).data)
-
-
-class ContactMergeApi(APIView):
-    """Merge one contact into another; the merged one's records move to the kept one."""
-
-    permission_classes = [MergePermission]
-
-    class InputSerializer(serializers.Serializer):
-        keep = IdField()
-        merge = IdField()
-        reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses=ContactDetailSerializer,
-        examples=api_examples.CONTACT_MERGE,
-    )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        if data["keep"] == data["merge"]:
-            raise serializers.ValidationError(
-                {"merge": ["A contact cannot be merged into itself."]}, code="merge_into_self"
-            )
-        keep = _living_or_field_error(request, data["keep"], "keep")
-        merge = _living_or_field_error(request, data["merge"], "merge")
-        kept = services.contact_merge(
-            keep=keep, merge=merge, actor=Actor.of(request.user), reason=data.get("reason", "")
-        )
-        return Response(contact_detail_data(request, kept))
-
-
-def _living_or_field_error(request: Request, pk: int, attr: str) -> Contact:
+def living_contact_or_field_error(request: Request, pk: int, attr: str) -> Contact:
     contact = selectors.contacts_for(request.user).filter(pk=pk).first()
     if contact is None:
         raise serializers.ValidationError(
             {attr: [f"No living contact {pk}."]}, code="does_not_exist"
         )
     return contact
-
-
-class ContactEraseApi(APIView):
-    """Erase the person (privacy officer): personal data gone everywhere, counts kept."""
-
-    # contact_for_request: an erased contact is 410 Gone.
-    schema_error_status_codes = (410,)
-    permission_classes = [PrivacyOfficerPermission]
-
-    class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        erased_at = serializers.DateTimeField()
-
-    @extend_schema(
-        request=InputSerializer, responses=OutputSerializer, examples=api_examples.CONTACT_ERASE
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        contact = contact_for_request(request, pk)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        erased = services.contact_erase(
-            contact=contact,
-            actor=Actor.of(request.user),
-            reason=serializer.validated_data.get("reason", ""),
-        )
-        return Response(self.OutputSerializer(erased).data)
-
-
-class ContactExportApi(APIView):
-    """The subject-access export (privacy officer): everything held about the person."""
-
-    # contact_for_request: an erased contact is 410 Gone.
-    schema_error_status_codes = (410,)
-    permission_classes = [PrivacyOfficerPermission]
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, examples=api_examples.CONTACT_EXPORT)
-    def get(self, request: Request, pk: int) -> Response:
-        contact = contact_for_request(request, pk)
-        data = services.contact_subject_access_export(contact=contact, actor=Actor.of(request.user))
-        return Response(data)
-
-
-# --- channels, campaigns, touches ------------------------------------------------
-
-ChannelPermission = roles_allowed(read=selectors.CONTACT_READ_ROLES, write=[Role.MANAGER])
-CampaignPermission = roles_allowed(
-    read=selectors.CONTACT_READ_ROLES, write=[Role.MARKETER, Role.MANAGER]
-)
-TouchPermission = ContactPermission
-
-
-class ChannelSerializer(serializers.Serializer):
-    key = serializers.SlugField(max_length=CHANNEL_KEY_MAX_LENGTH)
-    team = serializers.ChoiceField(choices=Team.choices)
-    active = serializers.BooleanField(default=True)
-
-
-class ChannelListCreateApi(APIView):
-    """The channels and their teams (a short list, not paginated); managers add channels."""
-
-    permission_classes = [ChannelPermission]
-
-    @extend_schema(responses=ChannelSerializer(many=True), examples=api_examples.CHANNELS_LIST)
-    def get(self, request: Request) -> Response:
-        return Response(ChannelSerializer(selectors.channels_all(), many=True).data)
-
-    @extend_schema(
-        request=ChannelSerializer,
-        responses={201: ChannelSerializer},
-        examples=api_examples.CHANNELS_CREATE,
-    )
-    def post(self, request: Request) -> Response:
-        serializer = ChannelSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        channel = services.channel_create(
-            key=serializer.validated_data["key"],
-            team=serializer.validated_data["team"],
-            actor=Actor.of(request.user),
-        )
-        return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
-
-
-class ChannelDetailApi(APIView):
-    """Change a channel's team, or retire it (``active: false``); managers only."""
-
-    permission_classes = [ChannelPermission]
-
-    class InputSerializer(serializers.Serializer):
-        team = serializers.ChoiceField(choices=Team.choices, required=False)
-        active = serializers.BooleanField(required=False)
-
-    @extend_schema(
-        request=InputSerializer, responses=ChannelSerializer, examples=api_examples.CHANNEL_UPDATE
-    )
-    def patch(self, request: Request, key: str) -> Response:
-        channel = get_object_or_404(Channel, key=key)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        channel = services.channel_update(
-            channel=channel,
-            team=serializer.validated_data.get("team", channel.team),
-            active=serializer.validated_data.get("active", channel.active),
-            actor=Actor.of(request.user),
-        )
-        return Response(ChannelSerializer(channel).data)
-
-
-class MoneyField(serializers.DecimalField):
-    """A non-negative amount in the reporting currency, as a decimal string."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", settings.MONEY_MAX_DIGITS)
-        kwargs.setdefault("decimal_places", settings.MONEY_DECIMAL_PLACES)
-        kwargs.setdefault("min_value", Decimal("0"))
-        kwargs.setdefault("coerce_to_string", True)
-        super().__init__(**kwargs)
-
-
-def currency_check(data: Mapping[str, Any]) -> None:
-    currency = data.get("currency")
-    if currency is not None and currency != settings.LEADRECORD_CURRENCY:
-        raise serializers.ValidationError(
-            {
-                "currency": [
-                    f"Amounts are in {settings.LEADRECORD_CURRENCY}; other currencies are not "
-                    "accepted until exchange rates exist."
-                ]
-            },
-            code="unsupported_currency",
-        )
-
-
-@extend_schema_view(get=extend_schema(examples=api_examples.CAMPAIGNS_LIST))
-class CampaignListCreateApi(ListAPIView):
-    """Campaigns on a channel, with UTM tags and cost; marketers and managers create them."""
-
-    permission_classes = [CampaignPermission]
-    pagination_class = Pagination
-    queryset = Campaign.objects.none()
-
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=CAMPAIGN_NAME_MAX_LENGTH)
-        channel = serializers.SlugRelatedField(
-            slug_field="key", queryset=Channel.objects.filter(active=True)
-        )
-        utm_source = serializers.CharField(
-            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        utm_medium = serializers.CharField(
-            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        utm_campaign = serializers.CharField(
-            max_length=UTM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        cost = MoneyField(required=False, default=Decimal("0"))
-        currency = serializers.CharField(max_length=3, required=False)
-        occurred_at = OccurredAtField()
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            currency_check(attrs)
-            attrs.pop("currency", None)
-            return attrs
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        name = serializers.CharField()
-        channel = serializers.CharField(source="channel.key")
-        team = serializers.CharField(source="channel.team")
-        utm_source = serializers.CharField()
-        utm_medium = serializers.CharField()
-        utm_campaign = serializers.CharField()
-        cost = MoneyField()
-        created_at = serializers.DateTimeField()
-
-    serializer_class = OutputSerializer
-
-    def get_queryset(self) -> QuerySet[Campaign]:
-        return selectors.campaigns_all()
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: OutputSerializer},
-        examples=api_examples.CAMPAIGNS_CREATE,
-    )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        campaign = services.campaign_create(
-            actor=Actor.of(request.user), **serializer.validated_data
-        )
-        return Response(self.OutputSerializer(campaign).data, status=status.HTTP_201_CREATED)
-
-
-class TouchFilter(django_filters.FilterSet):
-    contact = IdFilter(field_name="contact_id")
-    channel = django_filters.CharFilter(field_name="channel__key", max_length=40)
-    campaign = IdFilter(field_name="campaign_id")
-
-    class Meta:
-        model = Touch
-        fields = ["contact", "channel", "campaign"]
-
-
-@extend_schema_view(get=extend_schema(examples=api_examples.TOUCHES_LIST))
-class TouchListCreateApi(ListAPIView):
-    """Touches: record one (a repeated source_system + external_id answers the first), or list."""
-
-    permission_classes = [TouchPermission]
-    pagination_class = Pagination
-    filterset_class = TouchFilter
-    queryset = Touch.objects.none()
-
-    class InputSerializer(serializers.Serializer):
-        contact = IdField(required=False)
-        contact_email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH, required=False)
-        channel = serializers.SlugRelatedField(
-            slug_field="key", queryset=Channel.objects.filter(active=True)
-        )
-        campaign = serializers.PrimaryKeyRelatedField(
-            queryset=Campaign.objects.select_related("channel"), required=False, allow_null=True
-        )
-        kind = serializers.ChoiceField(choices=TouchKind.choices, default=TouchKind.OTHER)
-        occurred_at = OccurredAtField()
-        source_system = serializers.CharField(
-            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        external_id = serializers.CharField(
-            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
-        )
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            if not attrs.get("contact") and not attrs.get("contact_email"):
-                raise serializers.ValidationError(
-                    {"contact": ["Give the contact's id or contact_email."]}, code="required"
-                )
-            if attrs.get("external_id") and not attrs.get("source_system"):
-                raise serializers.ValidationError(
-                    {"source_system": ["An external_id needs its source_system."]},
-                    code="required",
-                )
-            return attrs
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        contact = serializers.IntegerField(source="contact_id")
-        channel = serializers.CharField(source="channel.key")
-        campaign = serializers.IntegerField(source="campaign_id", allow_null=True)
-        kind = serializers.ChoiceField(choices=TouchKind.choices)
-        occurred_at = serializers.DateTimeField()
-        recorded_at = serializers.DateTimeField()
-        source_system = serializers.CharField()
-        external_id = serializers.CharField(allow_null=True)
-
-    serializer_class = OutputSerializer
-
-    def get_queryset(self) -> QuerySet[Touch]:
-        return selectors.touches_visible().order_by("-occurred_at", "-id")
-
-    @extend_schema(
-        examples=api_examples.TOUCHES_CREATE,
-        request=InputSerializer,
-        responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, "The external id was known: the first touch."),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        actor = Actor.of(request.user)
-        if data.get("contact"):
-            contact = _living_or_field_error(request, data["contact"], "contact")
-        else:
-            contact, _ = services.contact_create(
-                email=data["contact_email"], actor=actor, event_at=data.get("occurred_at")
-            )
-        touch, created = services.touch_record(
-            contact=contact,
-            channel=data["channel"],
-            campaign=data.get("campaign"),
-            kind=data["kind"],
-            occurred_at=data.get("occurred_at"),
-            source_system=data.get("source_system", ""),
-            external_id=data["external_id"],
-            actor=actor,
-        )
-        return Response(
-            self.OutputSerializer(touch).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )

@@ -22,7 +22,7 @@ from leadrecord.api_fields import MAX_ID
 from leadrecord.dates import validate_moment_in_range
 from leadrecord.errors import DomainError
 
-from . import rules, selectors, services, touch_import
+from . import rules, selectors, services, touch_import_csv
 from .forms import DATETIME_LOCAL_FORMATS, DateTimeLocalInput
 from .models import (
     CAMPAIGN_NAME_MAX_LENGTH,
@@ -252,20 +252,21 @@ class TouchImportUploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text=(
-            f"UTF-8 CSV with the columns {', '.join(touch_import.REQUIRED_COLUMNS)} and "
-            f"optionally {', '.join(touch_import.OPTIONAL_COLUMNS)}; at most "
-            f"{touch_import.MAX_FILE_BYTES // 1024 // 1024} MB and "
-            f"{touch_import.MAX_ROWS:,} rows."
+            f"UTF-8 CSV with the columns {', '.join(touch_import_csv.REQUIRED_COLUMNS)} and "
+            f"optionally {', '.join(touch_import_csv.OPTIONAL_COLUMNS)}; at most "
+            f"{touch_import_csv.MAX_FILE_BYTES // 1024 // 1024} MB and "
+            f"{touch_import_csv.MAX_ROWS:,} rows."
         ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
-        if upload.size is not None and upload.size > touch_import.MAX_FILE_BYTES:
+        if upload.size is not None and upload.size > touch_import_csv.MAX_FILE_BYTES:
             raise forms.ValidationError(
                 f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is "
-                f"{touch_import.MAX_FILE_BYTES // 1024 // 1024} MB. Split it into smaller files.",
+                f"{touch_import_csv.MAX_FILE_BYTES // 1024 // 1024} MB. "
+                "Split it into smaller files.",
                 code="too_large",
             )
         return upload

@@ -2,11 +2,11 @@
 
 from django.urls import path
 
-from . import apis, views
+from . import apis, apis_consents, apis_lifecycle, apis_touches, views
 
 api_urlpatterns = [
     path("contacts/", apis.ContactListCreateApi.as_view(), name="api-contacts"),
-    path("contacts/merge/", apis.ContactMergeApi.as_view(), name="api-contact-merge"),
+    path("contacts/merge/", apis_lifecycle.ContactMergeApi.as_view(), name="api-contact-merge"),
     path("contacts/<id:pk>/", apis.ContactDetailApi.as_view(), name="api-contact"),
     path(
         "contacts/<id:pk>/timeline/",
@@ -15,19 +15,27 @@ api_urlpatterns = [
     ),
     path(
         "contacts/<id:pk>/consents/",
-        apis.ContactConsentsApi.as_view(),
+        apis_consents.ContactConsentsApi.as_view(),
         name="api-contact-consents",
     ),
     path(
         "contacts/<id:pk>/disclosures/",
-        apis.ContactDisclosuresApi.as_view(),
+        apis_consents.ContactDisclosuresApi.as_view(),
         name="api-contact-disclosures",
     ),
-    path("contacts/<id:pk>/erase/", apis.ContactEraseApi.as_view(), name="api-contact-erase"),
-    path("contacts/<id:pk>/export/", apis.ContactExportApi.as_view(), name="api-contact-export"),
+    path(
+        "contacts/<id:pk>/erase/",
+        apis_lifecycle.ContactEraseApi.as_view(),
+        name="api-contact-erase",
+    ),
+    path(
+        "contacts/<id:pk>/export/",
+        apis_lifecycle.ContactExportApi.as_view(),
+        name="api-contact-export",
+    ),
     path(
         "disclosures/<id:pk>/withdraw/",
-        apis.DisclosureWithdrawApi.as_view(),
+        apis_consents.DisclosureWithdrawApi.as_view(),
         name="api-disclosure-withdraw",
     ),
 ]
@@ -45,8 +53,8 @@ urlpatterns = [
 ]
 
 api_urlpatterns += [
-    path("channels/", apis.ChannelListCreateApi.as_view(), name="api-channels"),
-    path("channels/<slug:key>/", apis.ChannelDetailApi.as_view(), name="api-channel"),
-    path("campaigns/", apis.CampaignListCreateApi.as_view(), name="api-campaigns"),
-    path("touches/", apis.TouchListCreateApi.as_view(), name="api-touches"),
+    path("channels/", apis_touches.ChannelListCreateApi.as_view(), name="api-channels"),
+    path("channels/<slug:key>/", apis_touches.ChannelDetailApi.as_view(), name="api-channel"),
+    path("campaigns/", apis_touches.CampaignListCreateApi.as_view(), name="api-campaigns"),
+    path("touches/", apis_touches.TouchListCreateApi.as_view(), name="api-touches"),
 ]

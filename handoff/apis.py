@@ -1,4 +1,6 @@
-"""The handoff API (API.md: rulesets, handoffs, deals, sale events, source overrides, targets).
+"""The handoff API (API.md: rulesets, handoffs, deals, sale events, source overrides, targets):
+rulesets and handoffs here, with what the other resources' modules share (``apis_deals``,
+``apis_targets``).
 
 Views parse with a serializer, resolve ids to rows (an unknown id is a 400
 naming the field), call one service, and answer with an output serializer.
@@ -6,12 +8,11 @@ naming the field), call one service, and answer with an output serializer.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import django_filters
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -25,8 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from contacts.apis import MoneyField, currency_check
-from contacts.models import Contact, Organization
+from contacts.models import Contact
 from leadrecord import api_examples
 from leadrecord.api_fields import IdField, IdFilter, OccurredAtField
 from leadrecord.errors import InvalidInput
@@ -40,23 +40,13 @@ from . import selectors, services
 from .models import (
     BUYER_SIGNAL_CONSENT,
     BUYER_SIGNAL_STAGE,
-    DEAL_NAME_MAX_LENGTH,
-    EXTERNAL_ID_MAX_LENGTH,
     NOTE_MAX_LENGTH,
-    REASON_MAX_LENGTH,
     RULESET_NAME_MAX_LENGTH,
-    SOURCE_SYSTEM_MAX_LENGTH,
-    BuyingRole,
-    ContributionTarget,
-    Deal,
-    DealSource,
-    DealState,
     Handoff,
     HandoffStatus,
     RejectReason,
     Ruleset,
     RulesetStatus,
-    SaleKind,
 )
 
 READERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
@@ -74,7 +64,7 @@ OverridePermission = roles_allowed(write=(Role.SALES_REP, Role.MANAGER))
 MAX_BUYING_GROUP = 50
 
 
-def _user_or_field_error(user_id: int | None, attr: str) -> User | None:
+def user_or_field_error(user_id: int | None, attr: str) -> User | None:
     if user_id is None:
         return None
     user = User.objects.filter(pk=user_id, is_active=True).first()
@@ -83,14 +73,14 @@ def _user_or_field_error(user_id: int | None, attr: str) -> User | None:
     return user
 
 
-def _contact_or_field_error(contact_id: int, attr: str) -> Contact:
+def contact_or_field_error(contact_id: int, attr: str) -> Contact:
     contact = Contact.objects.filter(pk=contact_id).first()
     if contact is None:
         raise InvalidInput("does_not_exist", f"No contact {contact_id}.", attr=attr)
     return contact
 
 
-def _owner_me(queryset: QuerySet[Any], request: Request, field: str) -> QuerySet[Any]:
+def owner_me(queryset: QuerySet[Any], request: Request, field: str) -> QuerySet[Any]:
     owner = request.query_params.get("owner")
     if owner == "me":
         return queryset.filter(**{field: request.user.pk})
@@ -261,7 +251,7 @@ class HandoffListCreateApi(ListAPIView):
 
     def get_queryset(self) -> QuerySet[Handoff]:
         queryset = selectors.handoffs_visible_to(self.request.user).order_by("due_at", "id")
-        return _owner_me(queryset, self.request, "owner")
+        return owner_me(queryset, self.request, "owner")
 
     @extend_schema(
         examples=api_examples.HANDOFFS_CREATE,
@@ -279,10 +269,10 @@ class HandoffListCreateApi(ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         handoff = services.handoff_create(
-            contact=_contact_or_field_error(data["contact"], "contact"),
+            contact=contact_or_field_error(data["contact"], "contact"),
             actor=Actor.of(request.user),
             note=data.get("note", ""),
-            assigned_to=_user_or_field_error(data.get("assigned_to"), "assigned_to"),
+            assigned_to=user_or_field_error(data.get("assigned_to"), "assigned_to"),
             occurred_at=data.get("occurred_at"),
         )
         return Response(
@@ -321,7 +311,7 @@ class HandoffAcceptApi(APIView):
         handoff = services.handoff_accept(
             handoff=handoff,
             user=request.user,  # type: ignore[arg-type]
-            owner=_user_or_field_error(serializer.validated_data.get("owner"), "owner"),
+            owner=user_or_field_error(serializer.validated_data.get("owner"), "owner"),
             occurred_at=serializer.validated_data.get("occurred_at"),
         )
         return Response(HandoffSerializer(handoff, context={"request": request}).data)
@@ -354,285 +344,3 @@ class HandoffRejectApi(APIView):
             occurred_at=serializer.validated_data.get("occurred_at"),
         )
         return Response(HandoffSerializer(handoff, context={"request": request}).data)
-
-
-# --- deals ------------------------------------------------------------------
-
-
-class SaleEventSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=SaleKind.choices)
-    amount = MoneyField()
-    occurred_at = serializers.DateTimeField()
-    recorded_at = serializers.DateTimeField()
-    source_system = serializers.CharField()
-    external_id = serializers.CharField(allow_null=True)
-
-
-class DealMemberSerializer(serializers.Serializer):
-    contact = serializers.IntegerField(source="contact_id")
-    role = serializers.ChoiceField(choices=BuyingRole.choices)
-    other_organization = serializers.BooleanField(
-        help_text="The person works for another organization than the deal's (allowed, flagged)."
-    )
-
-
-class DealSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    organization = serializers.IntegerField(source="organization_id")
-    contacts = DealMemberSerializer(source="members.all", many=True)
-    amount = MoneyField()
-    owner = serializers.IntegerField(source="owner_id", allow_null=True)
-    state = serializers.ChoiceField(choices=DealState.choices)
-    source = serializers.ChoiceField(choices=DealSource.choices)  # type: ignore[assignment]
-    source_reason = serializers.CharField()
-    derived_source = serializers.ChoiceField(choices=DealSource.choices)
-    overridden = serializers.SerializerMethodField()
-    sourcing_handoff = serializers.IntegerField(source="sourcing_handoff_id", allow_null=True)
-    influenced = serializers.BooleanField()
-    sale_events = SaleEventSerializer(source="sale_events.all", many=True)
-    external_id = serializers.CharField(allow_null=True)
-    occurred_at = serializers.DateTimeField()
-    recorded_at = serializers.DateTimeField()
-
-    def get_overridden(self, deal: Deal) -> bool:
-        return bool(deal.source_override)
-
-
-class DealMemberInputSerializer(serializers.Serializer):
-    contact = IdField()
-    role = serializers.ChoiceField(choices=BuyingRole.choices, default=BuyingRole.OTHER)
-
-
-class DealFilter(django_filters.FilterSet):
-    state = django_filters.ChoiceFilter(choices=DealState.choices)
-    organization = IdFilter(field_name="organization_id")
-    source = django_filters.ChoiceFilter(choices=DealSource.choices, method="filter_source")
-
-    class Meta:
-        model = Deal
-        fields = ["state", "organization", "source"]
-
-    def filter_source(self, queryset: QuerySet[Deal], name: str, value: str) -> QuerySet[Deal]:
-        return queryset.filter(
-            Q(source_override=value) | Q(source_override="", derived_source=value)
-        )
-
-
-@extend_schema_view(get=extend_schema(examples=api_examples.DEALS_LIST))
-class DealListCreateApi(ListAPIView):
-    """Deals with their buying group; the source is derived from the record, not given."""
-
-    permission_classes = [DealPermission]
-    pagination_class = Pagination
-    serializer_class = DealSerializer
-    filterset_class = DealFilter
-    queryset = Deal.objects.none()
-
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=DEAL_NAME_MAX_LENGTH)
-        organization = IdField()
-        contacts = DealMemberInputSerializer(
-            many=True,
-            required=False,
-            max_length=MAX_BUYING_GROUP,  # type: ignore[call-arg]
-        )
-        amount = MoneyField()
-        currency = serializers.CharField(max_length=3, required=False)
-        owner = IdField(required=False, allow_null=True)
-        source_system = serializers.CharField(
-            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        external_id = serializers.CharField(
-            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
-        )
-        occurred_at = OccurredAtField()
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            currency_check(attrs)
-            attrs.pop("currency", None)
-            return attrs
-
-    def get_queryset(self) -> QuerySet[Deal]:
-        return _owner_me(selectors.deals_all(), self.request, "owner")
-
-    @extend_schema(
-        examples=api_examples.DEALS_CREATE,
-        request=InputSerializer,
-        responses={
-            201: DealSerializer,
-            200: OpenApiResponse(DealSerializer, "The external id was known: the first deal."),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        organization = Organization.objects.filter(pk=data["organization"]).first()
-        if organization is None:
-            raise InvalidInput(
-                "does_not_exist",
-                f"No organization {data['organization']}.",
-                attr="organization",
-            )
-        members_data = data.get("contacts", [])
-        contacts = Contact.objects.in_bulk([m["contact"] for m in members_data])
-        unknown = [m["contact"] for m in members_data if m["contact"] not in contacts]
-        if unknown:
-            raise InvalidInput(
-                "does_not_exist",
-                f"No contact {', '.join(str(pk) for pk in unknown)}.",
-                attr="contacts",
-            )
-        deal, created = services.deal_create(
-            name=data["name"],
-            organization=organization,
-            members=[services.Member(contacts[m["contact"]], m["role"]) for m in members_data],
-            amount=data["amount"],
-            owner=_user_or_field_error(data.get("owner"), "owner"),
-            source_system=data.get("source_system", ""),
-            external_id=data["external_id"],
-            occurred_at=data.get("occurred_at"),
-            actor=Actor.of(request.user),
-        )
-        deal = selectors.deals_all().get(pk=deal.pk)
-        return Response(
-            DealSerializer(deal).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
-
-
-class DealDetailApi(APIView):
-    permission_classes = [DealPermission]
-
-    @extend_schema(responses={200: DealSerializer}, examples=api_examples.DEAL_DETAIL)
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(DealSerializer(get_object_or_404(selectors.deals_all(), pk=pk)).data)
-
-
-class SaleEventCreateApi(APIView):
-    """Record won, lost, expansion, renewal or churn; the deal's state follows."""
-
-    permission_classes = [DealPermission]
-
-    class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=SaleKind.choices)
-        amount = MoneyField(required=False, allow_null=True, help_text="Required but for lost.")
-        currency = serializers.CharField(max_length=3, required=False)
-        occurred_at = OccurredAtField()
-        source_system = serializers.CharField(
-            max_length=SOURCE_SYSTEM_MAX_LENGTH, required=False, allow_blank=True
-        )
-        external_id = serializers.CharField(
-            max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_null=True, default=None
-        )
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            currency_check(attrs)
-            attrs.pop("currency", None)
-            return attrs
-
-    @extend_schema(
-        examples=api_examples.SALE_EVENTS_CREATE,
-        request=InputSerializer,
-        responses={
-            201: SaleEventSerializer,
-            200: OpenApiResponse(SaleEventSerializer, "The external id was known."),
-        },
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        deal = get_object_or_404(Deal, pk=pk)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        event, created = services.sale_event_record(
-            deal=deal,
-            kind=data["kind"],
-            amount=data.get("amount"),
-            occurred_at=data.get("occurred_at"),
-            source_system=data.get("source_system", ""),
-            external_id=data["external_id"],
-            actor=Actor.of(request.user),
-        )
-        return Response(
-            SaleEventSerializer(event).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
-
-
-class DealOverrideSourceApi(APIView):
-    """Set the source by hand, with a reason; the derived source stays on the deal."""
-
-    permission_classes = [OverridePermission]
-
-    class InputSerializer(serializers.Serializer):
-        source = serializers.ChoiceField(choices=DealSource.choices)  # type: ignore[assignment]
-        reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={200: DealSerializer},
-        examples=api_examples.DEAL_OVERRIDE,
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        deal = get_object_or_404(Deal, pk=pk)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.deal_source_override(
-            deal=deal,
-            source=serializer.validated_data["source"],
-            reason=serializer.validated_data["reason"],
-            actor=Actor.of(request.user),
-        )
-        return Response(DealSerializer(selectors.deals_all().get(pk=deal.pk)).data)
-
-
-# --- targets ----------------------------------------------------------------
-
-
-class TargetSerializer(serializers.Serializer):
-    period = serializers.CharField()
-    marketing_pipeline_share = serializers.DecimalField(max_digits=5, decimal_places=4)
-    updated_at = serializers.DateTimeField()
-
-
-@extend_schema_view(get=extend_schema(examples=api_examples.TARGETS_LIST))
-class TargetListCreateApi(ListAPIView):
-    """Marketing's agreed share of pipeline per quarter; setting a period again replaces it."""
-
-    permission_classes = [RulesPermission]
-    pagination_class = Pagination
-    serializer_class = TargetSerializer
-    queryset = ContributionTarget.objects.none()
-
-    class InputSerializer(serializers.Serializer):
-        period = serializers.RegexField(
-            r"^\d{4}-Q[1-4]$",
-            max_length=7,
-            error_messages={"invalid": "A period is a quarter like 2026-Q3."},
-        )
-        marketing_pipeline_share = serializers.DecimalField(
-            max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1)
-        )
-
-    def get_queryset(self) -> QuerySet[ContributionTarget]:
-        return selectors.targets_all()
-
-    @extend_schema(
-        examples=api_examples.TARGETS_CREATE,
-        request=InputSerializer,
-        responses={201: TargetSerializer, 200: OpenApiResponse(TargetSerializer, "Replaced.")},
-    )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        target, created = services.target_set(
-            period=serializer.validated_data["period"],
-            share=serializer.validated_data["marketing_pipeline_share"],
-            actor=Actor.of(request.user),
-        )
-        return Response(
-            TargetSerializer(target).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )

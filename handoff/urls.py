@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import apis
+from . import apis, apis_deals, apis_targets
 
 api_urlpatterns = [
     path("rulesets/", apis.RulesetListCreateApi.as_view(), name="api-rulesets"),
@@ -16,17 +16,17 @@ api_urlpatterns = [
     path("handoffs/<id:pk>/", apis.HandoffDetailApi.as_view(), name="api-handoff"),
     path("handoffs/<id:pk>/accept/", apis.HandoffAcceptApi.as_view(), name="api-handoff-accept"),
     path("handoffs/<id:pk>/reject/", apis.HandoffRejectApi.as_view(), name="api-handoff-reject"),
-    path("deals/", apis.DealListCreateApi.as_view(), name="api-deals"),
-    path("deals/<id:pk>/", apis.DealDetailApi.as_view(), name="api-deal"),
+    path("deals/", apis_deals.DealListCreateApi.as_view(), name="api-deals"),
+    path("deals/<id:pk>/", apis_deals.DealDetailApi.as_view(), name="api-deal"),
     path(
         "deals/<id:pk>/sale-events/",
-        apis.SaleEventCreateApi.as_view(),
+        apis_deals.SaleEventCreateApi.as_view(),
         name="api-deal-sale-events",
     ),
     path(
         "deals/<id:pk>/override-source/",
-        apis.DealOverrideSourceApi.as_view(),
+        apis_deals.DealOverrideSourceApi.as_view(),
         name="api-deal-override-source",
     ),
-    path("targets/", apis.TargetListCreateApi.as_view(), name="api-targets"),
+    path("targets/", apis_targets.TargetListCreateApi.as_view(), name="api-targets"),
 ]

@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from contacts import services, touch_import
+from contacts import services, touch_import_csv
 from contacts.models import Campaign, Channel, Contact, ImportJob, ImportStatus, Touch
 from leadrecord.ledger import Actor
 from leadrecord.models import LedgerEntry
@@ -520,7 +520,7 @@ def test_a_missing_file_and_an_oversized_one_are_refused(users, client, monkeypa
     response = client.post(reverse("touch-import"), {})
     assert response.status_code == 400
     assert 'id="id_file_error"' in html(response)
-    monkeypatch.setattr(touch_import, "MAX_FILE_BYTES", 50)
+    monkeypatch.setattr(touch_import_csv, "MAX_FILE_BYTES", 50)
     response = upload(client, csv_file(*[f"p{n}@example.com,web,,visit,{WHEN}," for n in range(3)]))
     assert response.status_code == 400
     assert "the limit is" in html(response)
@@ -528,7 +528,7 @@ def test_a_missing_file_and_an_oversized_one_are_refused(users, client, monkeypa
 
 
 def test_too_many_rows_are_refused(users, client, monkeypatch):
-    monkeypatch.setattr(touch_import, "MAX_ROWS", 2)
+    monkeypatch.setattr(touch_import_csv, "MAX_ROWS", 2)
     login(client, users, Role.MARKETER)
     response = upload(client, csv_file(*[f"p{n}@example.com,web,,visit,{WHEN}," for n in range(3)]))
     assert response.status_code == 400

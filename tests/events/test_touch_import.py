@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from contacts import services, touch_import
+from contacts import services, touch_import, touch_import_csv
 from contacts.models import Channel, Contact, ImportJob, ImportMode, ImportStatus, Touch
 from contacts.tasks import touch_imports_forget_abandoned_task
 from events import touch_import as import_run
@@ -92,14 +92,14 @@ def test_a_file_that_cannot_be_imported_is_refused_with_a_reason(raw, code, word
 
 
 def test_a_file_over_the_size_limit_is_refused(monkeypatch):
-    monkeypatch.setattr(touch_import, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(touch_import_csv, "MAX_FILE_BYTES", 100)
     refusal = refused(csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(5)]))
     assert refusal.code == "too_large"
     assert "limit" in refusal.detail
 
 
 def test_a_file_with_too_many_rows_is_refused(monkeypatch):
-    monkeypatch.setattr(touch_import, "MAX_ROWS", 3)
+    monkeypatch.setattr(touch_import_csv, "MAX_ROWS", 3)
     raw = csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(4)])
     assert "more than 3 rows" in refused(raw).detail
     ok = csv_bytes(*[f"p{n}@x.test,web,,visit,{WHEN}," for n in range(3)])

@@ -22,9 +22,9 @@ from handoff.models import Deal
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from reports import metrics
+from reports.dashboard_tables import csv_safe
 from reports.forms import DEFAULT_PERIOD, period_range
 from reports.runs import run_execute, run_request
-from reports.views import _csv_safe
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -491,7 +491,7 @@ def test_csv_cells_that_start_a_formula_are_escaped_and_numbers_are_not(record, 
     ],
 )
 def test_text_cells_are_made_safe_for_spreadsheets(text, safe):
-    assert _csv_safe(text) == safe
+    assert csv_safe(text) == safe
 
 
 def test_a_deal_amount_downloads_exactly(record, users, client):
@@ -526,7 +526,7 @@ def test_the_home_page_links_to_the_roles_dashboard(role, link, users, client):
 def test_a_long_list_shows_its_first_rows_and_the_csv_has_them_all(
     record, users, client, monkeypatch
 ):
-    monkeypatch.setattr("reports.views.ROWS_SHOWN", 2)
+    monkeypatch.setattr("reports.dashboard_tables.ROWS_SHOWN", 2)
     for number in range(3):
         handoff_services.deal_create(
             name=f"Deal {number}",

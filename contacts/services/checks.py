@@ -1,0 +1,31 @@
+"""Checks and notices shared by the writes on people: a write on a person needs a living
+one, and the handoff app hears of the people whose touches, disclosures or consents
+changed."""
+
+from __future__ import annotations
+
+from leadrecord.errors import Conflict
+from leadrecord.ledger import Actor
+
+from .. import signals
+from ..models import Contact
+
+
+def require_living(contact: Contact, attr: str | None = None) -> None:
+    if contact.erased_at is not None:
+        raise Conflict("contact_erased", "This contact has been erased.", attr=attr)
+    if contact.merged_into_id is not None:
+        raise Conflict(
+            "contact_merged",
+            f"This contact was merged into contact {contact.merged_into_id}.",
+            attr=attr,
+        )
+
+
+def contacts_changed(contact_ids: list[int], actor: Actor) -> None:
+    """Scores and qualification follow touches, disclosures and consents (the handoff app
+    receives ``signals.contacts_changed``).
+
+    Inside the caller's transaction, with the ledger lock held.
+    """
+    signals.contacts_changed.send(sender=Contact, contact_ids=contact_ids, actor=actor)

@@ -1,0 +1,216 @@
+"""Consents and disclosures: recorded, withdrawn, and the ledger payloads they carry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from leadrecord.errors import Conflict
+from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
+
+from .. import rules, signals
+from ..models import (
+    JOURNEY_STAGE_KEY,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    Disclosure,
+)
+from ..sealing import contact_keys, seal
+from .checks import contacts_changed, require_living
+
+
+def consent_ledger_payload(
+    *,
+    purpose: str,
+    granted: bool,
+    source: str,
+    notice_version: str,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``consent.record``'s payload, by every path; an event's (``POST events/``) also names
+    its source system and external id."""
+    payload: dict[str, Any] = {
+        "purpose": purpose,
+        "granted": granted,
+        "source": source,
+        "notice_version": notice_version,
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
+
+
+def consent_record(
+    *,
+    contact: Contact,
+    purpose: str,
+    granted: bool,
+    source: str,
+    notice_version: str = "",
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Consent:
+    """Record a grant or withdrawal of consent for one purpose; history is kept."""
+    rules.consent_check(purpose=purpose)
+    with transaction.atomic():
+        ledger_lock()
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        require_living(contact)
+        now = timezone.now()
+        consent = Consent.objects.create(
+            contact=contact,
+            purpose=purpose,
+            granted=granted,
+            source=source.strip(),
+            notice_version=notice_version.strip(),
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+        )
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.CONSENT_RECORD,
+            subject_type="consent",
+            subject_id=consent.pk,
+            contact_id=contact.pk,
+            after=consent_ledger_payload(
+                purpose=consent.purpose,
+                granted=consent.granted,
+                source=consent.source,
+                notice_version=consent.notice_version,
+            ),
+            occurred_at=occurred_at,
+        )
+        if purpose == ConsentPurpose.SALES_CONTACT:
+            contacts_changed([contact.pk], actor)
+    return consent
+
+
+def disclosure_ledger_payload(
+    *,
+    contact_id: int,
+    key: str,
+    value: str,
+    audience: str,
+    purpose: str,
+    source: str,
+    expires_at: datetime | None,
+    person_key: bytes,
+    source_system: str = "",
+    external_id: str | None = None,
+) -> dict[str, Any]:
+    """``disclosure.record``'s payload, by every path: the value sealed with the person's
+    key; an event's (``POST events/``) also names its source system and external id."""
+    payload: dict[str, Any] = {
+        "key": key,
+        "audience": audience,
+        "purpose": purpose,
+        "source": source,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        **seal(key=person_key, contact_id=contact_id, values={"value": value}),
+    }
+    if external_id is not None:
+        payload["source_system"] = source_system
+        payload["external_id"] = external_id
+    return payload
+
+
+def disclosure_record(
+    *,
+    contact: Contact,
+    key: str,
+    value: str,
+    audience: str,
+    purpose: str,
+    source: str,
+    expires_at: datetime | None = None,
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Disclosure:
+    """Record something the person shared, with its audience and purpose.
+
+    The value goes into the ledger sealed with the person's key.
+    """
+    value = value.strip()
+    disclosed_at = occurred_at or timezone.now()
+    rules.disclosure_check(
+        key=key,
+        value=value,
+        audience=audience,
+        purpose=purpose,
+        source=source,
+        expires_at=expires_at,
+        disclosed_at=disclosed_at,
+    )
+    with transaction.atomic():
+        ledger_lock()
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        require_living(contact)
+        disclosure = Disclosure.objects.create(
+            contact=contact,
+            key=key,
+            value=value,
+            audience=audience,
+            purpose=purpose,
+            source=source,
+            disclosed_at=disclosed_at,
+            recorded_at=timezone.now(),
+            expires_at=expires_at,
+        )
+        person_key = contact_keys([contact.pk])[contact.pk]
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.DISCLOSURE_RECORD,
+            subject_type="disclosure",
+            subject_id=disclosure.pk,
+            contact_id=contact.pk,
+            after=disclosure_ledger_payload(
+                contact_id=contact.pk,
+                key=key,
+                value=value,
+                audience=audience,
+                purpose=purpose,
+                source=source,
+                expires_at=expires_at,
+                person_key=person_key,
+            ),
+            occurred_at=occurred_at,
+        )
+        contacts_changed([contact.pk], actor)
+        if key == JOURNEY_STAGE_KEY:
+            # A ready_to_talk told to sales alone: the system hands the person off.
+            signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=[disclosure.pk])
+    return disclosure
+
+
+def disclosure_withdraw(
+    *, disclosure: Disclosure, actor: Actor, occurred_at: datetime | None = None
+) -> Disclosure:
+    """Withdraw a disclosure: from now on nobody sees it but the person's own export."""
+    with transaction.atomic():
+        ledger_lock()
+        disclosure = Disclosure.objects.select_for_update().get(pk=disclosure.pk)
+        if disclosure.withdrawn_at is not None:
+            raise Conflict("already_withdrawn", "This disclosure is already withdrawn.")
+        contact = Contact.objects.get(pk=disclosure.contact_id)
+        require_living(contact)
+        disclosure.withdrawn_at = occurred_at or timezone.now()
+        disclosure.save(update_fields=["withdrawn_at"])
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.DISCLOSURE_WITHDRAW,
+            subject_type="disclosure",
+            subject_id=disclosure.pk,
+            contact_id=disclosure.contact_id,
+            before={"withdrawn": False},
+            after={"key": disclosure.key, "audience": disclosure.audience, "withdrawn": True},
+            occurred_at=occurred_at,
+        )
+        contacts_changed([disclosure.contact_id], actor)
+    return disclosure

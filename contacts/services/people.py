@@ -1,0 +1,207 @@
+"""People and their organizations: normalized emails and domains, organizations found or
+created, contacts created, and the ledger payloads of both.
+
+Personal values that a ledger entry carries are sealed with the person's key
+(``contacts.sealing``) so that erasure can make them unreadable without touching the
+ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leadrecord.errors import InvalidInput
+from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
+
+from .. import rules
+from ..erasure import erasure_refuse
+from ..models import (
+    Contact,
+    Organization,
+)
+from ..sealing import contact_keys_create, seal
+from ..selectors import contact_find_by_email
+
+
+def email_normalize(email: str) -> str:
+    """The matching form of an email: trimmed and lower-cased. Raises InvalidInput if invalid."""
+    email = email.strip()
+    if not rules.email_valid(email):
+        raise InvalidInput("invalid", rules.EMAIL_INVALID, attr="email")
+    return email.lower()
+
+
+def domain_normalize(domain: str) -> str:
+    return domain.strip().lower().removeprefix("www.").rstrip(".")
+
+
+@dataclass(frozen=True)
+class OrganizationInput:
+    name: str = ""
+    domain: str = ""
+
+
+def organization_get_or_create(
+    *, name: str, domain: str = "", actor: Actor, occurred_at: datetime | None = None
+) -> tuple[Organization, bool]:
+    """The organization with this domain (or, without one, this name), created if new."""
+    name = name.strip()
+    domain = domain_normalize(domain)
+    if not name and not domain:
+        raise InvalidInput(
+            "required", "An organization needs a name or a domain.", attr="organization"
+        )
+    found = _organization_find(name, domain)
+    if found is not None:
+        return found, False
+    with transaction.atomic():
+        # The lock before the insert: POST events/ creates organizations under
+        # it, and inserting first, then waiting for it, deadlocks with them.
+        ledger_lock()
+        found = _organization_find(name, domain)  # created while we waited?
+        if found is not None:
+            return found, False
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                organization = Organization.objects.create(
+                    name=name or domain, domain=domain, created_at=occurred_at or now
+                )
+        except IntegrityError:
+            # Another request created the same domain a moment ago.
+            return Organization.objects.get(domain=domain), False
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.ORGANIZATION_CREATE,
+            subject_type="organization",
+            subject_id=organization.pk,
+            after=organization_ledger_payload(name=organization.name, domain=organization.domain),
+            occurred_at=occurred_at,
+        )
+    return organization, True
+
+
+def organization_ledger_payload(*, name: str, domain: str) -> dict[str, Any]:
+    """``organization.create``'s payload, by every path that creates one."""
+    return {"name": name, "domain": domain}
+
+
+def _organization_find(name: str, domain: str) -> Organization | None:
+    if domain:
+        return Organization.objects.filter(domain=domain).first()
+    return Organization.objects.filter(name__iexact=name).order_by("id").first()
+
+
+def contact_ledger_payload(
+    *,
+    contact_id: int,
+    organization_id: int | None,
+    email: str,
+    first_name: str,
+    last_name: str,
+    title: str,
+    key: bytes,
+) -> dict[str, Any]:
+    """``contact.create``'s payload, by every path that creates one: the personal values
+    sealed with the person's key."""
+    return {
+        "organization": organization_id,
+        **seal(
+            key=key,
+            contact_id=contact_id,
+            values={
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": title,
+            },
+        ),
+    }
+
+
+def contact_create(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    title: str = "",
+    organization: OrganizationInput | Organization | None = None,
+    actor: Actor,
+    occurred_at: datetime | None = None,
+    event_at: datetime | None = None,
+) -> tuple[Contact, bool]:
+    """The living contact with this email, or a new one. Returns it and whether it was created.
+
+    A known email (trimmed, case-insensitive, also one merged into another
+    contact) changes nothing and answers the existing contact. A new one is
+    refused (409 ``contact_erased``) when the email belongs to a person erased
+    after ``event_at`` (what brings the person in; default ``occurred_at``,
+    then now): old data must not bring an erased person back.
+    """
+    email = email.strip()
+    email_key = email_normalize(email)
+    existing = contact_find_by_email(email_key)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            # The lock before the insert, as in organization_get_or_create.
+            ledger_lock()
+            # Under the lock, which erasure holds while it keeps the hashes: an
+            # erasure that finished before this sees them.
+            erasure_refuse(
+                email_key,
+                event_at or occurred_at or timezone.now(),
+                attr="occurred_at",
+            )
+            org: Organization | None
+            if not isinstance(organization, OrganizationInput):
+                org = organization
+            else:
+                org, _ = organization_get_or_create(
+                    name=organization.name,
+                    domain=organization.domain,
+                    actor=actor,
+                    occurred_at=occurred_at,
+                )
+            now = timezone.now()
+            contact = Contact.objects.create(
+                email=email,
+                email_key=email_key,
+                first_name=first_name.strip(),
+                last_name=last_name.strip(),
+                title=title.strip(),
+                organization=org,
+                created_at=occurred_at or now,
+            )
+            key = contact_keys_create([contact.pk])[contact.pk]
+            ledger_append(
+                actor=actor,
+                action=LedgerAction.CONTACT_CREATE,
+                subject_type="contact",
+                subject_id=contact.pk,
+                contact_id=contact.pk,
+                after=contact_ledger_payload(
+                    contact_id=contact.pk,
+                    organization_id=contact.organization_id,
+                    email=email,
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                    title=contact.title,
+                    key=key,
+                ),
+                occurred_at=occurred_at,
+            )
+    except IntegrityError:
+        # The same email was created concurrently (the unique constraint
+        # caught it); answer the winner, or an erased email's clash as 409.
+        existing = contact_find_by_email(email_key)
+        if existing is None:
+            raise
+        return existing, False
+    return contact, True

@@ -1,0 +1,224 @@
+"""Channels, campaigns and touches: created, updated and recorded, with the touch's ledger
+payload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from leadrecord.errors import InvalidInput
+from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
+
+from .. import rules
+from ..models import (
+    TOUCH_COLUMNS,
+    Campaign,
+    Channel,
+    Contact,
+    Team,
+    Touch,
+    TouchKind,
+)
+from .checks import contacts_changed, require_living
+
+
+def channel_create(*, key: str, team: str, actor: Actor) -> Channel:
+    """A new channel (managers); keys are unique."""
+    if team not in Team.values:
+        raise InvalidInput("invalid_choice", f"Unknown team {team!r}.", attr="team")
+    with transaction.atomic():
+        if Channel.objects.filter(key=key).exists():
+            raise InvalidInput("unique", f"Channel {key!r} exists.", attr="key")
+        channel = Channel.objects.create(key=key, team=team)
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.CHANNEL_CREATE,
+            subject_type="channel",
+            subject_id=channel.pk,
+            after={"key": key, "team": team},
+        )
+    return channel
+
+
+def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -> Channel:
+    """Change a channel's team or retire it; touches already recorded keep their channel."""
+    if team not in Team.values:
+        raise InvalidInput("invalid_choice", f"Unknown team {team!r}.", attr="team")
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel.pk)
+        before = {"team": channel.team, "active": channel.active}
+        channel.team, channel.active = team, active
+        channel.save(update_fields=["team", "active"])
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.CHANNEL_UPDATE,
+            subject_type="channel",
+            subject_id=channel.pk,
+            before=before,
+            after={"team": team, "active": active},
+        )
+    return channel
+
+
+def campaign_create(
+    *,
+    name: str,
+    channel: Channel,
+    utm_source: str = "",
+    utm_medium: str = "",
+    utm_campaign: str = "",
+    cost: Decimal = Decimal("0"),
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> Campaign:
+    """A campaign on a channel, with its UTM tags and cost in the reporting currency."""
+    name = name.strip()
+    if cost < 0:
+        raise InvalidInput("min_value", "A cost cannot be negative.", attr="cost")
+    with transaction.atomic():
+        if Campaign.objects.filter(name__iexact=name).exists():
+            raise InvalidInput("unique", f"A campaign named {name!r} exists.", attr="name")
+        campaign = Campaign.objects.create(
+            name=name,
+            channel=channel,
+            utm_source=utm_source.strip(),
+            utm_medium=utm_medium.strip(),
+            utm_campaign=utm_campaign.strip(),
+            cost=cost,
+            created_at=occurred_at or timezone.now(),
+        )
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.CAMPAIGN_CREATE,
+            subject_type="campaign",
+            subject_id=campaign.pk,
+            after={
+                "name": campaign.name,
+                "channel": channel.key,
+                "utm_source": campaign.utm_source,
+                "utm_medium": campaign.utm_medium,
+                "utm_campaign": campaign.utm_campaign,
+                "cost": str(campaign.cost),
+            },
+            occurred_at=occurred_at,
+        )
+    return campaign
+
+
+def touch_ledger_payload(
+    *,
+    channel_key: str,
+    campaign_id: int | None,
+    kind: str,
+    source_system: str,
+    external_id: str | None,
+) -> dict[str, Any]:
+    """``touch.record``'s payload, by every path."""
+    return {
+        "channel": channel_key,
+        "campaign": campaign_id,
+        "kind": kind,
+        "source_system": source_system,
+        "external_id": external_id,
+    }
+
+
+def _touch_field(column: str) -> models.Field[Any, Any]:
+    return cast("models.Field[Any, Any]", Touch._meta.get_field(column))
+
+
+def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
+    """Insert the touch if its contact is living and its external id is new; its id, or None.
+
+    One statement where a lookup, a duplicate check and an insert were three
+    (the hot path of ``POST touches/``). Runs under the ledger lock, so no
+    other writer can add the same external id or merge or erase the contact
+    meanwhile; the unique constraint stays the last word.
+    """
+    table = connection.ops.quote_name(Touch._meta.db_table)
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(TOUCH_COLUMNS)}) "  # noqa: S608 -- model names
+            f"SELECT {', '.join(['%s'] * len(TOUCH_COLUMNS))} FROM {contacts} "
+            "WHERE id = %s AND erased_at IS NULL AND merged_into_id IS NULL "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            [
+                *(
+                    _touch_field(column).get_db_prep_value(getattr(touch, column), connection)
+                    for column in TOUCH_COLUMNS
+                ),
+                touch.contact_id,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def touch_record(
+    *,
+    contact: Contact,
+    channel: Channel,
+    campaign: Campaign | None = None,
+    kind: str = TouchKind.OTHER,
+    occurred_at: datetime | None = None,
+    source_system: str = "",
+    external_id: str | None = None,
+    actor: Actor,
+) -> tuple[Touch, bool]:
+    """Record a touch; a repeated (source_system, external_id) answers the first one.
+
+    Returns the touch and whether it was created.
+    """
+    rules.touch_check(channel=channel, campaign=campaign, kind=kind)
+    now = timezone.now()
+    touch = Touch(
+        contact=contact,
+        channel=channel,
+        campaign=campaign,
+        kind=kind,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        source_system=source_system,
+        external_id=external_id or None,
+        recorded_by_id=actor.user_id,
+    )
+    with transaction.atomic():
+        # The ledger lock first: the duplicate check and the insert are then
+        # one step for every writer, however many retry at once.
+        ledger_lock()
+        touch.pk = _touch_insert_if_new_and_living(touch)
+        if touch.pk is None:
+            # Nothing inserted: the external id is known (answer the first
+            # touch), or the contact is no longer living.
+            if external_id:
+                existing = Touch.objects.filter(
+                    source_system=source_system, external_id=external_id
+                ).first()
+                if existing is not None:
+                    return existing, False
+            require_living(Contact.objects.get(pk=contact.pk), attr="contact")
+            raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.TOUCH_RECORD,
+            subject_type="touch",
+            subject_id=touch.pk,
+            contact_id=contact.pk,
+            after=touch_ledger_payload(
+                channel_key=channel.key,
+                campaign_id=touch.campaign_id,
+                kind=touch.kind,
+                source_system=touch.source_system,
+                external_id=touch.external_id,
+            ),
+            occurred_at=occurred_at,
+        )
+        contacts_changed([contact.pk], actor)
+    touch._state.adding = False
+    return touch, True

@@ -1,0 +1,125 @@
+"""Attribution side by side (every model's credit by a grouping) and campaign ROI, read
+from the latest complete run's daily credits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    F,
+    QuerySet,
+    Sum,
+)
+
+from contacts.models import Campaign, Channel
+
+from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
+from .models import (
+    AttributionDaily,
+    AttributionModel,
+)
+from .report_cache import report_cached
+from .selectors import run_latest_complete
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    key: str
+    credits: dict[str, float] = field(default_factory=dict)
+
+
+GROUPINGS = ("channel", "campaign", "team")
+_GROUP_FIELDS = {"channel": "channel_id", "campaign": "campaign_id", "team": "team"}
+
+
+def _group_names(group_by: str) -> dict[Any, str]:
+    if group_by == "channel":
+        return {
+            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
+            **dict(Channel.objects.values_list("id", "key")),
+        }
+    if group_by == "campaign":
+        return dict(Campaign.objects.values_list("id", "name"))
+    return {}
+
+
+def _daily(start: date, end: date) -> QuerySet[AttributionDaily] | None:
+    run = run_latest_complete()
+    if run is None:
+        return None
+    return AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
+
+
+@report_cached
+def attribution_by_model(start: date, end: date, group_by: str) -> list[ModelRow]:
+    """Credit per channel, campaign or team under each of the eight models, from the latest
+    complete run, for conversions in the range; largest linear credit first."""
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
+    daily = _daily(start, end)
+    if daily is None:
+        return []
+    names = _group_names(group_by)
+    table: dict[str, dict[str, float]] = {}
+    for item in (
+        daily.values("model", key=F(_GROUP_FIELDS[group_by]))
+        .annotate(credit=Sum("credit"))
+        .order_by()
+    ):
+        key = "(none)" if item["key"] is None else names.get(item["key"], str(item["key"]))
+        table.setdefault(key, {model: 0.0 for model in AttributionModel.values})
+        table[key][item["model"]] += float(item["credit"] or 0.0)
+    rows = [
+        ModelRow(key=key, credits={model: round(value, 2) for model, value in credits.items()})
+        for key, credits in table.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.credits[AttributionModel.LINEAR], row.key))
+
+
+@dataclass(frozen=True)
+class CampaignRoi:
+    campaign_id: int
+    name: str
+    channel: str
+    cost: Decimal
+    attributed_revenue: float
+    roi: float | None
+
+
+@report_cached
+def campaign_roi(start: date, end: date, model: str) -> list[CampaignRoi]:
+    """Every campaign's cost (its whole recorded cost) against the revenue ``model`` credits
+    it with for conversions in the range; ``roi`` = (attributed - cost) / cost, ``None``
+    for a campaign that cost nothing. Largest attributed revenue first."""
+    if model not in AttributionModel.values:
+        raise ValueError(f"model must be one of {', '.join(AttributionModel.values)}")
+    daily = _daily(start, end)
+    attributed: dict[int | None, float] = {}
+    if daily is not None:
+        attributed = {
+            campaign_id: float(credit or 0.0)
+            for campaign_id, credit in daily.filter(model=model, campaign_id__isnull=False)
+            .values("campaign_id")
+            .annotate(credit=Sum("credit"))
+            .values_list("campaign_id", "credit")
+            .order_by()
+        }
+    rows = []
+    for campaign_id, name, channel, cost in Campaign.objects.values_list(
+        "id", "name", "channel__key", "cost"
+    ):
+        revenue = round(attributed.get(campaign_id, 0.0), 2)
+        rows.append(
+            CampaignRoi(
+                campaign_id=campaign_id,
+                name=name,
+                channel=channel,
+                cost=cost,
+                attributed_revenue=revenue,
+                roi=round((revenue - float(cost)) / float(cost), 4) if cost > 0 else None,
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.attributed_revenue, row.name))

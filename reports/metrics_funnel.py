@@ -1,0 +1,409 @@
+"""The funnel and where people leak: people at each stage, conversion to the next, median
+days in a stage, and the leak queries whose lists the report pages show
+(``reports.metrics`` has the definitions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from django.db import connection
+from django.db.models import (
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+
+from contacts.models import Contact, Touch
+from handoff.models import (
+    Deal,
+    DealContact,
+    DealState,
+    HandoffStatus,
+    Qualification,
+    RejectReason,
+    SaleEvent,
+    SaleKind,
+)
+
+from .metrics_people import Changes, changes_since_refresh, handoffs_visible, people
+from .models import PersonMilestone
+from .periods import range_moments
+from .report_cache import report_cached
+
+# A deal with no sale event for this long is stalled (issue 7, "deals without a sale
+# event for 90 days").
+STALLED_AFTER_DAYS = 90
+LIST_PATH = "/reports/lists/"
+SECONDS_PER_DAY = 86400
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label: str
+    people: int
+    conversion_to_next: float | None
+    median_days_in_stage: float | None
+
+
+@dataclass(frozen=True)
+class Leak:
+    key: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Funnel:
+    stages: list[Stage]
+    leakage: list[Leak]
+
+
+STAGES = (
+    ("contacts", "Contacts"),
+    ("engaged", "Engaged"),
+    ("qualified", "Qualified"),
+    ("handed_off", "Handed off"),
+    ("accepted", "Accepted"),
+    ("customers", "Customers"),
+)
+
+LEAKS = (
+    ("qualified_not_handed_off", "Qualified, never handed off"),
+    ("handoffs_expired", "Handoffs expired"),
+    ("rejected_not_reengaged", "Rejected, not re-engaged"),
+    ("deals_stalled", f"Deals without a sale event for {STALLED_AFTER_DAYS} days"),
+)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _days(delta: timedelta) -> float:
+    return delta.total_seconds() / SECONDS_PER_DAY
+
+
+def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
+    """Each person's earliest ``moment`` among ``rows``."""
+    return dict(
+        rows.values("contact_id").annotate(first=Min(moment)).values_list("contact_id", "first")
+    )
+
+
+def _firsts_within(
+    rows: QuerySet[Any], moment: str, low: datetime, high: datetime
+) -> dict[int, datetime]:
+    """The people whose earliest ``moment`` among ``rows`` is in [low, high), with it (the
+    filter on the earliest is a HAVING, in the database)."""
+    return dict(
+        rows.values("contact_id")
+        .annotate(first=Min(moment))
+        .filter(first__gte=low, first__lt=high)
+        .values_list("contact_id", "first")
+        .order_by()
+    )
+
+
+def _first_wins_of(persons: list[int], changes: Changes) -> dict[int, datetime]:
+    """When each of these people first became a customer (the first won deal they were a
+    member of): from ``PersonMilestone``, and live for those whose first win it may not
+    know (in a deal won, or added to a deal, since the rebuild, or merged into since)."""
+    refresh = changes.refresh
+    wins = SaleEvent.objects.filter(kind=SaleKind.WON)
+    recent = set(persons)
+    found: dict[int, datetime] = {}
+    if refresh is not None:
+        recent &= set(
+            DealContact.objects.filter(
+                Q(id__gt=refresh.last_deal_member_id)
+                | Q(deal_id__in=wins.filter(id__gt=refresh.last_sale_event_id).values("deal_id"))
+            ).values_list("contact_id", flat=True)
+        ) | set(changes.survivors)
+        found = {
+            person: first
+            for person, first in PersonMilestone.objects.filter(
+                contact_id__in=set(persons) - recent, first_won_at__isnull=False
+            ).values_list("contact_id", "first_won_at")
+            if first is not None
+        }
+    if recent:
+        found.update(
+            dict(
+                wins.filter(deal__members__contact_id__in=recent)
+                .values(person=F("deal__members__contact_id"))
+                .annotate(first=Min("occurred_at"))
+                .values_list("person", "first")
+                .order_by()
+            )
+        )
+    return found
+
+
+def _spans(
+    entered: dict[int, datetime], left: dict[int, datetime], low: datetime, high: datetime
+) -> list[float]:
+    """Days from entering to leaving a stage, for the people who left it in [low, high)
+    after entering it (a stage entered after it was left, as for back-filled history, has
+    no meaningful time in it and is left out)."""
+    return [
+        _days(moment - entered[person])
+        for person, moment in left.items()
+        if low <= moment < high and person in entered and entered[person] <= moment
+    ]
+
+
+def _median_days_to_first_touch(low: datetime, high: datetime, changes: Changes) -> float | None:
+    """Median days from creation to first touch, for people first touched in [low, high):
+    from the aggregate (the median itself in the database on PostgreSQL), and live for the
+    people whose first touch it may not know (touched, created or merged into since)."""
+    recent = set(
+        Touch.objects.filter(id__gt=changes.last_touch_id)
+        .values_list("contact_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    recent |= changes.survivors
+    recent |= set(
+        Contact.objects.filter(id__gt=changes.last_contact_id).values_list("id", flat=True)
+    )
+    live: list[float] = []
+    if recent:
+        created = dict(
+            Contact.objects.filter(id__in=recent, merged_into__isnull=True).values_list(
+                "id", "created_at"
+            )
+        )
+        first_touch = _firsts(Touch.objects.filter(contact_id__in=created), "occurred_at")
+        live = _spans(created, first_touch, low, high)
+    leave_out = sorted(recent | changes.merged)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(PersonMilestone._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY span) FROM (
+                    SELECT EXTRACT(EPOCH FROM first_touch_at - created_at) / %s AS span
+                    FROM {table}
+                    WHERE first_touch_at >= %s AND first_touch_at < %s
+                    AND created_at <= first_touch_at AND NOT (contact_id = ANY(%s::bigint[]))
+                    UNION ALL SELECT unnest(%s::double precision[])
+                ) AS spans
+                """,  # noqa: S608 (the table name from the model, values as parameters)
+                [SECONDS_PER_DAY, low, high, leave_out, live],
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+    known = (
+        PersonMilestone.objects.filter(
+            first_touch_at__gte=low, first_touch_at__lt=high, created_at__lte=F("first_touch_at")
+        )
+        .exclude(contact_id__in=leave_out)
+        .values_list("created_at", "first_touch_at")
+    )
+    return _median(
+        [_days(touched - created) for created, touched in known if touched is not None] + live
+    )
+
+
+@report_cached
+def median_days_in_stage(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> dict[str, float | None]:
+    """Median days in each stage of the people who left it in the range:
+
+    - contacts: creation to first touch, for people first touched in the range;
+    - engaged: first touch to first qualification, for people first qualified in the range;
+    - qualified: first qualification to first handoff, for people first handed off in it;
+    - handed_off: handoff to decision (accepted, rejected or expired), for handoffs decided
+      in it;
+    - accepted: first acceptance to first won deal, for people who became customers in it;
+    - customers: the last stage, no time.
+    """
+    low, high = range_moments(start, end)
+    changes = changes_since_refresh()
+    qualifications = Qualification.objects.filter(qualified=True)
+    handoffs = handoffs_visible(known)
+    acceptances = handoffs_visible(known).filter(status=HandoffStatus.ACCEPTED)
+    first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
+    first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
+    first_accepted = _firsts(acceptances, "decided_at")
+    first_won = _first_wins_of(list(first_accepted), changes)
+    first_touch = _first_touches(list(first_qualified))
+    qualified_before = _firsts(
+        qualifications.filter(contact_id__in=list(first_handoff)), "occurred_at"
+    )
+    decisions = [
+        _days(decided - handed)
+        for handed, decided in handoffs_visible(known)
+        .filter(decided_at__gte=low, decided_at__lt=high)
+        .values_list("occurred_at", "decided_at")
+        if decided is not None and decided >= handed
+    ]
+    return {
+        "contacts": _median_days_to_first_touch(low, high, changes),
+        "engaged": _median(_spans(first_touch, first_qualified, low, high)),
+        "qualified": _median(_spans(qualified_before, first_handoff, low, high)),
+        "handed_off": _median(decisions),
+        "accepted": _median(_spans(first_accepted, first_won, low, high)),
+        "customers": None,
+    }
+
+
+def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
+    """These people's first touches: from the aggregate, live for anyone it does not have."""
+    found = {
+        contact_id: moment
+        for contact_id, moment in PersonMilestone.objects.filter(
+            contact_id__in=contact_ids, first_touch_at__isnull=False
+        ).values_list("contact_id", "first_touch_at")
+        if moment is not None
+    }
+    missing = [contact_id for contact_id in contact_ids if contact_id not in found]
+    if missing:
+        found.update(_firsts(Touch.objects.filter(contact_id__in=missing), "occurred_at"))
+    return found
+
+
+@report_cached
+def funnel(start: date, end: date, known: tuple[str, ...] | None = None) -> Funnel:
+    """People at each stage in the range, conversion to the next stage (the next stage's
+    people over this stage's, both counted in the same range, so not a cohort) and the
+    median days people who left a stage in the range had spent in it; and the leaks."""
+    counts = people(start, end, known)
+    numbers = [getattr(counts, key) for key, _ in STAGES]
+    medians = median_days_in_stage(start, end, known)
+    stages = []
+    for index, (key, label) in enumerate(STAGES):
+        following = numbers[index + 1] if index + 1 < len(numbers) else None
+        conversion = (
+            following / numbers[index] if following is not None and numbers[index] else None
+        )
+        stages.append(
+            Stage(
+                key=key,
+                label=label,
+                people=numbers[index],
+                conversion_to_next=conversion,
+                median_days_in_stage=medians.get(key),
+            )
+        )
+    return Funnel(stages=stages, leakage=leakage(start, end, known))
+
+
+def leak_url(key: str, start: date, end: date) -> str:
+    return f"{LIST_PATH}{key.replace('_', '-')}/?" + urlencode(
+        {"from": start.isoformat(), "to": end.isoformat()}
+    )
+
+
+def qualified_not_handed_off(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
+    """People qualified in the range who had never been handed off by the end of ``end``.
+
+    "Never", not "not since the qualification": scoring may record a qualification after
+    a handoff (a rescore under a new ruleset), and that person was handed off."""
+    low, high = range_moments(start, end)
+    qualified = Qualification.objects.filter(
+        qualified=True, occurred_at__gte=low, occurred_at__lt=high
+    ).values("contact_id")
+    handed = handoffs_visible(known).filter(occurred_at__lt=high).values("contact_id")
+    return Contact.objects.filter(id__in=qualified, merged_into__isnull=True).exclude(id__in=handed)
+
+
+def handoffs_expired(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
+    """People whose handoff expired (SLA breached) in the range."""
+    low, high = range_moments(start, end)
+    ids = (
+        handoffs_visible(known)
+        .filter(status=HandoffStatus.EXPIRED, decided_at__gte=low, decided_at__lt=high)
+        .values("contact_id")
+    )
+    return Contact.objects.filter(id__in=ids)
+
+
+def rejected_not_reengaged(
+    start: date, end: date, known: tuple[str, ...] | None = None
+) -> QuerySet[Contact]:
+    """People rejected by sales in the range (not as duplicates) with no touch and no new
+    handoff after the rejection, up to ``end``."""
+    low, high = range_moments(start, end)
+    later_touch = Touch.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        occurred_at__gt=OuterRef("decided_at"),
+        occurred_at__lt=high,
+    )
+    later_handoff = handoffs_visible(known).filter(
+        contact_id=OuterRef("contact_id"),
+        occurred_at__gt=OuterRef("decided_at"),
+        occurred_at__lt=high,
+    )
+    ids = (
+        handoffs_visible(known)
+        .filter(status=HandoffStatus.REJECTED, decided_at__gte=low, decided_at__lt=high)
+        .exclude(reason=RejectReason.DUPLICATE)
+        .annotate(touched=Exists(later_touch), again=Exists(later_handoff))
+        .filter(touched=False, again=False)
+        .values("contact_id")
+    )
+    return Contact.objects.filter(id__in=ids)
+
+
+def deals_stalled(start: date, end: date, known: tuple[str, ...] | None = None) -> QuerySet[Deal]:
+    """Deals open at the end of ``end`` that were created 90 days or more before it and have
+    no sale event by then (a snapshot as of ``end``; ``start`` does not matter)."""
+    _, high = range_moments(end, end)
+    events_by_then = SaleEvent.objects.filter(deal_id=OuterRef("pk"), occurred_at__lt=high)
+    # Open at the end of ``end``: open now, or closed only by a sale event after it (a
+    # short list: for a range ending today, none).
+    closed_after = SaleEvent.objects.filter(occurred_at__gte=high).values("deal_id")
+    return (
+        Deal.objects.filter(occurred_at__lte=high - timedelta(days=STALLED_AFTER_DAYS))
+        .filter(Q(state=DealState.OPEN) | Q(id__in=closed_after))
+        .exclude(Exists(events_by_then))
+    )
+
+
+class LeakQuery(Protocol):
+    """The range, and the reader's ``known`` handoff audiences (see ``handoffs_visible``)."""
+
+    def __call__(
+        self, start: date, end: date, known: tuple[str, ...] | None = None, /
+    ) -> QuerySet[Any]: ...
+
+
+LEAK_QUERIES: dict[str, LeakQuery] = {
+    "qualified_not_handed_off": qualified_not_handed_off,
+    "handoffs_expired": handoffs_expired,
+    "rejected_not_reengaged": rejected_not_reengaged,
+    "deals_stalled": deals_stalled,
+}
+
+
+@report_cached
+def leakage(start: date, end: date, known: tuple[str, ...] | None = None) -> list[Leak]:
+    return [
+        Leak(
+            key=key,
+            label=label,
+            count=LEAK_QUERIES[key](start, end, known).count(),
+            url=leak_url(key, start, end),
+        )
+        for key, label in LEAKS
+    ]

@@ -1,0 +1,213 @@
+"""Distinct people at each stage of a range (``reports.metrics`` has the definitions).
+
+The counts come from the aggregates in ``reports.aggregates`` with whatever was written or
+merged since their rebuild counted live on top (``Changes``), so every number is exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Q,
+    QuerySet,
+)
+
+from contacts.models import Contact, Touch
+from handoff.models import (
+    DealContact,
+    Handoff,
+    HandoffStatus,
+    Qualification,
+    SaleEvent,
+    SaleKind,
+)
+
+from .aggregates import people_refresh_latest
+from .models import (
+    CreatedDayCount,
+    PeopleRefresh,
+    PersonMilestone,
+    TouchDay,
+    TouchDayCount,
+)
+from .periods import range_moments
+from .report_cache import report_cached
+
+
+@dataclass(frozen=True)
+class People:
+    contacts: int
+    engaged: int
+    qualified: int
+    handed_off: int
+    accepted: int
+    customers: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What the people aggregates do not know yet: touches, contacts, sale events and deal
+    members written after their rebuild, and merges since (a merged person's rows moved to
+    the survivor)."""
+
+    refresh: PeopleRefresh | None
+    merged: frozenset[int]
+    survivors: frozenset[int]
+
+    @property
+    def changed(self) -> frozenset[int]:
+        return self.merged | self.survivors
+
+    @property
+    def last_touch_id(self) -> int:
+        return self.refresh.last_touch_id if self.refresh else 0
+
+    @property
+    def last_contact_id(self) -> int:
+        return self.refresh.last_contact_id if self.refresh else 0
+
+
+def changes_since_refresh() -> Changes:
+    refresh = people_refresh_latest()
+    if refresh is None:
+        # Never rebuilt: every row is "new" and counted live (correct, only slower).
+        return Changes(None, frozenset(), frozenset())
+    merges = list(
+        Contact.objects.filter(
+            merged_into__isnull=False, merged_at__gte=refresh.refreshed_at
+        ).values_list("id", "merged_into_id")
+    )
+    return Changes(
+        refresh=refresh,
+        merged=frozenset(merged for merged, _ in merges),
+        survivors=frozenset(survivor for _, survivor in merges if survivor is not None),
+    )
+
+
+def _contacts_created_by(end: date, changes: Changes) -> int:
+    """Persons (contacts not merged into another) created on or before ``end``."""
+    _, high = range_moments(end, end)
+    known = 0
+    if changes.refresh is not None:
+        known = (
+            CreatedDayCount.objects.filter(day__lte=end)
+            .order_by("-day")
+            .values_list("people", flat=True)
+            .first()
+        ) or 0
+        known -= PersonMilestone.objects.filter(
+            contact_id__in=changes.merged, created_at__lt=high
+        ).count()
+    newer = Contact.objects.filter(
+        id__gt=changes.last_contact_id, merged_into__isnull=True, created_at__lt=high
+    ).count()
+    return known + newer
+
+
+def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
+    """Each person's first touch day within [start, end]: one row per person touched."""
+    return TouchDay.objects.filter(day__gte=start, day__lte=end).filter(
+        Q(previous_day__lt=start) | Q(previous_day__isnull=True)
+    )
+
+
+def _touched_known(start: date, end: date, changes: Changes) -> int:
+    """People touched in [start, end] as the rebuild knew them, less the people changed since."""
+    refresh = changes.refresh
+    if refresh is None:
+        return 0
+    changed = _touch_days_first_in(start, end).filter(contact_id__in=changes.changed).count()
+    if connection.vendor != "postgresql":
+        return _touch_days_first_in(start, end).count() - changed
+    if refresh.first_touch_day is None or refresh.last_touch_day is None:
+        return 0
+    first, last = max(start, refresh.first_touch_day), min(end, refresh.last_touch_day)
+    if first > last:
+        return 0
+    table = connection.ops.quote_name(TouchDayCount._meta.db_table)
+    with connection.cursor() as cursor:
+        # One probe per day of the range (bounded by the days with touches at all): the
+        # day's cumulative count up to the greatest previous day before ``start``.
+        cursor.execute(
+            f"""
+            SELECT coalesce(sum(counted.people), 0)
+            FROM generate_series(%s::date, %s::date, interval '1 day') AS days(day)
+            CROSS JOIN LATERAL (
+                SELECT people FROM {table}
+                WHERE day = days.day::date AND previous_day < %s
+                ORDER BY previous_day DESC LIMIT 1
+            ) AS counted
+            """,  # noqa: S608 (the table name from the model, values as parameters)
+            [first, last, start],
+        )
+        row = cursor.fetchone()
+    return int(row[0] if row else 0) - changed
+
+
+def _engaged(start: date, end: date, changes: Changes) -> int:
+    """Distinct persons with a touch in the range.
+
+    A person touched in [start, end] has exactly one touch day there whose previous touch
+    day is before ``start`` (or who has none), so counting those ``TouchDay`` rows counts
+    each person once (on PostgreSQL from ``TouchDayCount``, a probe per day). Touches
+    written since the rebuild and the people merged since are then counted live.
+    """
+    low, high = range_moments(start, end)
+    known = _touched_known(start, end, changes)
+    recent = set(
+        Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+        .filter(Q(id__gt=changes.last_touch_id) | Q(contact_id__in=changes.survivors))
+        .values_list("contact_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    recent -= changes.merged
+    unchanged = recent - changes.changed
+    counted_already = set(
+        TouchDay.objects.filter(contact_id__in=unchanged, day__gte=start, day__lte=end)
+        .values_list("contact_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    return known + len(recent - counted_already)
+
+
+def handoffs_visible(known: tuple[str, ...] | None) -> QuerySet[Handoff]:
+    """Every handoff, or, for a reader who may not know of them all, those whose say-so is
+    in ``known`` (``handoff.selectors.handoff_audiences_known_to``): a handoff opened on a
+    say-so outside a reader's audience counts for that reader nowhere, as if it were not."""
+    if known is None:
+        return Handoff.objects.all()
+    return Handoff.objects.filter(say_so_audience__in=known)
+
+
+@report_cached
+def people(start: date, end: date, known: tuple[str, ...] | None = None) -> People:
+    """Distinct people at each stage in the range (see the module's definitions)."""
+    low, high = range_moments(start, end)
+    changes = changes_since_refresh()
+    won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)
+    return People(
+        contacts=_contacts_created_by(end, changes),
+        engaged=_engaged(start, end, changes),
+        qualified=_distinct_contacts(
+            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
+        ),
+        handed_off=_distinct_contacts(
+            handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)
+        ),
+        accepted=_distinct_contacts(
+            handoffs_visible(known).filter(
+                status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
+            )
+        ),
+        customers=_distinct_contacts(DealContact.objects.filter(deal_id__in=won.values("deal_id"))),
+    )
+
+
+def _distinct_contacts(rows: QuerySet[Any]) -> int:
+    # No ordering: a model's default ordering would join the DISTINCT and count rows.
+    return rows.values("contact_id").order_by().distinct().count()
