@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "contacts.apps.ContactsConfig",
     "handoff.apps.HandoffConfig",
     "reports.apps.ReportsConfig",
+    "demo.apps.DemoConfig",
 ]
 
 MIDDLEWARE = [

@@ -6,9 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from contacts.demo import demo_people
 from contacts.models import Contact, Team, Touch
-from handoff.demo import demo_pipeline
+from demo.people import demo_people
+from demo.pipeline import demo_pipeline
 from handoff.models import (
     Deal,
     DealSource,

@@ -7,7 +7,6 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from contacts import services
-from contacts.demo import DEMO_TLD, WINDOW_SECONDS, demo_contacts_seed, demo_people
 from contacts.models import (
     JOURNEY_STAGE_KEY,
     Audience,
@@ -20,6 +19,7 @@ from contacts.models import (
     JourneyStage,
     Organization,
 )
+from demo.people import DEMO_TLD, WINDOW_SECONDS, demo_contacts_seed, demo_people
 from leadrecord.ledger import Actor, ledger_verify
 from leadrecord.models import LedgerEntry
 
