@@ -1,5 +1,6 @@
 """The demo year: touches, handoffs, deals and sales that follow the product's own rules."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -24,14 +25,16 @@ from handoff.models import (
 from leadrecord.ledger import ledger_verify
 from leadrecord.models import LedgerEntry
 
+from .conftest import demo_seeded
+
+pytestmark = pytest.mark.django_db
 CONTACTS = 120
 
 
-@pytest.fixture
-def seeded(db, capsys, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    call_command("seed_demo", contacts=CONTACTS)
-    return capsys.readouterr().out
+@pytest.fixture(scope="module")
+def seeded(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
+    with demo_seeded(django_db_blocker, contacts=CONTACTS) as out:
+        yield out
 
 
 def test_the_same_seed_plans_the_same_year():
