@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from reports.attribution import (
     Touch,
     attribute,
-    distribution,
     engine_input_from_lists,
     markov_channel_credit,
     shapley_channel_credit,
@@ -23,6 +22,8 @@ from reports.attribution.distribution import touch_shares_from_channel_weights
 from reports.attribution.paths import ChannelPaths, offsets_from_lengths, segment_sum
 
 DAY = 86_400.0
+# Past a million (path, channel) cells even for one path, distribution sorts.
+MORE_CHANNELS_THAN_A_TABLE_HOLDS = (1 << 20) + 1
 CHANNELS = ["email", "ads", "sales", "partner", "social", "events"]
 
 channel_names = st.sampled_from(CHANNELS)
@@ -298,10 +299,11 @@ def test_spreading_channel_credit_by_table_or_by_sort_agrees(
     )
     weight_array = np.array(weights)
     by_table = touch_shares_from_channel_weights(paths, weight_array, 10)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(distribution, "_DENSE_CELLS_PER_TOUCH", 0)
-        patch.setattr(distribution, "_DENSE_CELLS_FLOOR", 0)
-        by_sort = touch_shares_from_channel_weights(paths, weight_array, 10)
+    # The same paths among more channels than a dense table holds (the rest weigh
+    # nothing and are on no path): the sort spreads the credit.
+    many = np.zeros(MORE_CHANNELS_THAN_A_TABLE_HOLDS)
+    many[:10] = weight_array
+    by_sort = touch_shares_from_channel_weights(paths, many, MORE_CHANNELS_THAN_A_TABLE_HOLDS)
     assert by_sort == pytest.approx(by_table)
     non_empty = paths.lengths > 0
     sums = segment_sum(by_table, paths.offsets)[non_empty]
