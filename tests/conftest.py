@@ -38,7 +38,16 @@ EMBEDDED_MODULES = {
     "reports/test_metrics.py",
     "reports/test_runs.py",
 }
+# Modules with data written once per module whose tests still go to every xdist worker:
+# each test runs long enough that the worker's own copy of the data costs less than
+# running them one after another.
+SPREAD_MODULES = {"security/test_schema_fuzz.py"}
 TESTS = Path(__file__).resolve().parent
+
+
+def _module(item: pytest.Item) -> str:
+    """The test's module, relative to tests/ (``reports/test_runs.py``)."""
+    return Path(os.path.relpath(item.path, TESTS)).as_posix()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,15 +88,17 @@ def _xdist_group(item: pytest.Item) -> str | None:
     Every test that starts a Celery worker, in turn: one of them restarts Redis under
     load (reports/test_faults.py). And a module whose data is written once for the
     module (a module-scoped fixture on the database): split, each worker would
-    write it again.
+    write it again (unless it is in SPREAD_MODULES).
     """
     if item.get_closest_marker("worker"):
         return "redis"
+    if _module(item) in SPREAD_MODULES:
+        return None
     info = getattr(item, "_fixtureinfo", None)
     for definitions in info.name2fixturedefs.values() if info else ():
         for definition in definitions:
             if definition.scope == "module" and "django_db_blocker" in definition.argnames:
-                return item.nodeid.split("::", 1)[0]
+                return _module(item)
     return None
 
 
@@ -97,7 +108,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from django.conf import settings
 
     for item in items:
-        if Path(os.path.relpath(item.path, TESTS)).as_posix() in EMBEDDED_MODULES:
+        if _module(item) in EMBEDDED_MODULES:
             item.add_marker(pytest.mark.embedded)
         group = _xdist_group(item)
         if group:
