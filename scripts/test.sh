@@ -36,11 +36,13 @@ banner "format: ruff format --check ."
 banner "types: mypy ."
 DEBUG=1 .venv/bin/mypy .  # the django-stubs plugin loads settings
 
-if command -v lint-imports >/dev/null 2>&1; then
+if ! command -v lint-imports >/dev/null 2>&1; then
+  banner "architecture: lint-imports is not installed; contract not checked"
+elif ! grep -q '^\[tool\.importlinter\]' pyproject.toml; then
+  banner "architecture: no [tool.importlinter] contract in pyproject.toml; not checked"
+else
   banner "architecture: lint-imports"
   lint-imports
-else
-  banner "architecture: lint-imports is not installed; contract not checked"
 fi
 
 # --- System dependencies: Redis, Chromium, chromedriver -------------------
