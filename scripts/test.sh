@@ -172,7 +172,7 @@ echo "    PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDIS_PORT (up in
 
 # --- The suite --------------------------------------------------------------
 WORKERS="${TEST_WORKERS:-auto}"
-PARALLEL=(-n "$WORKERS" --maxprocesses=8 --dist loadgroup)
+PARALLEL=(-n "$WORKERS" --maxprocesses=8 --dist loadscope)
 [ "$WORKERS" = "0" ] && PARALLEL=(-p no:xdist)
 
 banner "pytest: whole suite (PostgreSQL, Redis, Celery, Chromium; $WORKERS workers)"

@@ -38,9 +38,19 @@ EMBEDDED_MODULES = {
     "reports/test_metrics.py",
     "reports/test_runs.py",
 }
-# Modules with data written once per module whose tests still go to every xdist worker:
-# each test runs long enough that the worker's own copy of the data costs less than
-# running them one after another.
+# How `--dist loadscope` hands the tests to the xdist workers (see pytest_xdist_make_scheduler).
+# The modules with tests marked `worker` (they start a Celery worker) go to one worker,
+# in turn: one of them restarts Redis under load.
+REDIS_MODULES = {
+    "contacts/test_touch_import.py",
+    "handoff/test_worker.py",
+    "leadrecord/test_tasks.py",
+    "reports/test_faults.py",
+    "reports/test_freshness.py",
+    "reports/test_runs_worker.py",
+}
+# Each test of these goes wherever a worker is free: each runs long enough that the
+# worker's own copy of the module's data costs less than running them in turn.
 SPREAD_MODULES = {"security/test_schema_fuzz.py"}
 TESTS = Path(__file__).resolve().parent
 
@@ -82,37 +92,35 @@ def _broker_per_xdist_worker() -> None:
         celery_app.conf.result_backend = url
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The tests one xdist worker must run together (``--dist loadgroup``).
-
-    Every test that starts a Celery worker, in turn: one of them restarts Redis under
-    load (reports/test_faults.py). And a module whose data is written once for the
-    module (a module-scoped fixture on the database): split, each worker would
-    write it again (unless it is in SPREAD_MODULES).
-    """
-    if item.get_closest_marker("worker"):
-        return "redis"
-    if _module(item) in SPREAD_MODULES:
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadscope`` by module, as pytest-xdist does it (a module's data written
+    once per module is written once), with REDIS_MODULES as one unit and each test of
+    SPREAD_MODULES a unit of its own. Other ``--dist`` modes are xdist's own."""
+    if config.getvalue("dist") != "loadscope":
         return None
-    info = getattr(item, "_fixtureinfo", None)
-    for definitions in info.name2fixturedefs.values() if info else ():
-        for definition in definitions:
-            if definition.scope == "module" and "django_db_blocker" in definition.argnames:
-                return _module(item)
-    return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            module = Path(os.path.relpath(config.rootpath / path, TESTS)).as_posix()
+            if module in REDIS_MODULES:
+                return "redis"
+            if module in SPREAD_MODULES:
+                return nodeid
+            return path
+
+    return ByModule(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks ``embedded`` and the xdist group of the Redis tests; on SQLite, skips the
-    tests marked ``postgres``."""
+    """Marks ``embedded``; on SQLite, skips the tests marked ``postgres``."""
     from django.conf import settings
 
     for item in items:
         if _module(item) in EMBEDDED_MODULES:
             item.add_marker(pytest.mark.embedded)
-        group = _xdist_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)")
