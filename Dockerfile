@@ -7,6 +7,7 @@ COPY contacts ./contacts
 COPY handoff ./handoff
 COPY reports ./reports
 COPY events ./events
+COPY demo ./demo
 RUN pip install --no-cache-dir -c constraints.txt .
 COPY . .
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput

@@ -9,7 +9,7 @@ help: ## List the targets
 run: ## Migrate, seed demo data (prints demo logins), runserver on 127.0.0.1:PORT (default 8000)
 	scripts/run.sh
 
-test: ## Full gate: lint, mypy, pytest on PostgreSQL+Redis+Chromium, fast suite
+test: ## Full gate: lint, mypy, contract; pytest in parallel (PostgreSQL, Redis, Celery, Chromium); SQLite's part
 	scripts/test.sh
 
 lint: ## ruff check, ruff format --check, the layers contract (lint-imports), mypy

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "handoff.apps.HandoffConfig",
     "reports.apps.ReportsConfig",
     "events.apps.EventsConfig",
+    "demo.apps.DemoConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The whole gate (what `make test` and CI run):
-#   lint (ruff check, ruff format --check), types (mypy), the full pytest suite
-#   against a throwaway PostgreSQL cluster + Redis + headless Chromium, then the
-#   fast suite on the embedded default database.
-# Extra arguments are passed to both pytest runs.
+# The whole gate (what `make test` and CI run), failing fast:
+#   1. lint (ruff check, ruff format --check), types (mypy) and the architecture
+#      contract (lint-imports), before any service starts;
+#   2. the whole pytest suite, in parallel (pytest-xdist, one test database per
+#      worker), against a throwaway PostgreSQL cluster + Redis + Celery workers +
+#      headless Chromium;
+#   3. the tests of what the embedded default database (SQLite, make run's) really
+#      runs: those marked `embedded` (tests/conftest.py's EMBEDDED_MODULES).
+# Extra arguments are passed to both pytest runs. TEST_WORKERS sets the number of
+# pytest workers (default: one per core, at most 8; 0 runs in one process).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +25,25 @@ IS_ROOT=0
 banner "bootstrap: .venv"
 scripts/bootstrap.sh
 export PATH="$ROOT/.venv/bin:$PATH"
+
+# --- Static checks first: no service is started for a tree that fails them ----
+banner "lint: ruff check ."
+.venv/bin/ruff check .
+
+banner "format: ruff format --check ."
+.venv/bin/ruff format --check .
+
+banner "types: mypy ."
+DEBUG=1 .venv/bin/mypy .  # the django-stubs plugin loads settings
+
+if ! command -v lint-imports >/dev/null 2>&1; then
+  banner "architecture: lint-imports is not installed; contract not checked"
+elif ! grep -q '^\[tool\.importlinter\]' pyproject.toml; then
+  banner "architecture: no [tool.importlinter] contract in pyproject.toml; not checked"
+else
+  banner "architecture: lint-imports"
+  lint-imports
+fi
 
 # --- System dependencies: Redis, Chromium, chromedriver -------------------
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
@@ -146,20 +170,15 @@ export LEADRECORD_TEST_CHROMIUM=/usr/bin/chromium
 export LEADRECORD_TEST_PG_BIN="$PG_BIN"
 echo "    PostgreSQL on 127.0.0.1:$PGPORT, Redis on 127.0.0.1:$REDIS_PORT (up in $((SECONDS - START_SECONDS))s total)"
 
-# --- The gate -------------------------------------------------------------
-banner "lint: ruff check ."
-.venv/bin/ruff check .
-.venv/bin/lint-imports  # the layers contract (pyproject.toml)
+# --- The suite --------------------------------------------------------------
+WORKERS="${TEST_WORKERS:-auto}"
+PARALLEL=(-n "$WORKERS" --maxprocesses=8 --dist loadscope)
+[ "$WORKERS" = "0" ] && PARALLEL=(-p no:xdist)
 
-banner "format: ruff format --check ."
-.venv/bin/ruff format --check .
+banner "pytest: whole suite (PostgreSQL, Redis, Celery, Chromium; $WORKERS workers)"
+.venv/bin/pytest "${PARALLEL[@]}" "$@"
 
-banner "types: mypy ."
-DEBUG=1 .venv/bin/mypy .  # the django-stubs plugin loads settings
-
-banner "pytest: full suite (PostgreSQL, Redis, Chromium)"
-.venv/bin/pytest "$@"
-
-banner "pytest: fast suite (embedded default database)"
+banner "pytest: what the embedded default database runs (SQLite, marker embedded)"
 env -u DATABASE_URL -u CELERY_BROKER_URL \
-  .venv/bin/pytest -m "not postgres and not browser and not worker" -p no:cacheprovider "$@"
+  .venv/bin/pytest "${PARALLEL[@]}" -m "embedded and not postgres and not browser and not worker" \
+  -p no:cacheprovider "$@"

@@ -1,4 +1,7 @@
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,10 +18,109 @@ _DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequen
 _TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgres`` are skipped when the suite runs on SQLite."""
+# The modules that run again on the embedded SQLite database (make run's default): those
+# of code with a SQLite branch of its own (the ledger and its guard, bulk inserts and
+# ingestion, erasure, token lookup, stored dates, backups, the report aggregates and
+# runs) and of the embedded setup itself (commands, seed_demo, the pages on the demo
+# data). Everything else is database-neutral and runs once, on PostgreSQL.
+EMBEDDED_MODULES = {
+    "contacts/test_erasure.py",
+    "events/test_events.py",
+    "events/test_touch_import.py",
+    "demo/test_people.py",
+    "demo/test_pipeline.py",
+    "leadrecord/test_api_tokens.py",
+    "leadrecord/test_backups.py",
+    "leadrecord/test_commands.py",
+    "leadrecord/test_demo_pages.py",
+    "leadrecord/test_ledger.py",
+    "leadrecord/test_stored_dates.py",
+    "reports/test_metrics.py",
+    "reports/test_runs.py",
+}
+# How `--dist loadscope` hands the tests to the xdist workers (see pytest_xdist_make_scheduler).
+# The modules with tests marked `worker` (they start a Celery worker) go to one worker,
+# in turn: one of them restarts Redis under load.
+REDIS_MODULES = {
+    "events/test_touch_import.py",
+    "handoff/test_worker.py",
+    "leadrecord/test_tasks.py",
+    "reports/test_faults.py",
+    "reports/test_freshness.py",
+    "reports/test_runs_worker.py",
+}
+# Each test of these goes wherever a worker is free: each runs long enough that the
+# worker's own copy of the module's data costs less than running them in turn.
+SPREAD_MODULES = {"security/test_schema_fuzz.py"}
+TESTS = Path(__file__).resolve().parent
+
+
+def _module(item: pytest.Item) -> str:
+    """The test's module, relative to tests/ (``reports/test_runs.py``)."""
+    return Path(os.path.relpath(item.path, TESTS)).as_posix()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _broker_per_xdist_worker()
+
+
+def _broker_per_xdist_worker() -> None:
+    """Each pytest-xdist worker its own Redis database as the Celery broker.
+
+    Workers run in parallel, each against its own test database; a Celery worker
+    one of them starts must never take a task another one sent. The Redis database
+    number is the given one plus the xdist worker's number; the environment
+    carries it to the processes the tests start (Celery workers, gunicorn, beat).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not worker.startswith("gw") or not broker.startswith("redis"):
+        return
     from django.conf import settings
 
+    from leadrecord import celery_app
+
+    parts = urlsplit(broker)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    url = urlunsplit(parts._replace(path=f"/{number}"))
+    os.environ["CELERY_BROKER_URL"] = url
+    settings.CELERY_BROKER_URL = url
+    celery_app.conf.broker_url = url
+    if broker == settings.CELERY_RESULT_BACKEND:
+        os.environ["CELERY_RESULT_BACKEND"] = url
+        settings.CELERY_RESULT_BACKEND = url
+        celery_app.conf.result_backend = url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadscope`` by module, as pytest-xdist does it (a module's data written
+    once per module is written once), with REDIS_MODULES as one unit and each test of
+    SPREAD_MODULES a unit of its own. Other ``--dist`` modes are xdist's own."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            module = Path(os.path.relpath(config.rootpath / path, TESTS)).as_posix()
+            if module in REDIS_MODULES:
+                return "redis"
+            if module in SPREAD_MODULES:
+                return nodeid
+            return path
+
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks ``embedded``; on SQLite, skips the tests marked ``postgres``."""
+    from django.conf import settings
+
+    for item in items:
+        if _module(item) in EMBEDDED_MODULES:
+            item.add_marker(pytest.mark.embedded)
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)")

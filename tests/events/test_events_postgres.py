@@ -97,7 +97,7 @@ def _waiting_on_lock(table: str) -> bool:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND (query ILIKE %s OR query ILIKE %s)",
+            "AND datname = current_database() AND (query ILIKE %s OR query ILIKE %s)",
             [f'INSERT INTO "{table}"%', f'COPY "{table}"%'],
         )
         return bool(cursor.fetchone()[0])
@@ -156,8 +156,8 @@ def _waiters(lock: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND wait_event = %s",
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND wait_event = %s AND datname = current_database()",
             [lock],
         )
         return int(cursor.fetchone()[0])

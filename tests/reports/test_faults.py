@@ -148,7 +148,9 @@ def _kill_tree(process: subprocess.Popen[bytes]) -> None:
 
 def _blocked_on_credits(cursor: Any) -> bool:
     cursor.execute(
+        # This database's only: parallel test runs share the server.
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database() "
         "AND query ILIKE 'COPY \"reports_attributioncredit\"%%'"
     )
     return bool(cursor.fetchone()[0])
@@ -238,5 +240,8 @@ def test_faults_under_load_lose_nothing_and_keep_the_latest_run_whole(record, us
 
 def _advisory_locks(connection: Any) -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return int(cursor.fetchone()[0])

@@ -2,13 +2,12 @@
 
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from contacts.models import Contact
 from reports import metrics
@@ -17,10 +16,13 @@ from tests.factories import contact_make
 
 from .conftest import DAY, touch, won_deal
 
-pytestmark = pytest.mark.django_db
-
-TODAY = timezone.localdate()
+# The record is written relative to now and read over the year ending today: both are
+# this fixed moment (its clock running), so a run across midnight reads what it wrote.
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+TODAY = date(2026, 6, 15)
 YEAR = (TODAY - timedelta(days=364), TODAY)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(NOW, tick=True)]
 
 
 @pytest.fixture(autouse=True)

@@ -40,8 +40,9 @@ def _blocked_on_credits() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
+            # This database's only: parallel test runs share the server.
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
+            "AND datname = current_database() AND query ILIKE %s",
             ['COPY "reports_attributioncredit"%'],
         )
         return bool(cursor.fetchone()[0])

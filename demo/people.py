@@ -21,9 +21,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from leadrecord.ledger import Actor
-
-from .models import (
+from contacts.models import (
     JOURNEY_STAGE_KEY,
     Audience,
     ConsentPurpose,
@@ -34,13 +32,14 @@ from .models import (
     JourneyStage,
     Organization,
 )
-from .services import (
+from contacts.services import (
     consent_record,
     contact_create,
     disclosure_record,
     disclosure_withdraw,
     organization_get_or_create,
 )
+from leadrecord.ledger import Actor
 
 DEMO_TLD = "example"
 MINUTE = 60

@@ -1,7 +1,7 @@
 """The demo pipeline: a year of campaigns, touches, rulesets, handoffs, deals and sales.
 
-Two halves, as in ``contacts.demo``. ``demo_pipeline`` is pure: from the demo
-people (``contacts.demo.demo_people``), the seed and the sales reps' names it
+Two halves, as in ``demo.people``. ``demo_pipeline`` is pure: from the demo
+people (``demo.people.demo_people``), the seed and the sales reps' names it
 plans everything as plain data, every time in seconds *before* an anchor, so
 the same seed always gives the same year. ``demo_pipeline_seed`` writes the
 plan through the services (campaigns, touches by ``events_ingest`` in batches,
@@ -38,7 +38,6 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from contacts.demo import DAY, HOUR, MINUTE, DemoDataset, DemoPerson, demo_people
 from contacts.models import (
     JOURNEY_STAGE_KEY,
     SELF_DECLARED_SOURCES,
@@ -53,10 +52,9 @@ from contacts.models import (
     Touch,
 )
 from contacts.services import campaign_create
+from demo.people import DAY, HOUR, MINUTE, DemoDataset, DemoPerson, demo_people
 from events.ingest import MAX_EVENTS, events_ingest
-from leadrecord.ledger import Actor
-
-from .models import (
+from handoff.models import (
     BuyingRole,
     ContributionTarget,
     Deal,
@@ -70,7 +68,7 @@ from .models import (
     SaleEvent,
     SaleKind,
 )
-from .services import (
+from handoff.services import (
     Member,
     contacts_rescore_all,
     deal_create,
@@ -84,6 +82,7 @@ from .services import (
     sale_event_record,
     target_set,
 )
+from leadrecord.ledger import Actor
 
 YEAR = 365 * DAY
 # The ruleset in force changed 150 days before the anchor.

@@ -1,5 +1,6 @@
 """The demo data set: reproducible, plausible, complete, written through the services, once."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,6 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from contacts import services
-from contacts.demo import DEMO_TLD, WINDOW_SECONDS, demo_contacts_seed, demo_people
 from contacts.models import (
     JOURNEY_STAGE_KEY,
     Audience,
@@ -20,9 +20,13 @@ from contacts.models import (
     JourneyStage,
     Organization,
 )
+from demo.people import DEMO_TLD, WINDOW_SECONDS, demo_contacts_seed, demo_people
 from leadrecord.ledger import Actor, ledger_verify
 from leadrecord.models import LedgerEntry
 
+from .conftest import demo_seeded
+
+pytestmark = pytest.mark.django_db
 SEED_ACTOR = "manage.py seed_demo"
 FACT_KEYS = {"budget", "timeline", "team_size", "use_case", "pain_point", "current_tool"}
 # Organizations are back-dated a little before their oldest member.
@@ -61,13 +65,10 @@ def test_the_people_are_plausible_and_consistent():
                 assert disclosure.expires_in > -disclosure.age  # expires after it was disclosed
 
 
-@pytest.fixture
-def seeded(db, capsys, settings):
-    # The demo users' passwords are hashed on every run; the production
-    # hasher's deliberate slowness would dominate these tests.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    call_command("seed_demo", contacts=40)
-    return capsys.readouterr().out
+@pytest.fixture(scope="module")
+def seeded(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
+    with demo_seeded(django_db_blocker, contacts=40) as out:
+        yield out
 
 
 def test_seed_demo_creates_the_people_the_seed_describes(seeded):
@@ -185,6 +186,7 @@ def test_an_erased_demo_person_is_not_created_again(seeded):
 
 @pytest.mark.django_db
 def test_no_contacts_asked_for_none_created():
+    before = (Organization.objects.count(), Contact.objects.count())
     summary = demo_contacts_seed(count=0, seed=7, actor=Actor.system(SEED_ACTOR))
     assert (summary.organizations, summary.contacts, summary.skipped) == (0, 0, False)
-    assert not Contact.objects.exists()
+    assert (Organization.objects.count(), Contact.objects.count()) == before

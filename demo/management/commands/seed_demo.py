@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from contacts.demo import demo_contacts_seed
-from handoff.demo import DemoTeam, demo_pipeline_seed
+from demo.people import demo_contacts_seed
+from demo.pipeline import DemoTeam, demo_pipeline_seed
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from leadrecord.services import user_create

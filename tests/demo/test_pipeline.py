@@ -1,14 +1,15 @@
 """The demo year: touches, handoffs, deals and sales that follow the product's own rules."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from contacts.demo import demo_people
 from contacts.models import Contact, Team, Touch
-from handoff.demo import demo_pipeline
+from demo.people import demo_people
+from demo.pipeline import demo_pipeline
 from handoff.models import (
     Deal,
     DealSource,
@@ -24,14 +25,16 @@ from handoff.models import (
 from leadrecord.ledger import ledger_verify
 from leadrecord.models import LedgerEntry
 
+from .conftest import demo_seeded
+
+pytestmark = pytest.mark.django_db
 CONTACTS = 120
 
 
-@pytest.fixture
-def seeded(db, capsys, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    call_command("seed_demo", contacts=CONTACTS)
-    return capsys.readouterr().out
+@pytest.fixture(scope="module")
+def seeded(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
+    with demo_seeded(django_db_blocker, contacts=CONTACTS) as out:
+        yield out
 
 
 def test_the_same_seed_plans_the_same_year():
