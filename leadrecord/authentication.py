@@ -34,6 +34,8 @@ _ROLE_SEPARATOR = ","
 
 def _user_with_token_and_roles_sql() -> str:
     user_model = get_user_model()
+    # One raw query per authenticated request, which bench/ingest.py's requests need
+    # (see ApiTokenAuthentication); only the aggregate's name differs per database.
     join_names = "string_agg" if connection.vendor == "postgresql" else "group_concat"
     memberships = user_model.groups.through._meta.db_table
     return (

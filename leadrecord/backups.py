@@ -48,6 +48,7 @@ class Target:
 
 
 def _target() -> Target:
+    # A PostgreSQL feature, not a speed-up: pg_dump and pg_restore.
     if connection.vendor != "postgresql":
         raise BackupError(
             "backup and restore work on PostgreSQL; for the embedded SQLite database, "

@@ -32,6 +32,8 @@ def rows_insert(
     """Insert ``rows`` (values in ``columns`` order); returns their ids in order if asked."""
     if not rows:
         return []
+    # PostgreSQL: execute_values (RETURNING ids in order), which bench/ingest.py's bulk
+    # events need; elsewhere (the embedded SQLite default) Django's bulk_create.
     if connection.vendor != "postgresql":
         objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
         model._default_manager.bulk_create(objects, batch_size=500)
@@ -94,6 +96,8 @@ def rows_update(
     pk = quote(str(getattr(model._meta.pk, "column", "id")))
     names = [quote(str(getattr(model._meta.get_field(name), "column", name))) for name in columns]
     with connection.cursor() as cursor:
+        # PostgreSQL: one UPDATE ... FROM (VALUES ...), which bench/ingest.py's bulk
+        # events need (scores of many people at once); elsewhere one prepared UPDATE.
         if connection.vendor == "postgresql":
             # The VALUES row types come from the table's columns (first row cast).
             types = [model._meta.get_field(name).db_type(connection) or "text" for name in columns]
@@ -167,6 +171,8 @@ def rows_copy(
     """
     if not rows:
         return
+    # PostgreSQL: COPY, which bench/ingest.py and bench/attribution.py need for their
+    # bulk rows; elsewhere (the embedded SQLite default) rows_insert.
     if connection.vendor != "postgresql":
         rows_insert(model, columns, rows, json_columns=json_columns)
         return

@@ -131,6 +131,7 @@ def app_role_grant(*, role: str, alias: str = DEFAULT_DB_ALIAS) -> AppRoleGrants
     ``TRUNCATE``, ``REFERENCES`` or ``TRIGGER``, and no ownership.
     """
     with owner_connection(alias) as connection:
+        # A PostgreSQL feature, not a speed-up: roles and grants.
         if connection.vendor != "postgresql":
             raise AppRoleError(
                 "database roles are PostgreSQL's: the embedded SQLite database has none"

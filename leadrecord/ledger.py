@@ -211,7 +211,8 @@ def ledger_lock() -> None:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_lock must run inside the writing service's transaction")
-    # SQLite's IMMEDIATE transactions already hold its single write lock.
+    # A PostgreSQL feature, not a speed-up: the advisory lock serialises writers across
+    # processes. SQLite's IMMEDIATE transactions already hold its single write lock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
@@ -234,6 +235,8 @@ class PreparedEntry:
 def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     recorded_at = timezone.now()
     recorded_text = _timestamp(recorded_at)
+    # COPY text only where the entries go in by COPY (PostgreSQL), which
+    # bench/ingest.py's bulk events need; the embedded SQLite default inserts rows.
     postgres = connection.vendor == "postgresql"
     prepared = []
     for draft in drafts:
@@ -288,6 +291,9 @@ def ledger_append_prepared(
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_append must run inside the writing service's transaction")
+    # PostgreSQL: one entry in one statement, and a batch by COPY, which bench/ingest.py's
+    # single and bulk requests need; elsewhere (the embedded SQLite default) the same
+    # rows, chained the same way, by bulk insert.
     postgres = connection.vendor == "postgresql"
     if postgres and len(prepared) == 1:
         return _append_one_postgres(prepared[0], return_entry=return_entries)

@@ -54,6 +54,8 @@ _SQLITE_REMOVE = [
 
 
 def _statements(connection: BaseDatabaseWrapper, *, install: bool) -> list[str]:
+    # Database features, not speed-ups: each database's own triggers keep the ledger
+    # append-only, so each needs its own statements.
     if connection.vendor == "postgresql":
         return _POSTGRES_INSTALL if install else _POSTGRES_REMOVE
     if connection.vendor == "sqlite":

@@ -51,6 +51,9 @@ def people_aggregates_refresh() -> PeopleRefresh:
         }
         for model in (TouchDay, TouchDayCount, PersonMilestone, CreatedDayCount):
             model.objects.all().delete()
+        # PostgreSQL: one set-based rebuild, which the full run bench/attribution.py
+        # times needs over a million touches; elsewhere (the embedded SQLite default)
+        # the Python rebuild writes the same rows.
         if connection.vendor == "postgresql":
             _rebuild_sql(**marks)
         else:

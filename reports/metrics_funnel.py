@@ -190,6 +190,9 @@ def _median_days_to_first_touch(low: datetime, high: datetime, changes: Changes)
         first_touch = _firsts(Touch.objects.filter(contact_id__in=created), "occurred_at")
         live = _spans(created, first_touch, low, high)
     leave_out = sorted(recent | changes.merged)
+    # PostgreSQL: the median in the database rather than every span read back, which
+    # bench/report_latency.py's stage reports need; elsewhere (the embedded SQLite
+    # default, which has no percentile) the same median taken here.
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(PersonMilestone._meta.db_table)
         with connection.cursor() as cursor:

@@ -95,6 +95,8 @@ class RunInput:
 
 
 def _epoch(column: str) -> str:
+    # The run's input is read in one raw query (bench/attribution.py's full run reads a
+    # million touches), so seconds since the epoch are spelled per database.
     if connection.vendor == "postgresql":
         return f"EXTRACT(EPOCH FROM {column})::float8"
     # SQLite keeps UTC times as text; julianday() reads them.

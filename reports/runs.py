@@ -50,6 +50,9 @@ _process_lock = threading.Lock()
 @contextmanager
 def _run_lock() -> Iterator[bool]:
     """Try to take the run lock; yields whether it was taken."""
+    # A PostgreSQL feature, not a speed-up: the advisory lock holds across the web and
+    # worker processes; the embedded SQLite default runs in one process, where a
+    # thread lock is enough.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])
@@ -248,6 +251,8 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
         strict=True,
     )
 
+    # PostgreSQL: the credit rows go in by COPY, which bench/attribution.py's full run
+    # needs; elsewhere (the embedded SQLite default) the same rows by bulk insert.
     if connection.vendor == "postgresql":
         prefix = [f"{run.pk}\t{model}\t" for model in models]
         conversion_text = [
