@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime
+from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
@@ -50,6 +52,46 @@ def email_valid(email: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+# --- money ----------------------------------------------------------------------
+
+# Plain decimal notation: no exponent, no "+", no NaN or infinity.
+_MONEY_TEXT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+MONEY_MAX_TEXT_LENGTH = 1000
+
+
+def money_parse(text: str) -> Decimal:
+    """The non-negative amount this (trimmed) text spells, at most ``MONEY_MAX_DIGITS``
+    digits of which ``MONEY_DECIMAL_PLACES`` after the point; unrounded.
+
+    The API's money fields and the bulk events path both parse amounts here, and word a
+    refusal each their own way: ``InvalidInput``'s code says what is wrong, in the order
+    the API reports it (``max_string_length``, ``invalid``, ``max_digits``,
+    ``max_decimal_places``, ``max_whole_digits``, then ``min_value``).
+    """
+    if len(text) > MONEY_MAX_TEXT_LENGTH:
+        raise InvalidInput("max_string_length", "The amount is too long.", attr="amount")
+    if _MONEY_TEXT.fullmatch(text) is None:
+        raise InvalidInput("invalid", "The amount is not a decimal number.", attr="amount")
+    value = Decimal(text)
+    places = settings.MONEY_DECIMAL_PLACES
+    _, digits, exponent_or_special = value.as_tuple()
+    exponent = int(exponent_or_special)  # finite, by the pattern
+    if exponent >= 0:
+        total, decimals = len(digits) + exponent, 0
+    else:
+        total, decimals = max(len(digits), -exponent), -exponent
+    if total > settings.MONEY_MAX_DIGITS:
+        raise InvalidInput("max_digits", "The amount has too many digits.", attr="amount")
+    if decimals > places:
+        raise InvalidInput("max_decimal_places", "The amount has too many decimals.", attr="amount")
+    if total - decimals > settings.MONEY_MAX_DIGITS - places:
+        raise InvalidInput("max_whole_digits", "The amount is too large.", attr="amount")
+    if value < 0:
+        raise InvalidInput("min_value", "The amount is negative.", attr="amount")
+    # "-0" is zero.
+    return value.copy_abs() if value == 0 else value
 
 
 # --- organization domains -------------------------------------------------------

@@ -7,7 +7,6 @@ apply them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +42,7 @@ from contacts.services import (
 from handoff.models import SaleKind
 from leadrecord.api_fields import FUTURE_TOLERANCE, MAX_ID
 from leadrecord.dates import MOMENT_OUT_OF_RANGE, OUT_OF_RANGE_CODE, moment_in_range
-from leadrecord.errors import DomainError
+from leadrecord.errors import DomainError, InvalidInput
 
 EVENT_TYPES = ("touch", "consent", "disclosure", "sale")
 
@@ -253,7 +252,6 @@ def _disclosure_fields(data: Mapping[str, Any], lookups: Lookups) -> dict[str, A
 
 
 _SALE_KINDS = tuple(str(value) for value in SaleKind.values)
-_MONEY = re.compile(r"^\d{1,12}(?:\.\d{1,2})?$")
 
 
 def _sale_fields(data: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
@@ -270,13 +268,13 @@ def _sale_fields(data: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
     else:
         if isinstance(raw_amount, bool) or not isinstance(raw_amount, str | int | float):
             raise Rejected("amount", 'Give the amount as a decimal string, e.g. "1234.50".')
-        text = str(raw_amount).strip()
-        if not _MONEY.match(text):
+        try:
+            amount = rules.money_parse(str(raw_amount).strip())
+        except InvalidInput:
             raise Rejected(
                 "amount",
                 "Give a non-negative amount with at most 12 digits before the point and 2 after.",
-            )
-        amount = Decimal(text)
+            ) from None
     currency = data.get("currency")
     if currency is not None and currency != settings.LEADRECORD_CURRENCY:
         raise Rejected(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -69,3 +70,32 @@ def test_domain_valid(domain: str) -> None:
 @pytest.mark.parametrize("domain", ["example", "-x.com", "exa mple.com", "x.c"])
 def test_domain_invalid(domain: str) -> None:
     assert not rules.domain_valid(domain)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("x" * 1001, "max_string_length"),
+        ("1e3", "invalid"),
+        ("+5", "invalid"),
+        ("Infinity", "invalid"),
+        ("", "invalid"),
+        ("1234567890123.456", "max_digits"),
+        ("-1.234", "max_decimal_places"),
+        ("1234567890123", "max_whole_digits"),
+        ("-1", "min_value"),
+    ],
+)
+def test_money_parse_says_what_is_wrong_first(text: str, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        rules.money_parse(text)
+    assert (refused.value.code, refused.value.attr) == (code, "amount")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("7", "7"), (".5", "0.5"), ("5.", "5"), ("-0", "0"), ("123456789012.99", "123456789012.99")],
+)
+def test_money_parse_reads_plain_decimals(text: str, value: str) -> None:
+    assert rules.money_parse(text) == Decimal(value)
+    assert not rules.money_parse(text).is_signed()

@@ -135,3 +135,60 @@ def test_touches_in_a_batch_rescore_their_people(integration: APIClient) -> None
     )
     assert scores == {"p0@rescore.example": 60, "p1@rescore.example": 40}
     assert Contact.objects.filter(qualified=True).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("amount", "accepted"),
+    [
+        ("7", True),
+        (".5", True),
+        ("5.", True),
+        ("0001", True),
+        (" 12.30 ", True),
+        ("123456789012.99", True),
+        (12.5, True),
+        ("1e3", False),
+        ("+5", False),
+        ("-1", False),
+        ("1.234", False),
+        ("1234567890123", False),
+        ("NaN", False),
+        ("abc", False),
+        ("", False),
+    ],
+)
+def test_the_api_and_the_bulk_path_take_the_same_amounts(
+    users: dict[str, Any],
+    api_client_for: Callable[[User], APIClient],
+    integration: APIClient,
+    deal: Deal,
+    amount: Any,
+    accepted: bool,
+) -> None:
+    other = contact_make(organization="globex.example")
+    assert other.organization is not None
+    single, _ = services.deal_create(
+        name="Globex",
+        organization=other.organization,
+        members=[services.Member(other, "champion")],
+        amount=Decimal("9000"),
+        external_id="CRM-D-2",
+        occurred_at=timezone.now() - timedelta(days=30),
+        actor=Actor.system("test"),
+    )
+    bulk = integration.post(URL, {"events": [sale("m1", "won", amount)]}, format="json").json()
+    result = bulk["results"][0]
+    api = api_client_for(cast(User, users["manager"])).post(
+        f"/api/v1/deals/{single.pk}/sale-events/",
+        {"kind": "won", "amount": amount, "occurred_at": timezone.now().isoformat()},
+        format="json",
+    )
+    if accepted:
+        assert result["status"] == "created", result
+        assert api.status_code == 201, api.json()
+        assert SaleEvent.objects.get(deal=deal).amount == SaleEvent.objects.get(deal=single).amount
+    else:
+        assert result["status"] == "rejected"
+        assert result["errors"][0]["attr"] == "amount"
+        assert api.status_code == 400
+        assert api.json()["errors"][0]["attr"] == "amount"
