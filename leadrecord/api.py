@@ -1,6 +1,5 @@
 """API plumbing shared by every app, and the project-level endpoints."""
 
-from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
@@ -17,7 +16,7 @@ from .checkpoints import ledger_checkpoint_latest
 from .models import LedgerEntry
 from .permissions import IsAnyRole, roles_allowed
 from .roles import Role, user_roles
-from .selectors import ledger_entries_latest_first
+from .selectors import database_reachable, ledger_entries_latest_first
 
 
 class HealthView(APIView):
@@ -38,11 +37,7 @@ class HealthView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
-        except DatabaseError:
+        if not database_reachable():
             return Response({"status": "error", "database": "unavailable"}, status=503)
         return Response({"status": "ok", "database": "ok"})
 

@@ -78,6 +78,50 @@ def _datetime_text(value: datetime) -> str:
     return value.isoformat()
 
 
+def row_insert_under_parent(
+    obj: models.Model,
+    columns: Sequence[str],
+    *,
+    parent: type[models.Model],
+    parent_id: int,
+    parent_null: Sequence[str],
+) -> int | None:
+    """Insert ``obj``'s ``columns`` if the ``parent`` row ``parent_id`` exists with every
+    field of ``parent_null`` NULL and no unique constraint refuses the row; its id, or None.
+
+    One statement where a lookup, a duplicate check and an insert were three: the
+    single-touch path of ``POST touches/`` that bench/ingest.py sends. Both databases
+    speak ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``.
+    """
+    quote = connection.ops.quote_name
+    meta = obj._meta
+    fields = [meta.get_field(name) for name in columns]
+    names = [
+        quote(str(getattr(field, "column", name)))
+        for field, name in zip(fields, columns, strict=True)
+    ]
+    pk = quote(str(getattr(meta.pk, "column", "id")))
+    parent_table = quote(parent._meta.db_table)
+    parent_pk = quote(str(getattr(parent._meta.pk, "column", "id")))
+    living = "".join(
+        f" AND {quote(str(getattr(parent._meta.get_field(name), 'column', name)))} IS NULL"
+        for name in parent_null
+    )
+    values = [
+        field.get_db_prep_value(getattr(obj, name), connection)  # type: ignore[union-attr]
+        for field, name in zip(fields, columns, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) "  # noqa: S608 -- model names
+            f"SELECT {', '.join(['%s'] * len(names))} FROM {parent_table} "
+            f"WHERE {parent_pk} = %s{living} ON CONFLICT DO NOTHING RETURNING {pk}",
+            [*values, parent_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def rows_update(
     model: type[models.Model],
     columns: Sequence[str],

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from leadrecord.bulk import row_insert_under_parent
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock
 from leadrecord.models import LedgerAction
@@ -128,38 +129,6 @@ def touch_ledger_payload(
     }
 
 
-def _touch_field(column: str) -> models.Field[Any, Any]:
-    return cast("models.Field[Any, Any]", Touch._meta.get_field(column))
-
-
-def _touch_insert_if_new_and_living(touch: Touch) -> int | None:
-    """Insert the touch if its contact is living and its external id is new; its id, or None.
-
-    One statement where a lookup, a duplicate check and an insert were three
-    (the hot path of ``POST touches/``). Runs under the ledger lock, so no
-    other writer can add the same external id or merge or erase the contact
-    meanwhile; the unique constraint stays the last word.
-    """
-    table = connection.ops.quote_name(Touch._meta.db_table)
-    contacts = connection.ops.quote_name(Contact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(TOUCH_COLUMNS)}) "  # noqa: S608 -- model names
-            f"SELECT {', '.join(['%s'] * len(TOUCH_COLUMNS))} FROM {contacts} "
-            "WHERE id = %s AND erased_at IS NULL AND merged_into_id IS NULL "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            [
-                *(
-                    _touch_field(column).get_db_prep_value(getattr(touch, column), connection)
-                    for column in TOUCH_COLUMNS
-                ),
-                touch.contact_id,
-            ],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
 def touch_record(
     *,
     contact: Contact,
@@ -192,7 +161,13 @@ def touch_record(
         # The ledger lock first: the duplicate check and the insert are then
         # one step for every writer, however many retry at once.
         ledger_lock()
-        touch.pk = _touch_insert_if_new_and_living(touch)
+        touch.pk = row_insert_under_parent(
+            touch,
+            TOUCH_COLUMNS,
+            parent=Contact,
+            parent_id=touch.contact_id,
+            parent_null=("erased_at", "merged_into"),
+        )
         if touch.pk is None:
             # Nothing inserted: the external id is known (answer the first
             # touch), or the contact is no longer living.
