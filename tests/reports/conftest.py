@@ -1,6 +1,6 @@
 """A small hand-built record shared by the report tests."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,6 +14,12 @@ from tests.factories import contact_make
 
 SYSTEM = Actor.system("test")
 DAY = timedelta(days=1)
+# Reports read "today" and "this quarter" from the clock, and the tests write their record
+# relative to now: a run crossing a midnight or a quarter's end would read another range
+# than it wrote. Tests that depend on it start at this moment (the clock running): the
+# middle of a quarter, and of the day in UTC, Auckland and Los Angeles alike.
+FROZEN_NOW = datetime(2026, 5, 20, 3, 0, tzinfo=UTC)
+FROZEN = pytest.mark.time_machine(FROZEN_NOW, tick=True)
 
 
 def touch(contact: Contact, channel: str, age: timedelta) -> None:

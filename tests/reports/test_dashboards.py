@@ -27,7 +27,9 @@ from reports.forms import DEFAULT_PERIOD, period_range
 from reports.runs import run_execute, run_request
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+from .conftest import FROZEN
+
+pytestmark = [pytest.mark.django_db, FROZEN]
 
 SYSTEM = Actor.system("test")
 DAY = timedelta(days=1)

@@ -46,7 +46,9 @@ from reports import metrics
 from reports.aggregates import people_aggregates_refresh
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+from .conftest import FROZEN
+
+pytestmark = [pytest.mark.django_db, FROZEN]
 
 SYSTEM = Actor.system("test")
 DAY = timedelta(days=1)

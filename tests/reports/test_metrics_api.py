@@ -20,7 +20,9 @@ from reports import metrics
 from reports.models import AttributionModel, PeopleRefresh, TouchDay
 from reports.runs import run_execute, run_request
 
-pytestmark = pytest.mark.django_db
+from .conftest import FROZEN
+
+pytestmark = [pytest.mark.django_db, FROZEN]
 SYSTEM = Actor.system("test")
 DAY = timedelta(days=1)
 REPORTS = [
