@@ -1,4 +1,4 @@
-"""The contacts API (API.md: contacts, consents, disclosures, timeline, merge, erase):
+"""The contacts API (docs/api.md: contacts, consents, disclosures, timeline, merge, erase):
 the contacts and their timeline here, with what the other resources' modules share
 (``apis_consents``, ``apis_lifecycle``, ``apis_touches``)."""
 

@@ -1,4 +1,4 @@
-"""The contacts API's consents and disclosures of a person (API.md: consents, disclosures)."""
+"""The contacts API's consents and disclosures of a person (docs/api.md: consents, disclosures)."""
 
 from __future__ import annotations
 

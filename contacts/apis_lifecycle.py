@@ -1,5 +1,5 @@
 """The contacts API's merge, erasure and subject access export of a person
-(API.md: merge, erase)."""
+(docs/api.md: merge, erase)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The contacts API's channels, campaigns and touches (API.md: channels, campaigns, touches)."""
+"""Channels, campaigns and touches in the API (docs/api.md: channels, campaigns, touches)."""
 
 from __future__ import annotations
 

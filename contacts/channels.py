@@ -1,4 +1,4 @@
-"""The default channels (API.md), kept present after every migrate and flush."""
+"""The default channels (docs/api.md), kept present after every migrate and flush."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from .sealing import contact_keys, unseal
 
 UserLike = AbstractBaseUser | AnonymousUser
 
-# Who sees which audience (DESIGN.md principle 2). Integrations see only what
+# Who sees which audience (docs/product.md, promise 2). Integrations see only what
 # the person shared with everyone.
 _AUDIENCES_BY_ROLE: dict[str, frozenset[str]] = {
     Role.MARKETER: frozenset({Audience.MARKETING, Audience.ALL}),
@@ -47,7 +47,7 @@ _AUDIENCES_BY_ROLE: dict[str, frozenset[str]] = {
     Role.INTEGRATION: frozenset({Audience.ALL}),
 }
 
-# Roles that may read contacts at all (API.md, "contacts: read").
+# Roles that may read contacts at all (docs/api.md, "contacts: read").
 CONTACT_READ_ROLES = tuple(Role)
 CONTACT_PAGE_ROLES = (Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.PRIVACY_OFFICER)
 

@@ -1,4 +1,4 @@
-"""``POST events/`` (API.md): the view over ``events.ingest``."""
+"""``POST events/`` (docs/api.md): the view over ``events.ingest``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ EventsPermission = roles_allowed(write=CONTACT_WRITERS)
 
 
 class EventsApi(APIView):
-    """Up to 1,000 events per request, stored once each; see API.md "POST events/"."""
+    """Up to 1,000 events per request, stored once each; see docs/api.md "POST events/"."""
 
     permission_classes = [EventsPermission]
 

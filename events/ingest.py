@@ -51,15 +51,15 @@ from .parsing import ParsedEvent, Rejected, event_parse, external_id_of, lookups
 from .people import emails_waiting, people_create, people_find
 from .rows import RECORD_ACTIONS, TABLE_OF, Plan, insert_returning_ids, plans_copy, plans_make
 
-MAX_EVENTS = 1000  # API.md's limit per request; keeps one transaction short
+MAX_EVENTS = 1000  # docs/api.md's limit per request; keeps one transaction short
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
-# How long a caller's Idempotency-Key is remembered (API.md): long enough for any
+# How long a caller's Idempotency-Key is remembered (docs/api.md): long enough for any
 # retry, short enough that the table stays small. The hourly task clears older ones.
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 
 class BatchRefused(Exception):
-    """The body as a whole is not a batch (API.md: a 400 that writes nothing)."""
+    """The body as a whole is not a batch (docs/api.md: a 400 that writes nothing)."""
 
     def __init__(self, detail: str, attr: str | None = None) -> None:
         super().__init__(detail)

@@ -1,4 +1,4 @@
-"""The handoff API (API.md: rulesets, handoffs, deals, sale events, source overrides, targets):
+"""The handoff API (docs/api.md: rulesets, handoffs, deals, sale events, source overrides, targets):
 rulesets and handoffs here, with what the other resources' modules share (``apis_deals``,
 ``apis_targets``).
 

@@ -1,4 +1,4 @@
-"""The handoff API's deals, their sale events and source overrides (API.md: deals, sale
+"""The handoff API's deals, their sale events and source overrides (docs/api.md: deals, sale
 events, source overrides)."""
 
 from __future__ import annotations

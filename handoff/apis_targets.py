@@ -1,4 +1,4 @@
-"""The handoff API's contribution targets (API.md: targets)."""
+"""The handoff API's contribution targets (docs/api.md: targets)."""
 
 from __future__ import annotations
 

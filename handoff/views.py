@@ -38,7 +38,7 @@ from .forms import (
 )
 from .models import Deal, Handoff, HandoffStatus, Ruleset, RulesetStatus
 
-# Who may do what on these pages (API.md "Who may call what", for people in a browser).
+# Who may do what on these pages (docs/api.md "Who may call what", for people in a browser).
 DECIDERS = (Role.SALES_REP, Role.MANAGER)  # the queue, accept, reject
 HANDERS = (Role.MARKETER, Role.MANAGER)  # hand off, the returned list
 DEAL_ROLES = (Role.SALES_REP, Role.MANAGER)

@@ -1,7 +1,7 @@
 """Request and response examples for the OpenAPI schema, one set per operation.
 
 The API views attach them with ``extend_schema(examples=...)``. They tell one
-story, the one API.md tells: Ada Lovelace of Example Analytics (contact 201)
+story, the one docs/api.md tells: Ada Lovelace of Example Analytics (contact 201)
 attends a webinar, says she is comparing tools, agrees to be called by sales,
 is handed off, accepted by sam, and becomes a deal that is won. The values were
 taken from real answers of the API on the demo data, so they match the schema

@@ -27,7 +27,7 @@ MAX_ID = 2**63 - 1
 
 
 class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO-8601 time that must carry a UTC offset (API.md: no offset is a 400), inside
+    """An ISO-8601 time that must carry a UTC offset (docs/api.md: no offset is a 400), inside
     the accepted range (``leadrecord.dates``)."""
 
     default_error_messages = {

@@ -1,4 +1,4 @@
-"""DRF permission classes by role (API.md, "Who may call what")."""
+"""DRF permission classes by role (docs/api.md, "Who may call what")."""
 
 from typing import Any
 

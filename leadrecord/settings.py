@@ -267,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # API.md: nothing but health/ is open to anonymous callers, the schema included.
+    # docs/api.md: nothing but health/ is open to anonymous callers, the schema included.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": "/api/v1/",
     "SWAGGER_UI_DIST": "SIDECAR",

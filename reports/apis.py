@@ -1,4 +1,5 @@
-"""Attribution runs and the attribution report (API.md: attribution/runs/, reports/attribution/).
+"""Attribution runs and the attribution report (docs/api.md: attribution/runs/ and
+reports/attribution/).
 
 Report dates are whole days in the reporting time zone (``LEADRECORD_TIME_ZONE``),
 ``from`` and ``to`` both included.

@@ -1,5 +1,5 @@
-"""The report endpoints over ``reports.metrics`` (API.md: reports/contribution/, reports/funnel/;
-and reports/attribution/models/, reports/campaigns/, reports/lifetime/).
+"""The report endpoints over ``reports.metrics`` (docs/api.md: reports/contribution/,
+reports/funnel/; and reports/attribution/models/, reports/campaigns/, reports/lifetime/).
 
 Dates: ``from`` and ``to`` are whole days (``YYYY-MM-DD``) in the reporting time zone
 (``LEADRECORD_TIME_ZONE``), both included. Without ``to``, today; without ``from``, the

@@ -1,4 +1,4 @@
-"""The reconciliation of attribution and contribution (API.md: reports/reconciliation/)."""
+"""The reconciliation of attribution and contribution (docs/api.md: reports/reconciliation/)."""
 
 from __future__ import annotations
 

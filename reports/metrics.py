@@ -6,7 +6,7 @@ Every function takes inclusive ``start`` and ``end`` days in the reporting time 
 them, both included. Results are frozen dataclasses of plain values: ``Decimal`` for
 money, ``int`` for counts, ``float`` for attribution credit, conversion rates and days.
 
-Definitions (DESIGN.md principles 1, 5-8):
+Definitions (docs/product.md, promises 1 and 5-8):
 
 - A deal's source is its ``source_override`` when set, else its ``derived_source``.
 - Pipeline: the amounts of deals created (``Deal.occurred_at``) in the range.

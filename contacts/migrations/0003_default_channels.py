@@ -1,6 +1,6 @@
 from django.db import migrations
 
-# API.md's default channels and their teams.
+# docs/api.md's default channels and their teams.
 DEFAULT_CHANNELS = {
     "marketing": [
         "web",

@@ -1,4 +1,4 @@
-"""The contacts API as API.md states it: create/dedupe, detail, consents, disclosures, merge."""
+"""The contacts API as docs/api.md states it: create, dedupe, detail, consents, merge."""
 
 from datetime import timedelta
 from typing import Any

@@ -1,4 +1,4 @@
-"""channels/, campaigns/ and touches/ as API.md states them: roles, the ledger, bad input."""
+"""channels/, campaigns/ and touches/ as docs/api.md states them: roles, the ledger, bad input."""
 
 from datetime import timedelta
 from typing import Any

@@ -1,4 +1,4 @@
-"""The report endpoints: shapes per API.md, who may read them, and bad queries."""
+"""The report endpoints: shapes per docs/api.md, who may read them, and bad queries."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ SECRET_BY_AUDIENCE = {
 }
 WITHDRAWN_SECRET = "zqwithdrawnsecret6131"
 
-# Who sees which audience: DESIGN.md principle 2 and API.md (integrations: `all` only).
+# Who sees which audience: docs/product.md, promise 2 and docs/api.md (integrations: `all` only).
 AUDIENCES_BY_ROLE: dict[str, set[str]] = {
     Role.MARKETER: {Audience.MARKETING, Audience.ALL},
     Role.SALES_REP: {Audience.SALES, Audience.ALL},

@@ -2,7 +2,7 @@
 
 URLs come from walking the URL resolver, so an endpoint or page added later is
 in the matrix at once; a URL no rule below covers fails ``test_every_url_has_a_rule``
-until someone states who may call it. The API rules follow API.md, "Who may call
+until someone states who may call it. The API rules follow docs/api.md, "Who may call
 what" (where it is silent, the comment says what the code chose); the page rules
 follow the roles each page was built for.
 
@@ -74,17 +74,17 @@ def rule(route: str, methods: frozenset[str], *allowed: str) -> Rule:
 API_RULES = [
     rule(r"health/", ANY_METHOD, PUBLIC),
     rule(r"me/|schema/|docs/", ANY_METHOD, *EVERY_ROLE),
-    # Not in API.md's table: the record is for managers and the privacy officer,
+    # Not in docs/api.md's table: the record is for managers and the privacy officer,
     # as its page is.
     rule(r"ledger/", ANY_METHOD, MGR, PRIV),
     rule(r"ledger/checkpoints/latest/", READ, MGR, PRIV, INT),
     rule(r"ledger/checkpoints/latest/", WRITE),  # read-only: signed by the command
     rule(r"contacts/merge/", ANY_METHOD, M, S, MGR),
     rule(r"contacts/<id:pk>/(erase|export)/", ANY_METHOD, PRIV),
-    # Touches are read like contacts (API.md is silent; the code says so).
+    # Touches are read like contacts (docs/api.md is silent; the code says so).
     rule(r"(contacts|touches)/.*", READ, *EVERY_ROLE),
     rule(r"(contacts|touches|events|disclosures)/.*", WRITE, M, S, MGR, INT),
-    # Reading campaigns and channels: every role (API.md is silent).
+    # Reading campaigns and channels: every role (docs/api.md is silent).
     rule(r"channels/.*", READ, *EVERY_ROLE),
     rule(r"channels/.*", WRITE, MGR),
     rule(r"campaigns/", READ, *EVERY_ROLE),
@@ -92,7 +92,7 @@ API_RULES = [
     rule(r"(rulesets|targets|attribution)/.*", READ, M, S, MGR),
     rule(r"(rulesets|targets|attribution)/.*", WRITE, MGR),
     rule(r"handoffs/<id:pk>/(accept|reject)/", WRITE, S, MGR),
-    # Reading handoffs: whoever may create or decide them (API.md is silent).
+    # Reading handoffs: whoever may create or decide them (docs/api.md is silent).
     rule(r"handoffs/.*", READ, M, S, MGR, INT),
     rule(r"handoffs/.*", WRITE, M, MGR, INT),
     rule(r"deals/<id:pk>/override-source/", WRITE, S, MGR),
