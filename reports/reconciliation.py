@@ -118,7 +118,9 @@ def reconciliation(start: date, end: date) -> Reconciliation:
         run=run, model=AttributionModel.LINEAR, converted_at__gte=low, converted_at__lt=high
     )
     attributed = credits.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
-    uncredited = conversions.exclude(id__in=credits.values("sale_event_id"))
+    # NOT EXISTS, an anti-join: NOT IN over a run's credit rows degrades to a scan of
+    # them per sale once they outgrow the planner's hash (bench/report_latency.py).
+    uncredited = conversions.filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at
     later = uncredited.filter(recorded_at__gte=started)
