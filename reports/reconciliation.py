@@ -76,18 +76,18 @@ def _amounts(events: QuerySet[SaleEvent]) -> Amounts:
 
 
 def _touch_in_lookback(lookback_days: int) -> Exists:
-    """A member of the sale's deal had a touch in the lookback before the sale."""
-    members = DealContact.objects.filter(deal_id=OuterRef(OuterRef("deal_id"))).values("contact_id")
+    """A member of the sale's deal had a touch in the lookback before the sale.
+
+    Asked member by member, so each is one probe of the touches' (contact, time) index.
+    """
+    sold_at = OuterRef(OuterRef("occurred_at"))
     window_start = ExpressionWrapper(
-        OuterRef("occurred_at") - timedelta(days=lookback_days), output_field=DateTimeField()
+        sold_at - timedelta(days=lookback_days), output_field=DateTimeField()
     )
-    return Exists(
-        Touch.objects.filter(
-            contact_id__in=members,
-            occurred_at__lt=OuterRef("occurred_at"),
-            occurred_at__gte=window_start,
-        )
+    touched = Touch.objects.filter(
+        contact_id=OuterRef("contact_id"), occurred_at__lt=sold_at, occurred_at__gte=window_start
     )
+    return Exists(DealContact.objects.filter(deal_id=OuterRef("deal_id")).filter(Exists(touched)))
 
 
 @report_cached
@@ -118,9 +118,15 @@ def reconciliation(start: date, end: date) -> Reconciliation:
         run=run, model=AttributionModel.LINEAR, converted_at__gte=low, converted_at__lt=high
     )
     attributed = credits.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
-    # NOT EXISTS, an anti-join: NOT IN over a run's credit rows degrades to a scan of
-    # them per sale once they outgrow the planner's hash (bench/report_latency.py).
-    uncredited = conversions.filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
+    # The sales the run did not credit, found first by NOT EXISTS (an anti-join) and
+    # read as ids: few, and the touch check below is then asked of them alone (asked in
+    # the same statement, PostgreSQL ran it for every sale: bench/report_latency.py).
+    uncredited_ids = list(
+        conversions.filter(~Exists(credits.filter(sale_event_id=OuterRef("pk")))).values_list(
+            "pk", flat=True
+        )
+    )
+    uncredited = SaleEvent.objects.filter(pk__in=uncredited_ids)
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at
     later = uncredited.filter(recorded_at__gte=started)
