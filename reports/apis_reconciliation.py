@@ -11,12 +11,15 @@ from rest_framework.views import APIView
 from leadrecord import api_examples
 
 from .apis import ReportPermission, RunMarkSerializer
-from .apis_metrics import BAD_QUERY, DATE_PARAMETERS, DATES_DOC, ReportRangeSerializer, _range
+from .apis_metrics import (
+    BAD_QUERY,
+    DATE_PARAMETERS,
+    DATES_DOC,
+    ReportRangeSerializer,
+    _money,
+    _range,
+)
 from .reconciliation import reconciliation
-
-
-def _money() -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=20, decimal_places=2)
 
 
 class AmountsSerializer(serializers.Serializer):
