@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
+    Count,
     DateTimeField,
     Exists,
     ExpressionWrapper,
@@ -71,8 +72,8 @@ class Reconciliation:
 
 
 def _amounts(events: QuerySet[SaleEvent]) -> Amounts:
-    sums = events.order_by().aggregate(amount=Sum("amount"))
-    return Amounts(count=events.count(), amount=(sums["amount"] or Decimal(0)).quantize(CENT))
+    sums = events.order_by().aggregate(count=Count("id"), amount=Sum("amount"))
+    return Amounts(count=sums["count"], amount=(sums["amount"] or Decimal(0)).quantize(CENT))
 
 
 def _touch_in_lookback(lookback_days: int) -> Exists:
