@@ -10,7 +10,6 @@ from .charts import Series, bar_chart
 from .dashboard_sections import MODEL_LABELS, Query
 from .dashboard_tables import Column, Section, Table
 from .forms import GROUPING_LABELS
-from .freshness import freshness
 from .models import AttributionModel
 from .reconciliation import reconciliation
 
@@ -35,7 +34,7 @@ def attribution_section(query: Query) -> Section:
             f"Revenue credited to each {grouping.lower()} for the sales in these days."
             + (f" Not shown: {unavailable}" if unavailable else "")
         ),
-        freshness=freshness(),
+        freshness=query.attribution_freshness,
         can_recompute=user_has_role(query.user, Role.MANAGER),
         charts=[
             bar_chart(
@@ -75,7 +74,7 @@ def reconciliation_section(query: Query) -> Section:
             "after the run. Net revenue = gross attributed + outside attribution + not yet "
             "attributed - churn."
         ),
-        freshness=freshness(),
+        freshness=query.attribution_freshness,
         tables=[
             Table(
                 "reconciliation",
@@ -124,7 +123,7 @@ def models_section(query: Query) -> Section:
         key="models",
         title=f"All eight models side by side, by {grouping.lower()}",
         intro="The same sales credited by each model: where they agree, the answer is robust.",
-        freshness=freshness(),
+        freshness=query.attribution_freshness,
         charts=[
             bar_chart(
                 title=f"Credit by model and {grouping.lower()}",
@@ -158,7 +157,7 @@ def campaigns_section(query: Query) -> Section:
             "Each campaign's recorded cost against the revenue the chosen model credits it "
             "with for sales in these days. ROI = (revenue - cost) / cost."
         ),
-        freshness=freshness(),
+        freshness=query.attribution_freshness,
         charts=[
             bar_chart(
                 title=f"Cost and attributed revenue by campaign ({model})",

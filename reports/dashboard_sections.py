@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 
 from django.contrib.auth.models import User
 
@@ -18,6 +19,7 @@ from . import metrics
 from .charts import Series, bar_chart
 from .dashboard_tables import Column, Figure, Link, Section, Table
 from .forms import DateRange
+from .freshness import Freshness, freshness
 from .models import AttributionModel
 
 MODEL_LABELS = dict(AttributionModel.choices)
@@ -40,6 +42,11 @@ class Query:
     def handoffs_known(self) -> tuple[str, ...] | None:
         """The say-so audiences of the handoffs this user may know of (None: all)."""
         return handoff_selectors.handoff_audiences_known_to(self.user)
+
+    @cached_property
+    def attribution_freshness(self) -> Freshness:
+        """Which run the page's attribution figures are as of, read once for all its sections."""
+        return freshness()
 
     @property
     def start(self) -> date:
