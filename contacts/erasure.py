@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
 
 from leadrecord.errors import Conflict
 
 from .models import Contact, ErasedEmail
+from .selectors import erased_email_rows
 
 _HASH_SALT = "leadrecord.contacts.erased-email"
 # Names shorter than this are too common as parts of other words to scrub a
@@ -79,31 +79,11 @@ def erasures_of(email_keys: Iterable[str]) -> dict[str, datetime]:
     if not by_hash:
         return {}
     found: dict[str, datetime] = {}
-    for digest, erased_at in _erased_rows(list(by_hash)):
+    for digest, erased_at in erased_email_rows(list(by_hash)):
         email_key = by_hash[digest]
         if email_key not in found or erased_at > found[email_key]:
             found[email_key] = erased_at
     return found
-
-
-def _erased_rows(digests: list[str]) -> list[tuple[str, datetime]]:
-    # Every batch of POST events/ asks this: one array parameter on PostgreSQL keeps
-    # bench/ingest.py's bulk rate; elsewhere (the embedded SQLite default) the ORM's.
-    if connection.vendor != "postgresql":
-        return list(
-            ErasedEmail.objects.filter(email_hash__in=digests).values_list(
-                "email_hash", "erased_at"
-            )
-        )
-    # One array parameter rather than an IN list of hundreds, as
-    # events.ingest looks people up (the same measured cost).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT email_hash, erased_at FROM {ErasedEmail._meta.db_table} "  # noqa: S608
-            "WHERE email_hash = ANY(%s::varchar[])",
-            [digests],
-        )
-        return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
 def erased_after(email_key: str, moment: datetime) -> bool:

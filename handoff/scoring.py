@@ -28,22 +28,12 @@ from leadrecord.bulk import rows_update
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many
 from leadrecord.models import LedgerAction
 
-from .models import Qualification, Ruleset, RulesetStatus
+from .models import Qualification, Ruleset
+from .selectors import ruleset_active
 
 # Sales decides on what the person shared with sales (or everyone).
 SCORED_AUDIENCES = (Audience.SALES, Audience.ALL)
 POINT_PREFIXES = ("channel", "kind", "disclosure")
-
-
-def ruleset_active() -> Ruleset | None:
-    # Every write that can change a score asks this: a raw query skips the
-    # ORM's query compilation (about half of its cost). A partial unique
-    # index allows one active ruleset at most.
-    found = Ruleset.objects.raw(
-        f"SELECT * FROM {Ruleset._meta.db_table} WHERE status = %s",  # noqa: S608 -- model name
-        [RulesetStatus.ACTIVE.value],
-    )
-    return next(iter(found), None)
 
 
 def scores_compute(

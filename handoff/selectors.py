@@ -30,11 +30,9 @@ from .models import (
     Handoff,
     HandoffStatus,
     Ruleset,
+    RulesetStatus,
     SaleEvent,
 )
-from .scoring import ruleset_active
-
-__all__ = ["ruleset_active"]
 
 # A pending handoff is "due soon" in its last quarter of the SLA (at most a day).
 DUE_SOON_MAX = timedelta(hours=24)
@@ -234,3 +232,14 @@ def organizations_named(text: str) -> list[Organization]:
     if by_domain is not None:
         return [by_domain]
     return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])
+
+
+def ruleset_active() -> Ruleset | None:
+    # Every write that can change a score asks this: a raw query skips the
+    # ORM's query compilation (about half of its cost). A partial unique
+    # index allows one active ruleset at most.
+    found = Ruleset.objects.raw(
+        f"SELECT * FROM {Ruleset._meta.db_table} WHERE status = %s",  # noqa: S608 -- model name
+        [RulesetStatus.ACTIVE.value],
+    )
+    return next(iter(found), None)

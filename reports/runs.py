@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from handoff.models import DEFAULT_LOOKBACK_DAYS
-from handoff.scoring import ruleset_active
+from handoff.selectors import ruleset_active
 from leadrecord.bulk import copy_lines, rows_copy, rows_insert
 from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
 from leadrecord.models import LedgerAction

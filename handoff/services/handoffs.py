@@ -38,8 +38,7 @@ from ..models import (
     RejectReason,
     Ruleset,
 )
-from ..scoring import ruleset_active
-from ..selectors import EVERY_AUDIENCE, handoff_audiences_known_to
+from ..selectors import EVERY_AUDIENCE, handoff_audiences_known_to, ruleset_active
 
 
 @dataclass(frozen=True)

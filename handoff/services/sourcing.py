@@ -16,7 +16,7 @@ from ..models import (
     Handoff,
     HandoffStatus,
 )
-from ..scoring import ruleset_active
+from ..selectors import ruleset_active
 
 
 @dataclass(frozen=True)
