@@ -97,6 +97,16 @@ def contacts_for(user: UserLike | None) -> QuerySet[Contact]:
     return contacts_living().select_related("organization").annotate(journey_stage=Subquery(stage))
 
 
+def contacts_with_consent(queryset: QuerySet[Contact], purpose: str) -> QuerySet[Contact]:
+    """The people whose latest word on ``purpose`` is a grant."""
+    latest = (
+        Consent.objects.filter(contact=OuterRef("pk"), purpose=purpose)
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    return queryset.annotate(consent_granted=Subquery(latest)).filter(consent_granted=True)
+
+
 def contacts_search(queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:
     """Search by name, email, title and organization, never by disclosed values."""
     condition = Q()

@@ -41,7 +41,6 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("contacts/", views.contact_list, name="contacts"),
     path("contacts/new/", views.contact_new, name="contact-new"),
     path("contacts/<id:pk>/", views.contact_detail, name="contact"),
     path("contacts/<id:pk>/consents/new/", views.consent_new, name="consent-new"),

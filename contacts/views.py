@@ -32,7 +32,6 @@ from .forms import (
     ConsentForm,
     ContactCreateForm,
     ContactEraseForm,
-    ContactListFilter,
     ContactMergeForm,
     DisclosureForm,
 )
@@ -91,40 +90,6 @@ def _can_write(request: HttpRequest) -> bool:
 
 
 # --- list and detail -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ContactRow:
-    contact: Contact
-    stage: str
-
-
-@role_required(*selectors.CONTACT_PAGE_ROLES)
-@require_GET
-def contact_list(request: HttpRequest) -> HttpResponse:
-    filterset = ContactListFilter(
-        request.GET,
-        queryset=selectors.contacts_for(request.user).order_by("-created_at", "-id"),
-        request=request,
-    )
-    valid = filterset.is_valid()
-    page = _page(request, filterset.qs if valid else Contact.objects.none())
-    rows = [
-        ContactRow(contact, _STAGE_LABELS.get(contact.journey_stage or "", "")) for contact in page
-    ]
-    return render(
-        request,
-        "contacts/list.html",
-        {
-            "filter_form": filterset.form,
-            "filters_valid": valid,
-            "page": page,
-            "rows": rows,
-            "query": _query_without_page(request),
-            "can_write": _can_write(request),
-        },
-        status=200 if valid else 400,
-    )
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import (
     BooleanField,
+    Case,
+    CharField,
     Exists,
     ExpressionWrapper,
+    F,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+    When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from contacts.models import Audience, Organization
+from contacts.models import (
+    JOURNEY_STAGE_KEY,
+    SELF_DECLARED_SOURCES,
+    Audience,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    JourneyStage,
+    Organization,
+)
 from contacts.selectors import UserLike, audiences_visible_to, disclosures_visible_to
 from leadrecord.roles import Role, user_has_role
 
@@ -189,6 +208,22 @@ def deals_all() -> QuerySet[Deal]:
     )
 
 
+def deals_listed() -> QuerySet[Deal]:
+    """Deals for a list, each with ``effective_source``: the override when there is one,
+    else the derived source."""
+    return Deal.objects.select_related("organization", "owner").annotate(
+        effective_source=Case(
+            When(source_override="", then=F("derived_source")),
+            default=F("source_override"),
+            output_field=CharField(),
+        )
+    )
+
+
+def deals_amount_total(queryset: QuerySet[Deal]) -> Decimal:
+    return queryset.aggregate(total=Sum("amount", default=Value(Decimal(0))))["total"]
+
+
 def targets_all() -> QuerySet[ContributionTarget]:
     return ContributionTarget.objects.order_by("-period")
 
@@ -234,3 +269,56 @@ def organizations_named(text: str) -> list[Organization]:
     if by_domain is not None:
         return [by_domain]
     return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])
+
+
+# --- the contact list's handoff filters -------------------------------------------------
+
+
+def contacts_owned_by(
+    user: UserLike | None, queryset: QuerySet[Contact], owner_id: int
+) -> QuerySet[Contact]:
+    """The people whose latest accepted handoff that ``user`` may know of makes
+    ``owner_id`` their owner."""
+    latest_owner = (
+        handoffs_visible_to(user)
+        .filter(contact=OuterRef("pk"), status=HandoffStatus.ACCEPTED)
+        .order_by("-decided_at", "-id")
+        .values("owner_id")[:1]
+    )
+    return queryset.annotate(handoff_owner_id=Subquery(latest_owner)).filter(
+        handoff_owner_id=owner_id
+    )
+
+
+def contacts_can_hand_off(
+    user: UserLike | None, queryset: QuerySet[Contact], *, can: bool = True
+) -> QuerySet[Contact]:
+    """The people ``user`` could hand to sales now (or, with ``can=False``, could not):
+    qualified, with a say-so that ``user`` may see (a granted ``sales_contact`` consent as
+    the latest word, or a self-declared ``ready_to_talk`` stage), and no pending handoff
+    that ``user`` knows of. The same conditions as ``handoff_create`` asks, read set-wise."""
+    latest_sales_consent = (
+        Consent.objects.filter(contact=OuterRef("pk"), purpose=ConsentPurpose.SALES_CONTACT)
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    latest_own_stage = (
+        disclosures_visible_to(user)
+        .filter(contact=OuterRef("pk"), key=JOURNEY_STAGE_KEY, source__in=SELF_DECLARED_SOURCES)
+        .order_by("-disclosed_at", "-id")
+        .values("value")[:1]
+    )
+    pending = handoffs_visible_to(user).filter(contact=OuterRef("pk"), status=HandoffStatus.PENDING)
+    ready = (
+        Q(qualified=True)
+        & (Q(sales_consent=True) | Q(own_stage=JourneyStage.READY_TO_TALK))
+        & ~Q(Exists(pending))
+    )
+    # Coalesced, so that a person with no consent or no stage is "cannot", not unknown.
+    annotated = queryset.annotate(
+        sales_consent=Coalesce(
+            Subquery(latest_sales_consent), Value(False), output_field=BooleanField()
+        ),
+        own_stage=Coalesce(Subquery(latest_own_stage), Value(""), output_field=TextField()),
+    )
+    return annotated.filter(ready) if can else annotated.exclude(ready)
