@@ -482,3 +482,8 @@ def campaigns_all() -> QuerySet[Campaign]:
 def touches_visible() -> QuerySet[Touch]:
     """Touches of living contacts (a touch holds no disclosed value)."""
     return Touch.objects.filter(contact__erased_at__isnull=True).select_related("channel")
+
+
+def touches_listed() -> QuerySet[Touch]:
+    """Touches of living people for a list, with who, where and which campaign."""
+    return touches_visible().select_related("contact", "campaign")

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role, user_has_role
+from leadrecord.tables import csv_response, table_configure, wants_csv
 from leadrecord.views_access import role_required
 
 from . import selectors, services, touch_import
@@ -33,7 +34,8 @@ from .forms_touches import (
     TouchImportUploadForm,
     TouchLogForm,
 )
-from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team
+from .lists import TouchFilter, TouchTable
+from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team, Touch
 
 # Marketing's pages; managers may do all a marketer does, and add channels.
 TOUCH_PAGE_ROLES = (Role.MARKETER, Role.MANAGER)
@@ -101,6 +103,32 @@ def touch_log(request: HttpRequest) -> HttpResponse:
             "time_zone": settings.TIME_ZONE,
         },
         status=status,
+    )
+
+
+# --- the list of touches ---------------------------------------------------------------
+
+
+@role_required(*TOUCH_PAGE_ROLES)
+@require_GET
+def touch_list(request: HttpRequest) -> HttpResponse:
+    """Every touch of a living person, filtered, sorted and paged; ``?format=csv`` downloads
+    the filtered rows."""
+    filterset = TouchFilter(request.GET, queryset=selectors.touches_listed(), request=request)
+    valid = filterset.is_valid()
+    table = TouchTable(filterset.qs if valid else Touch.objects.none())
+    if valid and wants_csv(request):
+        return csv_response(table_configure(request, table), "touches.csv")
+    return render(
+        request,
+        "contacts/touches/list.html",
+        {
+            "filter_form": filterset.form,
+            "filters_valid": valid,
+            "table": table_configure(request, table),
+            "section": "list",
+        },
+        status=200 if valid else 400,
     )
 
 
