@@ -302,3 +302,21 @@ class ContactEraseForm(forms.Form):
         if typed.strip().casefold() != self.expected.strip().casefold():
             raise forms.ValidationError("This does not match; nothing was erased.", code="mismatch")
         return typed
+
+
+# --- moving a person to another organization -------------------------------------------
+
+
+class OrganizationMoveForm(forms.Form):
+    organization = forms.ModelChoiceField(
+        label="Move to",
+        queryset=selectors.organizations_all(),
+        required=False,
+        empty_label="No organization",
+    )
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        required=False,
+        help_text="Kept on the record, e.g. “Changed jobs in March”.",
+    )

@@ -12,7 +12,7 @@ from leadrecord.filters import day_filter
 from leadrecord.tables import TIME_FORMAT, ListTable
 
 from . import selectors
-from .models import Touch, TouchKind
+from .models import Organization, Touch, TouchKind
 
 _KIND_LABELS = dict(TouchKind.choices)
 
@@ -28,6 +28,12 @@ class TouchFilter(django_filters.FilterSet):
     )
     campaign = django_filters.ModelChoiceFilter(
         queryset=selectors.campaigns_all(), label="Campaign", empty_label="Any campaign"
+    )
+    organization = django_filters.ModelChoiceFilter(
+        field_name="contact__organization",
+        queryset=Organization.objects.all(),
+        label="Organization",
+        empty_label="Any organization",
     )
     kind = django_filters.ChoiceFilter(
         choices=TouchKind.choices, label="Kind", empty_label="Any kind"

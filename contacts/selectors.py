@@ -31,6 +31,7 @@ from .models import (
     ConsentPurpose,
     Contact,
     Disclosure,
+    Organization,
     Touch,
 )
 from .sealing import contact_keys, unseal
@@ -161,6 +162,11 @@ class ConsentState:
     source: str
     notice_version: str
     occurred_at: datetime | None
+
+
+def consent_withdrawals_since(moment: datetime) -> int:
+    """How many consents were withdrawn (recorded) since ``moment``."""
+    return Consent.objects.filter(granted=False, recorded_at__gte=moment).count()
 
 
 def consents_current(contact: Contact) -> list[ConsentState]:
@@ -469,6 +475,10 @@ def _person(contact: Contact) -> dict[str, Any]:
 
 
 # --- channels, campaigns, touches -------------------------------------------------
+
+
+def organizations_all() -> QuerySet[Organization]:
+    return Organization.objects.order_by("name", "id")
 
 
 def channels_all() -> QuerySet[Channel]:

@@ -34,6 +34,7 @@ from .forms import (
     ContactEraseForm,
     ContactMergeForm,
     DisclosureForm,
+    OrganizationMoveForm,
 )
 from .models import ConsentPurpose, Contact, JourneyStage
 
@@ -267,6 +268,41 @@ def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
         status = 400
     return render(
         request, "contacts/merge_form.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def contact_organization(request: HttpRequest, contact: Contact) -> HttpResponse:
+    """Move the person to another organization (or to none), with a reason, on the record."""
+    form = OrganizationMoveForm(
+        request.POST if request.method == "POST" else None,
+        initial={"organization": contact.organization_id},
+    )
+    status = 200
+    if form.is_valid():
+        organization = form.cleaned_data["organization"]
+        try:
+            services.contact_organization_move(
+                contact=contact,
+                organization=organization,
+                actor=Actor.of(request.user),
+                reason=form.cleaned_data["reason"],
+            )
+        except DomainError as violation:
+            status = form_error_show(form, violation)
+        else:
+            where = organization.name if organization is not None else "no organization"
+            messages.success(request, f"{contact.display_name} moved to {where}.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request,
+        "contacts/organization_form.html",
+        {"form": form, "contact": contact},
+        status=status,
     )
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import django_filters
 import django_tables2 as tables
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 
 from contacts.forms import ContactListFilter
-from contacts.models import Contact, JourneyStage
+from contacts.models import Contact, JourneyStage, Organization
 from leadrecord.filters import day_filter
 from leadrecord.tables import TIME_FORMAT, ListTable
 
@@ -112,6 +112,9 @@ class ContactTable(ListTable):
 
 
 class DealFilter(django_filters.FilterSet):
+    organization = django_filters.ModelChoiceFilter(
+        queryset=Organization.objects.all(), label="Organization", empty_label="Any organization"
+    )
     owner = django_filters.ModelChoiceFilter(
         queryset=selectors.sales_users(), label="Owner", empty_label="Anyone"
     )
@@ -176,3 +179,49 @@ class DealTable(ListTable):
 
     def value_effective_source(self, value: str) -> str:
         return _SOURCE_LABELS.get(value, value)
+
+
+# --- organizations -----------------------------------------------------------------------
+
+
+class OrganizationFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(
+        method="filter_search",
+        label="Name or domain",
+        max_length=200,
+    )
+
+    class Meta:
+        model = Organization
+        fields: list[str] = []
+
+    def filter_search(
+        self, queryset: QuerySet[Organization], name: str, value: str
+    ) -> QuerySet[Organization]:
+        return queryset.filter(
+            Q(name__icontains=value.strip()) | Q(domain__icontains=value.strip())
+        )
+
+
+class OrganizationTable(ListTable):
+    caption = "Organizations"
+    name = tables.Column(verbose_name="Organization")
+    domain = tables.Column(verbose_name="Domain", default="—")
+    people_count = tables.Column(verbose_name="People", attrs={"td": {"class": "number"}})
+    deal_count = tables.Column(verbose_name="Deals", attrs={"td": {"class": "number"}})
+    revenue = tables.Column(verbose_name="Revenue", attrs={"td": {"class": "number"}})
+
+    class Meta(ListTable.Meta):
+        model = Organization
+        fields = ()
+        sequence = ("name", "domain", "people_count", "deal_count", "revenue")
+        order_by = ("name",)
+        empty_text = "No organizations match."
+
+    def render_name(self, record: Organization) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("organization", args=[record.pk]), record.name
+        )
+
+    def value_name(self, record: Organization) -> str:
+        return record.name

@@ -12,9 +12,12 @@ from django.db.models import (
     BooleanField,
     Case,
     CharField,
+    Count,
+    DecimalField,
     Exists,
     ExpressionWrapper,
     F,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -43,6 +46,8 @@ from leadrecord.roles import Role, user_has_role
 
 from .models import (
     BUYER_SIGNAL_CONSENT,
+    MONEY_DIGITS,
+    REVENUE_KINDS,
     ContributionTarget,
     Deal,
     DealContact,
@@ -50,6 +55,7 @@ from .models import (
     HandoffStatus,
     Ruleset,
     SaleEvent,
+    SaleKind,
 )
 from .scoring import ruleset_active
 
@@ -322,3 +328,68 @@ def contacts_can_hand_off(
         own_stage=Coalesce(Subquery(latest_own_stage), Value(""), output_field=TextField()),
     )
     return annotated.filter(ready) if can else annotated.exclude(ready)
+
+
+# --- organizations ---------------------------------------------------------------------
+
+
+def _signed_sale_amount() -> Case:
+    """A sale event's amount as revenue: in for the revenue kinds, out for churn."""
+    return Case(
+        When(kind__in=REVENUE_KINDS, then=F("amount")),
+        When(kind=SaleKind.CHURN, then=-F("amount")),
+        default=Value(Decimal(0)),
+        output_field=DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2),
+    )
+
+
+def _count_of(queryset: QuerySet[Any]) -> Subquery:
+    return Subquery(
+        queryset.order_by().values("organization_id").annotate(n=Count("id")).values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+def organizations_listed() -> QuerySet[Organization]:
+    """Organizations with ``people_count`` (living), ``deal_count`` and ``revenue`` (sale events of
+    their deals: won, expansion and renewal in, churn out)."""
+    revenue = (
+        SaleEvent.objects.filter(deal__organization=OuterRef("pk"))
+        .order_by()
+        .values("deal__organization")
+        .annotate(total=Sum(_signed_sale_amount()))
+        .values("total")[:1]
+    )
+    return Organization.objects.annotate(
+        people_count=Coalesce(
+            _count_of(
+                Contact.objects.filter(
+                    organization=OuterRef("pk"), erased_at__isnull=True, merged_into__isnull=True
+                )
+            ),
+            0,
+        ),
+        deal_count=Coalesce(_count_of(Deal.objects.filter(organization=OuterRef("pk"))), 0),
+        revenue=Coalesce(
+            Subquery(revenue),
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2),
+        ),
+    )
+
+
+def organization_deals(organization: Organization) -> QuerySet[Deal]:
+    return deals_listed().filter(organization=organization).order_by("-occurred_at", "-id")
+
+
+def handoff_queue_counts(user: UserLike | None, *, now: datetime | None = None) -> dict[str, int]:
+    """How many handoffs wait in ``user``'s queue: ``waiting`` (all), ``due_soon`` and
+    ``overdue`` (as ``sla_state`` says; the queue is short, so each is read once)."""
+    now = now or timezone.now()
+    counts = {"waiting": 0, "due_soon": 0, "overdue": 0}
+    for handoff in handoff_queue(user).select_related(None).only("status", "due_at", "occurred_at"):
+        counts["waiting"] += 1
+        state = sla_state(handoff, now=now)
+        if state in counts:
+            counts[state] += 1
+    return counts
