@@ -13,11 +13,6 @@ from .tables import LedgerTable, csv_response, table_configure, wants_csv
 from .views_access import role_required
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"roles": sorted(user_roles(request.user))})
-
-
 @role_required(Role.MANAGER, Role.PRIVACY_OFFICER)
 @require_GET
 def ledger_page(request: HttpRequest) -> HttpResponse:
