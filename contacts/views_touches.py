@@ -35,7 +35,7 @@ from .forms_touches import (
     TouchLogForm,
 )
 from .lists import TouchFilter, TouchTable
-from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team, Touch
+from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team, Touch, TouchKind
 
 # Marketing's pages; managers may do all a marketer does, and add channels.
 TOUCH_PAGE_ROLES = (Role.MARKETER, Role.MANAGER)
@@ -218,16 +218,28 @@ def _job_for(request: HttpRequest, pk: int, *, with_content: bool = False) -> Im
 @role_required(*TOUCH_PAGE_ROLES)
 @require_http_methods(["GET", "POST"])
 def touch_import_upload(request: HttpRequest) -> HttpResponse:
+    last = touch_import.import_choices_last(request.user)
+    initial: dict[str, str] = {}
+    if last is not None:
+        # The user's mapping and zone of their latest import: the next export from the
+        # same system has the same columns.
+        initial = {f"column_{column}": header for column, header in last.column_map.items()}
+        initial["time_zone"] = last.time_zone
     form = TouchImportUploadForm(
         request.POST if request.method == "POST" else None,
         request.FILES if request.method == "POST" else None,
+        initial=initial,
     )
     status = 200
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
             job = touch_import.touch_import_upload(
-                file_name=upload.name or "", raw=upload.read(), user=request.user
+                file_name=upload.name or "",
+                raw=upload.read(),
+                user=request.user,
+                column_map=form.column_map(),
+                time_zone=form.cleaned_data["time_zone"],
             )
         except DomainError as violation:
             status = form_error_show(form, violation)
@@ -243,9 +255,32 @@ def touch_import_upload(request: HttpRequest) -> HttpResponse:
             "jobs": touch_import.import_jobs_for(request.user)[:RECENT_IMPORTS],
             "required_columns": touch_import.REQUIRED_COLUMNS,
             "optional_columns": touch_import.OPTIONAL_COLUMNS,
+            "kinds": TouchKind.choices,
+            "channels": selectors.channels_all().filter(active=True),
         },
         status=status,
     )
+
+
+# One row per kind of value a file may hold: a template people fill in or compare with
+# their export. The second row shows a time without an offset (read in the chosen zone).
+TEMPLATE_ROWS = (
+    ("ada@example.com", "webinar", "Webinar attended", "2026-05-01T09:30:00+02:00", "", "", ""),
+    ("grace@example.com", "email", "email_click", "2026-05-02 14:00", "", "crm-42", "hubspot"),
+)
+
+
+@role_required(*TOUCH_PAGE_ROLES)
+@require_GET
+def touch_import_template(request: HttpRequest) -> HttpResponse:
+    """A CSV file with the import's columns and two example rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(touch_import.KNOWN_COLUMNS)
+    writer.writerows(TEMPLATE_ROWS)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="touches-template.csv"'
+    return response
 
 
 def _preview(
