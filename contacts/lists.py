@@ -46,7 +46,7 @@ class TouchFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.form.fields["channel"].label_from_instance = lambda channel: channel_label(channel.key)
 
 

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -111,7 +112,7 @@ def touch_log(request: HttpRequest) -> HttpResponse:
 
 @role_required(*TOUCH_PAGE_ROLES)
 @require_GET
-def touch_list(request: HttpRequest) -> HttpResponse:
+def touch_list(request: HttpRequest) -> HttpResponseBase:
     """Every touch of a living person, filtered, sorted and paged; ``?format=csv`` downloads
     the filtered rows."""
     filterset = TouchFilter(request.GET, queryset=selectors.touches_listed(), request=request)

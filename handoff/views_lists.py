@@ -3,7 +3,8 @@ with the same rows the filters give."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -23,7 +24,7 @@ CONTACT_WRITERS = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
 
 @role_required(*contact_selectors.CONTACT_PAGE_ROLES)
 @require_GET
-def contact_list(request: HttpRequest) -> HttpResponse:
+def contact_list(request: HttpRequest) -> HttpResponseBase:
     filterset = ContactPageFilter(
         request.GET, queryset=contact_selectors.contacts_for(request.user), request=request
     )
@@ -46,7 +47,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(*DEAL_ROLES)
 @require_GET
-def deal_list(request: HttpRequest) -> HttpResponse:
+def deal_list(request: HttpRequest) -> HttpResponseBase:
     filterset = DealFilter(request.GET, queryset=selectors.deals_listed(), request=request)
     valid = filterset.is_valid()
     deals = filterset.qs if valid else Deal.objects.none()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
@@ -25,7 +26,7 @@ SHOWN = 20  # rows of each kind on an organization's page; the full list is a li
 
 @role_required(*ORGANIZATION_PAGE_ROLES)
 @require_GET
-def organization_list(request: HttpRequest) -> HttpResponse:
+def organization_list(request: HttpRequest) -> HttpResponseBase:
     filterset = OrganizationFilter(request.GET, queryset=selectors.organizations_listed())
     valid = filterset.is_valid()
     table = OrganizationTable(

@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -15,7 +16,7 @@ from .views_access import role_required
 
 @role_required(Role.MANAGER, Role.PRIVACY_OFFICER)
 @require_GET
-def ledger_page(request: HttpRequest) -> HttpResponse:
+def ledger_page(request: HttpRequest) -> HttpResponseBase:
     """The record, filtered, sorted and paged; ``?format=csv`` downloads the filtered rows."""
     filterset = LedgerFilter(request.GET, queryset=ledger_entries_latest_first())
     valid = filterset.is_valid()

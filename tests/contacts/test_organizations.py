@@ -50,6 +50,7 @@ def test_a_new_person_at_a_known_domain_joins_that_organization(granite):
     assert created
     assert contact.organization == granite
     entry = LedgerEntry.objects.get(action="contact.create", contact_id=contact.pk)
+    assert entry.after is not None
     assert entry.after["organization"] == granite.pk
 
 

@@ -40,7 +40,7 @@ def _upload(client: Client, text: str, **fields: str) -> Any:
     return client.post(reverse("touch-import"), {"file": _file(text), **fields})
 
 
-def _check(text: str, **options: Any):  # type: ignore[no-untyped-def]
+def _check(text: str, **options: Any) -> list[Any]:
     column_map = options.pop("column_map", None)
     return rows_check(csv_read(text, column_map=column_map).rows, sha256="x", **options)
 

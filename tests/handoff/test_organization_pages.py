@@ -76,7 +76,8 @@ def test_the_list_counts_people_deals_and_revenue(users, granite):
         client.get(reverse("organizations"), {"sort": "-people_count"}).context["table"].page
     )
     assert next(iter(by_people)).record.name == "Granite-Biotech"
-    body = b"".join(client.get(reverse("organizations"), {"format": "csv"}).streaming_content)
+    download: Any = client.get(reverse("organizations"), {"format": "csv"})
+    body = b"".join(download.streaming_content)
     rows_csv = list(csv.reader(io.StringIO(body.decode())))
     assert rows_csv[0] == ["Organization", "Domain", "People", "Deals", "Revenue"]
 
