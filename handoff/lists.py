@@ -8,6 +8,7 @@ visibility, so the page and its CSV show the same, permitted, values.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import django_filters
@@ -225,3 +226,10 @@ class OrganizationTable(ListTable):
 
     def value_name(self, record: Organization) -> str:
         return record.name
+
+    def render_revenue(self, value: Decimal) -> str:
+        # Two places on every database (SQLite may answer a whole number).
+        return f"{Decimal(value):.2f}"
+
+    def value_revenue(self, value: Decimal) -> str:
+        return f"{Decimal(value):.2f}"
