@@ -57,6 +57,7 @@ class TouchTable(ListTable):
         verbose_name="Person",
         accessor="contact__last_name",
         order_by=("contact__last_name", "contact__first_name", "contact__email"),
+        empty_values=(),  # a person without a last name is still named
     )
     channel = tables.Column(verbose_name="Channel", accessor="channel__key")
     kind = tables.Column(verbose_name="Kind")

@@ -187,7 +187,8 @@ def _header_check(names: list[str]) -> None:
         raise _refuse(
             "missing_columns",
             f"Missing columns: {', '.join(missing)}. {expected} Or say below which of the "
-            "file's columns holds each.",
+            f"file's columns holds each; its columns are "
+            f"{', '.join(repr(name) for name in names if name)}.",
         )
 
 

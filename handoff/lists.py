@@ -65,8 +65,13 @@ class ContactPageFilter(ContactListFilter):
 
 class ContactTable(ListTable):
     caption = "Contacts"
+    # Rendered for every row (``empty_values=()``): a person without a last name is still
+    # named, by first name or email.
     name = tables.Column(
-        verbose_name="Name", accessor="last_name", order_by=("last_name", "first_name", "email")
+        verbose_name="Name",
+        accessor="last_name",
+        order_by=("last_name", "first_name", "email"),
+        empty_values=(),
     )
     email = tables.Column(verbose_name="Email")
     organization = tables.Column(

@@ -135,6 +135,7 @@ def test_the_page_maps_columns_remembers_them_and_imports(
     refused = _upload(client, text)
     assert refused.status_code == 400
     assert "Missing columns" in refused.content.decode()
+    assert "its columns are &#x27;who&#x27;, &#x27;where&#x27;" in refused.content.decode()
     assert ImportJob.objects.count() == 0
     mapping = {
         "column_email": "Who",

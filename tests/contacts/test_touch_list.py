@@ -121,3 +121,10 @@ def test_bad_filters_are_a_400(users, touches, query):
 @pytest.mark.parametrize("role", [Role.SALES_REP, Role.PRIVACY_OFFICER, Role.INTEGRATION])
 def test_other_roles_may_not_list_touches(users, role):
     assert _client(users[role]).get(reverse("touch-list")).status_code == 403
+
+
+def test_a_person_without_a_last_name_is_named_and_linked(users):
+    person = contact_make(email="solo@acme.example", first_name="Solo", last_name="")
+    touch_record(contact=person, channel=Channel.objects.get(key="web"), actor=SYSTEM)
+    page = _client(users[Role.MARKETER]).get(URL).content.decode()
+    assert f'<a href="{reverse("contact", args=[person.pk])}">Solo</a>' in page

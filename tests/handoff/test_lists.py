@@ -276,3 +276,9 @@ def test_bad_deal_filters_are_a_400(users, deals, query):
 @pytest.mark.parametrize("role", [Role.MARKETER, Role.PRIVACY_OFFICER, Role.INTEGRATION])
 def test_other_roles_may_not_list_deals(users, role):
     assert _client(users[role]).get(reverse("deals"), {"format": "csv"}).status_code == 403
+
+
+def test_a_person_without_a_last_name_is_named_and_linked(users):
+    person = contact_make(email="solo@acme.example", first_name="Solo", last_name="")
+    page = _client(users[Role.MARKETER]).get(reverse("contacts")).content.decode()
+    assert f'<a href="{reverse("contact", args=[person.pk])}">Solo</a>' in page
