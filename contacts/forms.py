@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import django_filters
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leadrecord.api_fields import MAX_ID
@@ -94,7 +96,20 @@ class LocalTimesMixin(forms.BaseForm):
 
 
 class ContactListFilter(ContactFilter):
-    """The API's contact filters, with labels and empty choices that read well on a page."""
+    """The API's contact filters, with labels and empty choices that read well on a page,
+    and the page's own: who granted a consent."""
+
+    consent = django_filters.ChoiceFilter(
+        choices=ConsentPurpose.choices,
+        label="Consent granted",
+        empty_label="Any",
+        method="filter_consent",
+    )
+
+    def filter_consent(
+        self, queryset: QuerySet[Contact], name: str, value: str
+    ) -> QuerySet[Contact]:
+        return selectors.contacts_with_consent(queryset, value)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -287,3 +302,21 @@ class ContactEraseForm(forms.Form):
         if typed.strip().casefold() != self.expected.strip().casefold():
             raise forms.ValidationError("This does not match; nothing was erased.", code="mismatch")
         return typed
+
+
+# --- moving a person to another organization -------------------------------------------
+
+
+class OrganizationMoveForm(forms.Form):
+    organization = forms.ModelChoiceField(
+        label="Move to",
+        queryset=selectors.organizations_all(),
+        required=False,
+        empty_label="No organization",
+    )
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        required=False,
+        help_text="Kept on the record, e.g. “Changed jobs in March”.",
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -259,6 +259,39 @@ class TouchImportUploadForm(forms.Form):
         ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
+
+    time_zone = forms.ChoiceField(
+        label="Time zone of times without an offset",
+        required=False,
+        help_text="Times like 2026-05-01 09:30 are read in this zone; times with an offset "
+        "(+02:00, Z) keep theirs.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = [
+            ("", "None: every time has its offset"),
+            *((name, name) for name in sorted(zoneinfo.available_timezones())),
+        ]
+        for column in touch_import_csv.KNOWN_COLUMNS:
+            self.fields[f"column_{column}"] = forms.CharField(
+                label=f"Column for {column}",
+                required=False,
+                max_length=touch_import_csv.COLUMN_NAME_MAX_LENGTH,
+                help_text=(
+                    f"The file's column name; blank: a column named {column}, or the "
+                    "HubSpot or Salesforce export's."
+                ),
+            )
+
+    def column_map(self) -> dict[str, str]:
+        return {
+            column: self.cleaned_data.get(f"column_{column}") or ""
+            for column in touch_import_csv.KNOWN_COLUMNS
+        }
+
+    def column_fields(self) -> list[forms.BoundField]:
+        return [self[f"column_{column}"] for column in touch_import_csv.KNOWN_COLUMNS]
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]

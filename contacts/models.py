@@ -449,6 +449,10 @@ class ImportJob(models.Model):
     # row numbers as ranges, so a 50,000-row report stays small.
     row_report = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True, default="")
+    # The uploader's column mapping (field -> the file's column name, lower-cased) and the
+    # zone of times without an offset, so the run reads the file as the preview did.
+    column_map = models.JSONField(default=dict, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -33,6 +33,7 @@ from .models import (
     Contact,
     Disclosure,
     ErasedEmail,
+    Organization,
     Touch,
 )
 from .sealing import contact_keys, unseal
@@ -99,6 +100,16 @@ def contacts_for(user: UserLike | None) -> QuerySet[Contact]:
     return contacts_living().select_related("organization").annotate(journey_stage=Subquery(stage))
 
 
+def contacts_with_consent(queryset: QuerySet[Contact], purpose: str) -> QuerySet[Contact]:
+    """The people whose latest word on ``purpose`` is a grant."""
+    latest = (
+        Consent.objects.filter(contact=OuterRef("pk"), purpose=purpose)
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    return queryset.annotate(consent_granted=Subquery(latest)).filter(consent_granted=True)
+
+
 def contacts_search(queryset: QuerySet[Contact], text: str) -> QuerySet[Contact]:
     """Search by name, email, title and organization, never by disclosed values."""
     condition = Q()
@@ -153,6 +164,11 @@ class ConsentState:
     source: str
     notice_version: str
     occurred_at: datetime | None
+
+
+def consent_withdrawals_since(moment: datetime) -> int:
+    """How many consents were withdrawn (recorded) since ``moment``."""
+    return Consent.objects.filter(granted=False, recorded_at__gte=moment).count()
 
 
 def consents_current(contact: Contact) -> list[ConsentState]:
@@ -463,6 +479,10 @@ def _person(contact: Contact) -> dict[str, Any]:
 # --- channels, campaigns, touches -------------------------------------------------
 
 
+def organizations_all() -> QuerySet[Organization]:
+    return Organization.objects.order_by("name", "id")
+
+
 def channels_all() -> QuerySet[Channel]:
     return Channel.objects.order_by("team", "key")
 
@@ -495,3 +515,8 @@ def erased_email_rows(digests: list[str]) -> list[tuple[str, datetime]]:
             [digests],
         )
         return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def touches_listed() -> QuerySet[Touch]:
+    """Touches of living people for a list, with who, where and which campaign."""
+    return touches_visible().select_related("contact", "campaign")

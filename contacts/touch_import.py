@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import available_timezones
 
 from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -58,7 +59,9 @@ from .touch_import_check import (
     rows_check,
 )
 from .touch_import_csv import (
+    COLUMN_NAME_MAX_LENGTH,
     DELIMITERS,
+    HEADER_ALIASES,
     KNOWN_COLUMNS,
     MAX_FILE_BYTES,
     MAX_ROWS,
@@ -110,7 +113,7 @@ def import_preview(job: ImportJob) -> ImportPreview | None:
     """The first rows of an uploaded file with the errors the check found in them."""
     if not job.content:
         return None
-    parsed = csv_read(job.content, limit=PREVIEW_ROWS)
+    parsed = csv_read(job.content, limit=PREVIEW_ROWS, column_map=job.column_map)
     by_row: dict[int, list[RowError]] = {}
     for error in job.errors:
         by_row.setdefault(error["row"], []).append(RowError(**error))
@@ -142,8 +145,19 @@ def import_same_file_before(job: ImportJob) -> ImportJob | None:
 # --- writes -----------------------------------------------------------------------------
 
 
-def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> ImportJob:
+def touch_import_upload(
+    *,
+    file_name: str,
+    raw: bytes,
+    user: UserLike,
+    column_map: dict[str, str] | None = None,
+    time_zone: str = "",
+) -> ImportJob:
     """Check an uploaded CSV file and keep it as a job waiting for the user's choice of mode.
+
+    ``column_map`` names the file's column for any of ours (``csv_read``); ``time_zone``
+    is the zone of times without an offset. Both are kept on the job, so the run reads
+    the file as the preview did, and the user's next upload starts from them.
 
     Raises a domain error (attr ``file``, 400) when the file as a whole cannot be
     imported. Rows with errors are kept with their errors for the preview.
@@ -152,10 +166,12 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> Import
     """
     if user.pk is None:
         raise Forbidden("not_authenticated", "Log in to import.")
+    column_map = column_map_clean(column_map or {})
+    time_zone = time_zone_clean(time_zone)
     text = csv_text(raw)
-    rows = csv_read(text).rows
+    rows = csv_read(text, column_map=column_map).rows
     sha256 = hashlib.sha256(raw).hexdigest()
-    checked = rows_check(rows, sha256=sha256)
+    checked = rows_check(rows, sha256=sha256, time_zone=time_zone)
     _erased_rows_mark(checked)
     errors = errors_of(checked)
     now = timezone.now()
@@ -170,6 +186,45 @@ def touch_import_upload(*, file_name: str, raw: bytes, user: UserLike) -> Import
         # Before the run, ``rejected`` counts the rows the check found faulty.
         rejected=sum(1 for row in checked if row.errors),
         errors=[error.as_dict() for error in errors[:MAX_ERRORS_KEPT]],
+        column_map=column_map,
+        time_zone=time_zone,
+    )
+
+
+def column_map_clean(column_map: dict[str, str]) -> dict[str, str]:
+    """Our columns to the file's headers (lower-cased, blanks left out); InvalidInput for an
+    unknown column or an oversized header."""
+    cleaned: dict[str, str] = {}
+    for column, header in column_map.items():
+        if column not in KNOWN_COLUMNS:
+            raise InvalidInput("invalid", f"There is no column {column!r} to map.", attr=column)
+        header = (header or "").strip().lower()
+        if len(header) > COLUMN_NAME_MAX_LENGTH:
+            raise InvalidInput(
+                "max_length",
+                f"A column name has at most {COLUMN_NAME_MAX_LENGTH} characters.",
+                attr=f"column_{column}",
+            )
+        if header:
+            cleaned[column] = header
+    return cleaned
+
+
+def time_zone_clean(time_zone: str) -> str:
+    """An IANA time-zone name, or '' for none; InvalidInput for an unknown one."""
+    time_zone = time_zone.strip()
+    if time_zone and time_zone not in available_timezones():
+        raise InvalidInput("invalid", "Choose a time zone from the list.", attr="time_zone")
+    return time_zone
+
+
+def import_choices_last(user: UserLike) -> ImportJob | None:
+    """The user's latest import: its column mapping and time zone start their next one."""
+    return (
+        ImportJob.objects.filter(created_by_id=user.pk)
+        .only("column_map", "time_zone")
+        .order_by("-created_at", "-id")
+        .first()
     )
 
 
@@ -238,12 +293,14 @@ def touch_imports_forget_abandoned(*, now: datetime | None = None) -> int:
 
 __all__ = [
     "ABANDONED_AFTER",
+    "COLUMN_NAME_MAX_LENGTH",
     "DEFAULT_SOURCE_SYSTEM",
     "DELIMITERS",
     "EMAILS_PER_QUERY",
     "ERASED_ROW_MARK",
     "ERASED_ROW_MESSAGE",
     "FORMULA_PREFIXES",
+    "HEADER_ALIASES",
     "KNOWN_COLUMNS",
     "MAX_ERRORS_KEPT",
     "MAX_FILE_BYTES",
@@ -260,15 +317,18 @@ __all__ = [
     "ImportPreview",
     "RowError",
     "UserLike",
+    "column_map_clean",
     "csv_read",
     "csv_text",
     "errors_of",
     "generated_external_id",
+    "import_choices_last",
     "import_jobs_for",
     "import_preview",
     "import_same_file_before",
     "row_ranges_text",
     "rows_check",
+    "time_zone_clean",
     "touch_import_start",
     "touch_import_upload",
     "touch_imports_erase",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -106,19 +107,63 @@ def _email(row: CsvRow) -> str:
 
 
 def _channel(row: CsvRow, lookups: _Lookups) -> Channel:
-    key = _cell(row, "channel", max_length=100, required=True)
-    channel = lookups.channels.get(key)
+    text = _cell(row, "channel", max_length=100, required=True)
+    words = _words(text)
+    key = CHANNEL_ALIASES.get(words, words.replace(" ", "_"))
+    channel = lookups.channels.get(text) or lookups.channels.get(key)
     if channel is None:
         known = ", ".join(sorted(lookups.channels))
         raise _CellRefused(f"No active channel has this key; the channels are {known}.")
     return channel
 
 
+def _words(text: str) -> str:
+    """A value as compared with keys and labels: lower-case, with ``_`` and ``-`` as spaces."""
+    return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+
+
+# A kind by its key or its label, in any case ("Email clicked" = "email_click"), and the
+# activity types of HubSpot and Salesforce exports.
+KIND_BY_WORDS: dict[str, str] = {
+    **{_words(label): str(key) for key, label in TouchKind.choices},
+    **{_words(str(key)): str(key) for key in TouchKind.values},
+    "email": TouchKind.EMAIL_OPEN,
+    "email open": TouchKind.EMAIL_OPEN,
+    "email click": TouchKind.EMAIL_CLICK,
+    "form submission": TouchKind.FORM,
+    "page view": TouchKind.VISIT,
+    "web visit": TouchKind.VISIT,
+    "webinar": TouchKind.WEBINAR_ATTENDED,
+    "event": TouchKind.EVENT_ATTENDED,
+    "phone call": TouchKind.CALL,
+    "task": TouchKind.OTHER,
+}
+# Channels by what exports call them (HubSpot's Original Source, Salesforce's Lead Source).
+CHANNEL_ALIASES: dict[str, str] = {
+    "email marketing": "email",
+    "direct traffic": "web",
+    "website": "web",
+    "paid search": "paid_search",
+    "paid social": "paid_social",
+    "social media": "organic_social",
+    "organic social": "organic_social",
+    "referrals": "referral",
+    "partner referral": "partner",
+    "trade show": "event",
+    "phone inquiry": "sales_call",
+}
+
+
 def _kind(row: CsvRow) -> str:
     kind = _cell(row, "kind", max_length=40, required=True)
-    if kind not in TOUCH_KINDS:
-        raise _CellRefused(f"Choose one of {', '.join(TOUCH_KINDS)}.")
-    return kind
+    found = KIND_BY_WORDS.get(_words(kind))
+    if found is None:
+        raise _CellRefused(
+            "Choose one of "
+            + ", ".join(f"{label} ({key})" for key, label in TouchKind.choices)
+            + "."
+        )
+    return found
 
 
 def _campaign(row: CsvRow, lookups: _Lookups, channel: Channel | None) -> Campaign | None:
@@ -139,16 +184,36 @@ def _campaign(row: CsvRow, lookups: _Lookups, channel: Channel | None) -> Campai
     return campaign
 
 
-def _occurred_at(row: CsvRow, now: datetime) -> datetime:
-    text = _cell(row, "occurred_at", max_length=OCCURRED_AT_MAX_LENGTH, required=True)
+# Times as exports write them besides ISO 8601 (Salesforce's US dates).
+TIME_FORMATS = ("%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+
+
+def _time_parse(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise _CellRefused(
-            "Give an ISO 8601 time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00."
-        ) from error
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for pattern in TIME_FORMATS:
+        try:
+            return datetime.strptime(text, pattern)  # noqa: DTZ007 (the zone is applied next)
+        except ValueError:
+            continue
+    raise _CellRefused(
+        "Give an ISO 8601 time, e.g. 2026-05-01T09:30:00+02:00 (or 2026-05-01 09:30 with "
+        "the file's time zone chosen)."
+    )
+
+
+def _occurred_at(row: CsvRow, now: datetime, zone: ZoneInfo | None) -> datetime:
+    text = _cell(row, "occurred_at", max_length=OCCURRED_AT_MAX_LENGTH, required=True)
+    moment = _time_parse(text)
     if moment.tzinfo is None:
-        raise _CellRefused("Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00.")
+        if zone is None:
+            raise _CellRefused(
+                "Give the time with a UTC offset, e.g. 2026-05-01T09:30:00+02:00, or choose "
+                "the time zone of the file's times."
+            )
+        moment = moment.replace(tzinfo=zone)
     if not moment_in_range(moment):
         raise _CellRefused(MOMENT_OUT_OF_RANGE)
     if moment > now + FUTURE_TOLERANCE:
@@ -162,12 +227,21 @@ def generated_external_id(sha256: str, row_number: int) -> str:
 
 
 def rows_check(
-    rows: Sequence[CsvRow], *, sha256: str, now: datetime | None = None
+    rows: Sequence[CsvRow],
+    *,
+    sha256: str,
+    now: datetime | None = None,
+    time_zone: str = "",
 ) -> list[CheckedRow]:
-    """Each row's event for ``events_ingest``, or its errors (row, field, message)."""
+    """Each row's event for ``events_ingest``, or its errors (row, field, message).
+
+    ``time_zone`` (an IANA name) is the zone of times written without an offset; without
+    one such times are refused.
+    """
     now = now or timezone.now()
     lookups = _lookups(rows)
-    return [_row_check(row, lookups, sha256, now) for row in rows]
+    zone = ZoneInfo(time_zone) if time_zone else None
+    return [_row_check(row, lookups, sha256, now, zone) for row in rows]
 
 
 def _take(errors: list[RowError], row: CsvRow, name: str, read: Callable[[], Any]) -> Any:
@@ -179,7 +253,9 @@ def _take(errors: list[RowError], row: CsvRow, name: str, read: Callable[[], Any
         return None
 
 
-def _row_check(row: CsvRow, lookups: _Lookups, sha256: str, now: datetime) -> CheckedRow:
+def _row_check(
+    row: CsvRow, lookups: _Lookups, sha256: str, now: datetime, zone: ZoneInfo | None
+) -> CheckedRow:
     if row.cells.get("email") == ERASED_ROW_MARK:
         return CheckedRow(row.number, None, [RowError(row.number, "email", ERASED_ROW_MESSAGE)])
     errors: list[RowError] = []
@@ -187,7 +263,7 @@ def _row_check(row: CsvRow, lookups: _Lookups, sha256: str, now: datetime) -> Ch
     channel = _take(errors, row, "channel", lambda: _channel(row, lookups))
     campaign = _take(errors, row, "campaign", lambda: _campaign(row, lookups, channel))
     kind = _take(errors, row, "kind", lambda: _kind(row))
-    occurred_at = _take(errors, row, "occurred_at", lambda: _occurred_at(row, now))
+    occurred_at = _take(errors, row, "occurred_at", lambda: _occurred_at(row, now, zone))
     external_id = _take(
         errors,
         row,

@@ -22,6 +22,45 @@ REQUIRED_COLUMNS = ("email", "channel", "kind", "occurred_at")
 OPTIONAL_COLUMNS = ("campaign", "external_id", "source_system")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 DELIMITERS = (",", ";", "\t")
+COLUMN_NAME_MAX_LENGTH = 200
+
+# Column names of HubSpot's and Salesforce's contact and activity exports (and common
+# spellings), lower-cased, read as our columns when the file has no column of that name.
+HEADER_ALIASES: dict[str, str] = {
+    # email
+    "email address": "email",
+    "e-mail": "email",
+    "e-mail address": "email",
+    "contact email": "email",
+    "lead email": "email",
+    # when it happened
+    "activity date": "occurred_at",
+    "activity date/time": "occurred_at",
+    "date": "occurred_at",
+    "timestamp": "occurred_at",
+    "event date": "occurred_at",
+    "create date": "occurred_at",  # HubSpot contacts: when the contact was created
+    "created date": "occurred_at",  # Salesforce
+    "last activity date": "occurred_at",
+    # what kind of touch
+    "activity type": "kind",
+    "type": "kind",
+    "task subtype": "kind",  # Salesforce tasks
+    "event type": "kind",
+    # where
+    "original source": "channel",  # HubSpot
+    "lead source": "channel",  # Salesforce
+    "source": "channel",
+    # which campaign
+    "campaign name": "campaign",
+    "associated campaign": "campaign",
+    # the row's id in the system it came from
+    "activity id": "external_id",
+    "task id": "external_id",
+    "record id": "external_id",  # HubSpot
+    "id": "external_id",  # Salesforce
+    "source system": "source_system",
+}
 
 
 def _refuse(code: str, detail: str) -> DomainError:
@@ -66,24 +105,30 @@ def csv_text(raw: bytes) -> str:
     return text
 
 
-def delimiter_of(header_line: str) -> str:
+def delimiter_of(header_line: str, column_map: dict[str, str] | None = None) -> str:
     """Comma, semicolon (spreadsheets in many locales) or tab: whichever names most columns."""
+    known = set(KNOWN_COLUMNS) | set(HEADER_ALIASES) | set((column_map or {}).values())
     best, best_count = ",", -1
     for delimiter in DELIMITERS:
         names = {name.strip().strip('"').lower() for name in header_line.split(delimiter)}
-        count = len(names & set(KNOWN_COLUMNS))
+        count = len(names & known)
         if count > best_count:
             best, best_count = delimiter, count
     return best
 
 
-def csv_read(text: str, *, limit: int | None = None) -> CsvFile:
+def csv_read(
+    text: str, *, limit: int | None = None, column_map: dict[str, str] | None = None
+) -> CsvFile:
     """Parse the header and the rows (the first ``limit`` of them when given).
+
+    ``column_map`` names the file's column (a header, any case) for any of our columns;
+    columns it does not name are found by their own name, then by ``HEADER_ALIASES``.
 
     Raises a domain error (attr ``file``) for a file that cannot be imported as a
     whole: not CSV, columns missing or repeated, no rows, too many rows.
     """
-    delimiter = delimiter_of(text.lstrip().split("\n", 1)[0])
+    delimiter = delimiter_of(text.lstrip().split("\n", 1)[0], column_map)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     number = 0  # records read, blank ones included, as a spreadsheet numbers its rows
     try:
@@ -93,7 +138,7 @@ def csv_read(text: str, *, limit: int | None = None) -> CsvFile:
             if any(cell.strip() for cell in record):
                 header = record
                 break
-        names = [cell.strip().lower() for cell in header]
+        names = columns_named([cell.strip().lower() for cell in header], column_map or {})
         _header_check(names)
         rows: list[CsvRow] = []
         for record in reader:
@@ -139,4 +184,45 @@ def _header_check(names: list[str]) -> None:
         raise _refuse("repeated_columns", f"Columns named twice: {', '.join(repeated)}.")
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
-        raise _refuse("missing_columns", f"Missing columns: {', '.join(missing)}. {expected}")
+        raise _refuse(
+            "missing_columns",
+            f"Missing columns: {', '.join(missing)}. {expected} Or say below which of the "
+            f"file's columns holds each; its columns are "
+            f"{', '.join(repr(name) for name in names if name)}.",
+        )
+
+
+def columns_named(headers: list[str], column_map: dict[str, str]) -> list[str]:
+    """Our column for each of the file's (lower-cased) headers, or the header itself.
+
+    The user's ``column_map`` (our column -> their header) comes first, then a header
+    that is our column's own name, then ``HEADER_ALIASES`` for a column still free (the
+    first such header), so an export with both "Email" and "Email Address" reads "Email"
+    as the email. A mapped header the file lacks is refused.
+    """
+    wanted = {header.strip().lower(): column for column, header in column_map.items() if header}
+    absent = sorted(
+        f"{header!r} (for {column})" for header, column in wanted.items() if header not in headers
+    )
+    if absent:
+        raise _refuse(
+            "column_not_found",
+            f"The file has no column {', '.join(absent)}; its columns are "
+            f"{', '.join(repr(name) for name in headers if name)}.",
+        )
+    mapped = set(wanted.values())
+    # Our columns' own names come before aliases; a name given twice stays twice, and
+    # the header check refuses it.
+    taken = mapped | {header for header in headers if header in KNOWN_COLUMNS}
+    names: list[str] = []
+    for header in headers:
+        if header in wanted:
+            names.append(wanted[header])
+        elif header in KNOWN_COLUMNS:
+            names.append(f"{header} (unused)" if header in mapped else header)
+        elif HEADER_ALIASES.get(header) not in taken | {None}:
+            taken.add(HEADER_ALIASES[header])
+            names.append(HEADER_ALIASES[header])
+        else:
+            names.append(header)
+    return names

@@ -20,7 +20,7 @@ from .models import (
     ImportStatus,
 )
 from .touch_import_check import ERASED_ROW_MARK
-from .touch_import_csv import KNOWN_COLUMNS, csv_read, delimiter_of
+from .touch_import_csv import KNOWN_COLUMNS, columns_named, csv_read, delimiter_of
 
 _UNFINISHED = (ImportStatus.UPLOADED, ImportStatus.QUEUED, ImportStatus.RUNNING)
 
@@ -47,7 +47,13 @@ class _Scrubbed:
     emptied_cells: int
 
 
-def _content_without(text: str, person: ErasedPerson, *, keep_places: bool) -> _Scrubbed:
+def _content_without(
+    text: str,
+    person: ErasedPerson,
+    *,
+    keep_places: bool,
+    column_map: dict[str, str] | None = None,
+) -> _Scrubbed:
     """The file's text without the person: their rows (their email in the email column or
     in any cell) removed, and cells of ignored columns naming them emptied.
 
@@ -55,8 +61,10 @@ def _content_without(text: str, person: ErasedPerson, *, keep_places: bool) -> _
     the external id made from it). With ``keep_places`` (a run under way, which
     numbers its chunks by position) it becomes a row marked ``ERASED_ROW_MARK``
     instead, which the check refuses. Raises csv.Error for text that is not CSV.
+    The columns are read as the upload read them (``column_map``, then the names and
+    the export aliases), so a mapped email column is found too.
     """
-    delimiter = delimiter_of(text.lstrip().split("\n", 1)[0])
+    delimiter = delimiter_of(text.lstrip().split("\n", 1)[0], column_map)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
@@ -66,7 +74,12 @@ def _content_without(text: str, person: ErasedPerson, *, keep_places: bool) -> _
     for number, record in enumerate(reader, start=1):
         if names is None or not any(cell.strip() for cell in record):
             if any(cell.strip() for cell in record):
-                names = [cell.strip().lower() for cell in record]
+                try:
+                    names = columns_named(
+                        [cell.strip().lower() for cell in record], column_map or {}
+                    )
+                except DomainError:
+                    names = [cell.strip().lower() for cell in record]
             writer.writerow(record)
             continue
         email_at = names.index("email") if "email" in names else None
@@ -97,7 +110,9 @@ def _job_erase(job: ImportJob, person: ErasedPerson) -> tuple[int, int] | None:
     the file does not name them. The job's counts and findings follow the file."""
     running = job.status == ImportStatus.RUNNING
     try:
-        scrubbed = _content_without(job.content, person, keep_places=running)
+        scrubbed = _content_without(
+            job.content, person, keep_places=running, column_map=job.column_map
+        )
     except csv.Error:
         # Cannot happen for a file the upload read, but if it does, a file that
         # names the person cannot be kept.
@@ -111,7 +126,7 @@ def _job_erase(job: ImportJob, person: ErasedPerson) -> tuple[int, int] | None:
     if not running:
         removed = set(scrubbed.removed_rows)
         try:
-            left = len(csv_read(job.content).rows) if job.content else 0
+            left = len(csv_read(job.content, column_map=job.column_map).rows) if job.content else 0
         except DomainError:
             left = 0
         faulty_removed = {error["row"] for error in job.errors if error["row"] in removed}

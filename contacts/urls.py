@@ -41,12 +41,16 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("contacts/", views.contact_list, name="contacts"),
     path("contacts/new/", views.contact_new, name="contact-new"),
     path("contacts/<id:pk>/", views.contact_detail, name="contact"),
     path("contacts/<id:pk>/consents/new/", views.consent_new, name="consent-new"),
     path("contacts/<id:pk>/disclosures/new/", views.disclosure_new, name="disclosure-new"),
     path("contacts/<id:pk>/merge/", views.contact_merge, name="contact-merge"),
+    path(
+        "contacts/<id:pk>/organization/",
+        views.contact_organization,
+        name="contact-organization",
+    ),
     path("contacts/<id:pk>/erase/", views.contact_erase, name="contact-erase"),
     path("contacts/<id:pk>/export/", views.contact_export, name="contact-export"),
     path("disclosures/<id:pk>/withdraw/", views.disclosure_withdraw, name="disclosure-withdraw"),

@@ -6,6 +6,11 @@ from . import views_touches
 
 urlpatterns = [
     path("touches/import/", views_touches.touch_import_upload, name="touch-import"),
+    path(
+        "touches/import/template.csv",
+        views_touches.touch_import_template,
+        name="touch-import-template",
+    ),
     path("touches/import/<id:pk>/", views_touches.touch_import_job, name="touch-import-job"),
     path(
         "touches/import/<id:pk>/start/",

@@ -32,9 +32,9 @@ from .forms import (
     ConsentForm,
     ContactCreateForm,
     ContactEraseForm,
-    ContactListFilter,
     ContactMergeForm,
     DisclosureForm,
+    OrganizationMoveForm,
 )
 from .models import ConsentPurpose, Contact, JourneyStage
 
@@ -91,40 +91,6 @@ def _can_write(request: HttpRequest) -> bool:
 
 
 # --- list and detail -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ContactRow:
-    contact: Contact
-    stage: str
-
-
-@role_required(*selectors.CONTACT_PAGE_ROLES)
-@require_GET
-def contact_list(request: HttpRequest) -> HttpResponse:
-    filterset = ContactListFilter(
-        request.GET,
-        queryset=selectors.contacts_for(request.user).order_by("-created_at", "-id"),
-        request=request,
-    )
-    valid = filterset.is_valid()
-    page = _page(request, filterset.qs if valid else Contact.objects.none())
-    rows = [
-        ContactRow(contact, _STAGE_LABELS.get(contact.journey_stage or "", "")) for contact in page
-    ]
-    return render(
-        request,
-        "contacts/list.html",
-        {
-            "filter_form": filterset.form,
-            "filters_valid": valid,
-            "page": page,
-            "rows": rows,
-            "query": _query_without_page(request),
-            "can_write": _can_write(request),
-        },
-        status=200 if valid else 400,
-    )
 
 
 @dataclass(frozen=True)
@@ -302,6 +268,41 @@ def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
         status = 400
     return render(
         request, "contacts/merge_form.html", {"form": form, "contact": contact}, status=status
+    )
+
+
+@role_required(*CONTACT_PAGE_WRITERS)
+@require_http_methods(["GET", "POST"])
+@_with_contact
+def contact_organization(request: HttpRequest, contact: Contact) -> HttpResponse:
+    """Move the person to another organization (or to none), with a reason, on the record."""
+    form = OrganizationMoveForm(
+        request.POST if request.method == "POST" else None,
+        initial={"organization": contact.organization_id},
+    )
+    status = 200
+    if form.is_valid():
+        organization = form.cleaned_data["organization"]
+        try:
+            services.contact_organization_move(
+                contact=contact,
+                organization=organization,
+                actor=Actor.of(request.user),
+                reason=form.cleaned_data["reason"],
+            )
+        except DomainError as violation:
+            status = form_error_show(form, violation)
+        else:
+            where = organization.name if organization is not None else "no organization"
+            messages.success(request, f"{contact.display_name} moved to {where}.")
+            return redirect("contact", pk=contact.pk)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request,
+        "contacts/organization_form.html",
+        {"form": form, "contact": contact},
+        status=status,
     )
 
 

@@ -16,12 +16,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role, user_has_role
+from leadrecord.tables import csv_response, table_configure, wants_csv
 from leadrecord.views_access import role_required
 
 from . import selectors, services, touch_import
@@ -33,7 +35,8 @@ from .forms_touches import (
     TouchImportUploadForm,
     TouchLogForm,
 )
-from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team
+from .lists import TouchFilter, TouchTable
+from .models import EMAIL_MAX_LENGTH, ImportJob, ImportStatus, Team, Touch, TouchKind
 
 # Marketing's pages; managers may do all a marketer does, and add channels.
 TOUCH_PAGE_ROLES = (Role.MARKETER, Role.MANAGER)
@@ -101,6 +104,32 @@ def touch_log(request: HttpRequest) -> HttpResponse:
             "time_zone": settings.TIME_ZONE,
         },
         status=status,
+    )
+
+
+# --- the list of touches ---------------------------------------------------------------
+
+
+@role_required(*TOUCH_PAGE_ROLES)
+@require_GET
+def touch_list(request: HttpRequest) -> HttpResponseBase:
+    """Every touch of a living person, filtered, sorted and paged; ``?format=csv`` downloads
+    the filtered rows."""
+    filterset = TouchFilter(request.GET, queryset=selectors.touches_listed(), request=request)
+    valid = filterset.is_valid()
+    table = TouchTable(filterset.qs if valid else Touch.objects.none())
+    if valid and wants_csv(request):
+        return csv_response(table_configure(request, table), "touches.csv")
+    return render(
+        request,
+        "contacts/touches/list.html",
+        {
+            "filter_form": filterset.form,
+            "filters_valid": valid,
+            "table": table_configure(request, table),
+            "section": "list",
+        },
+        status=200 if valid else 400,
     )
 
 
@@ -190,16 +219,28 @@ def _job_for(request: HttpRequest, pk: int, *, with_content: bool = False) -> Im
 @role_required(*TOUCH_PAGE_ROLES)
 @require_http_methods(["GET", "POST"])
 def touch_import_upload(request: HttpRequest) -> HttpResponse:
+    last = touch_import.import_choices_last(request.user)
+    initial: dict[str, str] = {}
+    if last is not None:
+        # The user's mapping and zone of their latest import: the next export from the
+        # same system has the same columns.
+        initial = {f"column_{column}": header for column, header in last.column_map.items()}
+        initial["time_zone"] = last.time_zone
     form = TouchImportUploadForm(
         request.POST if request.method == "POST" else None,
         request.FILES if request.method == "POST" else None,
+        initial=initial,
     )
     status = 200
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
             job = touch_import.touch_import_upload(
-                file_name=upload.name or "", raw=upload.read(), user=request.user
+                file_name=upload.name or "",
+                raw=upload.read(),
+                user=request.user,
+                column_map=form.column_map(),
+                time_zone=form.cleaned_data["time_zone"],
             )
         except DomainError as violation:
             status = form_error_show(form, violation)
@@ -215,9 +256,32 @@ def touch_import_upload(request: HttpRequest) -> HttpResponse:
             "jobs": touch_import.import_jobs_for(request.user)[:RECENT_IMPORTS],
             "required_columns": touch_import.REQUIRED_COLUMNS,
             "optional_columns": touch_import.OPTIONAL_COLUMNS,
+            "kinds": TouchKind.choices,
+            "channels": selectors.channels_all().filter(active=True),
         },
         status=status,
     )
+
+
+# One row per kind of value a file may hold: a template people fill in or compare with
+# their export. The second row shows a time without an offset (read in the chosen zone).
+TEMPLATE_ROWS = (
+    ("ada@example.com", "webinar", "Webinar attended", "2026-05-01T09:30:00+02:00", "", "", ""),
+    ("grace@example.com", "email", "email_click", "2026-05-02 14:00", "", "crm-42", "hubspot"),
+)
+
+
+@role_required(*TOUCH_PAGE_ROLES)
+@require_GET
+def touch_import_template(request: HttpRequest) -> HttpResponse:
+    """A CSV file with the import's columns and two example rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(touch_import.KNOWN_COLUMNS)
+    writer.writerows(TEMPLATE_ROWS)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="touches-template.csv"'
+    return response
 
 
 def _preview(

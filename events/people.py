@@ -15,6 +15,7 @@ from contacts.models import (
 from contacts.sealing import contact_keys_create
 from contacts.services import (
     contact_ledger_payload,
+    organization_ids_for_emails,
     organization_ledger_payload,
 )
 from leadrecord.bulk import rows_insert
@@ -129,6 +130,16 @@ def people_create(
     if specs:
         missing = list(specs.values())
         organizations = _organizations(missing, actor, now, drafts)
+        # People named without an organization join the known one at their email's
+        # domain: the same rule as contact_create's.
+        at_domain = organization_ids_for_emails(
+            spec.email_key for spec in missing if not _organization_key(spec)
+        )
+
+        def organization_of(spec: PersonSpec) -> int | None:
+            key = _organization_key(spec)
+            return organizations.get(key) if key else at_domain.get(spec.email_key)
+
         new_ids = rows_insert(
             Contact,
             _CONTACT_COLUMNS,
@@ -139,7 +150,7 @@ def people_create(
                     spec.first_name,
                     spec.last_name,
                     "",
-                    organizations.get(_organization_key(spec)),
+                    organization_of(spec),
                     now,
                     0,
                     False,
@@ -160,7 +171,7 @@ def people_create(
                     contact_id=contact_id,
                     after=contact_ledger_payload(
                         contact_id=contact_id,
-                        organization_id=organizations.get(_organization_key(spec)),
+                        organization_id=organization_of(spec),
                         email=spec.email,
                         first_name=spec.first_name,
                         last_name=spec.last_name,

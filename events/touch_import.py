@@ -164,13 +164,13 @@ def touch_import_run(*, job_id: int) -> ImportJob | None:
             job.save(update_fields=[*_PROGRESS_FIELDS, "status", "started_at"])
     actor = Actor.of(job.created_by)
     try:
-        rows = csv_read(job.content).rows
+        rows = csv_read(job.content, column_map=job.column_map).rows
     except DomainError as refusal:
         with transaction.atomic():
             job = _locked(job_id)
             _finish(job, status=ImportStatus.FAILED, message=refusal.detail, actor=actor)
         return job
-    checked = rows_check(rows, sha256=job.sha256)
+    checked = rows_check(rows, sha256=job.sha256, time_zone=job.time_zone)
     if job.mode == ImportMode.ALL_OR_NOTHING:
         return _run_all_or_nothing(job_id, checked, actor)
     return _run_valid_rows(job_id, checked, actor)

@@ -4,26 +4,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import (
     BooleanField,
+    Case,
+    CharField,
+    Count,
+    DecimalField,
     Exists,
     ExpressionWrapper,
+    F,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+    When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from contacts.models import Audience, Organization
+from contacts.models import (
+    JOURNEY_STAGE_KEY,
+    SELF_DECLARED_SOURCES,
+    Audience,
+    Consent,
+    ConsentPurpose,
+    Contact,
+    JourneyStage,
+    Organization,
+)
 from contacts.selectors import UserLike, audiences_visible_to, disclosures_visible_to
 from leadrecord.roles import Role, user_has_role
 
 from .models import (
     BUYER_SIGNAL_CONSENT,
+    MONEY_DIGITS,
+    REVENUE_KINDS,
     ContributionTarget,
     Deal,
     DealContact,
@@ -32,6 +56,7 @@ from .models import (
     Ruleset,
     RulesetStatus,
     SaleEvent,
+    SaleKind,
 )
 
 # A pending handoff is "due soon" in its last quarter of the SLA (at most a day).
@@ -187,6 +212,22 @@ def deals_all() -> QuerySet[Deal]:
     )
 
 
+def deals_listed() -> QuerySet[Deal]:
+    """Deals for a list, each with ``effective_source``: the override when there is one,
+    else the derived source."""
+    return Deal.objects.select_related("organization", "owner").annotate(
+        effective_source=Case(
+            When(source_override="", then=F("derived_source")),
+            default=F("source_override"),
+            output_field=CharField(),
+        )
+    )
+
+
+def deals_amount_total(queryset: QuerySet[Deal]) -> Decimal:
+    return queryset.aggregate(total=Sum("amount", default=Value(Decimal(0))))["total"]
+
+
 def targets_all() -> QuerySet[ContributionTarget]:
     return ContributionTarget.objects.order_by("-period")
 
@@ -243,3 +284,121 @@ def ruleset_active() -> Ruleset | None:
         [RulesetStatus.ACTIVE.value],
     )
     return next(iter(found), None)
+
+
+# --- the contact list's handoff filters -------------------------------------------------
+
+
+def contacts_owned_by(
+    user: UserLike | None, queryset: QuerySet[Contact], owner_id: int
+) -> QuerySet[Contact]:
+    """The people whose latest accepted handoff that ``user`` may know of makes
+    ``owner_id`` their owner."""
+    latest_owner = (
+        handoffs_visible_to(user)
+        .filter(contact=OuterRef("pk"), status=HandoffStatus.ACCEPTED)
+        .order_by("-decided_at", "-id")
+        .values("owner_id")[:1]
+    )
+    return queryset.annotate(handoff_owner_id=Subquery(latest_owner)).filter(
+        handoff_owner_id=owner_id
+    )
+
+
+def contacts_can_hand_off(
+    user: UserLike | None, queryset: QuerySet[Contact], *, can: bool = True
+) -> QuerySet[Contact]:
+    """The people ``user`` could hand to sales now (or, with ``can=False``, could not):
+    qualified, with a say-so that ``user`` may see (a granted ``sales_contact`` consent as
+    the latest word, or a self-declared ``ready_to_talk`` stage), and no pending handoff
+    that ``user`` knows of. The same conditions as ``handoff_create`` asks, read set-wise."""
+    latest_sales_consent = (
+        Consent.objects.filter(contact=OuterRef("pk"), purpose=ConsentPurpose.SALES_CONTACT)
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
+    )
+    latest_own_stage = (
+        disclosures_visible_to(user)
+        .filter(contact=OuterRef("pk"), key=JOURNEY_STAGE_KEY, source__in=SELF_DECLARED_SOURCES)
+        .order_by("-disclosed_at", "-id")
+        .values("value")[:1]
+    )
+    pending = handoffs_visible_to(user).filter(contact=OuterRef("pk"), status=HandoffStatus.PENDING)
+    ready = (
+        Q(qualified=True)
+        & (Q(sales_consent=True) | Q(own_stage=JourneyStage.READY_TO_TALK))
+        & ~Q(Exists(pending))
+    )
+    # Coalesced, so that a person with no consent or no stage is "cannot", not unknown.
+    annotated = queryset.annotate(
+        sales_consent=Coalesce(
+            Subquery(latest_sales_consent), Value(False), output_field=BooleanField()
+        ),
+        own_stage=Coalesce(Subquery(latest_own_stage), Value(""), output_field=TextField()),
+    )
+    return annotated.filter(ready) if can else annotated.exclude(ready)
+
+
+# --- organizations ---------------------------------------------------------------------
+
+
+def _signed_sale_amount() -> Case:
+    """A sale event's amount as revenue: in for the revenue kinds, out for churn."""
+    return Case(
+        When(kind__in=REVENUE_KINDS, then=F("amount")),
+        When(kind=SaleKind.CHURN, then=-F("amount")),
+        default=Value(Decimal(0)),
+        output_field=DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2),
+    )
+
+
+def _count_of(queryset: QuerySet[Any]) -> Subquery:
+    return Subquery(
+        queryset.order_by().values("organization_id").annotate(n=Count("id")).values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+def organizations_listed() -> QuerySet[Organization]:
+    """Organizations with ``people_count`` (living), ``deal_count`` and ``revenue`` (sale events of
+    their deals: won, expansion and renewal in, churn out)."""
+    revenue = (
+        SaleEvent.objects.filter(deal__organization=OuterRef("pk"))
+        .order_by()
+        .values("deal__organization")
+        .annotate(total=Sum(_signed_sale_amount()))
+        .values("total")[:1]
+    )
+    return Organization.objects.annotate(
+        people_count=Coalesce(
+            _count_of(
+                Contact.objects.filter(
+                    organization=OuterRef("pk"), erased_at__isnull=True, merged_into__isnull=True
+                )
+            ),
+            0,
+        ),
+        deal_count=Coalesce(_count_of(Deal.objects.filter(organization=OuterRef("pk"))), 0),
+        revenue=Coalesce(
+            Subquery(revenue),
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2),
+        ),
+    )
+
+
+def organization_deals(organization: Organization) -> QuerySet[Deal]:
+    return deals_listed().filter(organization=organization).order_by("-occurred_at", "-id")
+
+
+def handoff_queue_counts(user: UserLike | None, *, now: datetime | None = None) -> dict[str, int]:
+    """How many handoffs wait in ``user``'s queue: ``waiting`` (all), ``due_soon`` and
+    ``overdue`` (as ``sla_state`` says; the queue is short, so each is read once)."""
+    now = now or timezone.now()
+    counts = {"waiting": 0, "due_soon": 0, "overdue": 0}
+    for handoff in handoff_queue(user).select_related(None).only("status", "due_at", "occurred_at"):
+        counts["waiting"] += 1
+        state = sla_state(handoff, now=now)
+        if state in counts:
+            counts[state] += 1
+    return counts

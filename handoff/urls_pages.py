@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_lists, views_organizations
 
 urlpatterns = [
     path("handoffs/", views.handoff_queue, name="handoff-queue"),
@@ -10,7 +10,14 @@ urlpatterns = [
     path("handoffs/<id:pk>/accept/", views.handoff_accept, name="handoff-accept"),
     path("handoffs/<id:pk>/reject/", views.handoff_reject, name="handoff-reject"),
     path("contacts/<id:pk>/handoff/", views.handoff_new, name="handoff-new"),
-    path("deals/", views.deal_list, name="deals"),
+    path("contacts/", views_lists.contact_list, name="contacts"),
+    path("deals/", views_lists.deal_list, name="deals"),
+    path("organizations/", views_organizations.organization_list, name="organizations"),
+    path(
+        "organizations/<id:pk>/",
+        views_organizations.organization_detail,
+        name="organization",
+    ),
     path("deals/new/", views.deal_new, name="deal-new"),
     path("deals/<id:pk>/", views.deal_detail, name="deal"),
     path("deals/<id:pk>/sale-events/", views.sale_event_new, name="deal-sale-event"),

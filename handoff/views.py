@@ -217,13 +217,6 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
 # --- deals -------------------------------------------------------------------------
 
 
-@role_required(*DEAL_ROLES)
-@require_GET
-def deal_list(request: HttpRequest) -> HttpResponse:
-    page = _page(request, selectors.deals_all())
-    return render(request, "handoff/deal_list.html", {"page": page, "deals": list(page)})
-
-
 def _accepted_handoff(request: HttpRequest) -> Handoff | None:
     """The accepted handoff named by ``?handoff=`` that the new deal starts from, if any."""
     value = request.GET.get("handoff")

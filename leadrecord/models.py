@@ -31,6 +31,7 @@ class LedgerAction(models.TextChoices):
     CONTACT_EXPORT = "contact.export", "Person's data exported"
     CONTACT_QUALIFY = "contact.qualify", "Person qualified"
     CONTACT_UNQUALIFY = "contact.unqualify", "Person no longer qualified"
+    CONTACT_ORGANIZATION_MOVE = "contact.organization_move", "Person moved to another organization"
     CONSENT_RECORD = "consent.record", "Consent recorded"
     DISCLOSURE_RECORD = "disclosure.record", "Disclosure recorded"
     DISCLOSURE_WITHDRAW = "disclosure.withdraw", "Disclosure withdrawn"

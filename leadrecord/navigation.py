@@ -22,6 +22,11 @@ NAV_ITEMS = (
         "contacts",
         frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.PRIVACY_OFFICER}),
     ),
+    NavItem(
+        "Organizations",
+        "organizations",
+        frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER, Role.PRIVACY_OFFICER}),
+    ),
     NavItem("Touches", "touches", frozenset({Role.MARKETER, Role.MANAGER})),
     NavItem("Handoffs", "handoff-queue", frozenset({Role.SALES_REP, Role.MANAGER})),
     NavItem("Handoffs", "handoffs-returned", frozenset({Role.MARKETER})),

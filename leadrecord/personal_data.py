@@ -157,6 +157,10 @@ PERSONAL_DATA: dict[str, Classification] = {
     ),
     "contacts.ImportJob.row_report": NotPersonal("row numbers as ranges, per outcome"),
     "contacts.ImportJob.message": NotPersonal("a fixed message about the file as a whole"),
+    "contacts.ImportJob.column_map": NotPersonal(
+        "the uploader's choice of the file's column (a header, never a cell) per field"
+    ),
+    "contacts.ImportJob.time_zone": NotPersonal("an IANA time-zone name the uploader chose"),
     # --- handoffs and deals -----------------------------------------------------------
     "handoff.Ruleset.name": _RULES,
     "handoff.Ruleset.status": _CHOICE,

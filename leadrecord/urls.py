@@ -11,7 +11,6 @@ from .converters import IdConverter
 register_converter(IdConverter, "id")
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("guide/", views.guide, name="guide"),
     path("record/", views.ledger_page, name="ledger"),
     path(

@@ -1,24 +1,38 @@
 """Project-level pages: the home page, the first-run guide and the record (ledger) page."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
+from .filters import LedgerFilter
+from .models import LedgerEntry
 from .roles import Role, user_roles
 from .selectors import ledger_entries_latest_first
+from .tables import LedgerTable, csv_response, table_configure, wants_csv
 from .views_access import role_required
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"roles": sorted(user_roles(request.user))})
-
-
 @role_required(Role.MANAGER, Role.PRIVACY_OFFICER)
-def ledger_page(request: HttpRequest) -> HttpResponse:
-    page = Paginator(ledger_entries_latest_first(), 50).get_page(request.GET.get("page"))
-    return render(request, "ledger.html", {"page": page})
+@require_GET
+def ledger_page(request: HttpRequest) -> HttpResponseBase:
+    """The record, filtered, sorted and paged; ``?format=csv`` downloads the filtered rows."""
+    filterset = LedgerFilter(request.GET, queryset=ledger_entries_latest_first())
+    valid = filterset.is_valid()
+    table = LedgerTable(filterset.qs if valid else LedgerEntry.objects.none())
+    if valid and wants_csv(request):
+        return csv_response(table_configure(request, table), "record.csv")
+    return render(
+        request,
+        "ledger.html",
+        {
+            "filter_form": filterset.form,
+            "filters_valid": valid,
+            "table": table_configure(request, table),
+        },
+        status=200 if valid else 400,
+    )
 
 
 # --- the first-run guide ---------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from . import views, views_lists, views_method, views_runs
+from . import views, views_home, views_lists, views_method, views_runs
 
 urlpatterns = [
+    path("", views_home.home, name="home"),
     path("reports/", views.reports_home, name="reports"),
     path("reports/manager/", views.dashboard_manager, name="dashboard-manager"),
     path("reports/marketing/", views.dashboard_marketing, name="dashboard-marketing"),

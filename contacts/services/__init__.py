@@ -27,6 +27,14 @@ from .lifecycle import (
     contact_merge,
     contact_subject_access_export,
 )
+from .organizations import (
+    FREE_MAIL_DOMAINS,
+    contact_organization_move,
+    domain_is_free_mail,
+    email_domain,
+    organization_for_email,
+    organization_ids_for_emails,
+)
 from .people import (
     OrganizationInput,
     contact_create,
@@ -45,6 +53,7 @@ from .touches import (
 )
 
 __all__ = [
+    "FREE_MAIL_DOMAINS",
     "OrganizationInput",
     "campaign_create",
     "channel_create",
@@ -55,14 +64,19 @@ __all__ = [
     "contact_erase",
     "contact_ledger_payload",
     "contact_merge",
+    "contact_organization_move",
     "contact_subject_access_export",
     "contacts_changed",
     "disclosure_ledger_payload",
     "disclosure_record",
     "disclosure_withdraw",
+    "domain_is_free_mail",
     "domain_normalize",
+    "email_domain",
     "email_normalize",
+    "organization_for_email",
     "organization_get_or_create",
+    "organization_ids_for_emails",
     "organization_ledger_payload",
     "require_living",
     "touch_ledger_payload",

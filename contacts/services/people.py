@@ -26,6 +26,7 @@ from ..models import (
 )
 from ..sealing import contact_keys_create, seal
 from ..selectors import contact_find_by_email
+from .organizations import organization_for_email
 
 
 def email_normalize(email: str) -> str:
@@ -137,6 +138,9 @@ def contact_create(
 ) -> tuple[Contact, bool]:
     """The living contact with this email, or a new one. Returns it and whether it was created.
 
+    Without an organization, a person whose email is at a known organization's
+    domain (not a free-mail one) is linked to it.
+
     A known email (trimmed, case-insensitive, also one merged into another
     contact) changes nothing and answers the existing contact. A new one is
     refused (409 ``contact_erased``) when the email belongs to a person erased
@@ -160,7 +164,10 @@ def contact_create(
                 attr="occurred_at",
             )
             org: Organization | None
-            if not isinstance(organization, OrganizationInput):
+            if organization is None:
+                # Someone at a known organization's domain works there.
+                org = organization_for_email(email_key)
+            elif not isinstance(organization, OrganizationInput):
                 org = organization
             else:
                 org, _ = organization_get_or_create(

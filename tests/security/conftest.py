@@ -196,6 +196,7 @@ def path_sample(path: str, world: World) -> dict[str, object]:
     by_collection: dict[str, object] = {
         "contacts": world.person.pk,
         "deals": world.deal.pk,
+        "organizations": world.deal.organization_id,
         "handoffs": world.handoff.pk,
         "rulesets": world.draft_ruleset.pk,
         "rules": world.draft_ruleset.pk,

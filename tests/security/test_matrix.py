@@ -111,7 +111,7 @@ PAGE_RULES = [
     rule(r"contacts/<id:pk>/(erase|export)/", ANY_METHOD, PRIV),
     rule(r"contacts/<id:pk>/handoff/", ANY_METHOD, M, MGR),
     rule(
-        r"contacts/new/|contacts/<id:pk>/(consents/new|disclosures/new|merge)/"
+        r"contacts/new/|contacts/<id:pk>/(consents/new|disclosures/new|merge|organization)/"
         r"|disclosures/<id:pk>/withdraw/",
         ANY_METHOD,
         M,
@@ -119,6 +119,8 @@ PAGE_RULES = [
         MGR,
     ),
     rule(r"contacts/|contacts/<id:pk>/", ANY_METHOD, *HUMANS),
+    # Organizations are read like contacts; their deals and revenue only by M, S, MGR.
+    rule(r"organizations/|organizations/<id:pk>/", ANY_METHOD, *HUMANS),
     # The file's touches are recorded as the uploader's: only they may start it.
     rule(r"touches/import/<id:pk>/start/", WRITE, M),
     rule(r"channels/", WRITE, MGR),  # managers add channels, as in the API
