@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "handoff.apps.HandoffConfig",
     "reports.apps.ReportsConfig",
     "events.apps.EventsConfig",
+    "buyers.apps.BuyersConfig",
     "demo.apps.DemoConfig",
 ]
 
@@ -255,6 +256,16 @@ def _rate(name: str, default: str) -> str:
 
 API_RATE_LIMIT = _rate("API_RATE_LIMIT", "100000/hour")
 API_RATE_LIMIT_BURST = _rate("API_RATE_LIMIT_BURST", "20000/minute")
+
+# --- The buyer's side (buyers/: public forms, visits, the portal) ------------
+# Posts of public forms per client address; over it, 429 with Retry-After.
+BUYER_FORM_RATE_LIMIT = _rate("BUYER_FORM_RATE_LIMIT", "20/hour")
+# A person takes a few seconds to fill in a form; a bot posts at once.
+BUYER_FORM_MIN_SECONDS = env.float("BUYER_FORM_MIN_SECONDS", default=3.0)
+# A form sends a few fields of short text; anything bigger is not a person's answer.
+BUYER_FORM_MAX_BYTES = env.int("BUYER_FORM_MAX_BYTES", default=32 * 1024)
+# Which sites may show the form in an iframe (CSP frame-ancestors).
+BUYER_FRAME_ANCESTORS = env.str("BUYER_FRAME_ANCESTORS", default="*")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadRecord API",

@@ -99,12 +99,17 @@ API_RULES = [
     rule(r"deals/.*", READ, M, S, MGR, INT),
     rule(r"deals/.*", WRITE, S, MGR, INT),
     rule(r"reports/.*", READ, M, S, MGR),
+    # Forms are marketing's: marketers and managers read and publish them.
+    rule(r"forms/.*", ANY_METHOD, M, MGR),
 ]
 
 # Page routes; integration users are API clients and have no pages but home.
 HUMANS = (M, S, MGR, PRIV)
 PAGE_RULES = [
     rule(r"login/|logout/", ANY_METHOD, PUBLIC),
+    # The buyer's public pages: no login, and no staff session is used.
+    rule(r"f/<slug:slug>/(embed/)?", ANY_METHOD, PUBLIC),
+    rule(r"forms/.*", ANY_METHOD, M, MGR),
     rule(r"", ANY_METHOD, *EVERY_ROLE),
     rule(r"guide/", ANY_METHOD, *EVERY_ROLE),
     rule(r"record/", ANY_METHOD, MGR, PRIV),
