@@ -128,3 +128,19 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"erasure request of contact #{self.contact_id}"
+
+
+class PortalLink(models.Model):
+    """A sign-in link sent to a person's email: single use, valid for 30 minutes.
+
+    Only the SHA-256 of the link's secret is kept; the link itself is in the
+    person's mailbox and nowhere else.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"portal link #{self.pk}"

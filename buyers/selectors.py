@@ -3,14 +3,22 @@ already told us (progressive profiling)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from contacts.models import ConsentPurpose, Contact, Disclosure
-from contacts.selectors import consents_current
+from contacts.models import Audience, Consent, ConsentPurpose, Contact, Disclosure
+from contacts.selectors import (
+    ConsentState,
+    consent_history,
+    consents_current,
+    contact_ids_merged_into,
+)
+from handoff.models import Handoff
 from leadrecord.roles import Role
 
-from .models import BuyerForm, FormSubmission
+from .models import BuyerForm, ErasureRequest, FormSubmission
 from .services import visitor_for_token
 
 FORM_ROLES = (Role.MARKETER, Role.MANAGER)
@@ -67,3 +75,51 @@ def submissions_by_campaign(form: BuyerForm) -> list[dict[str, object]]:
         .order_by("-count", "campaign__name")
     )
     return [dict(row) for row in rows]
+
+
+# --- the person's portal --------------------------------------------------------------
+
+AUDIENCE_WORDS = {
+    Audience.MARKETING.value: "Marketing only",
+    Audience.SALES.value: "Sales only",
+    Audience.ALL.value: "Marketing and sales",
+}
+
+
+@dataclass(frozen=True)
+class PortalRecord:
+    contact: Contact
+    consents: list[ConsentState]
+    consent_history: list[Consent]
+    disclosures: list[Disclosure]
+    handoffs: list[Handoff]
+    erasure_requested: bool
+
+
+def portal_record(contact: Contact) -> PortalRecord:
+    """Everything the person may see about themself: their own record, whole, and
+    nobody else's; of their handoffs only the status (never staff's notes)."""
+    ids = contact_ids_merged_into(contact)
+    now = timezone.now()
+    disclosures = list(
+        Disclosure.objects.filter(contact_id__in=ids, withdrawn_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("key", "-disclosed_at", "-id")
+    )
+    return PortalRecord(
+        contact=contact,
+        consents=consents_current(contact),
+        consent_history=list(consent_history(contact).order_by("-occurred_at", "-id")),
+        disclosures=disclosures,
+        handoffs=list(
+            Handoff.objects.filter(contact_id__in=ids)
+            .only("id", "status", "occurred_at", "contact_id")
+            .order_by("-occurred_at")
+        ),
+        erasure_requested=ErasureRequest.objects.filter(contact_id__in=ids).exists(),
+    )
+
+
+def erasure_requests_waiting() -> QuerySet[ErasureRequest]:
+    """The privacy officer's queue: people who asked, from their portal, to be erased."""
+    return ErasureRequest.objects.select_related("contact").order_by("requested_at", "id")

@@ -53,6 +53,7 @@ from .models import (
     BuyerForm,
     ErasureRequest,
     FormSubmission,
+    PortalLink,
     Visitor,
 )
 
@@ -472,14 +473,17 @@ def contact_references_move(*, merged: Contact, kept: Contact) -> dict[str, int]
         "form_submissions": FormSubmission.objects.filter(contact=merged).update(contact=kept),
         "visitors": Visitor.objects.filter(contact=merged).update(contact=kept),
         "erasure_requests": ErasureRequest.objects.filter(contact=merged).update(contact=kept),
+        "portal_links": PortalLink.objects.filter(contact=merged).update(contact=kept),
     }
 
 
 def contact_personal_data_erase(contact_ids: list[int]) -> None:
     """An erasure: where the person's forms came from is emptied (the rows stay for the
-    counts), their browsers are forgotten, and their erasure requests are answered."""
+    counts), their browsers and portal links are forgotten, and their erasure requests
+    are answered."""
     FormSubmission.objects.filter(contact_id__in=contact_ids).update(
         page_url="", referrer="", utm={}, click_ids={}
     )
     Visitor.objects.filter(contact_id__in=contact_ids).delete()
     ErasureRequest.objects.filter(contact_id__in=contact_ids).delete()
+    PortalLink.objects.filter(contact_id__in=contact_ids).delete()

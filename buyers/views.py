@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods
 
 from leadrecord.errors import DomainError, form_error_show
 from leadrecord.ledger import Actor
+from leadrecord.roles import Role
 from leadrecord.throttling import AddressThrottle
 from leadrecord.views_access import role_required
 
@@ -237,3 +238,13 @@ def form_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "by_campaign": selectors.submissions_by_campaign(buyer_form),
         },
     )
+
+
+@role_required(Role.PRIVACY_OFFICER)
+@require_http_methods(["GET"])
+def erasure_requests(request: HttpRequest) -> HttpResponse:
+    """The privacy officer's queue of people who asked, from their portal, to be erased."""
+    page = Paginator(selectors.erasure_requests_waiting(), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "buyers/erasure_requests.html", {"page": page})

@@ -215,6 +215,9 @@ PERSONAL_DATA: dict[str, Classification] = {
     "buyers.FormSubmission.click_ids": Personal(
         Erasure.EMPTIED, "emptied (buyers.services): an ad platform's id of the click"
     ),
+    "buyers.PortalLink.token_hash": Personal(
+        Erasure.DELETED, "a SHA-256 of a sign-in link sent to the person: the row is deleted"
+    ),
     "buyers.Visitor.token_hash": Personal(
         Erasure.DELETED, "the person's browser's visitor id (a SHA-256): the row is deleted"
     ),

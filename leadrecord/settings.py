@@ -266,6 +266,17 @@ BUYER_FORM_MIN_SECONDS = env.float("BUYER_FORM_MIN_SECONDS", default=3.0)
 BUYER_FORM_MAX_BYTES = env.int("BUYER_FORM_MAX_BYTES", default=32 * 1024)
 # Which sites may show the form in an iframe (CSP frame-ancestors).
 BUYER_FRAME_ANCESTORS = env.str("BUYER_FRAME_ANCESTORS", default="*")
+# Portal sign-in links asked for per client address (the answer never says whether
+# an address is known, so this is what stops a flood of mail).
+PORTAL_LINK_RATE_LIMIT = _rate("PORTAL_LINK_RATE_LIMIT", "10/hour")
+# How long a person stays signed in to their portal after using a link.
+PORTAL_SESSION_MINUTES = env.int("PORTAL_SESSION_MINUTES", default=60)
+
+# --- Outgoing mail (the portal's sign-in links) ------------------------------
+# EMAIL_URL as django-environ reads it: smtp://user:pass@host:587 (smtp+tls://,
+# smtp+ssl://), consolemail:// (the default: printed, as the embedded setup wants).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LeadRecord <no-reply@localhost>")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadRecord API",

@@ -25,6 +25,7 @@ _TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_s
 # data). Everything else is database-neutral and runs once, on PostgreSQL.
 EMBEDDED_MODULES = {
     "buyers/test_forms.py",
+    "buyers/test_portal.py",
     "contacts/test_erasure.py",
     "events/test_events.py",
     "events/test_touch_import.py",

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
 from django.urls import reverse
 
+from buyers import portal
 from buyers import services as buyer_services
 from contacts import services
 from contacts.erasure import email_hashes
@@ -167,6 +168,8 @@ def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Cont
             click_ids={"gclid": "Erinwyn"},
         ),
     )
+    # A sign-in link to her portal.
+    portal.portal_link_request(email=EMAIL, link_for=lambda token: token)
     # Someone else, who must be left alone.
     services.disclosure_record(
         contact=contact_make(email=BYSTANDER),

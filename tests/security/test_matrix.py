@@ -109,6 +109,10 @@ PAGE_RULES = [
     rule(r"login/|logout/", ANY_METHOD, PUBLIC),
     # The buyer's public pages: no login, and no staff session is used.
     rule(r"f/<slug:slug>/(embed/)?", ANY_METHOD, PUBLIC),
+    # The person's portal: anyone may ask for a link; the rest is the signed-in
+    # person's own record (a staff session is not one), else back to the entry.
+    rule(r"me/.*", ANY_METHOD, PUBLIC),
+    rule(r"erasure-requests/", ANY_METHOD, PRIV),
     rule(r"forms/.*", ANY_METHOD, M, MGR),
     rule(r"", ANY_METHOD, *EVERY_ROLE),
     rule(r"guide/", ANY_METHOD, *EVERY_ROLE),
@@ -141,7 +145,7 @@ PAGE_RULES = [
 API_PREFIX = "api/v1/"
 SUBJECT_ACCESS_EXPORT = r"contacts/<id:pk>/export/"
 # Sample values for parameters that name no object (see conftest.path_sample).
-EXTRA_SAMPLES = {"slug": "qualified-not-handed-off"}
+EXTRA_SAMPLES = {"slug": "qualified-not-handed-off", "token": "not-a-token"}
 
 
 @dataclass(frozen=True)
