@@ -144,3 +144,50 @@ class PortalLink(models.Model):
 
     def __str__(self) -> str:
         return f"portal link #{self.pk}"
+
+
+VISIT_PATH_MAX_LENGTH = 500
+
+
+class Visit(models.Model):
+    """A page view from a browser with a visitor id (so: with analytics consent).
+
+    Kept until the visitor's person sends a form, when each becomes a ``web``
+    touch dated when it happened, and deleted; withdrawing analytics consent,
+    or erasure, deletes the visitor and with it these.
+    """
+
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="visits")
+    occurred_at = models.DateTimeField()
+    page_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True, default="")
+    referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True, default="")
+    utm = models.JSONField(default=dict)
+    click_ids = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["visitor", "occurred_at"], name="visit_visitor_time")]
+
+    def __str__(self) -> str:
+        return f"visit #{self.pk}"
+
+
+class DailyVisitCount(models.Model):
+    """Page views without analytics consent: a count per day, page and campaign, and
+    nothing about who (no cookie, no address, no hash)."""
+
+    day = models.DateField()
+    path = models.CharField(max_length=VISIT_PATH_MAX_LENGTH)
+    utm_campaign = models.CharField(max_length=200, blank=True, default="")
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "path"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "path", "utm_campaign"], name="daily_visit_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.path}: {self.views}"

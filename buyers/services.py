@@ -54,6 +54,7 @@ from .models import (
     ErasureRequest,
     FormSubmission,
     PortalLink,
+    Visit,
     Visitor,
 )
 
@@ -62,6 +63,7 @@ FORM_DISCLOSURES_MAX = 20
 DISCLOSURE_LABEL_MAX_LENGTH = 200
 # The channel of a form touch whose campaign names none (a default channel).
 FORM_CHANNEL_KEY = "web"
+VISIT_SOURCE_SYSTEM = "leadrecord-visit"
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
@@ -405,15 +407,22 @@ def form_submit(
             actor=actor,
         )
         new_token: str | None = None
-        if ConsentPurpose.ANALYTICS in data.consents:
-            if visitor is None:
-                new_token = secrets.token_urlsafe(24)
-                visitor = Visitor.objects.create(
-                    token_hash=visitor_token_hash(new_token), contact=contact, created_at=now
-                )
-            else:
+        if visitor is not None and shared_device:
+            # The browser's kept visits are the other person's, never this one's.
+            if ConsentPurpose.ANALYTICS in data.consents:
+                Visit.objects.filter(visitor=visitor).delete()
                 visitor.contact = contact
                 visitor.save(update_fields=["contact"])
+        elif visitor is not None:
+            if visitor.contact_id is None:
+                visitor.contact = contact
+                visitor.save(update_fields=["contact"])
+            visits_to_touches(visitor=visitor, contact=contact, actor=actor)
+        elif ConsentPurpose.ANALYTICS in data.consents:
+            new_token = secrets.token_urlsafe(24)
+            Visitor.objects.create(
+                token_hash=visitor_token_hash(new_token), contact=contact, created_at=now
+            )
         ledger_lock()
         submission = FormSubmission.objects.create(
             form=form,
@@ -462,6 +471,54 @@ def person_of(contact: Contact) -> Contact:
     while contact.merged_into_id is not None:
         contact = Contact.objects.get(pk=contact.merged_into_id)
     return contact
+
+
+def visits_to_touches(*, visitor: Visitor, contact: Contact, actor: Actor) -> int:
+    """The visitor's kept visits become the person's visit touches (``web``, or the
+    channel of the campaign a visit's ``utm_campaign`` names) (in the caller's
+    transaction), dated when they happened; the visits are then deleted."""
+    web = Channel.objects.get(key=FORM_CHANNEL_KEY)
+    campaigns: dict[str, Campaign | None] = {}
+    visits = list(Visit.objects.filter(visitor=visitor).order_by("occurred_at", "id"))
+    for visit in visits:
+        name = visit.utm.get("utm_campaign", "")
+        if name not in campaigns:
+            campaigns[name] = (
+                Campaign.objects.filter(utm_campaign__iexact=name).order_by("id").first()
+                if name
+                else None
+            )
+        campaign = campaigns[name]
+        touch_record(
+            contact=contact,
+            # The campaign's own channel when the visit came from one, else the web.
+            channel=campaign.channel if campaign is not None else web,
+            campaign=campaign,
+            kind=TouchKind.VISIT,
+            occurred_at=visit.occurred_at,
+            source_system=VISIT_SOURCE_SYSTEM,
+            external_id=f"visit-{visit.pk}",
+            actor=actor,
+        )
+    Visit.objects.filter(pk__in=[visit.pk for visit in visits]).delete()
+    return len(visits)
+
+
+def visitor_start(*, contact: Contact, visitor_token: str | None) -> str | None:
+    """Analytics consent given in the portal takes effect in this browser at once: its
+    visitor id is linked to the person, or a new one made (returned, to set)."""
+    visitor = visitor_for_token(visitor_token)
+    if visitor is not None:
+        if visitor.contact_id != contact.pk:
+            Visit.objects.filter(visitor=visitor).delete()
+            visitor.contact = contact
+            visitor.save(update_fields=["contact"])
+        return None
+    token = secrets.token_urlsafe(24)
+    Visitor.objects.create(
+        token_hash=visitor_token_hash(token), contact=contact, created_at=timezone.now()
+    )
+    return token
 
 
 # --- merges and erasure (receivers of contacts.signals) ------------------------------

@@ -3,7 +3,7 @@ and the forms API."""
 
 from django.urls import path
 
-from . import apis, views, views_portal
+from . import apis, views, views_portal, views_visits
 
 urlpatterns = [
     path("f/<slug:slug>/", views.form_page, name="buyer_form"),
@@ -11,6 +11,9 @@ urlpatterns = [
     path("forms/", views.form_list, name="buyer_forms"),
     path("forms/<id:pk>/", views.form_detail, name="buyer_form_detail"),
     path("erasure-requests/", views.erasure_requests, name="erasure_requests"),
+    path("c.js", views_visits.visit_script, name="visit_script"),
+    path("c.gif", views_visits.visit_pixel, name="visit_pixel"),
+    path("c/", views_visits.visit_collect, name="visit_collect"),
     path("me/", views_portal.portal_home, name="portal"),
     path("me/enter/<str:token>/", views_portal.portal_enter, name="portal_enter"),
     path(

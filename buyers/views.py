@@ -160,15 +160,20 @@ def _form_post(
         return _public_render(request, buyer_form, public, embed=embed, status=status)
     response = render(request, "buyers/thanks.html", {"buyer_form": buyer_form, "embed": embed})
     if sent.visitor_token:
-        response.set_cookie(
-            VISITOR_COOKIE,
-            sent.visitor_token,
-            max_age=VISITOR_COOKIE_MAX_AGE,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Lax",
-        )
+        visitor_cookie_set(response, sent.visitor_token)
     return response
+
+
+def visitor_cookie_set(response: HttpResponse, token: str) -> None:
+    """The first-party visitor id, set only after analytics consent."""
+    response.set_cookie(
+        VISITOR_COOKIE,
+        token,
+        max_age=VISITOR_COOKIE_MAX_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def form_embed(request: HttpRequest, slug: str) -> HttpResponse:

@@ -28,7 +28,8 @@ from leadrecord.throttling import AddressThrottle
 
 from . import portal, selectors
 from .forms import AUDIENCE_CHOICES
-from .services import person_of
+from .services import person_of, visitor_start
+from .views import VISITOR_COOKIE, visitor_cookie_set
 
 PORTAL_COOKIE = "lr_me"
 _COOKIE_SALT = "buyers.portal-session"
@@ -190,11 +191,21 @@ def portal_disclosure_audience(request: HttpRequest, contact: Contact, pk: int) 
 def portal_consent(request: HttpRequest, contact: Contact) -> HttpResponse:
     purpose = request.POST.get("purpose", "")
     granted = request.POST.get("granted") == "1"
-    return _done(
+    response = _done(
         request,
         contact,
         lambda: portal.portal_consent_set(contact=contact, purpose=purpose, granted=granted),
     )
+    if response.status_code == 302 and purpose == ConsentPurpose.ANALYTICS:
+        if granted:
+            token = visitor_start(
+                contact=contact, visitor_token=request.COOKIES.get(VISITOR_COOKIE)
+            )
+            if token:
+                visitor_cookie_set(response, token)
+        else:
+            response.delete_cookie(VISITOR_COOKIE)
+    return response
 
 
 @never_cache

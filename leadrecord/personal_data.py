@@ -215,6 +215,22 @@ PERSONAL_DATA: dict[str, Classification] = {
     "buyers.FormSubmission.click_ids": Personal(
         Erasure.EMPTIED, "emptied (buyers.services): an ad platform's id of the click"
     ),
+    "buyers.Visit.page_url": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.referrer": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.utm": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.click_ids": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.DailyVisitCount.path": NotPersonal(
+        "a page's path (no query string), counted per day with no visitor, cookie or address"
+    ),
+    "buyers.DailyVisitCount.utm_campaign": NotPersonal("a campaign's UTM name, counted per day"),
     "buyers.PortalLink.token_hash": Personal(
         Erasure.DELETED, "a SHA-256 of a sign-in link sent to the person: the row is deleted"
     ),

@@ -266,6 +266,8 @@ BUYER_FORM_MIN_SECONDS = env.float("BUYER_FORM_MIN_SECONDS", default=3.0)
 BUYER_FORM_MAX_BYTES = env.int("BUYER_FORM_MAX_BYTES", default=32 * 1024)
 # Which sites may show the form in an iframe (CSP frame-ancestors).
 BUYER_FRAME_ANCESTORS = env.str("BUYER_FRAME_ANCESTORS", default="*")
+# Page views the visit collector takes per client address (a busy office shares one).
+VISIT_RATE_LIMIT = _rate("VISIT_RATE_LIMIT", "2000/hour")
 # Portal sign-in links asked for per client address (the answer never says whether
 # an address is known, so this is what stops a flood of mail).
 PORTAL_LINK_RATE_LIMIT = _rate("PORTAL_LINK_RATE_LIMIT", "10/hour")

@@ -26,6 +26,7 @@ _TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_s
 EMBEDDED_MODULES = {
     "buyers/test_forms.py",
     "buyers/test_portal.py",
+    "buyers/test_visits.py",
     "contacts/test_erasure.py",
     "events/test_events.py",
     "events/test_touch_import.py",

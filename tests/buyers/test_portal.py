@@ -331,3 +331,18 @@ def test_portal_services_refuse_other_peoples_ids_directly(dana):
         portal.portal_disclosure_withdraw(
             contact=other, disclosure_id=Disclosure.objects.get(value="DANA-MARKETING").pk
         )
+
+
+def test_analytics_granted_in_the_portal_gives_this_browser_a_visitor_id_at_once(inbox, dana):
+    client = _signed_in(inbox)
+    assert "lr_vid" not in client.cookies
+
+    client.post("/me/consents/", {"purpose": "analytics", "granted": "1"})
+
+    assert client.cookies["lr_vid"].value
+    assert Visitor.objects.get().contact == dana
+    client.post("/c/", {"u": "https://www.acme.example/"})
+    assert Visitor.objects.get().visits.count() == 1
+    client.post("/me/consents/", {"purpose": "analytics", "granted": "0"})
+    assert not Visitor.objects.exists()
+    assert not client.cookies["lr_vid"].value

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
 from django.urls import reverse
 
-from buyers import portal
+from buyers import portal, visits
 from buyers import services as buyer_services
 from contacts import services
 from contacts.erasure import email_hashes
@@ -158,7 +158,7 @@ def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Cont
         consents=[{"purpose": "analytics", "notice": "Remember me", "version": "1"}],
         actor=SYSTEM,
     )
-    buyer_services.form_submit(
+    sent = buyer_services.form_submit(
         form=form,
         data=buyer_services.FormInput(email=EMAIL, consents=frozenset({"analytics"})),
         arrival=buyer_services.Arrival(
@@ -167,6 +167,12 @@ def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Cont
             utm={"utm_term": "Erinwyn Erasable"},
             click_ids={"gclid": "Erinwyn"},
         ),
+    )
+    # A page she visited since, under that visitor id.
+    visits.visit_record(
+        page_url="https://site.example/pricing?ref=Erinwyn&utm_term=Erasable&gclid=Erinwyn",
+        referrer="https://mail.example/Erasable",
+        visitor_token=sent.visitor_token,
     )
     # A sign-in link to her portal.
     portal.portal_link_request(email=EMAIL, link_for=lambda token: token)

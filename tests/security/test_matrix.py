@@ -112,6 +112,7 @@ PAGE_RULES = [
     # The person's portal: anyone may ask for a link; the rest is the signed-in
     # person's own record (a staff session is not one), else back to the entry.
     rule(r"me/.*", ANY_METHOD, PUBLIC),
+    rule(r"c\.js|c\.gif|c/", ANY_METHOD, PUBLIC),  # visits: counted, never refused by role
     rule(r"erasure-requests/", ANY_METHOD, PRIV),
     rule(r"forms/.*", ANY_METHOD, M, MGR),
     rule(r"", ANY_METHOD, *EVERY_ROLE),
