@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import email
 import html
 import re
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import Message
 from typing import Any
 
+import environ
 import pytest
 import time_machine
+from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
@@ -91,3 +97,41 @@ def send(
     body = {**hidden_fields(page), **data}
     assert body.get("lr_t"), "the form carries its timing field"
     return client.post(f"/f/{slug}/", body, **extra)
+
+
+class Inbox:
+    """What a real SMTP server (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def link(self) -> str:
+        """The sign-in link in the latest message's plain text."""
+        plain = next(
+            part.get_payload(decode=True)
+            for part in self.messages[-1].walk()
+            if part.get_content_type() == "text/plain"
+        )
+        assert isinstance(plain, bytes)
+        match = re.search(r"http://[^\s]+/me/enter/[^/\s]+/", plain.decode())
+        assert match, plain
+        return match.group(0)
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Inbox, dict[str, Any]]]:
+    """An SMTP server on a free loopback port, and the settings ``EMAIL_URL`` gives for it."""
+    handler = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, environ.Env.email_url_config(f"smtp://127.0.0.1:{port}")
+    finally:
+        controller.stop()

@@ -431,3 +431,15 @@ def test_the_marketers_page_creates_a_form_and_shows_its_snippet_and_submissions
     sales.force_login(users[Role.SALES_REP])
     assert sales.get("/forms/").status_code == 403
     assert sales.get(f"/forms/{buyer_form.pk}/").status_code == 403
+
+
+def test_the_contact_page_tells_the_buyers_doings_within_each_roles_audience(buyer_form, users):
+    send(Client(), buyer_form.slug, PERSON)
+    dana = Contact.objects.get()
+    for role in (Role.MARKETER, Role.SALES_REP):
+        staff = Client()
+        staff.force_login(users[role])
+        page = staff.get(f"/contacts/{dana.pk}/").content.decode()
+        assert "Sent the form demo-request" in page, role
+        assert f"contact #{dana.pk} via form demo-request" in page, role
+        assert ("DANA-BUDGET-50K" in page) == (role == Role.SALES_REP), role

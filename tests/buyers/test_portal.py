@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import email
 import re
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
-from typing import Any
 
-import environ
 import pytest
 import time_machine
-from aiosmtpd.controller import Controller
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -27,41 +22,18 @@ from leadrecord.models import LedgerEntry
 from leadrecord.roles import Role
 
 from ..factories import contact_make
-from .conftest import SYSTEM
+from .conftest import SYSTEM, Inbox, smtp_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LINK = re.compile(r"http://testserver/me/enter/[^/\s\"<]+/")
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def inbox() -> Iterator[_Inbox]:
+def inbox() -> Iterator[Inbox]:
     """A real SMTP server, and the settings EMAIL_URL gives for it."""
-    handler = _Inbox()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    config = environ.Env.email_url_config(f"smtp://127.0.0.1:{port}")
-    try:
-        with override_settings(**config):
-            yield handler
-    finally:
-        controller.stop()
+    with smtp_server() as (handler, config), override_settings(**config):
+        yield handler
 
 
 @pytest.fixture
@@ -88,7 +60,7 @@ def _text(message: Message) -> tuple[str, str]:
     return plain.decode(), html.decode()
 
 
-def _link(client: Client, inbox: _Inbox, address: str) -> str:
+def _link(client: Client, inbox: Inbox, address: str) -> str:
     before = len(inbox.messages)
     assert client.post("/me/", {"email": address}).status_code == 200
     assert len(inbox.messages) == before + 1
@@ -98,7 +70,7 @@ def _link(client: Client, inbox: _Inbox, address: str) -> str:
     return match.group(0)
 
 
-def _signed_in(inbox: _Inbox, address: str = "dana.buyer@acme.example") -> Client:
+def _signed_in(inbox: Inbox, address: str = "dana.buyer@acme.example") -> Client:
     client = Client()
     link = _link(client, inbox, address)
     response = client.post(link)
