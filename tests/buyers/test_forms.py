@@ -443,3 +443,16 @@ def test_the_contact_page_tells_the_buyers_doings_within_each_roles_audience(buy
         assert "Sent the form demo-request" in page, role
         assert f"contact #{dana.pk} via form demo-request" in page, role
         assert ("DANA-BUDGET-50K" in page) == (role == Role.SALES_REP), role
+
+
+def test_the_navigation_leads_marketers_to_forms_and_the_privacy_officer_to_requests(users):
+    for role, label, shown in (
+        (Role.MARKETER, b">Forms<", True),
+        (Role.MANAGER, b">Forms<", True),
+        (Role.SALES_REP, b">Forms<", False),
+        (Role.PRIVACY_OFFICER, b">Erasure requests<", True),
+        (Role.MANAGER, b">Erasure requests<", False),
+    ):
+        staff = Client()
+        staff.force_login(users[role])
+        assert (label in staff.get("/").content) == shown, (role, label)
