@@ -34,6 +34,7 @@ from contacts.models import (
     TouchKind,
 )
 from contacts.sealing import contact_keys, seal
+from contacts.selectors import consents_current
 from contacts.services import (
     OrganizationInput,
     consent_record,
@@ -286,6 +287,13 @@ class Sent:
     visitor_token: str | None
 
 
+def _analytics_granted(contact: Contact) -> bool:
+    return any(
+        state.purpose == ConsentPurpose.ANALYTICS and state.granted
+        for state in consents_current(contact)
+    )
+
+
 def visitor_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -417,7 +425,10 @@ def form_submit(
             if visitor.contact_id is None:
                 visitor.contact = contact
                 visitor.save(update_fields=["contact"])
-            visits_to_touches(visitor=visitor, contact=contact, actor=actor)
+            if _analytics_granted(contact):
+                visits_to_touches(visitor=visitor, contact=contact, actor=actor)
+            else:  # withdrawn since (by staff, say): the visits go, unread
+                Visit.objects.filter(visitor=visitor).delete()
         elif ConsentPurpose.ANALYTICS in data.consents:
             new_token = secrets.token_urlsafe(24)
             Visitor.objects.create(

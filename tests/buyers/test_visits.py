@@ -122,3 +122,22 @@ def test_a_long_page_address_is_cut_not_refused(buyer_form):
     response = Client().post("/c/", {"u": "https://www.acme.example/" + "p" * 3000})
     assert response.status_code == 204
     assert len(DailyVisitCount.objects.get().path) == 500
+
+
+def test_visits_kept_before_a_withdrawal_by_staff_do_not_become_touches(buyer_form):
+    from contacts.services import consent_record
+
+    from .conftest import SYSTEM
+
+    browser = Client()
+    send(browser, buyer_form.slug, {"email": "ann@acme.example", "consent_analytics": "on"})
+    browser.post("/c/", {"u": "https://www.acme.example/"})
+    ann = Contact.objects.get()
+    consent_record(contact=ann, purpose="analytics", granted=False, source="call", actor=SYSTEM)
+    browser.post("/c/", {"u": "https://www.acme.example/later"})
+    assert Visit.objects.count() == 1, "no visit kept after the withdrawal"
+
+    send(browser, buyer_form.slug, {"email": "ann@acme.example"})
+
+    assert not Touch.objects.filter(contact=ann, kind="visit").exists()
+    assert not Visit.objects.exists()
