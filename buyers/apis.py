@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from leadrecord.ledger import Actor
 from leadrecord.pagination import Pagination
 from leadrecord.permissions import roles_allowed
 
-from . import selectors, services
+from . import api_examples, selectors, services
 from .models import (
     FORM_INTRO_MAX_LENGTH,
     FORM_SLUG_MAX_LENGTH,
@@ -44,6 +44,7 @@ class FormOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.FORMS_LIST))
 class FormListCreateApi(ListAPIView):
     """Forms a marketer publishes: ``/f/<slug>/`` hosts each, ``/f/<slug>/embed/`` frames it."""
 
@@ -75,7 +76,11 @@ class FormListCreateApi(ListAPIView):
     def get_queryset(self) -> QuerySet[BuyerForm]:
         return selectors.forms_all()
 
-    @extend_schema(request=InputSerializer, responses={201: FormOutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: FormOutputSerializer},
+        examples=api_examples.FORMS_CREATE,
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -86,6 +91,7 @@ class FormListCreateApi(ListAPIView):
         return Response(FormOutputSerializer(form).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.FORM_DETAIL))
 class FormDetailApi(RetrieveAPIView):
     permission_classes = [FormPermission]
     serializer_class = FormOutputSerializer
@@ -105,6 +111,7 @@ class SubmissionOutputSerializer(serializers.Serializer):
     utm = serializers.JSONField()
 
 
+@extend_schema_view(get=extend_schema(examples=api_examples.FORM_SUBMISSIONS))
 class FormSubmissionListApi(ListAPIView):
     """Who sent a form, when, from which campaign (``utm`` as sent)."""
 
