@@ -9,6 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from contacts.models import Audience, Consent, ConsentPurpose, Contact, Disclosure
+from contacts.sealing import contact_keys, unseal
 from contacts.selectors import (
     ConsentState,
     consent_history,
@@ -16,6 +17,8 @@ from contacts.selectors import (
     contact_ids_merged_into,
 )
 from handoff.models import Handoff
+from leadrecord.checkpoints import ledger_checkpoint_latest
+from leadrecord.models import ActorKind, LedgerAction, LedgerEntry
 from leadrecord.roles import Role
 
 from .models import BuyerForm, ErasureRequest, FormSubmission
@@ -123,3 +126,49 @@ def portal_record(contact: Contact) -> PortalRecord:
 def erasure_requests_waiting() -> QuerySet[ErasureRequest]:
     """The privacy officer's queue: people who asked, from their portal, to be erased."""
     return ErasureRequest.objects.select_related("contact").order_by("requested_at", "id")
+
+
+def portal_changes(contact: Contact) -> QuerySet[LedgerEntry]:
+    """The changes the person made themself (forms they sent, portal changes), newest first."""
+    return LedgerEntry.objects.filter(
+        contact_id__in=contact_ids_merged_into(contact), actor_kind=ActorKind.PERSON
+    ).order_by("-seq")
+
+
+def action_label(action: str) -> str:
+    return str(LedgerAction(action).label) if action in LedgerAction.values else action
+
+
+def portal_receipt(contact: Contact, seq: int) -> dict[str, object] | None:
+    """A receipt of one of the person's own changes: the ledger entry as recorded (its
+    sealed values opened for them), and the latest signed checkpoint, if one covers it.
+
+    None for an entry that is not one of their own changes."""
+    entry = portal_changes(contact).filter(seq=seq).first()
+    if entry is None:
+        return None
+    key = contact_keys([entry.contact_id or 0]).get(entry.contact_id or 0)
+    checkpoint = ledger_checkpoint_latest()
+    return {
+        "what": action_label(entry.action),
+        "entry": {
+            "seq": entry.seq,
+            "action": entry.action,
+            "occurred_at": entry.occurred_at.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat(),
+            "actor": entry.actor_label,
+            "subject_type": entry.subject_type,
+            "subject_id": entry.subject_id,
+            "before": entry.before,
+            "after": entry.after,
+            "opened": {
+                "before": unseal(key=key, contact_id=entry.contact_id or 0, payload=entry.before),
+                "after": unseal(key=key, contact_id=entry.contact_id or 0, payload=entry.after),
+            },
+            "prev_hash": entry.prev_hash,
+            "hash": entry.hash,
+        },
+        "checkpoint": (
+            checkpoint.as_json() if checkpoint is not None and checkpoint.seq >= entry.seq else None
+        ),
+    }

@@ -30,6 +30,7 @@ urlpatterns = [
     path("me/stage/", views_portal.portal_stage, name="portal_stage"),
     path("me/export/", views_portal.portal_export, name="portal_export"),
     path("me/erase/", views_portal.portal_erase, name="portal_erase"),
+    path("me/receipts/<id:seq>/", views_portal.portal_receipt, name="portal_receipt"),
     path("me/signout/", views_portal.portal_signout, name="portal_signout"),
 ]
 

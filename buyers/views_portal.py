@@ -16,11 +16,11 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import EMAIL_MAX_LENGTH, ConsentPurpose, Contact, JourneyStage
 from leadrecord.errors import DomainError, error_status
@@ -32,6 +32,7 @@ from .services import person_of, visitor_start
 from .views import VISITOR_COOKIE, visitor_cookie_set
 
 PORTAL_COOKIE = "lr_me"
+PORTAL_CHANGES_SHOWN = 100  # the latest; the export holds every one
 _COOKIE_SALT = "buyers.portal-session"
 
 PortalView = Callable[..., HttpResponse]
@@ -123,6 +124,10 @@ def _portal_page(
             "stages": JourneyStage.choices,
             "purposes": ConsentPurpose.choices,
             "error": error,
+            "changes": [
+                (entry, selectors.action_label(entry.action))
+                for entry in selectors.portal_changes(contact)[:PORTAL_CHANGES_SHOWN]
+            ],
         },
         status=status,
     )
@@ -244,4 +249,19 @@ def portal_erase(request: HttpRequest, contact: Contact) -> HttpResponse:
 def portal_signout(request: HttpRequest) -> HttpResponse:
     response = redirect("portal")
     response.delete_cookie(PORTAL_COOKIE)
+    return response
+
+
+@never_cache
+@require_GET
+@_person_required
+def portal_receipt(request: HttpRequest, contact: Contact, seq: int) -> HttpResponse:
+    """A receipt of one of the person's own changes, as JSON to keep."""
+    receipt = selectors.portal_receipt(contact, seq)
+    if receipt is None:
+        raise Http404("No such change of yours.")
+    response = HttpResponse(
+        json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="receipt-{seq}.json"'
     return response

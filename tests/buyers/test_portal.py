@@ -318,3 +318,33 @@ def test_analytics_granted_in_the_portal_gives_this_browser_a_visitor_id_at_once
     client.post("/me/consents/", {"purpose": "analytics", "granted": "0"})
     assert not Visitor.objects.exists()
     assert not client.cookies["lr_vid"].value
+
+
+def test_each_change_has_a_receipt_for_the_person_alone(inbox, dana):
+    import json
+
+    client = _signed_in(inbox)
+    disclosure = Disclosure.objects.get(value="DANA-SALES-ONLY")
+    client.post(f"/me/disclosures/{disclosure.pk}/withdraw/")
+    entry = LedgerEntry.objects.get(action="disclosure.withdraw")
+    page = client.get("/me/").content.decode()
+    assert f"/me/receipts/{entry.seq}/" in page and "Disclosure withdrawn" in page
+
+    receipt = client.get(f"/me/receipts/{entry.seq}/")
+
+    assert receipt.status_code == 200
+    assert "attachment" in receipt["Content-Disposition"]
+    body = json.loads(receipt.content)
+    assert body["what"] == "Disclosure withdrawn"
+    assert (body["entry"]["seq"], body["entry"]["hash"]) == (entry.seq, entry.hash)
+    assert body["entry"]["after"]["key"] == "budget"
+    assert body["checkpoint"] is None  # none signed in this test
+    # Not a receipt: a change someone else made, or another person's entry.
+    staff_entry = LedgerEntry.objects.filter(contact_id=dana.pk, actor_kind="system").first()
+    assert staff_entry is not None
+    assert client.get(f"/me/receipts/{staff_entry.seq}/").status_code == 404
+    other = contact_make(email="other3@acme.example")
+    portal.portal_erasure_request(contact=other)
+    theirs = LedgerEntry.objects.get(action="erasure.request")
+    assert client.get(f"/me/receipts/{theirs.seq}/").status_code == 404
+    assert Client().get(f"/me/receipts/{entry.seq}/").status_code == 302

@@ -146,7 +146,7 @@ PAGE_RULES = [
 API_PREFIX = "api/v1/"
 SUBJECT_ACCESS_EXPORT = r"contacts/<id:pk>/export/"
 # Sample values for parameters that name no object (see conftest.path_sample).
-EXTRA_SAMPLES = {"slug": "qualified-not-handed-off", "token": "not-a-token"}
+EXTRA_SAMPLES = {"slug": "qualified-not-handed-off", "token": "not-a-token", "seq": 1}
 
 
 @dataclass(frozen=True)
