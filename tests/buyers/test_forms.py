@@ -451,6 +451,7 @@ def test_the_navigation_leads_marketers_to_forms_and_the_privacy_officer_to_requ
         (Role.MANAGER, b">Forms<", True),
         (Role.SALES_REP, b">Forms<", False),
         (Role.PRIVACY_OFFICER, b">Erasure requests<", True),
+        (Role.PRIVACY_OFFICER, b">Erasure requests from people's portals<", True),
         (Role.MANAGER, b">Erasure requests<", False),
     ):
         staff = Client()
