@@ -387,6 +387,13 @@ _SUMMARIES_BY_ACTION: dict[str, Any] = {
     LedgerAction.HANDOFF_REJECT: _handoff_summary,
     LedgerAction.HANDOFF_EXPIRE: _handoff_summary,
     LedgerAction.DEAL_MEMBER_ADD: _deal_member_summary,
+    # The buyer's own doings (the buyers app, above): what the ledger says in plain.
+    LedgerAction.FORM_SUBMIT: lambda entry, after, sealed: (
+        f"Sent the form {after.get('form', '')}"
+        + (" (from a browser shared with someone else)" if after.get("shared_device") else "")
+    ),
+    LedgerAction.PORTAL_ENTER: lambda entry, after, sealed: "Signed in to their portal",
+    LedgerAction.ERASURE_REQUEST: lambda entry, after, sealed: "Asked to be erased",
 }
 
 

@@ -48,6 +48,14 @@ class Actor:
         return cls(kind=ActorKind.SYSTEM, label=label)
 
     @classmethod
+    def person(cls, contact_id: int | None, via: str) -> Actor:
+        """The person themself, through a public page (``via``: a form's slug, the portal).
+
+        The label names no personal value: the ledger keeps it in plain."""
+        who = f"contact #{contact_id}" if contact_id is not None else "a person"
+        return cls(kind=ActorKind.PERSON, label=f"{who} via {via}"[:150])
+
+    @classmethod
     def of(cls, user: AbstractBaseUser | AnonymousUser | None) -> Actor:
         if user is None or not user.is_authenticated:
             return cls.system()

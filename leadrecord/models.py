@@ -15,6 +15,8 @@ class ActorKind(models.TextChoices):
     USER = "user", "User"
     INTEGRATION = "integration", "Integration"
     SYSTEM = "system", "System"
+    # The person on record themself: a form they sent, a change in their portal.
+    PERSON = "person", "The person"
 
 
 class LedgerAction(models.TextChoices):
@@ -59,6 +61,11 @@ class LedgerAction(models.TextChoices):
     USER_UPDATE = "user.update", "User changed"
     TOKEN_ISSUE = "token.issue", "API token issued"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    FORM_CREATE = "form.create", "Form created"
+    FORM_UPDATE = "form.update", "Form changed"
+    FORM_SUBMIT = "form.submit", "Form sent"
+    PORTAL_ENTER = "portal.enter", "Person signed in to their portal"
+    ERASURE_REQUEST = "erasure.request", "Erasure requested by the person"
 
 
 class LedgerEntry(models.Model):

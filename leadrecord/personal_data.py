@@ -202,6 +202,45 @@ PERSONAL_DATA: dict[str, Classification] = {
     "reports.AttributionCredit.team": _CHOICE,
     "reports.AttributionDaily.model": _CHOICE,
     "reports.AttributionDaily.team": _CHOICE,
+    # --- the buyer's side -------------------------------------------------------------
+    "buyers.BuyerForm.slug": _RULES,
+    "buyers.BuyerForm.title": _RULES,
+    "buyers.BuyerForm.intro": _RULES,
+    "buyers.BuyerForm.consents": _RULES,
+    "buyers.BuyerForm.disclosures": _RULES,
+    "buyers.BuyerForm.purpose": _CHOICE,
+    "buyers.FormSubmission.page_url": Personal(
+        Erasure.EMPTIED, "emptied (buyers.services): a page's address can name the person"
+    ),
+    "buyers.FormSubmission.referrer": Personal(Erasure.EMPTIED, "emptied (buyers.services)"),
+    "buyers.FormSubmission.utm": Personal(
+        Erasure.EMPTIED, "emptied (buyers.services): utm_term can be what they searched for"
+    ),
+    "buyers.FormSubmission.click_ids": Personal(
+        Erasure.EMPTIED, "emptied (buyers.services): an ad platform's id of the click"
+    ),
+    "buyers.Visit.page_url": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.referrer": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.utm": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.Visit.click_ids": Personal(
+        Erasure.FORGOTTEN, "a consented visit: deleted with the person's visitor id"
+    ),
+    "buyers.DailyVisitCount.path": NotPersonal(
+        "a page's path (no query string), counted per day with no visitor, cookie or address"
+    ),
+    "buyers.DailyVisitCount.utm_campaign": NotPersonal("a campaign's UTM name, counted per day"),
+    "buyers.PortalLink.token_hash": Personal(
+        Erasure.DELETED, "a SHA-256 of a sign-in link sent to the person: the row is deleted"
+    ),
+    "buyers.Visitor.token_hash": Personal(
+        Erasure.DELETED, "the person's browser's visitor id (a SHA-256): the row is deleted"
+    ),
 }
 
 # Apps other than the project's, as a whole (by app label).

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "handoff.apps.HandoffConfig",
     "reports.apps.ReportsConfig",
     "events.apps.EventsConfig",
+    "buyers.apps.BuyersConfig",
     "demo.apps.DemoConfig",
 ]
 
@@ -256,6 +257,29 @@ def _rate(name: str, default: str) -> str:
 
 API_RATE_LIMIT = _rate("API_RATE_LIMIT", "100000/hour")
 API_RATE_LIMIT_BURST = _rate("API_RATE_LIMIT_BURST", "20000/minute")
+
+# --- The buyer's side (buyers/: public forms, visits, the portal) ------------
+# Posts of public forms per client address; over it, 429 with Retry-After.
+BUYER_FORM_RATE_LIMIT = _rate("BUYER_FORM_RATE_LIMIT", "20/hour")
+# A person takes a few seconds to fill in a form; a bot posts at once.
+BUYER_FORM_MIN_SECONDS = env.float("BUYER_FORM_MIN_SECONDS", default=3.0)
+# A form sends a few fields of short text; anything bigger is not a person's answer.
+BUYER_FORM_MAX_BYTES = env.int("BUYER_FORM_MAX_BYTES", default=32 * 1024)
+# Which sites may show the form in an iframe (CSP frame-ancestors).
+BUYER_FRAME_ANCESTORS = env.str("BUYER_FRAME_ANCESTORS", default="*")
+# Page views the visit collector takes per client address (a busy office shares one).
+VISIT_RATE_LIMIT = _rate("VISIT_RATE_LIMIT", "2000/hour")
+# Portal sign-in links asked for per client address (the answer never says whether
+# an address is known, so this is what stops a flood of mail).
+PORTAL_LINK_RATE_LIMIT = _rate("PORTAL_LINK_RATE_LIMIT", "10/hour")
+# How long a person stays signed in to their portal after using a link.
+PORTAL_SESSION_MINUTES = env.int("PORTAL_SESSION_MINUTES", default=60)
+
+# --- Outgoing mail (the portal's sign-in links) ------------------------------
+# EMAIL_URL as django-environ reads it: smtp://user:pass@host:587 (smtp+tls://,
+# smtp+ssl://), consolemail:// (the default: printed, as the embedded setup wants).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LeadRecord <no-reply@localhost>")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadRecord API",

@@ -79,3 +79,21 @@ class TokenSustainedThrottle(_FixedWindowThrottle):
 class TokenBurstThrottle(_FixedWindowThrottle):
     scope = "token-burst"
     setting = "API_RATE_LIMIT_BURST"
+
+
+class AddressThrottle(_FixedWindowThrottle):
+    """The same fixed-window count per client address, for the buyer's public pages.
+
+    They have no token or user to count by. The address is the connection's
+    (``REMOTE_ADDR``); behind a proxy the proxy must set it (gunicorn's
+    ``forwarded_allow_ips``), or every visitor shares one count. Subclasses name
+    the scope and the setting that holds the rate; ``allow`` takes a plain Django
+    request, since the public pages are not DRF views.
+    """
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        address = request.META.get("REMOTE_ADDR") or "unknown"
+        return f"throttle-{self.scope}-addr-{address}"
+
+    def allow(self, request: Any) -> bool:
+        return self.allow_request(request, None)

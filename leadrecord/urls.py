@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("contacts.urls_import")),
     path("", include("handoff.urls_pages")),
     path("", include("reports.urls_pages")),
+    path("", include("buyers.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leadrecord.api_urls")),
 ]

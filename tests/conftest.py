@@ -24,6 +24,9 @@ _TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_s
 # runs) and of the embedded setup itself (commands, seed_demo, the pages on the demo
 # data). Everything else is database-neutral and runs once, on PostgreSQL.
 EMBEDDED_MODULES = {
+    "buyers/test_forms.py",
+    "buyers/test_portal.py",
+    "buyers/test_visits.py",
     "contacts/test_erasure.py",
     "events/test_events.py",
     "events/test_touch_import.py",

@@ -15,6 +15,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
 from django.urls import reverse
 
+from buyers import portal, visits
+from buyers import services as buyer_services
 from contacts import services
 from contacts.erasure import email_hashes
 from contacts.models import Contact, ContactKey, ErasedEmail, ImportJob
@@ -149,6 +151,31 @@ def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Cont
     upload = SimpleUploadedFile("erasable-list.csv", text.encode(), content_type="text/csv")
     assert client.post(reverse("touch-import"), {"file": upload}).status_code == 302
     job = ImportJob.objects.get()
+    # A form she sent, from a page and a click that name her, with a visitor id.
+    form = buyer_services.buyer_form_create(
+        slug="seeded-form",
+        title="Form",
+        consents=[{"purpose": "analytics", "notice": "Remember me", "version": "1"}],
+        actor=SYSTEM,
+    )
+    sent = buyer_services.form_submit(
+        form=form,
+        data=buyer_services.FormInput(email=EMAIL, consents=frozenset({"analytics"})),
+        arrival=buyer_services.Arrival(
+            page_url="https://site.example/?who=Erinwyn",
+            referrer="https://mail.example/Erasable",
+            utm={"utm_term": "Erinwyn Erasable"},
+            click_ids={"gclid": "Erinwyn"},
+        ),
+    )
+    # A page she visited since, under that visitor id.
+    visits.visit_record(
+        page_url="https://site.example/pricing?ref=Erinwyn&utm_term=Erasable&gclid=Erinwyn",
+        referrer="https://mail.example/Erasable",
+        visitor_token=sent.visitor_token,
+    )
+    # A sign-in link to her portal.
+    portal.portal_link_request(email=EMAIL, link_for=lambda token: token)
     # Someone else, who must be left alone.
     services.disclosure_record(
         contact=contact_make(email=BYSTANDER),

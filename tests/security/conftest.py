@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.db import transaction
 from knox.models import AuthToken
 
+from buyers import services as buyer_services
 from contacts import services as contact_services
 from contacts import touch_import
 from contacts.models import Audience, Contact
@@ -43,6 +44,7 @@ SECRET_BY_AUDIENCE = {
     Audience.ALL: "zqeveryonesecret2290",
 }
 WITHDRAWN_SECRET = "zqwithdrawnsecret6131"
+WORLD_FORM_SLUG = "security-tests-form"
 
 # Who sees which audience: docs/product.md, promise 2 and docs/api.md (integrations: `all` only).
 AUDIENCES_BY_ROLE: dict[str, set[str]] = {
@@ -73,6 +75,7 @@ class World:
     run: AttributionRun
     disclosure_id: int
     import_job_id: int
+    form_id: int
     # Path parameter values by URL pattern, for the matrix.
     samples: dict[str, object] = field(default_factory=dict)
 
@@ -154,6 +157,12 @@ def _world_build() -> World:
     )
     run = AttributionRun.objects.order_by("-pk").first()
     assert run is not None
+    buyer_form = buyer_services.buyer_form_create(
+        slug=WORLD_FORM_SLUG,
+        title="Security tests form",
+        disclosures=[{"key": "budget", "label": "Budget"}],
+        actor=system,
+    )
     world = World(
         users=users,
         tokens=tokens,
@@ -165,6 +174,7 @@ def _world_build() -> World:
         run=run,
         disclosure_id=disclosures[Audience.ALL].pk,
         import_job_id=job.pk,
+        form_id=buyer_form.pk,
     )
     return world
 
@@ -204,6 +214,8 @@ def path_sample(path: str, world: World) -> dict[str, object]:
         "runs": world.run.pk,
         "import": world.import_job_id,
         "channels": "web",
+        "forms": world.form_id,
+        "f": WORLD_FORM_SLUG,
     }
     values: dict[str, object] = {}
     for match in re.finditer(r"([\w-]+)/(?:\{(\w+)\}|<(?:\w+:)?(\w+)>)", path):

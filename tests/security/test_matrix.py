@@ -99,12 +99,22 @@ API_RULES = [
     rule(r"deals/.*", READ, M, S, MGR, INT),
     rule(r"deals/.*", WRITE, S, MGR, INT),
     rule(r"reports/.*", READ, M, S, MGR),
+    # Forms are marketing's: marketers and managers read and publish them.
+    rule(r"forms/.*", ANY_METHOD, M, MGR),
 ]
 
 # Page routes; integration users are API clients and have no pages but home.
 HUMANS = (M, S, MGR, PRIV)
 PAGE_RULES = [
     rule(r"login/|logout/", ANY_METHOD, PUBLIC),
+    # The buyer's public pages: no login, and no staff session is used.
+    rule(r"f/<slug:slug>/(embed/)?", ANY_METHOD, PUBLIC),
+    # The person's portal: anyone may ask for a link; the rest is the signed-in
+    # person's own record (a staff session is not one), else back to the entry.
+    rule(r"me/.*", ANY_METHOD, PUBLIC),
+    rule(r"c\.js|c\.gif|c/", ANY_METHOD, PUBLIC),  # visits: counted, never refused by role
+    rule(r"erasure-requests/", ANY_METHOD, PRIV),
+    rule(r"forms/.*", ANY_METHOD, M, MGR),
     rule(r"", ANY_METHOD, *EVERY_ROLE),
     rule(r"guide/", ANY_METHOD, *EVERY_ROLE),
     rule(r"record/", ANY_METHOD, MGR, PRIV),
@@ -138,7 +148,7 @@ PAGE_RULES = [
 API_PREFIX = "api/v1/"
 SUBJECT_ACCESS_EXPORT = r"contacts/<id:pk>/export/"
 # Sample values for parameters that name no object (see conftest.path_sample).
-EXTRA_SAMPLES = {"slug": "qualified-not-handed-off"}
+EXTRA_SAMPLES = {"slug": "qualified-not-handed-off", "token": "not-a-token", "seq": 1}
 
 
 @dataclass(frozen=True)

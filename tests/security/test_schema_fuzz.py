@@ -52,7 +52,7 @@ CHECKS = [
 ]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Every table a write could touch: the project's apps, users and tokens.
-COUNTED_APPS = ("contacts", "handoff", "reports", "leadrecord", "auth", "knox")
+COUNTED_APPS = ("contacts", "handoff", "reports", "buyers", "leadrecord", "auth", "knox")
 
 
 def row_counts() -> dict[str, int]:
