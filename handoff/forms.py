@@ -101,9 +101,26 @@ class HandoffCreateForm(forms.Form):
         help_text="Optional: a sales rep this person should go to.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    confirm_unqualified = forms.BooleanField(
+        label="Hand them off although they are not qualified",
+        required=False,
+        help_text="They said yes to sales; their score is below the ruleset's threshold.",
+    )
+
+    def __init__(self, *args: Any, unqualified: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assigned_to"].queryset = selectors.sales_reps()  # type: ignore[attr-defined]
+        self.unqualified = unqualified
+        if not unqualified:
+            del self.fields["confirm_unqualified"]
+
+    def clean_confirm_unqualified(self) -> bool:
+        confirmed = bool(self.cleaned_data.get("confirm_unqualified"))
+        if self.unqualified and not confirmed:
+            raise forms.ValidationError(
+                "This person is not qualified: tick the box to hand them off anyway."
+            )
+        return confirmed
 
 
 class HandoffRejectForm(forms.Form):
@@ -140,6 +157,11 @@ class DealCreateForm(forms.Form):
         max_length=EXTERNAL_ID_MAX_LENGTH,
         required=False,
         help_text="Optional: the deal's id in your CRM; a known one leads to that deal.",
+    )
+    confirm_another = forms.BooleanField(
+        label="Create another deal for this person",
+        required=False,
+        help_text="They already have a deal since the handoff; tick only for a second one.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -234,3 +234,9 @@ def organizations_named(text: str) -> list[Organization]:
     if by_domain is not None:
         return [by_domain]
     return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])
+
+
+def deals_from_handoff(handoff: Handoff) -> QuerySet[Deal]:
+    """Deals with the handoff's person in the buying group, opened since sales accepted them."""
+    since = handoff.decided_at or handoff.occurred_at
+    return deals_all().filter(members__contact_id=handoff.contact_id, occurred_at__gte=since)

@@ -732,7 +732,7 @@ HANDOFFS_CREATE = [
         "One is open already",
         409,
         "handoff_open",
-        "Handoff #34 for this person is still pending.",
+        "This person was handed off on 2026-11-03 09:15 UTC and is still waiting for sales.",
         "contact",
     ),
 ]
@@ -748,10 +748,10 @@ HANDOFF_ACCEPT = [
         "This handoff is already accepted; nothing changed.",
     ),
     refusal(
-        "Past the SLA",
+        "Expired already (the SLA job returned it to marketing)",
         409,
-        "handoff_expired",
-        "This handoff's SLA ran out at 2026-11-05T08:30:00+00:00; it returns to marketing.",
+        "handoff_not_pending",
+        "This handoff is already expired; nothing changed.",
     ),
 ]
 HANDOFF_REJECT = [

@@ -307,21 +307,76 @@ def test_accepting_twice_is_refused_with_a_message(users, client, pending):
     assert counts() == before
 
 
+def _late_entry(handoff: Handoff) -> dict[str, Any]:
+    entry = LedgerEntry.objects.filter(subject_type="handoff", subject_id=str(handoff.pk)).latest(
+        "seq"
+    )
+    return cast(dict[str, Any], entry.after)
+
+
+def test_an_overdue_handoff_can_still_be_accepted_and_the_decision_says_how_late(
+    users, client, person
+):
+    # Due 48 hours after it was made: a day past its SLA, not yet expired by the job.
+    handoff = services.handoff_create(
+        contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=72)
+    )
+    login(client, users, Role.SALES_REP)
+    queue = html(client.get(reverse("handoff-queue")))
+    assert "overdue" in queue and reverse("handoff-accept", args=[handoff.pk]) in queue
+    response = client.post(reverse("handoff-accept", args=[handoff.pk]), follow=True)
+    assert response.status_code == 200
+    assert "1 day after the SLA" in html(response)
+    handoff.refresh_from_db()
+    assert handoff.status == HandoffStatus.ACCEPTED
+    after = _late_entry(handoff)
+    assert after["late"] is True
+    assert 24 * 3600 - 60 <= after["late_by_seconds"] <= 24 * 3600 + 60
+    # The person's page shows it too.
+    page = html(client.get(reverse("contact", args=[person.pk])))
+    assert "1 day after the SLA" in page
+
+
+def test_an_overdue_handoff_can_still_be_rejected_late(users, client, person):
+    handoff = services.handoff_create(
+        contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=51)
+    )
+    login(client, users, Role.SALES_REP)
+    response = client.post(
+        reverse("handoff-reject", args=[handoff.pk]), {"reason": "no_budget"}, follow=True
+    )
+    assert response.status_code == 200
+    handoff.refresh_from_db()
+    assert handoff.status == HandoffStatus.REJECTED
+    after = _late_entry(handoff)
+    assert after["late"] is True and after["reason"] == "no_budget"
+    assert 3 * 3600 - 60 <= after["late_by_seconds"] <= 3 * 3600 + 60
+
+
+def test_a_decision_in_time_is_not_marked_late(users, client, pending):
+    login(client, users, Role.SALES_REP).post(reverse("handoff-accept", args=[pending.pk]))
+    after = _late_entry(pending)
+    assert "late" not in after and "late_by_seconds" not in after
+    page = html(client.get(reverse("contact", args=[pending.contact_id])))
+    assert "after the SLA" not in page
+
+
 def test_an_expired_handoff_cannot_be_accepted_or_rejected(users, client, person):
     handoff = services.handoff_create(
         contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=49)
     )
+    services.handoffs_expire_due()
     before = counts()
     login(client, users, Role.SALES_REP)
+    assert reverse("handoff-accept", args=[handoff.pk]) not in html(
+        client.get(reverse("handoff-queue"))
+    )
     response = client.post(reverse("handoff-accept", args=[handoff.pk]))
     assert response.status_code == 409
-    assert "SLA ran out" in html(response)
+    assert "already expired" in html(response)
     response = client.post(reverse("handoff-reject", args=[handoff.pk]), {"reason": "no_budget"})
     assert response.status_code == 409
-    assert "SLA ran out" in html(response)
     assert counts() == before
-    handoff.refresh_from_db()
-    assert handoff.status == HandoffStatus.PENDING
 
 
 def test_someone_elses_handoff_is_refused(users, client, person):
@@ -394,9 +449,18 @@ def test_a_marketer_hands_a_consenting_person_off(users, client, person):
     assert "Never handed off to sales." in contact_page
     form = client.get(reverse("handoff-new", args=[person.pk]))
     assert form.status_code == 200 and rep.username in html(form)
+    # Not qualified (no touches): offered, with a caution, and confirmed on the form.
+    assert "Not qualified yet (score 0, threshold 50)" in contact_page
+    before = counts()
+    unconfirmed = client.post(
+        reverse("handoff-new", args=[person.pk]), {"note": "Wants pricing", "assigned_to": rep.pk}
+    )
+    assert unconfirmed.status_code == 400
+    assert "tick the box" in html(unconfirmed)
+    assert counts() == before
     response = client.post(
         reverse("handoff-new", args=[person.pk]),
-        {"note": "Wants pricing", "assigned_to": rep.pk},
+        {"note": "Wants pricing", "assigned_to": rep.pk, "confirm_unqualified": "on"},
         follow=True,
     )
     assert response.status_code == 200
@@ -407,6 +471,50 @@ def test_a_marketer_hands_a_consenting_person_off(users, client, person):
     assert "was handed off to sales" in html(response)
     # The contact page shows the person's handoffs.
     assert "Waiting for sales" in html(response) and "Wants pricing" in html(response)
+
+
+def test_a_qualified_person_is_offered_without_a_caution_or_a_box_to_tick(users, client, person):
+    # Set up as the scoring would leave them: qualified under the active ruleset.
+    Contact.objects.filter(pk=person.pk).update(qualified=True, score=60)
+    login(client, users, Role.MARKETER)
+    page = html(client.get(reverse("contact", args=[person.pk])))
+    assert reverse("handoff-new", args=[person.pk]) in page and "Not qualified" not in page
+    form = html(client.get(reverse("handoff-new", args=[person.pk])))
+    assert "confirm_unqualified" not in form
+    response = client.post(reverse("handoff-new", args=[person.pk]), {"note": ""})
+    assert response.status_code == 302 and Handoff.objects.filter(contact=person).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("situation", "reason"),
+    [
+        ("no_say_so", "without their say-so"),
+        ("pending", "is still waiting for sales"),
+        ("no_ruleset", "There is no active ruleset"),
+    ],
+)
+def test_hand_off_is_not_offered_when_it_would_be_refused_and_the_page_says_why(
+    users, client, situation, reason
+):
+    if situation != "no_ruleset":
+        ruleset_make()
+    contact = (
+        contact_make(email="silent@acme.example")
+        if situation == "no_say_so"
+        else consenting("waiting@acme.example")
+    )
+    if situation == "pending":
+        services.handoff_create(contact=contact, actor=SYSTEM)
+    login(client, users, Role.MARKETER)
+    page = html(client.get(reverse("contact", args=[contact.pk])))
+    assert f'href="{reverse("handoff-new", args=[contact.pk])}"' not in page
+    assert "Not offered to sales:" in page and reason in page
+    # The form's address says so before anything is typed, and offers no form.
+    before = counts()
+    form = client.get(reverse("handoff-new", args=[contact.pk]))
+    assert form.status_code == 409 and reason in html(form)
+    assert 'name="note"' not in html(form)
+    assert counts() == before
 
 
 def test_sales_and_the_privacy_officer_get_no_hand_off_button(users, client, person):
@@ -430,7 +538,7 @@ def test_a_second_open_handoff_is_refused(users, client, pending):
         reverse("handoff-new", args=[pending.contact_id])
     )
     assert response.status_code == 409
-    assert f"Handoff #{pending.pk} for this person is still pending" in html(response)
+    assert "is still waiting for sales" in html(response)
     assert counts() == before
 
 
@@ -458,7 +566,7 @@ def test_a_merged_person_is_handed_off_as_the_one_they_went_into(users, client, 
     before = counts()
     response = login(client, users, Role.MARKETER).post(reverse("handoff-new", args=[duplicate.pk]))
     assert response.status_code == 409
-    assert f"merged into contact {person.pk}" in html(response)
+    assert f"merged into {person.display_name}" in html(response)
     assert counts() == before
 
 
