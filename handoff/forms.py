@@ -355,11 +355,24 @@ class TargetForm(forms.Form):
         help_text="Such as 2026-Q4.",
         error_messages={"invalid": "A period is a quarter like 2026-Q3."},
     )
+    # People type a percentage (45 for 45 %); the service and the API keep a share (0.45).
     marketing_pipeline_share = forms.DecimalField(
-        label="Marketing's share of pipeline",
+        label="Marketing's share of pipeline (%)",
         min_value=Decimal("0"),
-        max_value=Decimal("1"),
+        max_value=Decimal("100"),
         max_digits=5,
-        decimal_places=4,
-        help_text="Between 0 and 1: 0.4 means marketing sources 40% of pipeline.",
+        decimal_places=2,
+        help_text="A percentage from 0 to 100: 45 means marketing sources 45 % of pipeline.",
+        error_messages={
+            "invalid": "Give a percentage from 0 to 100, such as 45.",
+            "min_value": "Give a percentage from 0 to 100, such as 45.",
+            "max_value": "Give a percentage from 0 to 100, such as 45.",
+            "max_digits": "Give a percentage from 0 to 100, such as 45.5.",
+            "max_decimal_places": "Give a percentage with at most two decimals, such as 45.5.",
+            "max_whole_digits": "Give a percentage from 0 to 100, such as 45.",
+        },
     )
+
+    def share(self) -> Decimal:
+        """The share the service takes: the percentage typed, over 100."""
+        return self.cleaned_data["marketing_pipeline_share"] / 100

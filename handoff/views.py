@@ -499,18 +499,37 @@ def ruleset_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*RULE_ROLES)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def ruleset_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Activation is for good and rescores everyone: a page says what changes, then a
+    POST with ``confirmed`` activates; a POST without it shows that page again."""
     ruleset = get_object_or_404(Ruleset, pk=pk)
-    try:
-        ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
-    except DomainError as violation:
-        messages.error(request, violation.detail)
-        return _ruleset_page(request, ruleset, status=error_status(violation))
-    messages.success(
-        request, f"Ruleset v{ruleset.version} is active; everyone is being rescored under it."
+    if request.method == "POST" and request.POST.get("confirmed") == "yes":
+        try:
+            ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
+        except DomainError as violation:
+            messages.error(request, violation.detail)
+            return _ruleset_page(request, ruleset, status=error_status(violation))
+        messages.success(
+            request, f"Ruleset v{ruleset.version} is active; everyone is being rescored under it."
+        )
+        return redirect("ruleset", pk=ruleset.pk)
+    if ruleset.status != RulesetStatus.DRAFT:
+        messages.error(
+            request, f"Ruleset v{ruleset.version} is {ruleset.status}; only drafts change."
+        )
+        return _ruleset_page(request, ruleset, status=409)
+    active = selectors.ruleset_active()
+    return render(
+        request,
+        "handoff/ruleset_activate.html",
+        {
+            "ruleset": ruleset,
+            "active": active,
+            "diff": selectors.ruleset_diff(ruleset, active),
+            "rescored": selectors.contacts_rescored_on_activation(),
+        },
     )
-    return redirect("ruleset", pk=ruleset.pk)
 
 
 # --- targets -------------------------------------------------------------------------
@@ -518,8 +537,12 @@ def ruleset_activate(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _targets(request: HttpRequest, form: TargetForm, status: int) -> HttpResponse:
     targets: QuerySet[Any] = selectors.targets_all()
+    first_year, last_year = services.target_years()
     return render(
-        request, "handoff/targets.html", {"form": form, "targets": targets}, status=status
+        request,
+        "handoff/targets.html",
+        {"form": form, "targets": targets, "first_year": first_year, "last_year": last_year},
+        status=status,
     )
 
 
@@ -532,7 +555,7 @@ def targets(request: HttpRequest) -> HttpResponse:
         try:
             target, created = services.target_set(
                 period=form.cleaned_data["period"],
-                share=form.cleaned_data["marketing_pipeline_share"],
+                share=form.share(),
                 actor=Actor.of(request.user),
             )
         except DomainError as violation:

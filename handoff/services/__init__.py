@@ -46,7 +46,7 @@ from .rulesets import (
 )
 from .sales import deal_source_override, sale_event_record
 from .sourcing import Sourcing, sourcing_derive
-from .targets import target_set
+from .targets import target_set, target_years
 
 __all__ = [
     "EXPIRE_CHUNK",
@@ -83,4 +83,5 @@ __all__ = [
     "sale_event_record",
     "sourcing_derive",
     "target_set",
+    "target_years",
 ]

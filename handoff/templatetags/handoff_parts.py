@@ -11,6 +11,7 @@ from contacts.models import Contact
 from leadrecord.ledger import Actor
 
 from ..selectors import handoffs_of_contact
+from ..selectors import rule_label as rule_label_text
 from ..services import handoff_readiness
 
 register = template.Library()
@@ -27,3 +28,9 @@ def contact_handoff_action(context: template.Context, contact: Contact) -> dict[
     """ "Hand off to sales" when the reader may hand this person off now, else why not."""
     readiness = handoff_readiness(contact=contact, actor=Actor.of(context["request"].user))
     return {"contact": contact, "readiness": readiness}
+
+
+@register.filter
+def rule_label(key: str) -> str:
+    """``{{ key|rule_label }}``: a point rule's key (``channel:webinar``) in words."""
+    return rule_label_text(str(key))

@@ -1,6 +1,7 @@
 """Filters for what people read: times in the reporting zone, spans in words."""
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django import template
 
@@ -19,3 +20,12 @@ def when(value: datetime | None) -> str:
 def span(value: timedelta | None) -> str:
     """``{{ late_by|span }}``: "2 days 3 hours"."""
     return duration_text(value) if isinstance(value, timedelta) else ""
+
+
+@register.filter
+def percent(value: Decimal | None) -> str:
+    """``{{ 0.455|percent }}``: "45.5 %"; a share as people type it."""
+    if value is None:
+        return ""
+    number = (Decimal(value) * 100).quantize(Decimal("0.01")).normalize()
+    return f"{number:f} %"

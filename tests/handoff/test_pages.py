@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import pytest
+import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -681,6 +682,40 @@ def test_a_deal_from_an_accepted_handoff_is_prefilled_and_marketing_sourced(user
     assert "Acme platform" in listing and "25000.00" in listing and "Marketing-sourced" in listing
 
 
+def test_one_deal_per_accepted_handoff_unless_the_rep_confirms_another(users, client, pending):
+    rep = users[Role.SALES_REP]
+    services.handoff_accept(handoff=pending, user=rep)
+    login(client, users, Role.SALES_REP)
+    url = f"{reverse('deal-new')}?handoff={pending.pk}"
+    data = _deal_data(organization="acme.example", owner=rep.pk, member_email_0="ada@acme.example")
+    assert client.post(url, data).status_code == 302
+    first = Deal.objects.get()
+    # The queue now leads to the deal instead of offering another.
+    queue = html(client.get(reverse("handoff-queue")))
+    assert reverse("deal", args=[first.pk]) in queue and url not in queue
+    # The form warns, and refuses a second one without the tick.
+    form = html(client.get(url))
+    assert "already has a deal since this handoff" in form and "confirm_another" in form
+    before = counts()
+    refused = client.post(url, data)
+    assert refused.status_code == 409
+    assert "Tick the box to create another one" in html(refused)
+    assert counts() == before
+    confirmed = client.post(url, {**data, "name": "Acme add-on", "confirm_another": "on"})
+    assert confirmed.status_code == 302 and Deal.objects.count() == 2
+
+
+def test_a_deal_without_a_handoff_asks_no_confirmation(users, client, pending):
+    rep = users[Role.SALES_REP]
+    services.handoff_accept(handoff=pending, user=rep)
+    login(client, users, Role.SALES_REP)
+    data = _deal_data(organization="acme.example", owner=rep.pk, member_email_0="ada@acme.example")
+    assert client.post(reverse("deal-new"), data).status_code == 302
+    assert "confirm_another" not in html(client.get(reverse("deal-new")))
+    assert client.post(reverse("deal-new"), {**data, "name": "Again"}).status_code == 302
+    assert Deal.objects.count() == 2
+
+
 def test_a_pending_or_unknown_handoff_is_no_start_for_a_deal(users, client, pending):
     login(client, users, Role.SALES_REP)
     assert client.get(reverse("deal-new"), {"handoff": pending.pk}).status_code == 404
@@ -900,11 +935,12 @@ def test_a_manager_writes_a_draft_sees_the_diff_and_activates_it(users, client, 
     assert ledger_actions("ruleset", draft.pk) == ["ruleset.create"]
 
     page = html(client.get(reverse("ruleset", args=[draft.pk])))
-    diff = page[page.index('id="ruleset-diff"') : page.index("Activate v")]
-    assert "<code>mql_threshold</code></td><td>50</td><td>40</td>" in diff
-    assert "<code>points channel:webinar</code></td><td>10</td><td>20</td>" in diff
-    assert "<code>points disclosure:budget</code></td><td>—</td><td>15</td>" in diff
-    assert "kind:form" not in diff  # unchanged
+    diff = page[page.index('id="ruleset-diff"') : page.index("Review and activate v")]
+    assert "<td>MQL threshold (points to qualify)</td><td>50</td><td>40</td>" in diff
+    assert "<td>Points: a touch on the channel Webinar</td><td>10</td><td>20</td>" in diff
+    assert "<td>Points: disclosed budget</td><td>—</td><td>15</td>" in diff
+    assert "form submitted" not in diff  # unchanged
+    assert "mql_threshold" not in diff and "channel:webinar" not in diff
 
     edited = client.post(
         reverse("ruleset-edit", args=[draft.pk]), {**RULESET_DATA, "mql_threshold": "45"}
@@ -913,7 +949,23 @@ def test_a_manager_writes_a_draft_sees_the_diff_and_activates_it(users, client, 
     draft.refresh_from_db()
     assert (draft.mql_threshold, draft.auto_handoff) == (45, False)
 
-    activated = client.post(reverse("ruleset-activate", args=[draft.pk]))
+    # Activating asks first: what changes and how many people are rescored.
+    contact_make(email="someone@acme.example")
+    contact_make(email="someone.else@acme.example")
+    before = counts()
+    confirm = client.get(reverse("ruleset-activate", args=[draft.pk]))
+    assert confirm.status_code == 200
+    page = html(confirm)
+    assert "cannot be undone" in page and "v1 (Spring rules) is retired" in page
+    assert "2 people are rescored" in page
+    assert "<td>MQL threshold (points to qualify)</td><td>50</td><td>45</td>" in page
+    # A POST without the confirmation (an old form, a stray request) only shows it again.
+    unconfirmed = client.post(reverse("ruleset-activate", args=[draft.pk]))
+    assert unconfirmed.status_code == 200 and "cannot be undone" in html(unconfirmed)
+    assert counts() == before
+    draft.refresh_from_db()
+    assert draft.status == RulesetStatus.DRAFT
+    activated = client.post(reverse("ruleset-activate", args=[draft.pk]), {"confirmed": "yes"})
     assert activated.status_code == 302
     draft.refresh_from_db()
     ruleset.refresh_from_db()
@@ -931,7 +983,10 @@ def test_an_active_or_retired_ruleset_is_written_in_stone(users, client, ruleset
     login(client, users, Role.MANAGER)
     before = counts()
     for frozen in (active, retired):
-        response = client.post(reverse("ruleset-activate", args=[frozen.pk]))
+        response = client.post(reverse("ruleset-activate", args=[frozen.pk]), {"confirmed": "yes"})
+        assert response.status_code == 409
+        assert "only drafts change" in html(response)
+        response = client.get(reverse("ruleset-activate", args=[frozen.pk]))
         assert response.status_code == 409
         assert "only drafts change" in html(response)
         assert client.get(reverse("ruleset-edit", args=[frozen.pk])).status_code == 409
@@ -987,26 +1042,32 @@ def test_a_bad_ruleset_names_the_field_and_writes_nothing(
 
 def test_a_manager_sets_and_replaces_a_target(users, client):
     login(client, users, Role.MANAGER)
+    # A share is typed as people say it: 40 for 40 %.
     response = client.post(
-        reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "0.4"}, follow=True
+        reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "40"}, follow=True
     )
     assert response.status_code == 200
-    assert "Target for 2026-Q4 set." in html(response) and "40%" in html(response)
-    client.post(reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "0.45"})
+    assert "Target for 2026-Q4 set." in html(response) and "40 %" in html(response)
+    client.post(reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "45.5"})
     target = ContributionTarget.objects.get()
-    assert target.marketing_pipeline_share == Decimal("0.45")
+    assert target.marketing_pipeline_share == Decimal("0.455")
+    assert "45.5 %" in html(client.get(reverse("targets")))
     assert ledger_actions("target", "2026-Q4") == ["target.set", "target.set"]
 
 
 @pytest.mark.parametrize(
     ("data", "field"),
     [
-        ({"period": "2026-Q5", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "Q4 2026", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "2026-Q4", "marketing_pipeline_share": "1.5"}, "marketing_pipeline_share"),
-        ({"period": "2026-Q4", "marketing_pipeline_share": "-0.1"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q5", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "Q4 2026", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "1999-Q1", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "2099-Q1", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "150"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "-1"}, "marketing_pipeline_share"),
         ({"period": "2026-Q4", "marketing_pipeline_share": "half"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "45.555"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "9" * 400}, "marketing_pipeline_share"),
         ({"period": "2026-Q4"}, "marketing_pipeline_share"),
     ],
 )
@@ -1016,3 +1077,26 @@ def test_a_bad_target_names_the_field_and_writes_nothing(data, field, users, cli
     assert response.status_code == 400
     assert field in response.context["form"].errors
     assert counts() == before
+    # In the user's terms: a percentage, never "digits before the decimal point".
+    assert "decimal point" not in html(response)
+
+
+@time_machine.travel("2026-12-05 12:00Z", tick=False)
+def test_targets_are_for_quarters_from_five_years_back_to_five_ahead(users, client, api_client_for):
+    login(client, users, Role.MANAGER)
+    for period in ("2021-Q1", "2031-Q4"):
+        ok = client.post(reverse("targets"), {"period": period, "marketing_pipeline_share": "40"})
+        assert ok.status_code == 302, period
+    for period in ("2020-Q4", "2032-Q1"):
+        refused = client.post(
+            reverse("targets"), {"period": period, "marketing_pipeline_share": "4"}
+        )
+        assert refused.status_code == 400
+        assert "Give a quarter from 2021-Q1 to 2031-Q4." in html(refused)
+    # The API keeps the same range, naming the field.
+    api = api_client_for(users[Role.MANAGER])
+    response = api.post(
+        "/api/v1/targets/", {"period": "2099-Q1", "marketing_pipeline_share": "0.4"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "period"
