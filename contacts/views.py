@@ -315,7 +315,7 @@ def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
         except DomainError as violation:
             status = form_error_show(form, violation)
         else:
-            messages.success(request, f"Contact {other.pk} was merged into this one.")
+            messages.success(request, f"{other.display_name} was merged into this one.")
             return redirect("contact", pk=contact.pk)
     elif form.is_bound:
         status = 400

@@ -205,8 +205,8 @@ DEAL = {
     "owner": 2,
     "state": "open",
     "source": "marketing",
-    "source_reason": "Marketing-sourced: handoff #34 of contact #201 was accepted by sam 2 days "
-    "before this deal (sourcing window 90 days, ruleset v2).",
+    "source_reason": "Marketing-sourced: a buying-group member's handoff was made 2 days before "
+    "this deal and accepted by sam (sourcing window 90 days, ruleset v2).",
     "derived_source": "marketing",
     "overridden": False,
     "sourcing_handoff": 34,

@@ -52,7 +52,7 @@ def _members_check(members: Sequence[Member]) -> None:
         if member.contact.pk in seen:
             raise InvalidInput(
                 "duplicate",
-                f"Contact {member.contact.pk} is named twice in the buying group.",
+                f"{member.contact.display_name} is named twice in the buying group.",
                 attr="contacts",
             )
         seen.add(member.contact.pk)
@@ -60,7 +60,7 @@ def _members_check(members: Sequence[Member]) -> None:
             state = "erased" if member.contact.erased_at else "merged into another"
             raise InvalidInput(
                 "contact_not_living",
-                f"Contact {member.contact.pk} has been {state}.",
+                f"{member.contact.display_name} has been {state}.",
                 attr="contacts",
             )
 

@@ -767,7 +767,7 @@ def test_merging_a_duplicate_asks_first_then_merges(by, users, client, person):
     )
     assert review.status_code == 200
     page = html(review)
-    assert f"Merge contact {duplicate.pk} into contact {person.pk}?" in page
+    assert "Merge A. Lovelace into Ada Lovelace?" in page
     assert "ada.l@example.com" in page
     assert counts() == before
     duplicate.refresh_from_db()
@@ -784,7 +784,7 @@ def test_merging_a_duplicate_asks_first_then_merges(by, users, client, person):
     entry = LedgerEntry.objects.filter(action="contact.merge").last()
     assert entry is not None and entry.reason == "same person"
     page = html(response)
-    assert f"Contact {duplicate.pk} was merged into this one." in page
+    assert "A. Lovelace was merged into this one." in page
     assert "from-the-duplicate" in page
 
 

@@ -676,7 +676,8 @@ def test_a_deal_from_an_accepted_handoff_is_prefilled_and_marketing_sourced(user
     }
     assert ledger_actions("deal", deal.pk) == ["deal.create"] + ["deal.member_add"] * 3
     page = html(client.get(reverse("deal", args=[deal.pk])))
-    assert "Marketing-sourced" in page and f"handoff #{pending.pk}" in page
+    assert "Marketing-sourced" in page and f"handoff #{pending.pk}" not in page
+    assert "(the handoff of <a href=" in page and "Ada" in page
     assert page.count("Flagged: from another organization") == 1
     listing = html(client.get(reverse("deals")))
     assert "Acme platform" in listing and "25000.00" in listing and "Marketing-sourced" in listing
