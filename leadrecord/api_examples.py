@@ -804,7 +804,7 @@ SALE_EVENTS_CREATE = [
     invalid(
         "Before the deal",
         "before_deal",
-        "This deal was created at 2026-11-05T10:00:00+00:00; a sale event cannot come before it.",
+        "This deal was created on 2026-11-05 10:00 UTC; a sale event cannot come before it.",
         "occurred_at",
     ),
     refusal("Won twice", 409, "already_won", "This deal has already been won.", "kind"),
