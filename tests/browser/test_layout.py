@@ -101,3 +101,46 @@ def test_a_wide_table_scrolls_in_its_box_with_the_first_column_kept(browser, liv
     assert before is not None and after is not None and abs(before["x"] - after["x"]) < 1
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_disclosed_values_wrap_between_words(browser, live_server):
+    from contacts.services import disclosure_record
+    from leadrecord.ledger import Actor
+
+    from ..factories import contact_make
+
+    person = contact_make(email="ada@acme.example", first_name="Ada")
+    words = "machine learning platform evaluation " * 6
+    disclosure_record(
+        contact=person,
+        key="pain_point",
+        value=words.strip(),
+        audience="all",
+        purpose="qualification",
+        source="form",
+        actor=Actor.system("test"),
+    )
+    context, page = _signed_in(browser, live_server, viewport=PHONE)
+    page.goto(f"/contacts/{person.pk}/")
+    cell = page.locator(".disclosure-value", has_text="machine learning").first
+    style = cell.evaluate(
+        "el => [getComputedStyle(el).overflowWrap, getComputedStyle(el).wordBreak]"
+    )
+    assert style == ["break-word", "normal"]
+    # Each rendered line starts at a word: no line begins inside "learning".
+    starts = cell.evaluate(
+        """el => {
+            const text = el.firstChild, range = document.createRange(), tops = new Map();
+            for (let i = 0; i < text.length; i++) {
+                range.setStart(text, i); range.setEnd(text, i + 1);
+                const top = Math.round(range.getBoundingClientRect().top);
+                if (!tops.has(top)) tops.set(top, i);
+            }
+            return [...tops.values()];
+        }"""
+    )
+    value = words.strip()
+    assert len(starts) > 1
+    assert all(index == 0 or value[index - 1] == " " for index in starts), starts
+    context.close()

@@ -1,6 +1,7 @@
 """The handoff loop's pages: who may open them, what each form writes through its service
 (rows and ledger entries), and that bad input is a 4xx naming the field with nothing written."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -872,6 +873,18 @@ def test_a_bad_sale_event_names_the_field_and_writes_nothing(
     assert counts() == before
     deal.refresh_from_db()
     assert deal.state == "open"
+
+
+def test_a_sale_event_before_the_deal_is_refused_in_words(users, client, deal):
+    before = deal.occurred_at - timedelta(days=3)
+    response = login(client, users, Role.SALES_REP).post(
+        reverse("deal-sale-event", args=[deal.pk]),
+        {"kind": "won", "amount": "1", "occurred_at": before.strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert response.status_code == 400
+    message = " ".join(response.context["sale_form"].errors["occurred_at"])
+    assert re.search(r"created on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC;", message), message
+    assert "+00:00" not in message and "T" not in message.split("created on ")[1][:11]
 
 
 def test_a_lost_deal_needs_no_amount(users, client, deal):
