@@ -17,6 +17,28 @@ DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
     "sales": ("sales_call", "sales_meeting", "sales_email"),
 }
 
+# What people read for the default channels; a channel added later reads as its key in words.
+CHANNEL_LABELS = {
+    "web": "Website",
+    "email": "Email",
+    "paid_search": "Paid search",
+    "paid_social": "Paid social",
+    "organic_social": "Organic social",
+    "event": "Event",
+    "webinar": "Webinar",
+    "content": "Content",
+    "partner": "Partner",
+    "referral": "Referral",
+    "sales_call": "Sales call",
+    "sales_meeting": "Sales meeting",
+    "sales_email": "Sales email",
+}
+
+
+def channel_label(key: str) -> str:
+    """A channel's name for people: "Sales call" for ``sales_call``."""
+    return CHANNEL_LABELS.get(key) or key.replace("_", " ").replace("-", " ").capitalize()
+
 
 def channels_ensure(**kwargs: object) -> None:
     """Create any missing default channel (the data migration does it first).

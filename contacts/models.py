@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
+from .channels import channel_label
+
 # Field sizes, shared by models, serializers and forms.
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path
 NAME_MAX_LENGTH = 150
@@ -293,6 +295,10 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def label(self) -> str:
+        return channel_label(self.key)
 
 
 class Campaign(models.Model):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -19,10 +19,12 @@ from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from leadrecord.dates import duration_text
 from leadrecord.models import LedgerAction, LedgerEntry
 from leadrecord.roles import Role, user_roles
 
 from . import signals
+from .channels import channel_label
 from .models import (
     JOURNEY_STAGE_KEY,
     Audience,
@@ -35,6 +37,7 @@ from .models import (
     ErasedEmail,
     Organization,
     Touch,
+    TouchKind,
 )
 from .sealing import contact_keys, unseal
 
@@ -87,6 +90,15 @@ def disclosures_visible_to(
 def contacts_living() -> QuerySet[Contact]:
     """Contacts that are neither erased nor merged into another."""
     return Contact.objects.filter(erased_at__isnull=True, merged_into__isnull=True)
+
+
+def contact_erased_at(pk: int) -> datetime | None:
+    """When the contact ``pk`` was erased, or None if it never was (or does not exist)."""
+    return (
+        Contact.objects.filter(pk=pk, erased_at__isnull=False)
+        .values_list("erased_at", flat=True)
+        .first()
+    )
 
 
 def contacts_for(user: UserLike | None) -> QuerySet[Contact]:
@@ -210,7 +222,7 @@ def contact_disclosures_for(user: UserLike | None, contact: Contact) -> QuerySet
 def contact_timeline_entries(
     contact: Contact, user: UserLike | None = None
 ) -> QuerySet[LedgerEntry]:
-    """Ledger entries about the contact (and those merged into it), oldest first.
+    """Ledger entries about the contact (and those merged into it), by when they happened.
 
     Given the reader, without the entries about subjects it may not know of;
     without one, the whole record (for the system's own reads).
@@ -228,7 +240,8 @@ def contact_timeline_entries(
                 hidden.setdefault(subject_type, set()).add(str(subject_id))
         for subject_type, subject_ids in hidden.items():
             entries = entries.exclude(subject_type=subject_type, subject_id__in=subject_ids)
-    return entries.order_by("seq")
+    # When things happened; entries of the same moment in the order they were recorded.
+    return entries.order_by("occurred_at", "seq")
 
 
 @dataclass(frozen=True)
@@ -240,9 +253,19 @@ class TimelineItem:
     action: str
     summary: str
 
+    @property
+    def recorded_late(self) -> bool:
+        """Recorded in another minute than it happened (a back-dated or imported entry)."""
+        return abs(self.recorded_at - self.occurred_at) >= timedelta(minutes=1)
+
 
 def _consent_summary(after: dict[str, Any]) -> str:
-    purpose = str(after.get("purpose", "")).replace("_", " ")
+    purpose_key = str(after.get("purpose", ""))
+    purpose = (
+        ConsentPurpose(purpose_key).label.lower()
+        if purpose_key in ConsentPurpose.values
+        else purpose_key.replace("_", " ")
+    )
     state = "granted" if after.get("granted") else "withdrawn"
     notice = f", notice {after['notice_version']}" if after.get("notice_version") else ""
     return f"Consent to {purpose} {state} (source: {after.get('source', '')}{notice})"
@@ -273,6 +296,19 @@ def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> lis
     )
     sees_all = audiences_visible_to(user) == frozenset(Audience.values)
     keys = contact_keys(entry.contact_id for entry in entries if entry.contact_id is not None)
+    names = _Names(
+        campaigns=dict(
+            Campaign.objects.filter(
+                pk__in={
+                    entry.after["campaign"]
+                    for entry in entries
+                    if entry.action == LedgerAction.TOUCH_RECORD
+                    and isinstance(entry.after, dict)
+                    and isinstance(entry.after.get("campaign"), int)
+                }
+            ).values_list("pk", "name")
+        )
+    )
     items = []
     for entry in entries:
         after = entry.after if isinstance(entry.after, dict) else {}
@@ -286,7 +322,7 @@ def timeline_items(user: UserLike | None, entries: Sequence[LedgerEntry]) -> lis
                 recorded_at=entry.recorded_at,
                 actor=entry.actor_label,
                 action=entry.action,
-                summary=_summary(entry, after, sealed, visible_ids, sees_all),
+                summary=_summary(entry, after, sealed, visible_ids, sees_all, names),
             )
         )
     return items
@@ -298,6 +334,7 @@ def _summary(
     sealed: dict[str, Any],
     visible_ids: set[int],
     sees_all: bool,
+    names: _Names,
 ) -> str:
     action = entry.action
     if action == LedgerAction.HANDOFF_CREATE:
@@ -320,21 +357,34 @@ def _summary(
     if action == LedgerAction.DISCLOSURE_WITHDRAW:
         return f"Withdrew the disclosure of {after.get('key', '')}"
     if action == LedgerAction.CONTACT_MERGE:
-        return f"Contact #{after.get('merged')} merged into contact #{after.get('kept')}"
+        return "Another record of this person was merged into this one"
     if action == LedgerAction.CONTACT_EXPORT:
         return "Subject-access export produced"
     if action == LedgerAction.CONTACT_ERASE:
         return "Personal data erased"
+    if action == LedgerAction.TOUCH_RECORD:
+        return _touch_summary(after, names)
     if action in _SUMMARIES_BY_ACTION:
         return _SUMMARIES_BY_ACTION[action](entry, after, sealed)
     summary = after.get("summary")
     return str(summary) if summary else action
 
 
-def _touch_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
-    kind = str(after.get("kind", "")).replace("_", " ")
-    campaign = f", campaign #{after['campaign']}" if after.get("campaign") else ""
-    return f"Touch: {kind} via {after.get('channel', '')}{campaign}"
+@dataclass(frozen=True)
+class _Names:
+    """What the timeline's summaries call things by, looked up once per page."""
+
+    campaigns: dict[int, str]
+
+
+def _touch_summary(after: dict[str, Any], names: _Names) -> str:
+    kind = str(after.get("kind", ""))
+    kind_text = TouchKind(kind).label if kind in TouchKind.values else kind.replace("_", " ")
+    campaign_id = after.get("campaign")
+    campaign = ""
+    if campaign_id:
+        campaign = f", campaign “{names.campaigns.get(campaign_id, 'no longer on record')}”"
+    return f"Touch: {kind_text} via {channel_label(str(after.get('channel', '')))}{campaign}"
 
 
 def _qualify_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
@@ -358,29 +408,46 @@ def _say_so_shown(after: dict[str, Any], visible_ids: set[int], sees_all: bool) 
 
 def _handoff_create_summary(entry: LedgerEntry, after: dict[str, Any], say_so_shown: bool) -> str:
     say_so = after.get("buyer_signal") if say_so_shown else "not shown"
+    say_so_text = _SAY_SO_LABELS.get(str(say_so), str(say_so))
     return (
-        f"Handoff #{entry.subject_id} to sales (score {after.get('score')}, ruleset "
-        f"v{after.get('ruleset_version')}, say-so: {say_so})"
+        f"Handed off to sales (score {after.get('score')}, ruleset "
+        f"v{after.get('ruleset_version')}, say-so: {say_so_text})"
     )
 
 
 def _handoff_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
-    number = f"Handoff #{entry.subject_id}"
+    late = ""
+    if after.get("late") and isinstance(after.get("late_by_seconds"), int):
+        late = f", {duration_text(timedelta(seconds=after['late_by_seconds']))} after the SLA"
     if entry.action == LedgerAction.HANDOFF_ACCEPT:
-        return f"{number} accepted; owner {after.get('owner')}"
+        return f"Handoff accepted{late}; owner {after.get('owner')}"
     if entry.action == LedgerAction.HANDOFF_REJECT:
         note = f": {sealed['note']}" if sealed.get("note") else ""
-        return f"{number} rejected ({after.get('reason')}){note}; back with marketing"
-    return f"{number} expired: {entry.reason}; back with marketing"
+        reason = _REJECT_REASON_LABELS.get(str(after.get("reason")), after.get("reason"))
+        return f"Handoff rejected ({reason}{late}){note}; back with marketing"
+    return f"Handoff expired: {entry.reason} Back with marketing."
 
 
 def _deal_member_summary(entry: LedgerEntry, after: dict[str, Any], sealed: dict[str, Any]) -> str:
     role = str(after.get("role", "")).replace("_", " ")
-    return f"In the buying group of deal #{after.get('deal')} ({after.get('name')}) as {role}"
+    return f"In the buying group of the deal “{after.get('name')}” as {role}"
 
+
+_SAY_SO_LABELS = {
+    "consent:sales_contact": "consented to sales contact",
+    "stage:ready_to_talk": "said they are ready to talk",
+}
+# The handoff app's reasons (contacts sits below it and cannot import them).
+_REJECT_REASON_LABELS = {
+    "not_a_fit": "not a fit",
+    "no_budget": "no budget",
+    "bad_timing": "bad timing",
+    "duplicate": "duplicate",
+    "unreachable": "unreachable",
+    "other": "other",
+}
 
 _SUMMARIES_BY_ACTION: dict[str, Any] = {
-    LedgerAction.TOUCH_RECORD: _touch_summary,
     LedgerAction.CONTACT_QUALIFY: _qualify_summary,
     LedgerAction.CONTACT_UNQUALIFY: _qualify_summary,
     LedgerAction.HANDOFF_ACCEPT: _handoff_summary,

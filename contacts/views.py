@@ -50,10 +50,11 @@ _STAGE_LABELS = dict(JourneyStage.choices)
 _CONSENT_PURPOSE_LABELS = dict(ConsentPurpose.choices)
 
 
-def _with_contact(view: ContactView) -> PkView:
+def _with_contact(view: ContactView, *, tombstone: bool = False) -> PkView:
     """Resolve ``pk`` to a living contact the user may see, else 404.
 
-    A contact merged into another sends the user on to the survivor, with a note.
+    A contact merged into another sends the user on to the survivor, with a note. With
+    ``tombstone``, an erased contact's address shows that the person was erased (410).
     """
 
     @wraps(view)
@@ -61,6 +62,20 @@ def _with_contact(view: ContactView) -> PkView:
         contact = selectors.contacts_for(request.user).filter(pk=pk).first()
         if contact is not None:
             return view(request, contact)
+        erased_at = selectors.contact_erased_at(pk) if tombstone else None
+        if erased_at is not None:
+            return render(
+                request,
+                "contacts/erased.html",
+                {
+                    "pk": pk,
+                    "erased_at": erased_at,
+                    "can_read_record": user_has_role(
+                        request.user, Role.MANAGER, Role.PRIVACY_OFFICER
+                    ),
+                },
+                status=410,
+            )
         # The same lookup as the API's contact_for_request: a merged contact
         # names the one it went into.
         survivor = (
@@ -70,7 +85,7 @@ def _with_contact(view: ContactView) -> PkView:
         )
         if survivor is None:
             raise Http404("No such contact.")
-        messages.info(request, f"Contact {pk} was merged into this one (contact {survivor}).")
+        messages.info(request, "The contact you opened was merged into this one.")
         return redirect("contact", pk=survivor)
 
     return wrapped
@@ -99,9 +114,13 @@ class ConsentRow:
     state: selectors.ConsentState
 
 
+def _with_contact_or_tombstone(view: ContactView) -> PkView:
+    return _with_contact(view, tombstone=True)
+
+
 @role_required(*selectors.CONTACT_PAGE_ROLES)
 @require_GET
-@_with_contact
+@_with_contact_or_tombstone
 def contact_detail(request: HttpRequest, contact: Contact) -> HttpResponse:
     page = _page(request, selectors.contact_timeline_entries(contact, request.user))
     can_write = _can_write(request)
@@ -262,7 +281,7 @@ def contact_merge(request: HttpRequest, contact: Contact) -> HttpResponse:
         except DomainError as violation:
             status = form_error_show(form, violation)
         else:
-            messages.success(request, f"Contact {other.pk} was merged into this one.")
+            messages.success(request, f"{other.display_name} was merged into this one.")
             return redirect("contact", pk=contact.pk)
     elif form.is_bound:
         status = 400
@@ -323,9 +342,7 @@ def contact_erase(request: HttpRequest, contact: Contact) -> HttpResponse:
         except DomainError as violation:
             status = form_error_show(form, violation)
         else:
-            messages.success(
-                request, f"Contact {contact.pk} was erased: no personal data about them remains."
-            )
+            messages.success(request, "The person was erased: no personal data about them remains.")
             return HttpResponseRedirect(reverse("contacts"))
     elif form.is_bound:
         status = 400

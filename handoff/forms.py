@@ -101,9 +101,26 @@ class HandoffCreateForm(forms.Form):
         help_text="Optional: a sales rep this person should go to.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    confirm_unqualified = forms.BooleanField(
+        label="Hand them off although they are not qualified",
+        required=False,
+        help_text="They said yes to sales; their score is below the ruleset's threshold.",
+    )
+
+    def __init__(self, *args: Any, unqualified: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assigned_to"].queryset = selectors.sales_reps()  # type: ignore[attr-defined]
+        self.unqualified = unqualified
+        if not unqualified:
+            del self.fields["confirm_unqualified"]
+
+    def clean_confirm_unqualified(self) -> bool:
+        confirmed = bool(self.cleaned_data.get("confirm_unqualified"))
+        if self.unqualified and not confirmed:
+            raise forms.ValidationError(
+                "This person is not qualified: tick the box to hand them off anyway."
+            )
+        return confirmed
 
 
 class HandoffRejectForm(forms.Form):
@@ -140,6 +157,11 @@ class DealCreateForm(forms.Form):
         max_length=EXTERNAL_ID_MAX_LENGTH,
         required=False,
         help_text="Optional: the deal's id in your CRM; a known one leads to that deal.",
+    )
+    confirm_another = forms.BooleanField(
+        label="Create another deal for this person",
+        required=False,
+        help_text="They already have a deal since the handoff; tick only for a second one.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -333,11 +355,24 @@ class TargetForm(forms.Form):
         help_text="Such as 2026-Q4.",
         error_messages={"invalid": "A period is a quarter like 2026-Q3."},
     )
+    # People type a percentage (45 for 45 %); the service and the API keep a share (0.45).
     marketing_pipeline_share = forms.DecimalField(
-        label="Marketing's share of pipeline",
+        label="Marketing's share of pipeline (%)",
         min_value=Decimal("0"),
-        max_value=Decimal("1"),
+        max_value=Decimal("100"),
         max_digits=5,
-        decimal_places=4,
-        help_text="Between 0 and 1: 0.4 means marketing sources 40% of pipeline.",
+        decimal_places=2,
+        help_text="A percentage from 0 to 100: 45 means marketing sources 45 % of pipeline.",
+        error_messages={
+            "invalid": "Give a percentage from 0 to 100, such as 45.",
+            "min_value": "Give a percentage from 0 to 100, such as 45.",
+            "max_value": "Give a percentage from 0 to 100, such as 45.",
+            "max_digits": "Give a percentage from 0 to 100, such as 45.5.",
+            "max_decimal_places": "Give a percentage with at most two decimals, such as 45.5.",
+            "max_whole_digits": "Give a percentage from 0 to 100, such as 45.",
+        },
     )
+
+    def share(self) -> Decimal:
+        """The share the service takes: the percentage typed, over 100."""
+        return self.cleaned_data["marketing_pipeline_share"] / 100

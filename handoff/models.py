@@ -8,6 +8,8 @@ beside it and is itself on the record.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 
 RULESET_NAME_MAX_LENGTH = 120
@@ -189,6 +191,15 @@ class Handoff(models.Model):
     @property
     def is_returned(self) -> bool:
         return self.status in (HandoffStatus.REJECTED, HandoffStatus.EXPIRED)
+
+    @property
+    def decided_late_by(self) -> timedelta | None:
+        """How long after the SLA sales decided, for an accepted or rejected handoff."""
+        if self.status not in (HandoffStatus.ACCEPTED, HandoffStatus.REJECTED):
+            return None
+        if self.decided_at is None or self.decided_at <= self.due_at:
+            return None
+        return self.decided_at - self.due_at
 
 
 class DealSource(models.TextChoices):

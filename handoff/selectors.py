@@ -31,6 +31,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from contacts.channels import channel_label
 from contacts.models import (
     JOURNEY_STAGE_KEY,
     SELF_DECLARED_SOURCES,
@@ -40,8 +41,14 @@ from contacts.models import (
     Contact,
     JourneyStage,
     Organization,
+    TouchKind,
 )
-from contacts.selectors import UserLike, audiences_visible_to, disclosures_visible_to
+from contacts.selectors import (
+    UserLike,
+    audiences_visible_to,
+    contacts_living,
+    disclosures_visible_to,
+)
 from leadrecord.roles import Role, user_has_role
 
 from .models import (
@@ -67,11 +74,39 @@ def rulesets_all() -> QuerySet[Ruleset]:
     return Ruleset.objects.order_by("-version")
 
 
+RULE_LABELS = {
+    "mql_threshold": "MQL threshold (points to qualify)",
+    "sla_hours": "Sales SLA (hours to answer a handoff)",
+    "sourcing_window_days": "Sourcing window (days)",
+    "lookback_days": "Attribution lookback (days)",
+    "auto_handoff": "Automatic handoff",
+}
+
+
+def rule_label(field: str) -> str:
+    """A ruleset field or point rule as people read it: "Points: channel Webinar"."""
+    if field in RULE_LABELS:
+        return RULE_LABELS[field]
+    prefix, _, name = field.partition(":")
+    if prefix == "channel":
+        return f"Points: a touch on the channel {channel_label(name)}"
+    if prefix == "kind":
+        kind = TouchKind(name).label if name in TouchKind.values else name
+        return f"Points: {kind.lower()}"
+    if prefix == "disclosure":
+        return f"Points: disclosed {name.replace('_', ' ')}"
+    return field
+
+
 @dataclass(frozen=True)
 class RuleChange:
     field: str
     active: Any
     draft: Any
+
+    @property
+    def label(self) -> str:
+        return rule_label(self.field.removeprefix("points "))
 
 
 def ruleset_diff(draft: Ruleset, active: Ruleset | None) -> list[RuleChange]:
@@ -94,6 +129,11 @@ def ruleset_diff(draft: Ruleset, active: Ruleset | None) -> list[RuleChange]:
         if old_points.get(key) != new_points.get(key):
             changes.append(RuleChange(f"points {key}", old_points.get(key), new_points.get(key)))
     return changes
+
+
+def contacts_rescored_on_activation() -> int:
+    """How many people activating a ruleset rescores: every living contact."""
+    return contacts_living().count()
 
 
 def handoffs_all() -> QuerySet[Handoff]:
@@ -402,3 +442,9 @@ def handoff_queue_counts(user: UserLike | None, *, now: datetime | None = None) 
         if state in counts:
             counts[state] += 1
     return counts
+
+
+def deals_from_handoff(handoff: Handoff) -> QuerySet[Deal]:
+    """Deals with the handoff's person in the buying group, opened since sales accepted them."""
+    since = handoff.decided_at or handoff.occurred_at
+    return deals_all().filter(members__contact_id=handoff.contact_id, occurred_at__gte=since)

@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.models import Contact
+from leadrecord.dates import duration_text, moment_text
 from leadrecord.errors import DomainError, error_status, form_error_show
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
@@ -82,6 +83,12 @@ def _handoff_row(handoff: Handoff, user: User) -> HandoffRow:
     )
 
 
+@dataclass(frozen=True)
+class AcceptedRow:
+    handoff: Handoff
+    deals: list[Deal]  # opened since it was accepted: "Create a deal" only when none
+
+
 # --- the sales queue -----------------------------------------------------------
 
 
@@ -94,7 +101,10 @@ def _queue(request: HttpRequest, *, status: int = 200) -> HttpResponse:
         {
             "page": page,
             "rows": [_handoff_row(handoff, user) for handoff in page],
-            "accepted": selectors.handoffs_accepted_by(user)[:RECENTLY_ACCEPTED],
+            "accepted": [
+                AcceptedRow(handoff, list(selectors.deals_from_handoff(handoff)))
+                for handoff in selectors.handoffs_accepted_by(user)[:RECENTLY_ACCEPTED]
+            ],
         },
         status=status,
     )
@@ -113,12 +123,16 @@ def handoff_accept(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         handoff = services.handoff_accept(handoff=handoff, user=_user(request))
     except DomainError as violation:
-        messages.error(request, f"Handoff #{pk} was not accepted: {violation.detail}")
+        messages.error(
+            request, f"{handoff.contact.display_name} was not accepted: {violation.detail}"
+        )
         return _queue(request, status=error_status(violation))
+    late = handoff.decided_late_by
     messages.success(
         request,
         f"You accepted {handoff.contact.display_name}; they are yours now. "
-        "Create a deal when there is one.",
+        + (f"Recorded as {duration_text(late)} after the SLA. " if late else "")
+        + "Create a deal when there is one.",
     )
     return redirect("handoff-queue")
 
@@ -132,7 +146,7 @@ def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
     refusal = None
     if form.is_valid():
         try:
-            services.handoff_reject(
+            handoff = services.handoff_reject(
                 handoff=handoff,
                 user=_user(request),
                 reason=form.cleaned_data["reason"],
@@ -141,8 +155,11 @@ def handoff_reject(request: HttpRequest, pk: int) -> HttpResponse:
         except DomainError as violation:
             status = form_error_show(form, violation)
         else:
+            late = handoff.decided_late_by
             messages.success(
-                request, f"{handoff.contact.display_name} went back to marketing with your reason."
+                request,
+                f"{handoff.contact.display_name} went back to marketing with your reason."
+                + (f" Recorded as {duration_text(late)} after the SLA." if late else ""),
             )
             return redirect("handoff-queue")
     elif form.is_bound:
@@ -183,7 +200,11 @@ def handoffs_returned(request: HttpRequest) -> HttpResponse:
 def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Hand a person to sales. Erased or merged people are found, so the refusal can say why."""
     contact = get_object_or_404(Contact.objects.select_related("organization"), pk=pk)
-    form = HandoffCreateForm(request.POST if request.method == "POST" else None)
+    readiness = services.handoff_readiness(contact=contact, actor=Actor.of(request.user))
+    form = HandoffCreateForm(
+        request.POST if request.method == "POST" else None,
+        unqualified=readiness.unqualified is not None,
+    )
     status = 200
     if form.is_valid():
         try:
@@ -201,15 +222,23 @@ def handoff_new(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request,
                 f"{contact.display_name} was handed off to sales; "
-                f"due by {handoff.due_at:%Y-%m-%d %H:%M}.",
+                f"due by {moment_text(handoff.due_at)}.",
             )
             return redirect("contact", pk=contact.pk)
     elif form.is_bound:
         status = 400
+    elif readiness.refusal is not None:
+        # Said before the form is filled, not after.
+        status = 409
     return render(
         request,
         "handoff/handoff_form.html",
-        {"form": form, "contact": contact, "ruleset": selectors.ruleset_active()},
+        {
+            "form": form,
+            "contact": contact,
+            "ruleset": selectors.ruleset_active(),
+            "readiness": readiness,
+        },
         status=status,
     )
 
@@ -258,6 +287,10 @@ def deal_new(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
+            if handoff is not None:
+                services.deal_from_handoff_check(
+                    handoff=handoff, another_confirmed=data["confirm_another"]
+                )
             deal, created = services.deal_create(
                 name=data["name"],
                 organization=data["organization"],
@@ -277,8 +310,12 @@ def deal_new(request: HttpRequest) -> HttpResponse:
             return redirect("deal", pk=deal.pk)
     elif form.is_bound:
         status = 400
+    existing = list(selectors.deals_from_handoff(handoff)) if handoff is not None else []
     return render(
-        request, "handoff/deal_form.html", {"form": form, "handoff": handoff}, status=status
+        request,
+        "handoff/deal_form.html",
+        {"form": form, "handoff": handoff, "existing_deals": existing},
+        status=status,
     )
 
 
@@ -455,18 +492,37 @@ def ruleset_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*RULE_ROLES)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def ruleset_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Activation is for good and rescores everyone: a page says what changes, then a
+    POST with ``confirmed`` activates; a POST without it shows that page again."""
     ruleset = get_object_or_404(Ruleset, pk=pk)
-    try:
-        ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
-    except DomainError as violation:
-        messages.error(request, violation.detail)
-        return _ruleset_page(request, ruleset, status=error_status(violation))
-    messages.success(
-        request, f"Ruleset v{ruleset.version} is active; everyone is being rescored under it."
+    if request.method == "POST" and request.POST.get("confirmed") == "yes":
+        try:
+            ruleset = services.ruleset_activate(ruleset=ruleset, actor=Actor.of(request.user))
+        except DomainError as violation:
+            messages.error(request, violation.detail)
+            return _ruleset_page(request, ruleset, status=error_status(violation))
+        messages.success(
+            request, f"Ruleset v{ruleset.version} is active; everyone is being rescored under it."
+        )
+        return redirect("ruleset", pk=ruleset.pk)
+    if ruleset.status != RulesetStatus.DRAFT:
+        messages.error(
+            request, f"Ruleset v{ruleset.version} is {ruleset.status}; only drafts change."
+        )
+        return _ruleset_page(request, ruleset, status=409)
+    active = selectors.ruleset_active()
+    return render(
+        request,
+        "handoff/ruleset_activate.html",
+        {
+            "ruleset": ruleset,
+            "active": active,
+            "diff": selectors.ruleset_diff(ruleset, active),
+            "rescored": selectors.contacts_rescored_on_activation(),
+        },
     )
-    return redirect("ruleset", pk=ruleset.pk)
 
 
 # --- targets -------------------------------------------------------------------------
@@ -474,8 +530,12 @@ def ruleset_activate(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _targets(request: HttpRequest, form: TargetForm, status: int) -> HttpResponse:
     targets: QuerySet[Any] = selectors.targets_all()
+    first_year, last_year = services.target_years()
     return render(
-        request, "handoff/targets.html", {"form": form, "targets": targets}, status=status
+        request,
+        "handoff/targets.html",
+        {"form": form, "targets": targets, "first_year": first_year, "last_year": last_year},
+        status=status,
     )
 
 
@@ -488,7 +548,7 @@ def targets(request: HttpRequest) -> HttpResponse:
         try:
             target, created = services.target_set(
                 period=form.cleaned_data["period"],
-                share=form.cleaned_data["marketing_pipeline_share"],
+                share=form.share(),
                 actor=Actor.of(request.user),
             )
         except DomainError as violation:

@@ -205,8 +205,8 @@ DEAL = {
     "owner": 2,
     "state": "open",
     "source": "marketing",
-    "source_reason": "Marketing-sourced: handoff #34 of contact #201 was accepted by sam 2 days "
-    "before this deal (sourcing window 90 days, ruleset v2).",
+    "source_reason": "Marketing-sourced: a buying-group member's handoff was made 2 days before "
+    "this deal and accepted by sam (sourcing window 90 days, ruleset v2).",
     "derived_source": "marketing",
     "overridden": False,
     "sourcing_handoff": 34,
@@ -732,7 +732,7 @@ HANDOFFS_CREATE = [
         "One is open already",
         409,
         "handoff_open",
-        "Handoff #34 for this person is still pending.",
+        "This person was handed off on 2026-11-03 09:15 UTC and is still waiting for sales.",
         "contact",
     ),
 ]
@@ -748,10 +748,10 @@ HANDOFF_ACCEPT = [
         "This handoff is already accepted; nothing changed.",
     ),
     refusal(
-        "Past the SLA",
+        "Expired already (the SLA job returned it to marketing)",
         409,
-        "handoff_expired",
-        "This handoff's SLA ran out at 2026-11-05T08:30:00+00:00; it returns to marketing.",
+        "handoff_not_pending",
+        "This handoff is already expired; nothing changed.",
     ),
 ]
 HANDOFF_REJECT = [
@@ -804,7 +804,7 @@ SALE_EVENTS_CREATE = [
     invalid(
         "Before the deal",
         "before_deal",
-        "This deal was created at 2026-11-05T10:00:00+00:00; a sale event cannot come before it.",
+        "This deal was created on 2026-11-05 10:00 UTC; a sale event cannot come before it.",
         "occurred_at",
     ),
     refusal("Won twice", 409, "already_won", "This deal has already been won.", "kind"),

@@ -16,9 +16,10 @@ docs/dates-and-input.md describes the answers.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 EARLIEST_DAY = date(1900, 1, 1)
 LATEST_DAY = date(2200, 12, 31)
@@ -55,3 +56,22 @@ def validate_moment_in_range(moment: datetime | None) -> None:
     """A Django validator for form datetime fields (aware values)."""
     if moment is not None and not moment_in_range(moment):
         raise ValidationError(MOMENT_OUT_OF_RANGE, code=OUT_OF_RANGE_CODE)
+
+
+def moment_text(moment: datetime) -> str:
+    """``moment`` as people read it: in the reporting time zone, to the minute, zone named.
+
+    Pages and messages use this rather than ISO text (microseconds and a UTC offset
+    mean nothing to a reader).
+    """
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def duration_text(span: timedelta) -> str:
+    """A non-negative span in the largest units that matter: "2 days 3 hours", "45 minutes"."""
+    minutes = max(int(span.total_seconds() // 60), 0)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (minutes, "minute")]
+    words = [f"{count} {unit}{'' if count == 1 else 's'}" for count, unit in parts if count]
+    return " ".join(words) or "less than a minute"

@@ -122,19 +122,22 @@ def bar_chart(
 ) -> Chart:
     """A bar chart of one or more series over ``labels`` (each series one value per label)."""
     labels = list(labels)
-    shown = len(labels)
-    if shown > CHART_CATEGORIES_MAX:
-        shown = CHART_CATEGORIES_MAX
-    values = [[_plain(value) for value in item.values[:shown]] for item in series]
-    chart_title = title if shown == len(labels) else f"{title} (largest {shown} of {len(labels)})"
-    summary = _summary(chart_title, labels[:shown], series, values, FORMATS[value_format])
+    kept = _largest(series, len(labels), stacked=stacked)
+    shown = len(kept)
+    shown_labels = [labels[index] for index in kept]
+    values = [[_plain(item.values[index]) for index in kept] for item in series]
+    chart_title = title
+    if shown < len(labels):
+        measure = " or ".join(item.name.lower() for item in series)
+        chart_title = f"{title} (largest {shown} of {len(labels)} by {measure})"
+    summary = _summary(chart_title, shown_labels, series, values, FORMATS[value_format])
     key = (
         "reports-chart:"
         + hashlib.sha256(
             json.dumps(
                 [
                     chart_title,
-                    labels[:shown],
+                    shown_labels,
                     [s.name for s in series],
                     values,
                     value_format,
@@ -147,7 +150,7 @@ def bar_chart(
     svg = cache.get(key)
     if svg is None:
         svg = _draw(
-            labels=labels[:shown],
+            labels=shown_labels,
             names=[item.name for item in series],
             values=values,
             value_format=value_format,
@@ -157,6 +160,27 @@ def bar_chart(
         )
         cache.set(key, svg, CHART_CACHE_SECONDS)
     return Chart(chart_title, summary, mark_safe(svg))  # noqa: S308 - pygal escapes every text
+
+
+def _largest(series: Sequence[Series], count: int, *, stacked: bool) -> list[int]:
+    """The categories a chart has room for, in their given order: all of them when they
+    fit, else the largest by what the chart shows (a stacked bar's total, otherwise the
+    longest of its bars), so a big cost with no revenue is not left out."""
+    if count <= CHART_CATEGORIES_MAX:
+        return list(range(count))
+
+    def size(index: int) -> float:
+        bars = [
+            abs(float(value))
+            for item in series
+            if index < len(item.values) and (value := item.values[index]) is not None
+        ]
+        if not bars:
+            return 0.0
+        return sum(bars) if stacked else max(bars)
+
+    largest = sorted(range(count), key=lambda index: (-size(index), index))
+    return sorted(largest[:CHART_CATEGORIES_MAX])
 
 
 def _plain(value: Number | None) -> float | None:

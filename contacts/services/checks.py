@@ -15,11 +15,9 @@ def require_living(contact: Contact, attr: str | None = None) -> None:
     if contact.erased_at is not None:
         raise Conflict("contact_erased", "This contact has been erased.", attr=attr)
     if contact.merged_into_id is not None:
-        raise Conflict(
-            "contact_merged",
-            f"This contact was merged into contact {contact.merged_into_id}.",
-            attr=attr,
-        )
+        survivor = Contact.objects.filter(pk=contact.merged_into_id).first()
+        name = survivor.display_name if survivor is not None else "another contact"
+        raise Conflict("contact_merged", f"This contact was merged into {name}.", attr=attr)
 
 
 def contacts_changed(contact_ids: list[int], actor: Actor) -> None:

@@ -11,14 +11,22 @@ One module per concept; this package re-exports their public names, so
 """
 
 from .contact_hooks import contact_personal_data_erase, contact_references_move
-from .deals import Member, deal_as_dict, deal_create, deal_influenced
+from .deals import (
+    Member,
+    deal_as_dict,
+    deal_create,
+    deal_from_handoff_check,
+    deal_influenced,
+)
 from .handoffs import (
     EXPIRE_CHUNK,
+    HandoffReadiness,
     SaySo,
     buyer_signal,
     handoff_accept,
     handoff_as_dict,
     handoff_create,
+    handoff_readiness,
     handoff_reject,
     handoffs_create_automatic,
     handoffs_expire_due,
@@ -38,7 +46,7 @@ from .rulesets import (
 )
 from .sales import deal_source_override, sale_event_record
 from .sourcing import Sourcing, sourcing_derive
-from .targets import target_set
+from .targets import target_set, target_years
 
 __all__ = [
     "EXPIRE_CHUNK",
@@ -46,6 +54,7 @@ __all__ = [
     "POINTS_LIMIT",
     "RESCORE_CHUNK",
     "RULESET_FIELDS",
+    "HandoffReadiness",
     "Member",
     "SaySo",
     "Sourcing",
@@ -55,11 +64,13 @@ __all__ = [
     "contacts_rescore_all",
     "deal_as_dict",
     "deal_create",
+    "deal_from_handoff_check",
     "deal_influenced",
     "deal_source_override",
     "handoff_accept",
     "handoff_as_dict",
     "handoff_create",
+    "handoff_readiness",
     "handoff_reject",
     "handoffs_create_automatic",
     "handoffs_expire_due",
@@ -72,4 +83,5 @@ __all__ = [
     "sale_event_record",
     "sourcing_derive",
     "target_set",
+    "target_years",
 ]

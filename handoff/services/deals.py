@@ -19,7 +19,7 @@ from contacts.models import (
     Team,
     Touch,
 )
-from leadrecord.errors import InvalidInput
+from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append_many, ledger_lock
 from leadrecord.models import LedgerAction
 
@@ -27,7 +27,9 @@ from ..models import (
     BuyingRole,
     Deal,
     DealContact,
+    Handoff,
 )
+from ..selectors import deals_from_handoff
 from .handoffs import sales_user_require
 from .sourcing import sourcing_derive
 
@@ -50,7 +52,7 @@ def _members_check(members: Sequence[Member]) -> None:
         if member.contact.pk in seen:
             raise InvalidInput(
                 "duplicate",
-                f"Contact {member.contact.pk} is named twice in the buying group.",
+                f"{member.contact.display_name} is named twice in the buying group.",
                 attr="contacts",
             )
         seen.add(member.contact.pk)
@@ -58,7 +60,7 @@ def _members_check(members: Sequence[Member]) -> None:
             state = "erased" if member.contact.erased_at else "merged into another"
             raise InvalidInput(
                 "contact_not_living",
-                f"Contact {member.contact.pk} has been {state}.",
+                f"{member.contact.display_name} has been {state}.",
                 attr="contacts",
             )
 
@@ -177,3 +179,20 @@ def deal_influenced(deal: Deal) -> bool:
         channel__team=Team.MARKETING,
         occurred_at__lt=last_sale,
     ).exists()
+
+
+def deal_from_handoff_check(*, handoff: Handoff, another_confirmed: bool) -> None:
+    """One deal per accepted handoff, unless the rep says this is another one.
+
+    A second "Create a deal" for the same person is far more often a double entry than a
+    second opportunity, and a double deal doubles the pipeline the reports show.
+    """
+    existing = list(deals_from_handoff(handoff).values_list("name", flat=True)[:3])
+    if existing and not another_confirmed:
+        names = ", ".join(f"“{name}”" for name in existing)
+        raise Conflict(
+            "deal_exists",
+            f"{handoff.contact.display_name} already has a deal since this handoff ({names}). "
+            "Tick the box to create another one.",
+            attr="confirm_another",
+        )

@@ -24,6 +24,7 @@ from contacts.models import (
 )
 from contacts.sealing import contact_keys, seal
 from contacts.selectors import audiences_visible_to, disclosures_visible_to
+from leadrecord.dates import moment_text
 from leadrecord.errors import Conflict, Forbidden, InvalidInput
 from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.models import LedgerAction
@@ -128,17 +129,6 @@ def sales_user_require(user: User | None, attr: str) -> None:
         )
 
 
-def _require_handoff_ready(contact: Contact) -> None:
-    if contact.erased_at is not None:
-        raise Conflict("contact_erased", "This contact has been erased.", attr="contact")
-    if contact.merged_into_id is not None:
-        raise Conflict(
-            "contact_merged",
-            f"This contact was merged into contact {contact.merged_into_id}; hand that one off.",
-            attr="contact",
-        )
-
-
 def _handoff_make(
     *,
     contact: Contact,
@@ -179,6 +169,64 @@ def _handoff_make(
     return handoff
 
 
+def _handoff_refusal(contact: Contact, actor: Actor) -> tuple[Conflict | None, Handoff | None]:
+    """Why ``actor`` may not hand ``contact`` off now (None if they may), and the pending
+    handoff a new one would replace (one the actor may not know of)."""
+    if contact.erased_at is not None:
+        return Conflict("contact_erased", "This contact has been erased.", attr="contact"), None
+    if contact.merged_into_id is not None:
+        survivor = Contact.objects.filter(pk=contact.merged_into_id).first()
+        name = survivor.display_name if survivor is not None else "another contact"
+        return Conflict(
+            "contact_merged",
+            f"This contact was merged into {name}; hand that one off.",
+            attr="contact",
+        ), None
+    if ruleset_active() is None:
+        return Conflict(
+            "no_active_ruleset",
+            "There is no active ruleset: a manager activates one before handoffs start.",
+        ), None
+    if buyer_signal(contact, audiences=_actor_audiences(actor)) is None:
+        return Conflict(
+            "no_buyer_consent",
+            "This person has neither granted sales_contact consent nor said they are "
+            "ready to talk; they are not handed to sales without their say-so.",
+            attr="contact",
+        ), None
+    open_handoff = Handoff.objects.filter(contact=contact, status=HandoffStatus.PENDING).first()
+    if open_handoff is not None and _actor_knows_of(actor, open_handoff):
+        return Conflict(
+            "handoff_open",
+            f"This person was handed off on {moment_text(open_handoff.occurred_at)} and is "
+            "still waiting for sales.",
+            attr="contact",
+        ), None
+    return None, open_handoff
+
+
+@dataclass(frozen=True)
+class HandoffReadiness:
+    """Whether a person may be handed off now, for a page to offer the action or say why not."""
+
+    refusal: str | None  # why not; None when they may
+    # Said yes but not qualified under the active ruleset: allowed (their say-so is what
+    # the rule asks), but the page asks the marketer to confirm.
+    unqualified: str | None
+
+
+def handoff_readiness(*, contact: Contact, actor: Actor) -> HandoffReadiness:
+    """The rules ``handoff_create`` applies, checked without writing anything."""
+    refusal, _ = _handoff_refusal(contact, actor)
+    if refusal is not None:
+        return HandoffReadiness(refusal.detail, None)
+    if contact.qualified:
+        return HandoffReadiness(None, None)
+    ruleset = ruleset_active()
+    threshold = f" (score {contact.score}, threshold {ruleset.mql_threshold})" if ruleset else ""
+    return HandoffReadiness(None, f"Not qualified yet{threshold}; sales may send them back.")
+
+
 def handoff_create(
     *,
     contact: Contact,
@@ -192,30 +240,15 @@ def handoff_create(
     with transaction.atomic():
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-        _require_handoff_ready(contact)
-        ruleset = ruleset_active()
-        if ruleset is None:
-            raise Conflict(
-                "no_active_ruleset",
-                "There is no active ruleset: a manager activates one before handoffs start.",
-            )
-        say_so = buyer_signal(contact, audiences=_actor_audiences(actor))
-        if say_so is None:
-            raise Conflict(
-                "no_buyer_consent",
-                "This person has neither granted sales_contact consent nor said they are "
-                "ready to talk; they are not handed to sales without their say-so.",
-                attr="contact",
-            )
-        open_handoff = Handoff.objects.filter(contact=contact, status=HandoffStatus.PENDING).first()
+        refusal, open_handoff = _handoff_refusal(contact, actor)
+        if refusal is not None:
+            raise refusal
         if open_handoff is not None:
-            if _actor_knows_of(actor, open_handoff):
-                raise Conflict(
-                    "handoff_open",
-                    f"Handoff #{open_handoff.pk} for this person is still pending.",
-                    attr="contact",
-                )
             _handoff_supersede(open_handoff)
+        ruleset = ruleset_active()
+        say_so = buyer_signal(contact, audiences=_actor_audiences(actor))
+        if ruleset is None or say_so is None:  # checked by _handoff_refusal, under the lock
+            raise Conflict("no_buyer_consent", "This person cannot be handed off now.")
         return _handoff_make(
             contact=contact,
             ruleset=ruleset,
@@ -374,16 +407,22 @@ def _decide_check(handoff: Handoff, user: User, moment: datetime) -> None:
         raise Conflict(
             "handoff_not_pending", f"This handoff is already {handoff.status}; nothing changed."
         )
-    if moment >= handoff.due_at:
-        raise Conflict(
-            "handoff_expired",
-            f"This handoff's SLA ran out at {handoff.due_at.isoformat()}; it returns to marketing.",
-        )
+    # Past the SLA but not yet expired by the periodic job, the handoff is still sales'
+    # to decide: refusing would leave it stuck in the queue until the job runs. The
+    # decision records that it came late (``_lateness``).
     is_manager = user_has_role(user, Role.MANAGER)
     if not is_manager and handoff.assigned_to_id not in (None, user.pk):
         raise Forbidden("not_your_handoff", "This handoff is assigned to another rep.")
     if handoff.contact.erased_at is not None:
         raise Conflict("contact_erased", "This contact has been erased.")
+
+
+def _lateness(handoff: Handoff, moment: datetime) -> dict[str, Any]:
+    """For the ledger: whether a decision came after the SLA, and by how many seconds."""
+    late_by = moment - handoff.due_at
+    if late_by <= timedelta(0):
+        return {}
+    return {"late": True, "late_by_seconds": int(late_by.total_seconds())}
 
 
 def _locked_handoff(handoff: Handoff) -> Handoff:
@@ -422,7 +461,11 @@ def handoff_accept(
             subject_id=handoff.pk,
             contact_id=handoff.contact_id,
             before={"status": HandoffStatus.PENDING},
-            after={"status": HandoffStatus.ACCEPTED, "owner": owner.get_username()},
+            after={
+                "status": HandoffStatus.ACCEPTED,
+                "owner": owner.get_username(),
+                **_lateness(handoff, moment),
+            },
             occurred_at=occurred_at,
         )
     return handoff
@@ -471,6 +514,7 @@ def handoff_reject(
             after={
                 "status": HandoffStatus.REJECTED,
                 "reason": reason,
+                **_lateness(handoff, moment),
                 # The note may say things about the person: sealed with their
                 # key, so erasure makes it unreadable in the ledger too.
                 **_sealed_note(handoff.contact_id, note),

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from leadrecord.dates import moment_text
 from leadrecord.errors import Conflict, InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock
 from leadrecord.models import LedgerAction
@@ -82,7 +83,7 @@ def sale_event_record(
         if moment < deal.occurred_at:
             raise InvalidInput(
                 "before_deal",
-                f"This deal was created at {deal.occurred_at.isoformat()}; a sale event cannot "
+                f"This deal was created on {moment_text(deal.occurred_at)}; a sale event cannot "
                 "come before it.",
                 attr="occurred_at",
             )
@@ -96,7 +97,7 @@ def sale_event_record(
             if moment < won_at:
                 raise InvalidInput(
                     "before_won",
-                    f"The deal was won at {won_at.isoformat()}; a {kind} cannot come before.",
+                    f"The deal was won on {moment_text(won_at)}; a {kind} cannot come before.",
                     attr="occurred_at",
                 )
         event = SaleEvent.objects.create(

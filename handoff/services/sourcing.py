@@ -62,8 +62,8 @@ def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing
         decided_by = in_window.decided_by.get_username() if in_window.decided_by else "sales"
         return Sourcing(
             DealSource.MARKETING,
-            f"Marketing-sourced: handoff #{in_window.pk} of contact #{in_window.contact_id} "
-            f"was made {_day_count(deal_time - in_window.occurred_at)} before this deal and "
+            f"Marketing-sourced: a buying-group member's handoff was made "
+            f"{_day_count(deal_time - in_window.occurred_at)} before this deal and "
             f"accepted by {decided_by} ({rules}).",
             in_window,
         )
@@ -73,7 +73,7 @@ def sourcing_derive(contact_ids: Sequence[int], deal_time: datetime) -> Sourcing
     if older is not None:
         return Sourcing(
             DealSource.SALES,
-            f"Sales-sourced: the latest accepted handoff for the {group}, #{older.pk}, was "
+            f"Sales-sourced: the latest accepted handoff for the {group} was "
             f"{_day_count(deal_time - older.occurred_at)} before this deal, outside the "
             f"window ({rules}).",
             None,

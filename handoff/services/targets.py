@@ -17,12 +17,29 @@ from ..models import (
 )
 
 _PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
+# Targets are agreed for the quarters around now: one further off is a typing mistake
+# (1999-Q1, 2099-Q1), and a report would never read it.
+TARGET_YEARS_AROUND = 5
+
+
+def target_years() -> tuple[int, int]:
+    """The first and last year a target may be set for, around this year (reporting zone)."""
+    this_year = timezone.localdate().year
+    return this_year - TARGET_YEARS_AROUND, this_year + TARGET_YEARS_AROUND
 
 
 def target_set(*, period: str, share: Decimal, actor: Actor) -> tuple[ContributionTarget, bool]:
     """Set marketing's agreed share of pipeline for a quarter (a new value replaces the old)."""
-    if not _PERIOD.match(period):
+    match = _PERIOD.match(period)
+    if not match:
         raise InvalidInput("invalid", "A period is a quarter like 2026-Q3.", attr="period")
+    first, last = target_years()
+    if not first <= int(match.group(1)) <= last:
+        raise InvalidInput(
+            "out_of_range",
+            f"Give a quarter from {first}-Q1 to {last}-Q4.",
+            attr="period",
+        )
     if not Decimal("0") <= share <= Decimal("1"):
         raise InvalidInput(
             "out_of_range",

@@ -159,12 +159,29 @@ def test_the_contacts_link_is_in_the_navigation_of_page_roles(role, users, clien
     assert (link in html(response)) == (role in PAGE_ROLES)
 
 
-def test_unknown_and_erased_contacts_are_not_found(users, client, person):
+def test_unknown_contacts_are_not_found_and_erased_ones_show_their_tombstone(users, client, person):
     login(client, users, Role.MANAGER)
-    assert client.get(reverse("contact", args=[person.pk + 1000])).status_code == 404
+    missing = client.get(reverse("contact", args=[person.pk + 1000]))
+    assert missing.status_code == 404 and "There is nothing at this address" in html(missing)
     services.contact_erase(contact=person, actor=SYSTEM)
-    assert client.get(reverse("contact", args=[person.pk])).status_code == 404
+    tombstone = client.get(reverse("contact", args=[person.pk]))
+    assert tombstone.status_code == 410
+    page = html(tombstone)
+    assert f"Erased contact #{person.pk}" in page and "was erased on" in page
+    assert "Ada" not in page and "ada@example.com" not in page
+    assert f'href="{reverse("ledger")}"' in page  # the manager reads the record
+    # Other pages of an erased contact are not there at all.
     assert client.get(reverse("consent-new", args=[person.pk])).status_code == 404
+
+
+def test_the_erase_page_leads_to_the_tombstone_it_promises(users, client, person):
+    login(client, users, Role.PRIVACY_OFFICER)
+    promise = html(client.get(reverse("contact-erase", args=[person.pk])))
+    assert f"Erased contact #{person.pk}" in promise
+    services.contact_erase(contact=person, actor=SYSTEM)
+    for role in (Role.PRIVACY_OFFICER, Role.MARKETER):
+        response = login(Client(), users, role).get(reverse("contact", args=[person.pk]))
+        assert response.status_code == 410 and f"Erased contact #{person.pk}" in html(response)
 
 
 def test_a_merged_contact_leads_to_the_one_it_went_into(users, client, person):
@@ -174,7 +191,7 @@ def test_a_merged_contact_leads_to_the_one_it_went_into(users, client, person):
         reverse("contact", args=[duplicate.pk]), follow=True
     )
     assert response.redirect_chain == [(reverse("contact", args=[person.pk]), 302)]
-    assert f"Contact {duplicate.pk} was merged into this one" in html(response)
+    assert "The contact you opened was merged into this one" in html(response)
 
 
 def test_every_form_carries_a_csrf_token_and_posts_without_one_are_refused(users, person):
@@ -750,7 +767,7 @@ def test_merging_a_duplicate_asks_first_then_merges(by, users, client, person):
     )
     assert review.status_code == 200
     page = html(review)
-    assert f"Merge contact {duplicate.pk} into contact {person.pk}?" in page
+    assert "Merge A. Lovelace into Ada Lovelace?" in page
     assert "ada.l@example.com" in page
     assert counts() == before
     duplicate.refresh_from_db()
@@ -767,7 +784,7 @@ def test_merging_a_duplicate_asks_first_then_merges(by, users, client, person):
     entry = LedgerEntry.objects.filter(action="contact.merge").last()
     assert entry is not None and entry.reason == "same person"
     page = html(response)
-    assert f"Contact {duplicate.pk} was merged into this one." in page
+    assert "A. Lovelace was merged into this one." in page
     assert "from-the-duplicate" in page
 
 
@@ -846,7 +863,7 @@ def test_erasing_with_the_email_erases_and_returns_to_the_list(users, client, pe
         follow=True,
     )
     assert response.redirect_chain == [(reverse("contacts"), 302)]
-    assert f"Contact {person.pk} was erased" in html(response)
+    assert "The person was erased" in html(response)
     person.refresh_from_db()
     assert person.erased_at is not None
     assert (person.email, person.first_name, person.last_name) == (None, "", "")

@@ -254,16 +254,30 @@ def test_a_handoff_assigned_to_another_rep_is_not_yours(api, users, active_rules
     assert api(Role.MANAGER).post(f"/api/v1/handoffs/{handoff.pk}/accept/").status_code == 200
 
 
-def test_a_handoff_past_its_sla_cannot_be_accepted(api, active_ruleset):
+def test_a_handoff_past_its_sla_can_still_be_accepted_and_is_recorded_late(api, active_ruleset):
     handoff = services.handoff_create(
         contact=consenting(), actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=30)
     )
-    before = written()
     response = api(Role.SALES_REP).post(f"/api/v1/handoffs/{handoff.pk}/accept/")
-    assert response.status_code == 409 and codes(response) == {"handoff_expired"}
-    assert written() == before
+    assert response.status_code == 200
     handoff.refresh_from_db()
-    assert handoff.status == HandoffStatus.PENDING  # the periodic task expires it, on the record
+    assert handoff.status == HandoffStatus.ACCEPTED
+    entry = LedgerEntry.objects.filter(subject_type="handoff", subject_id=str(handoff.pk)).latest(
+        "seq"
+    )
+    after = entry.after or {}
+    assert after["late"] is True and after["late_by_seconds"] > 0
+    # Once the SLA job has expired a handoff, it is marketing's again.
+    expired = services.handoff_create(
+        contact=consenting("late.example"),
+        actor=SYSTEM,
+        occurred_at=timezone.now() - timedelta(hours=30),
+    )
+    services.handoffs_expire_due()
+    before = written()
+    response = api(Role.SALES_REP).post(f"/api/v1/handoffs/{expired.pk}/accept/")
+    assert response.status_code == 409 and codes(response) == {"handoff_not_pending"}
+    assert written() == before
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,9 @@ def test_the_loop_marketing_to_sales_to_a_won_deal(
     assert deal.status_code == 201, deal.json()
     body = deal.json()
     assert body["source"] == "marketing"
-    assert f"handoff #{handoff['id']}" in body["source_reason"]
+    assert body["sourcing_handoff"] == handoff["id"]
+    assert body["source_reason"].startswith("Marketing-sourced: a buying-group member's handoff")
+    assert "#" not in body["source_reason"]
     assert body["contacts"] == [
         {"contact": contact.pk, "role": "champion", "other_organization": False}
     ]

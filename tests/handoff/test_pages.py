@@ -1,11 +1,13 @@
 """The handoff loop's pages: who may open them, what each form writes through its service
 (rows and ledger entries), and that bad input is a 4xx naming the field with nothing written."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 import pytest
+import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -307,21 +309,76 @@ def test_accepting_twice_is_refused_with_a_message(users, client, pending):
     assert counts() == before
 
 
+def _late_entry(handoff: Handoff) -> dict[str, Any]:
+    entry = LedgerEntry.objects.filter(subject_type="handoff", subject_id=str(handoff.pk)).latest(
+        "seq"
+    )
+    return cast(dict[str, Any], entry.after)
+
+
+def test_an_overdue_handoff_can_still_be_accepted_and_the_decision_says_how_late(
+    users, client, person
+):
+    # Due 48 hours after it was made: a day past its SLA, not yet expired by the job.
+    handoff = services.handoff_create(
+        contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=72)
+    )
+    login(client, users, Role.SALES_REP)
+    queue = html(client.get(reverse("handoff-queue")))
+    assert "overdue" in queue and reverse("handoff-accept", args=[handoff.pk]) in queue
+    response = client.post(reverse("handoff-accept", args=[handoff.pk]), follow=True)
+    assert response.status_code == 200
+    assert "1 day after the SLA" in html(response)
+    handoff.refresh_from_db()
+    assert handoff.status == HandoffStatus.ACCEPTED
+    after = _late_entry(handoff)
+    assert after["late"] is True
+    assert 24 * 3600 - 60 <= after["late_by_seconds"] <= 24 * 3600 + 60
+    # The person's page shows it too.
+    page = html(client.get(reverse("contact", args=[person.pk])))
+    assert "1 day after the SLA" in page
+
+
+def test_an_overdue_handoff_can_still_be_rejected_late(users, client, person):
+    handoff = services.handoff_create(
+        contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=51)
+    )
+    login(client, users, Role.SALES_REP)
+    response = client.post(
+        reverse("handoff-reject", args=[handoff.pk]), {"reason": "no_budget"}, follow=True
+    )
+    assert response.status_code == 200
+    handoff.refresh_from_db()
+    assert handoff.status == HandoffStatus.REJECTED
+    after = _late_entry(handoff)
+    assert after["late"] is True and after["reason"] == "no_budget"
+    assert 3 * 3600 - 60 <= after["late_by_seconds"] <= 3 * 3600 + 60
+
+
+def test_a_decision_in_time_is_not_marked_late(users, client, pending):
+    login(client, users, Role.SALES_REP).post(reverse("handoff-accept", args=[pending.pk]))
+    after = _late_entry(pending)
+    assert "late" not in after and "late_by_seconds" not in after
+    page = html(client.get(reverse("contact", args=[pending.contact_id])))
+    assert "after the SLA" not in page
+
+
 def test_an_expired_handoff_cannot_be_accepted_or_rejected(users, client, person):
     handoff = services.handoff_create(
         contact=person, actor=SYSTEM, occurred_at=timezone.now() - timedelta(hours=49)
     )
+    services.handoffs_expire_due()
     before = counts()
     login(client, users, Role.SALES_REP)
+    assert reverse("handoff-accept", args=[handoff.pk]) not in html(
+        client.get(reverse("handoff-queue"))
+    )
     response = client.post(reverse("handoff-accept", args=[handoff.pk]))
     assert response.status_code == 409
-    assert "SLA ran out" in html(response)
+    assert "already expired" in html(response)
     response = client.post(reverse("handoff-reject", args=[handoff.pk]), {"reason": "no_budget"})
     assert response.status_code == 409
-    assert "SLA ran out" in html(response)
     assert counts() == before
-    handoff.refresh_from_db()
-    assert handoff.status == HandoffStatus.PENDING
 
 
 def test_someone_elses_handoff_is_refused(users, client, person):
@@ -394,9 +451,18 @@ def test_a_marketer_hands_a_consenting_person_off(users, client, person):
     assert "Never handed off to sales." in contact_page
     form = client.get(reverse("handoff-new", args=[person.pk]))
     assert form.status_code == 200 and rep.username in html(form)
+    # Not qualified (no touches): offered, with a caution, and confirmed on the form.
+    assert "Not qualified yet (score 0, threshold 50)" in contact_page
+    before = counts()
+    unconfirmed = client.post(
+        reverse("handoff-new", args=[person.pk]), {"note": "Wants pricing", "assigned_to": rep.pk}
+    )
+    assert unconfirmed.status_code == 400
+    assert "tick the box" in html(unconfirmed)
+    assert counts() == before
     response = client.post(
         reverse("handoff-new", args=[person.pk]),
-        {"note": "Wants pricing", "assigned_to": rep.pk},
+        {"note": "Wants pricing", "assigned_to": rep.pk, "confirm_unqualified": "on"},
         follow=True,
     )
     assert response.status_code == 200
@@ -407,6 +473,50 @@ def test_a_marketer_hands_a_consenting_person_off(users, client, person):
     assert "was handed off to sales" in html(response)
     # The contact page shows the person's handoffs.
     assert "Waiting for sales" in html(response) and "Wants pricing" in html(response)
+
+
+def test_a_qualified_person_is_offered_without_a_caution_or_a_box_to_tick(users, client, person):
+    # Set up as the scoring would leave them: qualified under the active ruleset.
+    Contact.objects.filter(pk=person.pk).update(qualified=True, score=60)
+    login(client, users, Role.MARKETER)
+    page = html(client.get(reverse("contact", args=[person.pk])))
+    assert reverse("handoff-new", args=[person.pk]) in page and "Not qualified" not in page
+    form = html(client.get(reverse("handoff-new", args=[person.pk])))
+    assert "confirm_unqualified" not in form
+    response = client.post(reverse("handoff-new", args=[person.pk]), {"note": ""})
+    assert response.status_code == 302 and Handoff.objects.filter(contact=person).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("situation", "reason"),
+    [
+        ("no_say_so", "without their say-so"),
+        ("pending", "is still waiting for sales"),
+        ("no_ruleset", "There is no active ruleset"),
+    ],
+)
+def test_hand_off_is_not_offered_when_it_would_be_refused_and_the_page_says_why(
+    users, client, situation, reason
+):
+    if situation != "no_ruleset":
+        ruleset_make()
+    contact = (
+        contact_make(email="silent@acme.example")
+        if situation == "no_say_so"
+        else consenting("waiting@acme.example")
+    )
+    if situation == "pending":
+        services.handoff_create(contact=contact, actor=SYSTEM)
+    login(client, users, Role.MARKETER)
+    page = html(client.get(reverse("contact", args=[contact.pk])))
+    assert f'href="{reverse("handoff-new", args=[contact.pk])}"' not in page
+    assert "Not offered to sales:" in page and reason in page
+    # The form's address says so before anything is typed, and offers no form.
+    before = counts()
+    form = client.get(reverse("handoff-new", args=[contact.pk]))
+    assert form.status_code == 409 and reason in html(form)
+    assert 'name="note"' not in html(form)
+    assert counts() == before
 
 
 def test_sales_and_the_privacy_officer_get_no_hand_off_button(users, client, person):
@@ -430,7 +540,7 @@ def test_a_second_open_handoff_is_refused(users, client, pending):
         reverse("handoff-new", args=[pending.contact_id])
     )
     assert response.status_code == 409
-    assert f"Handoff #{pending.pk} for this person is still pending" in html(response)
+    assert "is still waiting for sales" in html(response)
     assert counts() == before
 
 
@@ -458,7 +568,7 @@ def test_a_merged_person_is_handed_off_as_the_one_they_went_into(users, client, 
     before = counts()
     response = login(client, users, Role.MARKETER).post(reverse("handoff-new", args=[duplicate.pk]))
     assert response.status_code == 409
-    assert f"merged into contact {person.pk}" in html(response)
+    assert f"merged into {person.display_name}" in html(response)
     assert counts() == before
 
 
@@ -567,10 +677,45 @@ def test_a_deal_from_an_accepted_handoff_is_prefilled_and_marketing_sourced(user
     }
     assert ledger_actions("deal", deal.pk) == ["deal.create"] + ["deal.member_add"] * 3
     page = html(client.get(reverse("deal", args=[deal.pk])))
-    assert "Marketing-sourced" in page and f"handoff #{pending.pk}" in page
+    assert "Marketing-sourced" in page and f"handoff #{pending.pk}" not in page
+    assert "(the handoff of <a href=" in page and "Ada" in page
     assert page.count("Flagged: from another organization") == 1
     listing = html(client.get(reverse("deals")))
     assert "Acme platform" in listing and "25000.00" in listing and "Marketing-sourced" in listing
+
+
+def test_one_deal_per_accepted_handoff_unless_the_rep_confirms_another(users, client, pending):
+    rep = users[Role.SALES_REP]
+    services.handoff_accept(handoff=pending, user=rep)
+    login(client, users, Role.SALES_REP)
+    url = f"{reverse('deal-new')}?handoff={pending.pk}"
+    data = _deal_data(organization="acme.example", owner=rep.pk, member_email_0="ada@acme.example")
+    assert client.post(url, data).status_code == 302
+    first = Deal.objects.get()
+    # The queue now leads to the deal instead of offering another.
+    queue = html(client.get(reverse("handoff-queue")))
+    assert reverse("deal", args=[first.pk]) in queue and url not in queue
+    # The form warns, and refuses a second one without the tick.
+    form = html(client.get(url))
+    assert "already has a deal since this handoff" in form and "confirm_another" in form
+    before = counts()
+    refused = client.post(url, data)
+    assert refused.status_code == 409
+    assert "Tick the box to create another one" in html(refused)
+    assert counts() == before
+    confirmed = client.post(url, {**data, "name": "Acme add-on", "confirm_another": "on"})
+    assert confirmed.status_code == 302 and Deal.objects.count() == 2
+
+
+def test_a_deal_without_a_handoff_asks_no_confirmation(users, client, pending):
+    rep = users[Role.SALES_REP]
+    services.handoff_accept(handoff=pending, user=rep)
+    login(client, users, Role.SALES_REP)
+    data = _deal_data(organization="acme.example", owner=rep.pk, member_email_0="ada@acme.example")
+    assert client.post(reverse("deal-new"), data).status_code == 302
+    assert "confirm_another" not in html(client.get(reverse("deal-new")))
+    assert client.post(reverse("deal-new"), {**data, "name": "Again"}).status_code == 302
+    assert Deal.objects.count() == 2
 
 
 def test_a_pending_or_unknown_handoff_is_no_start_for_a_deal(users, client, pending):
@@ -730,6 +875,18 @@ def test_a_bad_sale_event_names_the_field_and_writes_nothing(
     assert deal.state == "open"
 
 
+def test_a_sale_event_before_the_deal_is_refused_in_words(users, client, deal):
+    before = deal.occurred_at - timedelta(days=3)
+    response = login(client, users, Role.SALES_REP).post(
+        reverse("deal-sale-event", args=[deal.pk]),
+        {"kind": "won", "amount": "1", "occurred_at": before.strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert response.status_code == 400
+    message = " ".join(response.context["sale_form"].errors["occurred_at"])
+    assert re.search(r"created on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC;", message), message
+    assert "+00:00" not in message and "T" not in message.split("created on ")[1][:11]
+
+
 def test_a_lost_deal_needs_no_amount(users, client, deal):
     response = login(client, users, Role.MANAGER).post(
         reverse("deal-sale-event", args=[deal.pk]), {"kind": "lost"}
@@ -792,11 +949,12 @@ def test_a_manager_writes_a_draft_sees_the_diff_and_activates_it(users, client, 
     assert ledger_actions("ruleset", draft.pk) == ["ruleset.create"]
 
     page = html(client.get(reverse("ruleset", args=[draft.pk])))
-    diff = page[page.index('id="ruleset-diff"') : page.index("Activate v")]
-    assert "<code>mql_threshold</code></td><td>50</td><td>40</td>" in diff
-    assert "<code>points channel:webinar</code></td><td>10</td><td>20</td>" in diff
-    assert "<code>points disclosure:budget</code></td><td>—</td><td>15</td>" in diff
-    assert "kind:form" not in diff  # unchanged
+    diff = page[page.index('id="ruleset-diff"') : page.index("Review and activate v")]
+    assert "<td>MQL threshold (points to qualify)</td><td>50</td><td>40</td>" in diff
+    assert "<td>Points: a touch on the channel Webinar</td><td>10</td><td>20</td>" in diff
+    assert "<td>Points: disclosed budget</td><td>—</td><td>15</td>" in diff
+    assert "form submitted" not in diff  # unchanged
+    assert "mql_threshold" not in diff and "channel:webinar" not in diff
 
     edited = client.post(
         reverse("ruleset-edit", args=[draft.pk]), {**RULESET_DATA, "mql_threshold": "45"}
@@ -805,7 +963,23 @@ def test_a_manager_writes_a_draft_sees_the_diff_and_activates_it(users, client, 
     draft.refresh_from_db()
     assert (draft.mql_threshold, draft.auto_handoff) == (45, False)
 
-    activated = client.post(reverse("ruleset-activate", args=[draft.pk]))
+    # Activating asks first: what changes and how many people are rescored.
+    contact_make(email="someone@acme.example")
+    contact_make(email="someone.else@acme.example")
+    before = counts()
+    confirm = client.get(reverse("ruleset-activate", args=[draft.pk]))
+    assert confirm.status_code == 200
+    page = html(confirm)
+    assert "cannot be undone" in page and "v1 (Spring rules) is retired" in page
+    assert "2 people are rescored" in page
+    assert "<td>MQL threshold (points to qualify)</td><td>50</td><td>45</td>" in page
+    # A POST without the confirmation (an old form, a stray request) only shows it again.
+    unconfirmed = client.post(reverse("ruleset-activate", args=[draft.pk]))
+    assert unconfirmed.status_code == 200 and "cannot be undone" in html(unconfirmed)
+    assert counts() == before
+    draft.refresh_from_db()
+    assert draft.status == RulesetStatus.DRAFT
+    activated = client.post(reverse("ruleset-activate", args=[draft.pk]), {"confirmed": "yes"})
     assert activated.status_code == 302
     draft.refresh_from_db()
     ruleset.refresh_from_db()
@@ -823,7 +997,10 @@ def test_an_active_or_retired_ruleset_is_written_in_stone(users, client, ruleset
     login(client, users, Role.MANAGER)
     before = counts()
     for frozen in (active, retired):
-        response = client.post(reverse("ruleset-activate", args=[frozen.pk]))
+        response = client.post(reverse("ruleset-activate", args=[frozen.pk]), {"confirmed": "yes"})
+        assert response.status_code == 409
+        assert "only drafts change" in html(response)
+        response = client.get(reverse("ruleset-activate", args=[frozen.pk]))
         assert response.status_code == 409
         assert "only drafts change" in html(response)
         assert client.get(reverse("ruleset-edit", args=[frozen.pk])).status_code == 409
@@ -879,26 +1056,32 @@ def test_a_bad_ruleset_names_the_field_and_writes_nothing(
 
 def test_a_manager_sets_and_replaces_a_target(users, client):
     login(client, users, Role.MANAGER)
+    # A share is typed as people say it: 40 for 40 %.
     response = client.post(
-        reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "0.4"}, follow=True
+        reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "40"}, follow=True
     )
     assert response.status_code == 200
-    assert "Target for 2026-Q4 set." in html(response) and "40%" in html(response)
-    client.post(reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "0.45"})
+    assert "Target for 2026-Q4 set." in html(response) and "40 %" in html(response)
+    client.post(reverse("targets"), {"period": "2026-Q4", "marketing_pipeline_share": "45.5"})
     target = ContributionTarget.objects.get()
-    assert target.marketing_pipeline_share == Decimal("0.45")
+    assert target.marketing_pipeline_share == Decimal("0.455")
+    assert "45.5 %" in html(client.get(reverse("targets")))
     assert ledger_actions("target", "2026-Q4") == ["target.set", "target.set"]
 
 
 @pytest.mark.parametrize(
     ("data", "field"),
     [
-        ({"period": "2026-Q5", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "Q4 2026", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "", "marketing_pipeline_share": "0.4"}, "period"),
-        ({"period": "2026-Q4", "marketing_pipeline_share": "1.5"}, "marketing_pipeline_share"),
-        ({"period": "2026-Q4", "marketing_pipeline_share": "-0.1"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q5", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "Q4 2026", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "1999-Q1", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "2099-Q1", "marketing_pipeline_share": "40"}, "period"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "150"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "-1"}, "marketing_pipeline_share"),
         ({"period": "2026-Q4", "marketing_pipeline_share": "half"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "45.555"}, "marketing_pipeline_share"),
+        ({"period": "2026-Q4", "marketing_pipeline_share": "9" * 400}, "marketing_pipeline_share"),
         ({"period": "2026-Q4"}, "marketing_pipeline_share"),
     ],
 )
@@ -908,3 +1091,26 @@ def test_a_bad_target_names_the_field_and_writes_nothing(data, field, users, cli
     assert response.status_code == 400
     assert field in response.context["form"].errors
     assert counts() == before
+    # In the user's terms: a percentage, never "digits before the decimal point".
+    assert "decimal point" not in html(response)
+
+
+@time_machine.travel("2026-12-05 12:00Z", tick=False)
+def test_targets_are_for_quarters_from_five_years_back_to_five_ahead(users, client, api_client_for):
+    login(client, users, Role.MANAGER)
+    for period in ("2021-Q1", "2031-Q4"):
+        ok = client.post(reverse("targets"), {"period": period, "marketing_pipeline_share": "40"})
+        assert ok.status_code == 302, period
+    for period in ("2020-Q4", "2032-Q1"):
+        refused = client.post(
+            reverse("targets"), {"period": period, "marketing_pipeline_share": "4"}
+        )
+        assert refused.status_code == 400
+        assert "Give a quarter from 2021-Q1 to 2031-Q4." in html(refused)
+    # The API keeps the same range, naming the field.
+    api = api_client_for(users[Role.MANAGER])
+    response = api.post(
+        "/api/v1/targets/", {"period": "2099-Q1", "marketing_pipeline_share": "0.4"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "period"

@@ -180,7 +180,7 @@ def test_a_sales_rep_does_not_read_a_marketing_only_stage(api, browser):
         "stage:ready_to_talk"
     )
     assert any(
-        "say-so: stage:ready_to_talk" in summary
+        "say-so: said they are ready to talk" in summary
         for summary in summaries(timeline(api(Role.MANAGER), person))
     )
 
@@ -212,7 +212,7 @@ def test_a_consent_say_so_is_shown_to_every_reader(api):
         detail = api(role).get(f"{HANDOFFS}{handoff_id}/").json()
         assert detail["buyer_signal"] == "consent:sales_contact", role
         assert any(
-            "say-so: consent:sales_contact" in summary
+            "say-so: consented to sales contact" in summary
             for summary in summaries(timeline(api(role), person))
         ), role
 
@@ -313,7 +313,8 @@ def test_a_privacy_officer_reads_no_handoff_and_sees_the_timeline_whole(api, bro
     officer = api(Role.PRIVACY_OFFICER)
     assert officer.get(HANDOFFS).status_code == 403
     assert any(
-        "say-so: stage:ready_to_talk" in summary for summary in summaries(timeline(officer, person))
+        "say-so: said they are ready to talk" in summary
+        for summary in summaries(timeline(officer, person))
     )
 
 

@@ -144,8 +144,8 @@ def test_every_list_page_shows_demo_rows(demo):
         ("morgan", reverse("deals"), deal.name),
         ("morgan", reverse("rulesets"), ruleset.name),
         ("morgan", reverse("targets"), target.period),
-        ("morgan", reverse("ledger"), "attribution.run"),
-        ("priya", reverse("ledger"), "attribution.run"),
+        ("morgan", reverse("ledger"), "Attribution run"),
+        ("priya", reverse("ledger"), "Attribution run"),
         ("priya", reverse("contacts"), str(contact.email)),
     ]
     missing = []
