@@ -25,5 +25,6 @@ urlpatterns = [
     path("", include("events.urls_api")),
     path("", include("handoff.urls_api")),
     path("", include("reports.urls_api")),
+    path("", include("webhooks.urls_api")),
     *router.urls,
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -296,8 +296,11 @@ def ledger_append_prepared(
     # rows, chained the same way, by bulk insert.
     postgres = connection.vendor == "postgresql"
     if postgres and len(prepared) == 1:
-        return _append_one_postgres(prepared[0], return_entry=return_entries)
+        appended = _append_one_postgres(prepared[0], return_entry=True)
+        _watchers_notify(prepared, appended[0].seq)
+        return appended if return_entries else []
     seq, prev_hash = _lock_and_read_head()
+    first_seq = seq + 1
     rows: list[list[Any]] = []
     lines: list[str] = []
     for entry in prepared:
@@ -312,9 +315,56 @@ def ledger_append_prepared(
         copy_lines(LedgerEntry, LEDGER_COLUMNS, lines)
     else:
         rows_insert(LedgerEntry, LEDGER_COLUMNS, rows, json_columns=("before", "after"))
+    _watchers_notify(prepared, first_seq)
     if not return_entries:
         return []
     return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row, strict=True))) for row in rows]
+
+
+# --- watchers: apps above that act on entries in the writer's transaction -----------
+
+
+@dataclass(frozen=True)
+class LedgerWatcher:
+    """An app above this package that acts on some entries as they are written.
+
+    ``leadrecord`` imports no app, so an app registers one of these in its
+    ``AppConfig.ready`` (``ledger_watch``). ``actions`` answers the actions it
+    wants right now, and is asked on every append, so it must be cheap; only
+    when an appended entry's action is among them is ``written`` called, with
+    those entries, inside the writer's transaction and under the ledger lock:
+    its writes commit or roll back with the change, and an error in it undoes
+    the whole write.
+    """
+
+    name: str
+    actions: Callable[[], Collection[str]]
+    written: Callable[[list[LedgerEntry]], None]
+
+
+_watchers: dict[str, LedgerWatcher] = {}
+_ACTION_POSITION = _BODY_COLUMNS.index("action")
+
+
+def ledger_watch(watcher: LedgerWatcher) -> None:
+    """Register ``watcher`` (again under the same name: replaced)."""
+    _watchers[watcher.name] = watcher
+
+
+def _watchers_notify(prepared: Sequence[PreparedEntry], first_seq: int) -> None:
+    for watcher in list(_watchers.values()):
+        wanted = watcher.actions()
+        if not wanted:
+            continue
+        entries = [
+            LedgerEntry(
+                seq=first_seq + index, **dict(zip(_BODY_COLUMNS, entry.values, strict=True))
+            )
+            for index, entry in enumerate(prepared)
+            if entry.values[_ACTION_POSITION] in wanted
+        ]
+        if entries:
+            watcher.written(entries)
 
 
 # One entry chained by PostgreSQL itself: the head is read and the hash computed in

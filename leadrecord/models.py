@@ -58,6 +58,11 @@ class LedgerAction(models.TextChoices):
     USER_UPDATE = "user.update", "User changed"
     TOKEN_ISSUE = "token.issue", "API token issued"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    WEBHOOK_ENDPOINT_CREATE = "webhook_endpoint.create", "Webhook endpoint added"
+    WEBHOOK_SECRET_ROTATE = "webhook_endpoint.rotate_secret", "Webhook secret rotated"
+    WEBHOOK_ENDPOINT_DISABLE = "webhook_endpoint.disable", "Webhook endpoint disabled"
+    WEBHOOK_ENDPOINT_ENABLE = "webhook_endpoint.enable", "Webhook endpoint enabled"
+    WEBHOOK_REPLAY = "webhook_endpoint.replay", "Webhook messages replayed"
 
 
 class LedgerEntry(models.Model):
