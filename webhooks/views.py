@@ -65,8 +65,8 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
 @role_required(Role.MANAGER)
+@require_POST
 def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint, pk=pk)
     endpoint, secret = services.endpoint_rotate_secret(
@@ -77,8 +77,8 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
 @role_required(Role.MANAGER)
+@require_POST
 def endpoint_enable(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint, pk=pk)
     try:
@@ -90,8 +90,8 @@ def endpoint_enable(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("webhook-endpoint", pk=endpoint.pk)
 
 
-@require_POST
 @role_required(Role.MANAGER)
+@require_POST
 def endpoint_replay(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint, pk=pk)
     form = ReplayForm(request.POST)

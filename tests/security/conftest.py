@@ -26,6 +26,7 @@ from handoff.models import Deal, Handoff, HandoffStatus, Ruleset
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from reports.models import AttributionRun
+from webhooks import services as webhook_services
 
 # The demo users, one per role (seed_demo's names).
 DEMO_USERNAMES = {
@@ -73,6 +74,7 @@ class World:
     run: AttributionRun
     disclosure_id: int
     import_job_id: int
+    webhook_endpoint_id: int
     # Path parameter values by URL pattern, for the matrix.
     samples: dict[str, object] = field(default_factory=dict)
 
@@ -154,6 +156,13 @@ def _world_build() -> World:
     )
     run = AttributionRun.objects.order_by("-pk").first()
     assert run is not None
+    # Subscribed to an event the calls below never cause: no delivery runs meanwhile.
+    webhook_endpoint, _ = webhook_services.endpoint_create(
+        url="http://127.0.0.1:9/hooks",
+        event_types=["attribution.run_completed"],
+        audience="marketing",
+        actor=system,
+    )
     world = World(
         users=users,
         tokens=tokens,
@@ -165,6 +174,7 @@ def _world_build() -> World:
         run=run,
         disclosure_id=disclosures[Audience.ALL].pk,
         import_job_id=job.pk,
+        webhook_endpoint_id=webhook_endpoint.pk,
     )
     return world
 
@@ -203,6 +213,8 @@ def path_sample(path: str, world: World) -> dict[str, object]:
         "runs": world.run.pk,
         "import": world.import_job_id,
         "channels": "web",
+        "endpoints": world.webhook_endpoint_id,
+        "webhooks": world.webhook_endpoint_id,
     }
     values: dict[str, object] = {}
     for match in re.finditer(r"([\w-]+)/(?:\{(\w+)\}|<(?:\w+:)?(\w+)>)", path):

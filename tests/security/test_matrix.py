@@ -99,6 +99,7 @@ API_RULES = [
     rule(r"deals/.*", READ, M, S, MGR, INT),
     rule(r"deals/.*", WRITE, S, MGR, INT),
     rule(r"reports/.*", READ, M, S, MGR),
+    rule(r"webhooks/.*", ANY_METHOD, MGR, INT),
 ]
 
 # Page routes; integration users are API clients and have no pages but home.
@@ -131,6 +132,7 @@ PAGE_RULES = [
     rule(r"reports/marketing/", ANY_METHOD, M, MGR),
     rule(r"reports/sales/", ANY_METHOD, S, MGR),
     rule(r"reports/.*", ANY_METHOD, M, S, MGR),
+    rule(r"webhooks/.*", ANY_METHOD, MGR),
 ]
 
 API_PREFIX = "api/v1/"
