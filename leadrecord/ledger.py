@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
@@ -339,7 +339,40 @@ class LedgerWatcher:
 
     name: str
     actions: Callable[[], Collection[str]]
-    written: Callable[[list[LedgerEntry]], None]
+    written: Callable[[list[WrittenEntry]], None]
+
+
+class WrittenEntry:
+    """An entry just appended, as a watcher reads it: its seq and its body's columns
+    (``occurred_at`` .. ``reason``, as attributes).
+
+    Not a ``LedgerEntry``, nor a copy of each value: bulk ingestion hands thousands of
+    these over, and a model instance each cost more than the watcher's own work.
+    """
+
+    __slots__ = ("seq", "values")
+
+    if TYPE_CHECKING:
+        occurred_at: datetime
+        recorded_at: datetime
+        actor_kind: str
+        actor_id: int | None
+        actor_label: str
+        action: str
+        subject_type: str
+        subject_id: str
+        contact_id: int | None
+        before: Any
+        after: Any
+        reason: str
+
+    def __init__(self, seq: int, values: Sequence[Any]) -> None:
+        self.seq = seq
+        self.values = values
+
+
+for _position, _name in enumerate(_BODY_COLUMNS):
+    setattr(WrittenEntry, _name, property(lambda entry, at=_position: entry.values[at]))
 
 
 _watchers: dict[str, LedgerWatcher] = {}
@@ -357,9 +390,7 @@ def _watchers_notify(prepared: Sequence[PreparedEntry], first_seq: int) -> None:
         if not wanted:
             continue
         entries = [
-            LedgerEntry(
-                seq=first_seq + index, **dict(zip(_BODY_COLUMNS, entry.values, strict=True))
-            )
+            WrittenEntry(first_seq + index, entry.values)
             for index, entry in enumerate(prepared)
             if entry.values[_ACTION_POSITION] in wanted
         ]

@@ -16,7 +16,8 @@ from typing import Any
 from contacts.models import Audience, Disclosure
 from contacts.selectors import disclosures_visible_to
 from handoff.models import Handoff
-from leadrecord.models import LedgerAction, LedgerEntry
+from leadrecord.ledger import WrittenEntry
+from leadrecord.models import LedgerAction
 
 from .models import EventType
 
@@ -48,7 +49,7 @@ _SIMPLE_EVENT_OF_ACTION = {
 }
 
 
-def event_type_of(entry: LedgerEntry) -> str | None:
+def event_type_of(entry: WrittenEntry) -> str | None:
     """The event an entry stands for, or None (a merge writes one entry per person: the
     kept person's is the event)."""
     action = entry.action
@@ -84,7 +85,7 @@ class Facts:
     handoff_audiences: dict[int, str]  # handoff id: say-so audience
 
     @classmethod
-    def read(cls, entries: Iterable[tuple[LedgerEntry, str]]) -> Facts:
+    def read(cls, entries: Iterable[tuple[WrittenEntry, str]]) -> Facts:
         disclosure_ids: set[int] = set()
         handoff_ids: set[int] = set()
         for entry, event_type in entries:
@@ -114,26 +115,26 @@ class EventData:
     personal: dict[str, Any] | None  # personal values (erasure empties them)
 
 
-def _ids(entry: LedgerEntry, name: str) -> dict[str, Any]:
+def _ids(entry: WrittenEntry, name: str) -> dict[str, Any]:
     return {name: int(entry.subject_id)}
 
 
-def _contact(entry: LedgerEntry) -> dict[str, Any]:
+def _contact(entry: WrittenEntry) -> dict[str, Any]:
     return {"contact": entry.contact_id}
 
 
-def _after(entry: LedgerEntry) -> dict[str, Any]:
+def _after(entry: WrittenEntry) -> dict[str, Any]:
     return entry.after or {}
 
 
-Builder = Callable[[LedgerEntry, str, Facts], EventData | None]
+Builder = Callable[[WrittenEntry, str, Facts], EventData | None]
 
 
-def _plain(build: Callable[[LedgerEntry], dict[str, Any]]) -> Builder:
+def _plain(build: Callable[[WrittenEntry], dict[str, Any]]) -> Builder:
     return lambda entry, audience, facts: EventData(build(entry), None)
 
 
-def _disclosure_recorded(entry: LedgerEntry, audience: str, facts: Facts) -> EventData | None:
+def _disclosure_recorded(entry: WrittenEntry, audience: str, facts: Facts) -> EventData | None:
     after = _after(entry)
     if after.get("audience") not in audiences_seen(audience):
         return None  # an endpoint never hears of a disclosure outside its audience
@@ -148,7 +149,7 @@ def _disclosure_recorded(entry: LedgerEntry, audience: str, facts: Facts) -> Eve
     return EventData(data, personal)
 
 
-def _disclosure_withdrawn(entry: LedgerEntry, audience: str, facts: Facts) -> EventData | None:
+def _disclosure_withdrawn(entry: WrittenEntry, audience: str, facts: Facts) -> EventData | None:
     after = _after(entry)
     if after.get("audience") not in audiences_seen(audience):
         return None
@@ -157,7 +158,7 @@ def _disclosure_withdrawn(entry: LedgerEntry, audience: str, facts: Facts) -> Ev
 
 
 def _handoff(fields: tuple[str, ...]) -> Builder:
-    def build(entry: LedgerEntry, audience: str, facts: Facts) -> EventData | None:
+    def build(entry: WrittenEntry, audience: str, facts: Facts) -> EventData | None:
         handoff_id = int(entry.subject_id)
         say_so = facts.handoff_audiences.get(handoff_id, _after(entry).get("say_so_audience", ""))
         if not handoff_known(audience, say_so or ""):
@@ -170,7 +171,7 @@ def _handoff(fields: tuple[str, ...]) -> Builder:
     return build
 
 
-def _deal_created(entry: LedgerEntry) -> dict[str, Any]:
+def _deal_created(entry: WrittenEntry) -> dict[str, Any]:
     after = _after(entry)
     return {
         **_ids(entry, "deal"),
@@ -261,7 +262,7 @@ _LINKS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def event_data(
-    entry: LedgerEntry, event_type: str, audience: str, facts: Facts
+    entry: WrittenEntry, event_type: str, audience: str, facts: Facts
 ) -> EventData | None:
     """The event's thin data for an endpoint acting for ``audience``; None: not for it."""
     built = _DATA[event_type](entry, audience, facts)

@@ -22,6 +22,7 @@ from leadrecord.models import LedgerAction
 
 from .addresses import url_target
 from .models import Endpoint, EventType, Message, MessageStatus
+from .outbox import subscriptions_forget
 
 # After a rotation the old secret signs too, this long: receivers switch over meanwhile.
 PREVIOUS_SECRET_VALID = timedelta(hours=24)
@@ -30,6 +31,13 @@ SECRET_BYTES = 24
 URL_MAX_LENGTH = 2000
 # One replay by ids names at most this many messages (a time range or "failed" for more).
 REPLAY_IDS_MAX = 1000
+
+
+def _subscriptions_changed() -> None:
+    """This process follows the change at once (and again once it commits, in case the
+    endpoints were read meanwhile); others within ``SUBSCRIPTIONS_TTL_SECONDS``."""
+    subscriptions_forget()
+    transaction.on_commit(subscriptions_forget)
 
 
 def secret_new() -> str:
@@ -77,6 +85,7 @@ def endpoint_create(
             subject_id=endpoint.pk,
             after={"url": url, "event_types": types, "audience": audience},
         )
+        _subscriptions_changed()
     return endpoint, secret
 
 
@@ -118,6 +127,7 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor | None = N
                 after={"enabled": False},
                 reason=reason,
             )
+            _subscriptions_changed()
     return endpoint
 
 
@@ -137,6 +147,7 @@ def endpoint_enable(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
             subject_id=endpoint.pk,
             after={"enabled": True},
         )
+        _subscriptions_changed()
         Message.objects.filter(endpoint=endpoint, status=MessageStatus.PENDING).update(
             next_attempt_at=timezone.now()
         )
