@@ -264,6 +264,24 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
+            ping = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "leadrecord",
+                "inspect",
+                "ping",
+                "-t",
+                "1",
+            ]
+            deadline = time.monotonic() + 120
+            while subprocess.run(
+                ping, cwd=ROOT, env=product_env(database, CELERY_BROKER_URL=broker),
+                capture_output=True, check=False,
+            ).returncode != 0:  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise SystemExit("the Celery worker did not answer within 120 s")
             shell(database, "from webhooks.models import Attempt; Attempt.objects.all().delete()")
             token = integration_token(database, "bench-sync-2")
             env = {"CELERY_BROKER_URL": broker, "WEBHOOKS_ALLOW_LOOPBACK": "1"}

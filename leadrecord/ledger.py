@@ -371,8 +371,15 @@ class WrittenEntry:
         self.values = values
 
 
+def _column(position: int) -> property:
+    def read(entry: WrittenEntry) -> Any:
+        return entry.values[position]
+
+    return property(read)
+
+
 for _position, _name in enumerate(_BODY_COLUMNS):
-    setattr(WrittenEntry, _name, property(lambda entry, at=_position: entry.values[at]))
+    setattr(WrittenEntry, _name, _column(_position))
 
 
 _watchers: dict[str, LedgerWatcher] = {}

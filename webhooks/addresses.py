@@ -55,18 +55,24 @@ def _address_refusal(text: str) -> str | None:
 
 def url_target(url: str) -> Target:
     """Resolve ``url`` and check every address it names; the target to send to."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 -- parsing it is the check
+    except ValueError:  # an unclosed IPv6 bracket, say
+        raise InvalidInput("invalid_url", "This is not a URL.", attr="url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("invalid_url", "A webhook URL is an http or https URL.", attr="url")
     if parts.username or parts.password:
         raise InvalidInput("invalid_url", "A webhook URL carries no user or password.", attr="url")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
+        if port == 0:
+            raise ValueError(port)
     except ValueError:
         raise InvalidInput("invalid_url", "The URL's port is not a number.", attr="url") from None
     try:
         found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         raise InvalidInput(
             "unresolvable_url", f"{parts.hostname} does not resolve to an address.", attr="url"
         ) from None

@@ -65,7 +65,7 @@ EXCERPT_CHARS = 1000
 _READ_BYTES = 64 * 1024
 # Messages claimed per round: enough to keep the connections busy, few enough that a
 # dead run holds little back.
-BATCH = 100
+BATCH = 250
 # Sends at once in a round, over as many connections per endpoint: a round holds at
 # most one message per person, so order per person stays; a receiver's latency is
 # then paid once per few messages.

@@ -24,9 +24,10 @@ from psycopg2.extras import Json, execute_values
 
 from leadrecord.bulk import copy_escape, copy_line, copy_lines, rows_insert
 from leadrecord.ledger import WrittenEntry
+from leadrecord.models import LedgerAction
 
 from .events import ACTIONS_OF_EVENT, Facts, event_data, event_type_of
-from .models import Endpoint, Message, MessageStatus
+from .models import Endpoint, EventType, Message, MessageStatus
 
 _table_ready = False
 # How long a process trusts its copy of who subscribes to what. A change made by this
@@ -86,6 +87,9 @@ def _subscriptions_now() -> _Subscriptions:
         for name in subscriber.event_types
         if name in ACTIONS_OF_EVENT
     )
+    if LedgerAction.DISCLOSURE_RECORD in actions:
+        # A withdrawal empties the value of a recorded disclosure's pending messages.
+        actions |= {LedgerAction.DISCLOSURE_WITHDRAW}
     found = _Subscriptions(now, subscribers, actions)
     _subscriptions = found
     return found
@@ -208,6 +212,21 @@ _MESSAGE_COLUMNS = (
 )
 
 
+def _withdrawn_values_forget(entries: list[WrittenEntry]) -> None:
+    """A disclosure withdrawn is hidden from everyone from then on: its value leaves the
+    messages not sent yet (they go out with its id and key only)."""
+    withdrawn = [
+        entry.subject_id for entry in entries if entry.action == LedgerAction.DISCLOSURE_WITHDRAW
+    ]
+    for disclosure_id in withdrawn:
+        Message.objects.filter(
+            status=MessageStatus.PENDING,
+            event_type=EventType.DISCLOSURE_RECORDED,
+            data__disclosure=int(disclosure_id),
+            personal__isnull=False,
+        ).update(personal=None)
+
+
 _json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -234,6 +253,7 @@ def _copy_text(endpoint_id: int, first: int, rows: list[list[Any]], now: datetim
 
 def outbox_write(entries: list[WrittenEntry]) -> None:
     """Write the messages of these just-appended entries for every endpoint that wants them."""
+    _withdrawn_values_forget(entries)
     typed = [(entry, event_type) for entry in entries if (event_type := event_type_of(entry))]
     if not typed:
         return

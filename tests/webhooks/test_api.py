@@ -84,6 +84,8 @@ def test_anonymous_callers_are_refused(client) -> None:
         ("http://user:pass@example.com/", "invalid_url"),
         ("http://example.com:99999/", "invalid_url"),
         ("http://no-such-host.invalid/", "unresolvable_url"),
+        ("http://[::1/", "invalid_url"),
+        ("https://example.com:0/", "invalid_url"),
     ],
 )
 def test_private_and_bad_addresses_are_refused(manager, url: str, code: str) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
+from typing import cast
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from contacts import services as contact_services
-from contacts.models import Channel, Contact, Disclosure
+from contacts.models import Channel, Contact, Disclosure, Organization
 from handoff import services as handoff_services
 from handoff.models import Handoff
 from leadrecord.ledger import Actor, ledger_verify
@@ -24,7 +26,7 @@ from reports.runs import run_execute, run_request
 from tests.factories import UserFactory, contact_make
 from webhooks import services
 from webhooks.delivery import deliveries_run
-from webhooks.models import EventType, Message, MessageStatus
+from webhooks.models import Endpoint, EventType, Message, MessageStatus
 
 from .receiver import Receiver
 
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("webhook tests")
 
 
-def _endpoint(url: str, event_types: list[str], audience: str = "sales") -> tuple[object, str]:
+def _endpoint(url: str, event_types: list[str], audience: str = "sales") -> tuple[Endpoint, str]:
     return services.endpoint_create(
         url=url, event_types=event_types, audience=audience, actor=SYSTEM
     )
@@ -54,7 +56,7 @@ def _consented(contact: Contact) -> None:
 
 def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None:
     _, secret = _endpoint(receiver.url, list(EventType.values), audience="sales")
-    rep = UserFactory(role="sales_rep")
+    rep = cast(User, UserFactory(role="sales_rep"))
     _ruleset_active()  # ruleset.activated
     ada = contact_make(organization="example.com")  # contact.created
     _consented(ada)  # consent.granted
@@ -88,7 +90,7 @@ def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None
     assert handoff_services.handoffs_expire_due() == 1
     deal, _ = handoff_services.deal_create(
         name="Example rollout",
-        organization=ada.organization,
+        organization=cast(Organization, ada.organization),
         members=[handoff_services.Member(contact=ada, role="champion")],
         amount=Decimal("48000"),
         actor=SYSTEM,
@@ -119,7 +121,9 @@ def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None
     assert not Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
     by_type = {body["type"]: body for body in reversed(by_sequence)}  # the first of each
     assert by_type["contact.merged"]["data"]["merged"] == dup.pk
-    assert by_type["disclosure.recorded"]["data"]["value"] == "50k"
+    # Withdrawn before it was sent: the value went with the withdrawal.
+    assert "value" not in by_type["disclosure.recorded"]["data"]
+    assert "50k" not in b"".join(receiver.bodies()).decode()
     assert by_type["handoff.accepted"]["data"]["owner"] == rep.get_username()
     assert by_type["contact.created"]["data"]["links"]["self"] == f"/api/v1/contacts/{ada.pk}/"
     # Each event names the ledger entry it comes from.
@@ -258,3 +262,14 @@ def test_erasure_empties_pending_payloads_about_the_person(receiver: Receiver) -
     assert "BYSTANDER-1" in everything
     erased = [json.loads(b) for b in receiver.bodies() if b"contact.erased" in b]
     assert [body["data"]["contact"] for body in erased] == [person.pk]
+
+
+def test_a_withdrawn_disclosures_value_leaves_its_pending_messages() -> None:
+    receiver = Receiver()  # down: the message waits
+    _endpoint(receiver.url, ["disclosure.recorded"], audience="all")
+    person = contact_make()
+    disclosure = _disclose(person, "all", "WITHDRAWN-VALUE-5150")
+    assert Message.objects.get().personal == {"value": "WITHDRAWN-VALUE-5150"}
+    contact_services.disclosure_withdraw(disclosure=disclosure, actor=SYSTEM)
+    message = Message.objects.get()
+    assert message.personal is None and message.data["disclosure"] == disclosure.pk
