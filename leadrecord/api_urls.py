@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("handoff.urls_api")),
     path("", include("reports.urls_api")),
     path("", include("buyers.urls_api")),
+    path("", include("webhooks.urls_api")),
     *router.urls,
 ]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
@@ -304,8 +304,11 @@ def ledger_append_prepared(
     # rows, chained the same way, by bulk insert.
     postgres = connection.vendor == "postgresql"
     if postgres and len(prepared) == 1:
-        return _append_one_postgres(prepared[0], return_entry=return_entries)
+        appended = _append_one_postgres(prepared[0], return_entry=True)
+        _watchers_notify(prepared, appended[0].seq)
+        return appended if return_entries else []
     seq, prev_hash = _lock_and_read_head()
+    first_seq = seq + 1
     rows: list[list[Any]] = []
     lines: list[str] = []
     for entry in prepared:
@@ -320,9 +323,94 @@ def ledger_append_prepared(
         copy_lines(LedgerEntry, LEDGER_COLUMNS, lines)
     else:
         rows_insert(LedgerEntry, LEDGER_COLUMNS, rows, json_columns=("before", "after"))
+    _watchers_notify(prepared, first_seq)
     if not return_entries:
         return []
     return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row, strict=True))) for row in rows]
+
+
+# --- watchers: apps above that act on entries in the writer's transaction -----------
+
+
+@dataclass(frozen=True)
+class LedgerWatcher:
+    """An app above this package that acts on some entries as they are written.
+
+    ``leadrecord`` imports no app, so an app registers one of these in its
+    ``AppConfig.ready`` (``ledger_watch``). ``actions`` answers the actions it
+    wants right now, and is asked on every append, so it must be cheap; only
+    when an appended entry's action is among them is ``written`` called, with
+    those entries, inside the writer's transaction and under the ledger lock:
+    its writes commit or roll back with the change, and an error in it undoes
+    the whole write.
+    """
+
+    name: str
+    actions: Callable[[], Collection[str]]
+    written: Callable[[list[WrittenEntry]], None]
+
+
+class WrittenEntry:
+    """An entry just appended, as a watcher reads it: its seq and its body's columns
+    (``occurred_at`` .. ``reason``, as attributes).
+
+    Not a ``LedgerEntry``, nor a copy of each value: bulk ingestion hands thousands of
+    these over, and a model instance each cost more than the watcher's own work.
+    """
+
+    __slots__ = ("seq", "values")
+
+    if TYPE_CHECKING:
+        occurred_at: datetime
+        recorded_at: datetime
+        actor_kind: str
+        actor_id: int | None
+        actor_label: str
+        action: str
+        subject_type: str
+        subject_id: str
+        contact_id: int | None
+        before: Any
+        after: Any
+        reason: str
+
+    def __init__(self, seq: int, values: Sequence[Any]) -> None:
+        self.seq = seq
+        self.values = values
+
+
+def _column(position: int) -> property:
+    def read(entry: WrittenEntry) -> Any:
+        return entry.values[position]
+
+    return property(read)
+
+
+for _position, _name in enumerate(_BODY_COLUMNS):
+    setattr(WrittenEntry, _name, _column(_position))
+
+
+_watchers: dict[str, LedgerWatcher] = {}
+_ACTION_POSITION = _BODY_COLUMNS.index("action")
+
+
+def ledger_watch(watcher: LedgerWatcher) -> None:
+    """Register ``watcher`` (again under the same name: replaced)."""
+    _watchers[watcher.name] = watcher
+
+
+def _watchers_notify(prepared: Sequence[PreparedEntry], first_seq: int) -> None:
+    for watcher in list(_watchers.values()):
+        wanted = watcher.actions()
+        if not wanted:
+            continue
+        entries = [
+            WrittenEntry(first_seq + index, entry.values)
+            for index, entry in enumerate(prepared)
+            if entry.values[_ACTION_POSITION] in wanted
+        ]
+        if entries:
+            watcher.written(entries)
 
 
 # One entry chained by PostgreSQL itself: the head is read and the hash computed in

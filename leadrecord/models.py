@@ -66,6 +66,11 @@ class LedgerAction(models.TextChoices):
     FORM_SUBMIT = "form.submit", "Form sent"
     PORTAL_ENTER = "portal.enter", "Person signed in to their portal"
     ERASURE_REQUEST = "erasure.request", "Erasure requested by the person"
+    WEBHOOK_ENDPOINT_CREATE = "webhook_endpoint.create", "Webhook endpoint added"
+    WEBHOOK_SECRET_ROTATE = "webhook_endpoint.rotate_secret", "Webhook secret rotated"
+    WEBHOOK_ENDPOINT_DISABLE = "webhook_endpoint.disable", "Webhook endpoint disabled"
+    WEBHOOK_ENDPOINT_ENABLE = "webhook_endpoint.enable", "Webhook endpoint enabled"
+    WEBHOOK_REPLAY = "webhook_endpoint.replay", "Webhook messages replayed"
 
 
 class LedgerEntry(models.Model):

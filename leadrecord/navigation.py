@@ -34,6 +34,7 @@ NAV_ITEMS = (
     NavItem("Deals", "deals", frozenset({Role.SALES_REP, Role.MANAGER})),
     NavItem("Reports", "reports", frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER})),
     NavItem("Rules", "rulesets", frozenset({Role.MANAGER})),
+    NavItem("Webhooks", "webhooks", frozenset({Role.MANAGER})),
     NavItem("Record", "ledger", frozenset({Role.MANAGER, Role.PRIVACY_OFFICER})),
     NavItem("Erasure requests", "erasure_requests", frozenset({Role.PRIVACY_OFFICER})),
     NavItem("API docs", "api-docs", frozenset(Role.values)),

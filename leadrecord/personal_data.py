@@ -241,6 +241,29 @@ PERSONAL_DATA: dict[str, Classification] = {
     "buyers.Visitor.token_hash": Personal(
         Erasure.DELETED, "the person's browser's visitor id (a SHA-256): the row is deleted"
     ),
+    # --- webhooks ---------------------------------------------------------------------
+    "webhooks.Endpoint.url": NotPersonal("the address of a receiving system"),
+    "webhooks.Endpoint.event_types": _CHOICE,
+    "webhooks.Endpoint.audience": _CHOICE,
+    "webhooks.Endpoint.secret": NotPersonal("a receiving system's signing secret"),
+    "webhooks.Endpoint.previous_secret": NotPersonal("a receiving system's signing secret"),
+    "webhooks.Endpoint.disabled_reason": NotPersonal("why sending stopped, written by the code"),
+    "webhooks.Message.id": NotPersonal("a random message id"),
+    "webhooks.Message.event_type": _CHOICE,
+    "webhooks.Message.data": NotPersonal(
+        "an event's ids and choices (webhooks.events); its personal values are in personal"
+    ),
+    "webhooks.Message.personal": Personal(
+        Erasure.EMPTIED,
+        "set to NULL in every message about the person, sent or pending "
+        "(webhooks.receivers); a pending one then goes out with ids only",
+    ),
+    "webhooks.Message.status": _CHOICE,
+    "webhooks.Attempt.status": _CHOICE,
+    "webhooks.Attempt.response_excerpt": NotPersonal(
+        "the start of what a receiving system answered to a delivery"
+    ),
+    "webhooks.Attempt.error": NotPersonal("why a delivery failed: a network or HTTP error"),
 }
 
 # Apps other than the project's, as a whole (by app label).

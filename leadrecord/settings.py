@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "reports.apps.ReportsConfig",
     "events.apps.EventsConfig",
     "buyers.apps.BuyersConfig",
+    "webhooks.apps.WebhooksConfig",
     "demo.apps.DemoConfig",
 ]
 
@@ -374,6 +375,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5 * 60,
     },
     # Checks for changes since the latest run; runs at most once per refresh interval.
+    # Retries fall due between changes; a run finds them (webhooks.delivery).
+    "webhooks-deliver": {
+        "task": "webhooks.deliveries_send",
+        "schedule": env.int("WEBHOOKS_DELIVERY_CHECK_SECONDS", default=5),
+    },
     "attribution-fresh": {
         "task": "reports.attribution_freshen",
         "schedule": env.int("LEADRECORD_ATTRIBUTION_CHECK_SECONDS", default=60),
@@ -394,6 +400,14 @@ LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY", default="").strip()
 LEDGER_CHECKPOINT_DIR = Path(
     env.str("LEDGER_CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints"))
 )
+
+# --- Webhooks -------------------------------------------------------------------
+
+# Endpoints on loopback addresses (tests, the demo); private, link-local and metadata
+# addresses stay refused whatever this says (webhooks/addresses.py).
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
+# How long a receiver has to answer one delivery.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
 
 # --- Logging ------------------------------------------------------------------
 

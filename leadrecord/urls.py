@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("handoff.urls_pages")),
     path("", include("reports.urls_pages")),
     path("", include("buyers.urls")),
+    path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leadrecord.api_urls")),
 ]

@@ -9,6 +9,8 @@ cd "$ROOT"
 scripts/bootstrap.sh
 
 export DEBUG="${DEBUG:-1}"
+# The demo's webhook endpoint listens on loopback (demo/webhooks.py).
+export WEBHOOKS_ALLOW_LOOPBACK="${WEBHOOKS_ALLOW_LOOPBACK:-1}"
 PORT="${PORT:-8000}"
 
 # A key that signs checkpoints of the ledger's head, made on the first run.

@@ -41,6 +41,8 @@ EMBEDDED_MODULES = {
     "leadrecord/test_stored_dates.py",
     "reports/test_metrics.py",
     "reports/test_runs.py",
+    "webhooks/test_delivery.py",
+    "webhooks/test_outbox.py",
 }
 # How `--dist loadscope` hands the tests to the xdist workers (see pytest_xdist_make_scheduler).
 # The modules with tests marked `worker` (they start a Celery worker) go to one worker,
@@ -52,6 +54,7 @@ REDIS_MODULES = {
     "reports/test_faults.py",
     "reports/test_freshness.py",
     "reports/test_runs_worker.py",
+    "webhooks/test_worker.py",
 }
 # Each test of these goes wherever a worker is free: each runs long enough that the
 # worker's own copy of the module's data costs less than running them in turn.

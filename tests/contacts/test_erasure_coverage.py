@@ -24,10 +24,13 @@ from contacts.sealing import contact_keys, unseal
 from handoff import services as handoff_services
 from leadrecord.ledger import Actor, ledger_verify
 from leadrecord.models import LedgerEntry
+from leadrecord.periodic import background_wait
 from leadrecord.personal_data import NOT_PERSONAL_APPS, PERSONAL_DATA, Erasure, Personal
 from leadrecord.roles import Role
+from webhooks import services as webhook_services
 
 from ..factories import contact_make
+from ..servers import free_port
 from .test_erasure import _database_dump
 
 SYSTEM = Actor.system("test")
@@ -93,6 +96,14 @@ def test_every_field_that_can_hold_text_is_classified():
 
 def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Contact, ImportJob]:
     """The person, with a distinct value in every field the registry calls personal."""
+    # A webhook endpoint whose outbox copies her disclosure (nothing listens there: its
+    # messages stay pending, as an outage would leave them).
+    webhook_services.endpoint_create(
+        url=f"http://127.0.0.1:{free_port()}/hooks",
+        event_types=["disclosure.recorded"],
+        audience="sales",
+        actor=SYSTEM,
+    )
     erin = contact_make(
         email=EMAIL, first_name="Erinwyn", last_name="Erasable", title="ERIN-TITLE-4471"
     )
@@ -186,6 +197,7 @@ def _seed(users: dict[str, Any], client: Any, api_client_for: Any) -> tuple[Cont
         source="form",
         actor=SYSTEM,
     )
+    background_wait(30)  # the webhook sender's thread (no broker here) has given up
     return erin, job
 
 

@@ -156,6 +156,7 @@ def test_seed_demo_is_on_the_ledger_and_the_ledger_verifies(seeded):
         + Disclosure.objects.count()
         + Disclosure.objects.exclude(withdrawn_at=None).count()
         + 6  # the demo users
+        + 1  # the demo CRM's webhook endpoint
     )
     assert demo_entries.count() == expected
     assert result.entries == LedgerEntry.objects.count()  # the pipeline's are the rest

@@ -109,3 +109,12 @@ def test_the_demo_year_is_on_the_ledger_and_repeating_it_changes_nothing(seeded,
     assert (Touch.objects.count(), Handoff.objects.count(), Deal.objects.count()) == counts
     assert LedgerEntry.objects.count() == entries
     assert Contact.objects.count() == CONTACTS
+
+
+def test_the_demo_has_a_webhook_endpoint_with_a_delivery_log(seeded):
+    from webhooks.models import Attempt, Endpoint
+
+    endpoint = Endpoint.objects.get()
+    assert endpoint.audience == "marketing" and endpoint.enabled
+    attempts = Attempt.objects.filter(endpoint=endpoint)
+    assert attempts.filter(status="succeeded", message__event_type="attribution.run_completed")

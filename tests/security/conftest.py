@@ -27,6 +27,7 @@ from handoff.models import Deal, Handoff, HandoffStatus, Ruleset
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from reports.models import AttributionRun
+from webhooks import services as webhook_services
 
 # The demo users, one per role (seed_demo's names).
 DEMO_USERNAMES = {
@@ -76,6 +77,7 @@ class World:
     disclosure_id: int
     import_job_id: int
     form_id: int
+    webhook_endpoint_id: int
     # Path parameter values by URL pattern, for the matrix.
     samples: dict[str, object] = field(default_factory=dict)
 
@@ -163,6 +165,13 @@ def _world_build() -> World:
         disclosures=[{"key": "budget", "label": "Budget"}],
         actor=system,
     )
+    # Subscribed to an event the calls below never cause: no delivery runs meanwhile.
+    webhook_endpoint, _ = webhook_services.endpoint_create(
+        url="http://127.0.0.1:9/hooks",
+        event_types=["attribution.run_completed"],
+        audience="marketing",
+        actor=system,
+    )
     world = World(
         users=users,
         tokens=tokens,
@@ -175,6 +184,7 @@ def _world_build() -> World:
         disclosure_id=disclosures[Audience.ALL].pk,
         import_job_id=job.pk,
         form_id=buyer_form.pk,
+        webhook_endpoint_id=webhook_endpoint.pk,
     )
     return world
 
@@ -216,6 +226,8 @@ def path_sample(path: str, world: World) -> dict[str, object]:
         "channels": "web",
         "forms": world.form_id,
         "f": WORLD_FORM_SLUG,
+        "endpoints": world.webhook_endpoint_id,
+        "webhooks": world.webhook_endpoint_id,
     }
     values: dict[str, object] = {}
     for match in re.finditer(r"([\w-]+)/(?:\{(\w+)\}|<(?:\w+:)?(\w+)>)", path):

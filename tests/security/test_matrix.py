@@ -101,6 +101,7 @@ API_RULES = [
     rule(r"reports/.*", READ, M, S, MGR),
     # Forms are marketing's: marketers and managers read and publish them.
     rule(r"forms/.*", ANY_METHOD, M, MGR),
+    rule(r"webhooks/.*", ANY_METHOD, MGR, INT),
 ]
 
 # Page routes; integration users are API clients and have no pages but home.
@@ -143,6 +144,7 @@ PAGE_RULES = [
     rule(r"reports/marketing/", ANY_METHOD, M, MGR),
     rule(r"reports/sales/", ANY_METHOD, S, MGR),
     rule(r"reports/.*", ANY_METHOD, M, S, MGR),
+    rule(r"webhooks/.*", ANY_METHOD, MGR),
 ]
 
 API_PREFIX = "api/v1/"

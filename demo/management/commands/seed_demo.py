@@ -8,12 +8,15 @@ from django.utils import timezone
 
 from demo.people import demo_contacts_seed
 from demo.pipeline import DemoTeam, demo_pipeline_seed
+from demo.webhooks import demo_endpoint_seed, demo_receiver
 from leadrecord.ledger import Actor
+from leadrecord.periodic import background_wait
 from leadrecord.roles import Role
 from leadrecord.services import user_create
 from reports.models import RunStatus
 from reports.runs import run_execute, run_request
 from reports.selectors import run_latest_complete
+from webhooks.delivery import deliveries_run
 
 # One demo user per role; the password is for the local demo only.
 DEMO_PASSWORD = "leadrecord-demo"  # noqa: S105
@@ -48,7 +51,12 @@ class Command(BaseCommand):
             written = self.seed_pipeline(
                 actor, count=options["contacts"], seed=options["seed"], now=now
             )
-        self.seed_attribution(fresh_data=written)
+        # The demo CRM's endpoint hears of the attribution run; its receiver runs meanwhile.
+        with demo_receiver() as url:
+            self.stdout.write(f"Demo webhooks: {demo_endpoint_seed(url=url, actor=actor)}")
+            self.seed_attribution(fresh_data=written)
+            deliveries_run()
+            background_wait(30)
 
     def seed_users(self, actor: Actor) -> None:
         existing = set(get_user_model().objects.values_list("username", flat=True))

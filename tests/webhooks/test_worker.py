@@ -1,0 +1,112 @@
+"""Delivery by a real Celery worker: sent after the commit, and nothing lost when a worker
+is killed mid-delivery (acks late; the same message id goes out again)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from django.utils import timezone
+
+from contacts import services as contact_services
+from contacts.models import Channel
+from leadrecord.ledger import Actor
+from tests.factories import contact_make
+from webhooks import services
+from webhooks.delivery import lease
+from webhooks.models import Message, MessageStatus
+from webhooks.tasks import deliveries_send_task
+
+from ..workers import celery_worker_process
+from .receiver import Received, Receiver
+
+SYSTEM = Actor.system("webhook tests")
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {seconds} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_change_is_delivered_by_the_worker(receiver: Receiver) -> None:
+    _, secret = services.endpoint_create(
+        url=receiver.url, event_types=["touch.recorded"], audience="sales", actor=SYSTEM
+    )
+    person = contact_make()
+    with celery_worker_process():
+        contact_services.touch_record(
+            contact=person, channel=Channel.objects.get(key="web"), actor=SYSTEM
+        )
+        _wait_for(lambda: len(receiver.received) == 1, "the worker delivered the touch")
+        _wait_for(
+            lambda: Message.objects.filter(status=MessageStatus.DELIVERED).count() == 1,
+            "the delivery was recorded",
+        )
+    assert receiver.received[0].verified(secret)["data"]["contact"] == person.pk
+
+
+def _kill_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and its pool processes: nothing runs its clean-up."""
+    children = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(worker.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for pid in [worker.pid, *map(int, children)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.wait(timeout=20)
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_loses_nothing(settings) -> None:
+    release = threading.Event()
+
+    def hang_first(number: int, got: Received) -> tuple[int, dict[str, str], bytes]:
+        if number == 0:
+            release.wait(30)  # the worker dies while this request is open
+        return 204, {}, b""
+
+    receiver = Receiver(answer=hang_first).start()
+    timeout = 3
+    settings.WEBHOOKS_TIMEOUT_SECONDS = timeout
+    env = {"WEBHOOKS_TIMEOUT_SECONDS": str(timeout)}
+    try:
+        services.endpoint_create(
+            url=receiver.url, event_types=["touch.recorded"], audience="sales", actor=SYSTEM
+        )
+        with celery_worker_process(env=env) as worker:
+            contact_services.touch_record(
+                contact=contact_make(), channel=Channel.objects.get(key="web"), actor=SYSTEM
+            )
+            _wait_for(lambda: len(receiver.received) == 1, "the first send reached the receiver")
+            killed_at = timezone.now()
+            _kill_worker(worker)
+        release.set()
+        message = Message.objects.get()
+        assert message.status == MessageStatus.PENDING  # sent, but never recorded as such
+        with celery_worker_process(env=env):
+            # What beat does every few seconds: a run finds the message once its hold ends.
+            remaining = (killed_at + lease() - timezone.now()).total_seconds()
+            time.sleep(max(0.0, remaining) + 0.5)
+            deliveries_send_task.delay()
+            _wait_for(lambda: len(receiver.received) >= 2, "the message went out again")
+            _wait_for(
+                lambda: Message.objects.filter(status=MessageStatus.DELIVERED).exists(),
+                "the second send was recorded",
+            )
+        assert {got.id for got in receiver.received} == {message.id}
+    finally:
+        release.set()
+        receiver.stop()

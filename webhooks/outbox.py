@@ -1,0 +1,299 @@
+"""The transactional outbox: webhook messages written beside the ledger entries they come from.
+
+``outbox_write`` is the ledger's watcher (registered in ``WebhooksConfig.ready``): it
+runs inside the writing service's transaction, under the ledger lock, so a change and
+its messages commit or roll back together, and each endpoint's sequence numbers are
+given out in ledger order. A batch of entries (bulk ingest) becomes its messages in
+one insert. ``actions_wanted`` is asked on every append: it answers from this process's copy
+of the subscriptions (``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint
+wants costs nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+from psycopg2.extras import Json, execute_values
+
+from leadrecord.bulk import copy_escape, copy_line, copy_lines, rows_insert
+from leadrecord.ledger import WrittenEntry
+from leadrecord.models import LedgerAction
+
+from .events import ACTIONS_OF_EVENT, Facts, event_data, event_type_of
+from .models import Endpoint, EventType, Message, MessageStatus
+
+_table_ready = False
+# How long a process trusts its copy of who subscribes to what. A change made by this
+# process is seen at once; one made by another process within this long (an endpoint
+# added or disabled there) may be missed or still followed here meanwhile. Reading it
+# on every append instead cost a round trip per write under the ledger lock.
+SUBSCRIPTIONS_TTL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    event_types: frozenset[str]
+    audience: str
+
+
+@dataclass(frozen=True)
+class _Subscriptions:
+    read_at: float
+    subscribers: tuple[Subscriber, ...]
+    actions: frozenset[str]
+
+
+_subscriptions: _Subscriptions | None = None
+
+
+def _endpoints_table_ready() -> bool:
+    """Whether this app's tables exist: migrations of the apps below append to the ledger
+    before this app's own migration has run."""
+    global _table_ready
+    if not _table_ready:
+        _table_ready = Endpoint._meta.db_table in connection.introspection.table_names()
+    return _table_ready
+
+
+def subscriptions_forget() -> None:
+    """Read the endpoints again at the next append (after a change to one)."""
+    global _subscriptions
+    _subscriptions = None
+
+
+def _subscriptions_now() -> _Subscriptions:
+    global _subscriptions
+    found = _subscriptions
+    now = time.monotonic()
+    if found is not None and now - found.read_at < SUBSCRIPTIONS_TTL_SECONDS:
+        return found
+    subscribers = tuple(
+        Subscriber(pk, frozenset(types), audience)
+        for pk, types, audience in Endpoint.objects.filter(enabled=True)
+        .order_by("id")
+        .values_list("id", "event_types", "audience")
+    )
+    actions = frozenset(
+        ACTIONS_OF_EVENT[name]
+        for subscriber in subscribers
+        for name in subscriber.event_types
+        if name in ACTIONS_OF_EVENT
+    )
+    if LedgerAction.DISCLOSURE_RECORD in actions:
+        # A withdrawal empties the value of a recorded disclosure's pending messages.
+        actions |= {LedgerAction.DISCLOSURE_WITHDRAW}
+    found = _Subscriptions(now, subscribers, actions)
+    _subscriptions = found
+    return found
+
+
+def actions_wanted() -> frozenset[str]:
+    """The ledger actions some enabled endpoint wants an event of."""
+    if not _endpoints_table_ready():
+        return frozenset()
+    return _subscriptions_now().actions
+
+
+def message_ids_new(count: int) -> list[str]:
+    """Stable message ids (``webhook-id``): receivers de-duplicate by them. The time part
+    first (microseconds, hex), so ids sort by when they were written and new ones land
+    at the end of the primary key's index; then 48 random bits each (drawn at once: a
+    batch's thousands of draws were most of its ids' cost)."""
+    stamp = f"msg_{time.time_ns() // 1000:014x}"
+    noise = secrets.token_hex(6 * count)
+    return [stamp + noise[12 * index : 12 * index + 12] for index in range(count)]
+
+
+# A message's values as written, but its sequence number (given out as they are inserted).
+_ROW_COLUMNS = (
+    "id",
+    "event_type",
+    "ledger_seq",
+    "n",
+    "contact_id",
+    "timestamp",
+    "data",
+    "personal",
+)
+_POSTGRES_TYPES = ("text", "text", "bigint", "bigint", "bigint", "timestamptz", "jsonb", "jsonb")
+
+
+def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> None:
+    """Insert one endpoint's new messages, numbering them after its last sequence number.
+
+    For one message (most writes), the endpoint's counter moves and the message goes in
+    by one statement on PostgreSQL (a writer holds the ledger lock meanwhile, and
+    bench/ingest.py's single requests pay each round trip); elsewhere, and for a batch,
+    the counter's UPDATE ... RETURNING, then the rows. An endpoint disabled meanwhile
+    gets none.
+    """
+    count = len(rows)
+    endpoints = connection.ops.quote_name(Endpoint._meta.db_table)
+    bump = (
+        f"UPDATE {endpoints} SET last_sequence = last_sequence + %s "  # noqa: S608
+        "WHERE id = %s AND enabled RETURNING last_sequence"
+    )
+    if connection.vendor == "postgresql" and count > 1:
+        # A batch (bulk ingest): the counter, then the rows by COPY, which a VALUES list
+        # of a batch's size cost several times over.
+        with connection.cursor() as cursor:
+            cursor.execute(bump, [count, endpoint_id])
+            found = cursor.fetchone()
+        if found is None:
+            return
+        first = found[0] - count
+        copy_lines(Message, _MESSAGE_COLUMNS, _copy_text(endpoint_id, first, rows, now))
+        return
+    if connection.vendor == "postgresql":
+        messages = connection.ops.quote_name(Message._meta.db_table)
+        with connection.cursor() as cursor:
+            head = cursor.cursor.mogrify(
+                f"WITH s AS ({bump}) INSERT INTO {messages} "  # noqa: S608
+                "(id, endpoint_id, event_type, ledger_seq, sequence, contact_id, timestamp, "
+                "data, personal, status, attempts, next_attempt_at, replays, created_at) "
+                "SELECT v.id, %s, v.event_type, v.ledger_seq, s.last_sequence - %s + v.n, "
+                "v.contact_id, v.timestamp, v.data, v.personal, %s, 0, %s, 0, %s FROM s, ",
+                [count, endpoint_id, endpoint_id, count, MessageStatus.PENDING, now, now],
+            ).decode()
+            template = "(" + ", ".join(f"%s::{kind}" for kind in _POSTGRES_TYPES) + ")"
+            adapted = [
+                [*row[:6], Json(row[6]), Json(row[7]) if row[7] is not None else None]
+                for row in rows
+            ]
+            execute_values(
+                cursor.cursor,
+                head + f"(VALUES %s) AS v({', '.join(_ROW_COLUMNS)})",
+                adapted,
+                template=template,
+                # One statement: the counter must move once for all of them.
+                page_size=count,
+            )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(bump, [count, endpoint_id])
+        found = cursor.fetchone()
+    if found is None:
+        return
+    first = found[0] - count
+    rows_insert(
+        Message,
+        _MESSAGE_COLUMNS,
+        [
+            [row[0], endpoint_id, row[1], row[2], first + row[3], row[4], row[5], row[6], row[7],
+             MessageStatus.PENDING, 0, now, 0, now]
+            for row in rows
+        ],
+    )  # fmt: skip
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "endpoint_id",
+    "event_type",
+    "ledger_seq",
+    "sequence",
+    "contact_id",
+    "timestamp",
+    "data",
+    "personal",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "replays",
+    "created_at",
+)
+
+
+def _withdrawn_values_forget(entries: list[WrittenEntry]) -> None:
+    """A disclosure withdrawn is hidden from everyone from then on: its value leaves the
+    messages not sent yet (they go out with its id and key only)."""
+    withdrawn = [
+        entry.subject_id for entry in entries if entry.action == LedgerAction.DISCLOSURE_WITHDRAW
+    ]
+    for disclosure_id in withdrawn:
+        Message.objects.filter(
+            status=MessageStatus.PENDING,
+            event_type=EventType.DISCLOSURE_RECORDED,
+            data__disclosure=int(disclosure_id),
+            personal__isnull=False,
+        ).update(personal=None)
+
+
+_json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _copy_text(endpoint_id: int, first: int, rows: list[list[Any]], now: datetime) -> list[str]:
+    """A batch's messages as COPY lines. Built by hand rather than by ``copy_line``: a
+    batch's entries share their recorded time, and everything else is an id or a choice
+    (only the JSON is escaped)."""
+    now_text = copy_line([now])
+    times: dict[datetime, str] = {}
+    lines = []
+    for message_id, event_type, ledger_seq, number, contact_id, moment, data, personal in rows:
+        moment_text = times.get(moment)
+        if moment_text is None:
+            moment_text = times[moment] = copy_line([moment])
+        personal_text = "\\N" if personal is None else copy_escape(_json_text(personal))
+        contact_text = "\\N" if contact_id is None else str(contact_id)
+        lines.append(
+            f"{message_id}\t{endpoint_id}\t{event_type}\t{ledger_seq}\t{first + number}\t"
+            f"{contact_text}\t{moment_text}\t{copy_escape(_json_text(data))}\t{personal_text}\t"
+            f"{MessageStatus.PENDING.value}\t0\t{now_text}\t0\t{now_text}\n"
+        )
+    return lines
+
+
+def outbox_write(entries: list[WrittenEntry]) -> None:
+    """Write the messages of these just-appended entries for every endpoint that wants them."""
+    _withdrawn_values_forget(entries)
+    typed = [(entry, event_type) for entry in entries if (event_type := event_type_of(entry))]
+    if not typed:
+        return
+    wanted_types = {event_type for _, event_type in typed}
+    subscribers = [
+        subscriber
+        for subscriber in _subscriptions_now().subscribers
+        if not wanted_types.isdisjoint(subscriber.event_types)
+    ]
+    if not subscribers:
+        return
+    facts = Facts.read(typed)
+    now = timezone.now()
+    written = False
+    for subscriber in subscribers:
+        rows: list[list[Any]] = []
+        for entry, event_type in typed:
+            if event_type not in subscriber.event_types:
+                continue
+            built = event_data(entry, event_type, subscriber.audience, facts)
+            if built is None:
+                continue
+            rows.append(
+                [
+                    "",  # its id, below
+                    event_type,
+                    entry.seq,
+                    len(rows) + 1,
+                    entry.contact_id,
+                    entry.recorded_at,
+                    built.data,
+                    built.personal,
+                ]
+            )
+        if rows:
+            for row, message_id in zip(rows, message_ids_new(len(rows)), strict=True):
+                row[0] = message_id
+            _messages_insert(subscriber.id, rows, now)
+            written = True
+    if written:
+        from .tasks import deliveries_kick_on_commit
+
+        deliveries_kick_on_commit()
