@@ -13,6 +13,8 @@ class NavItem:
     label: str
     url_name: str
     roles: frozenset[str]
+    # Pages opened now and then sit under "More", so a manager's menu fits a laptop's line.
+    more: bool = False
 
 
 NAV_ITEMS = (
@@ -33,19 +35,19 @@ NAV_ITEMS = (
     NavItem("Handoffs", "handoffs-returned", frozenset({Role.MARKETER})),
     NavItem("Deals", "deals", frozenset({Role.SALES_REP, Role.MANAGER})),
     NavItem("Reports", "reports", frozenset({Role.MARKETER, Role.SALES_REP, Role.MANAGER})),
-    NavItem("Rules", "rulesets", frozenset({Role.MANAGER})),
-    NavItem("Webhooks", "webhooks", frozenset({Role.MANAGER})),
+    NavItem("Rules", "rulesets", frozenset({Role.MANAGER}), more=True),
+    NavItem("Webhooks", "webhooks", frozenset({Role.MANAGER}), more=True),
     NavItem("Record", "ledger", frozenset({Role.MANAGER, Role.PRIVACY_OFFICER})),
     NavItem("Erasure requests", "erasure_requests", frozenset({Role.PRIVACY_OFFICER})),
-    NavItem("API docs", "api-docs", frozenset(Role.values)),
-    NavItem("Guide", "guide", frozenset(Role.values)),
+    NavItem("API docs", "api-docs", frozenset(Role.values), more=True),
+    NavItem("Guide", "guide", frozenset(Role.values), more=True),
 )
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
     roles = user_roles(getattr(request, "user", None))
     items = [
-        {"label": item.label, "url": reverse(item.url_name), "active": False}
+        {"label": item.label, "url": reverse(item.url_name), "active": False, "more": item.more}
         for item in NAV_ITEMS
         if roles & item.roles
     ]
@@ -54,6 +56,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
             entry["url"] != "/" and request.path.startswith(str(entry["url"]))
         )
     return {
-        "nav_items": items,
+        "nav_items": [entry for entry in items if not entry["more"]],
+        "nav_more": [entry for entry in items if entry["more"]],
+        "nav_more_active": any(entry["active"] for entry in items if entry["more"]),
         "user_role_labels": [Role(role).label for role in sorted(roles)],
     }

@@ -14,9 +14,11 @@ from typing import Any
 
 import django_tables2 as tables
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.html import format_html
 from django_tables2 import RequestConfig
 
 from .models import LedgerAction, LedgerEntry
+from .templatetags.display import subject_url, subject_word
 
 PER_PAGE = 50  # rows per page on every list
 # A cell starting with one of these is a formula to a spreadsheet: a value someone
@@ -98,4 +100,14 @@ class LedgerTable(ListTable):
         return _ACTION_LABELS.get(value, value)
 
     def render_subject(self, record: LedgerEntry) -> str:
-        return f"{record.subject_type.replace('_', ' ')} {record.subject_id}"
+        # Words, with the id only in the link's target; a target's period is its name.
+        word = subject_word(record.subject_type)
+        url = subject_url(record.subject_type, record.subject_id)
+        if url:
+            return format_html('<a href="{}">{}</a>', url, word)
+        if record.subject_type == "target":
+            return f"{word} {record.subject_id}"
+        return word
+
+    def value_subject(self, record: LedgerEntry) -> str:
+        return f"{record.subject_type} {record.subject_id}"

@@ -113,6 +113,8 @@ def test_every_page_passes_axe_and_fits_a_phone_for_every_role(browser, live_ser
             if status >= 500 or status in (401, 403):
                 problems.append(f"{role} {path}: status {status}")
                 continue
+            if "text/html" not in (response.headers.get("content-type", "") if response else ""):
+                continue  # a script or an image (the visit counter's), not a page
             wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             if wide[0] > wide[1]:
                 problems.append(f"{role} {path}: {wide[0]} px wide at {wide[1]} px")

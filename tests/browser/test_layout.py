@@ -44,6 +44,7 @@ def test_on_a_phone_the_menu_folds_and_opens_without_javascript(browser, live_se
     box = log_out.bounding_box()
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    menu.locator("summary", has_text="More").click()
     menu.get_by_role("link", name="Rules").click()
     expect(page).to_have_url(re.compile(r"/rules/$"))
     context.close()
@@ -54,10 +55,19 @@ def test_on_a_laptop_the_whole_menu_is_one_row_beside_the_brand(browser, live_se
     context, page = _signed_in(browser, live_server, viewport=LAPTOP)
     expect(page.locator("label.menu-button")).to_be_hidden()
     tops = page.evaluate(
-        "[...document.querySelectorAll('.site-bar .brand, .site-menu a, .site-menu button')]"
+        "[...document.querySelectorAll("
+        "'.site-bar .brand, .site-menu a, .site-menu button, .site-menu summary')]"
+        ".filter(el => el.checkVisibility())"  # what "More" holds shows when opened
         ".map(el => Math.round(el.getBoundingClientRect().top + el.offsetHeight / 2))"
     )
     assert max(tops) - min(tops) <= 12, tops  # one line, give or take a badge
+    assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
+    # The pages opened now and then are one click away, under "More", and fit the screen too.
+    menu = page.get_by_role("navigation", name="Main")
+    expect(menu.get_by_role("link", name="Rules")).to_be_hidden()
+    menu.locator("summary", has_text="More").click()
+    expect(menu.get_by_role("link", name="Rules")).to_be_visible()
+    expect(menu.get_by_role("link", name="Webhooks")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
     context.close()
 
