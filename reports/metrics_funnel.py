@@ -31,6 +31,7 @@ from handoff.models import (
     SaleKind,
 )
 
+from .aggregates import consistent_read
 from .metrics_people import Changes, changes_since_refresh, handoffs_visible, people
 from .models import PersonMilestone
 from .periods import range_moments
@@ -236,6 +237,13 @@ def median_days_in_stage(
     - accepted: first acceptance to first won deal, for people who became customers in it;
     - customers: the last stage, no time.
     """
+    with consistent_read():
+        return _median_days_in_stage(start, end, known)
+
+
+def _median_days_in_stage(
+    start: date, end: date, known: tuple[str, ...] | None
+) -> dict[str, float | None]:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
     qualifications = Qualification.objects.filter(qualified=True)

@@ -25,7 +25,7 @@ from handoff.models import (
     SaleKind,
 )
 
-from .aggregates import people_refresh_latest
+from .aggregates import consistent_read, people_refresh_latest
 from .models import (
     CreatedDayCount,
     PeopleRefresh,
@@ -190,6 +190,11 @@ def handoffs_visible(known: tuple[str, ...] | None) -> QuerySet[Handoff]:
 @report_cached
 def people(start: date, end: date, known: tuple[str, ...] | None = None) -> People:
     """Distinct people at each stage in the range (see the module's definitions)."""
+    with consistent_read():
+        return _people(start, end, known)
+
+
+def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
     won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)

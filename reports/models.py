@@ -166,10 +166,14 @@ class PersonMilestone(models.Model):
 
 
 class PeopleRefresh(models.Model):
-    """When the people aggregates were last rebuilt, and the last touch and contact they
-    include: rows with higher ids (and merges since) are counted live on top of them."""
+    """A state of the people aggregates: when it was written, the ledger seq it is as of and
+    the last touch, contact, sale event and deal member it includes: rows with higher ids
+    (and merges since) are counted live on top of them (``reports.aggregates``)."""
 
     refreshed_at = models.DateTimeField()
+    # The ledger's last seq as the state was worked out: the next update reads the entries
+    # after it. None for a state from before marks were kept (the next update rebuilds).
+    ledger_mark = models.PositiveBigIntegerField(null=True, blank=True)
     last_touch_id = models.BigIntegerField(default=0)
     last_contact_id = models.BigIntegerField(default=0)
     last_sale_event_id = models.BigIntegerField(default=0)

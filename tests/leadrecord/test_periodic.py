@@ -110,7 +110,11 @@ def test_the_product_schedule_expires_overdue_handoffs_and_follows_the_record(se
     periodic_run_due(now=T0)
     assert set(PeriodicClaim.objects.values_list("job", flat=True)) == jobs
     ran = {o.job: o.outcome for o in periodic_run_due(now=T0 + 5 * MINUTE)}
-    assert ran == {"expire-handoffs-past-sla": "ok", "attribution-fresh": "ok"}
+    assert ran == {
+        "expire-handoffs-past-sla": "ok",
+        "attribution-fresh": "ok",
+        "report-rollups": "ok",
+    }
 
 
 @pytest.mark.django_db
