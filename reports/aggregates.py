@@ -42,7 +42,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from contacts.models import Contact, Touch
-from handoff.models import DealContact, SaleEvent, SaleKind
+from handoff.models import Deal, DealContact, SaleEvent, SaleKind
 from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
@@ -53,6 +53,7 @@ from .models import (
     TouchDay,
     TouchDayCount,
 )
+from .rollups import SalesMarks, sales_days_changed, sales_rollup_write
 
 # Any fixed 64-bit number names the advisory lock; this one spells "PEOPLE".
 _UPDATE_LOCK_KEY = 0x50454F504C45
@@ -93,6 +94,11 @@ class Marks:
     last_contact_id: int
     last_sale_event_id: int
     last_deal_member_id: int
+    last_deal_id: int
+
+    @property
+    def sales(self) -> SalesMarks:
+        return SalesMarks(self.ledger_mark, self.last_deal_id, self.last_sale_event_id)
 
 
 def _marks_now() -> Marks:
@@ -105,6 +111,7 @@ def _marks_now() -> Marks:
         last_contact_id=Contact.objects.aggregate(last=Max("id"))["last"] or 0,
         last_sale_event_id=SaleEvent.objects.aggregate(last=Max("id"))["last"] or 0,
         last_deal_member_id=DealContact.objects.aggregate(last=Max("id"))["last"] or 0,
+        last_deal_id=Deal.objects.aggregate(last=Max("id"))["last"] or 0,
     )
 
 
@@ -146,6 +153,7 @@ def people_aggregates_refresh() -> PeopleRefresh:
         else:
             created = _people_python(marks, None)
             _created_counts_apply(created)
+        sales_rollup_write(marks.sales, None)
         return _state_record(refreshed_at, marks)
 
 
@@ -159,7 +167,8 @@ def people_aggregates_update() -> PeopleRefresh | None:
     two processes (the second finds the lock taken and returns None). The first update on a
     database whose aggregates have no ledger mark rebuilds them whole."""
     latest = people_refresh_latest()
-    if latest is None or latest.ledger_mark is None:
+    if latest is None or latest.ledger_mark is None or latest.time_zone != settings.TIME_ZONE:
+        # None yet, from before marks were kept, or with days in another zone.
         return people_aggregates_refresh()
     with _writing(wait=False) as locked:
         if not locked:
@@ -177,6 +186,7 @@ def people_aggregates_update() -> PeopleRefresh | None:
                 _people_sql(marks, people)
             else:
                 _created_counts_apply(_people_python(marks, people))
+        sales_rollup_write(marks.sales, sales_days_changed(_marks_of(latest).sales, marks.sales))
         return _state_record(refreshed_at, marks)
 
 
@@ -187,6 +197,7 @@ def _marks_of(refresh: PeopleRefresh) -> Marks:
         last_contact_id=refresh.last_contact_id,
         last_sale_event_id=refresh.last_sale_event_id,
         last_deal_member_id=refresh.last_deal_member_id,
+        last_deal_id=refresh.last_deal_id,
     )
 
 
@@ -248,6 +259,8 @@ def _state_record(refreshed_at: datetime, marks: Marks) -> PeopleRefresh:
         last_contact_id=marks.last_contact_id,
         last_sale_event_id=marks.last_sale_event_id,
         last_deal_member_id=marks.last_deal_member_id,
+        last_deal_id=marks.last_deal_id,
+        time_zone=settings.TIME_ZONE,
         first_touch_day=bounds["first"],
         last_touch_day=bounds["last"],
         touch_days=TouchDay.objects.count(),

@@ -183,6 +183,10 @@ class PeopleRefresh(models.Model):
     last_touch_day = models.DateField(null=True, blank=True)
     touch_days = models.PositiveIntegerField(default=0)
     people = models.PositiveIntegerField(default=0)
+    # The last deal ``SalesDaily`` includes, and the zone its days are in (another zone:
+    # the next update rebuilds).
+    last_deal_id = models.BigIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
@@ -224,3 +228,29 @@ class CreatedDayCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.people}"
+
+
+class SalesDaily(models.Model):
+    """Money per day (reporting time zone): the amounts of deals created (``kind`` is
+    ``pipeline``) and of sale events (``kind`` is theirs), by the deal's effective source
+    and whether it is influenced. Kept by ``reports.rollups`` with the people aggregates;
+    contribution and lifetime read it instead of every deal and sale event of the range."""
+
+    PIPELINE = "pipeline"
+
+    day = models.DateField()
+    source = models.CharField(max_length=16)
+    influenced = models.BooleanField()
+    kind = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "source", "influenced", "kind"], name="sales_daily_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source} {self.kind}: {self.amount}"
