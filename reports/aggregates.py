@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -48,6 +49,8 @@ from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import (
     CreatedDayCount,
+    CustomerDay,
+    CustomerDayCount,
     PeopleRefresh,
     PersonMilestone,
     TouchDay,
@@ -65,6 +68,16 @@ PERSON_ACTIONS = (
     LedgerAction.CONTACT_MERGE,
     LedgerAction.CONTACT_ERASE,
     LedgerAction.DEAL_MEMBER_ADD,
+)
+
+
+_AGGREGATES = (
+    TouchDay,
+    TouchDayCount,
+    PersonMilestone,
+    CreatedDayCount,
+    CustomerDay,
+    CustomerDayCount,
 )
 
 
@@ -143,7 +156,7 @@ def people_aggregates_refresh() -> PeopleRefresh:
         # Taken before reading, so a merge committed during the rebuild counts as "since".
         refreshed_at = timezone.now()
         marks = _marks_now()
-        for model in (TouchDay, TouchDayCount, PersonMilestone, CreatedDayCount):
+        for model in _AGGREGATES:
             model.objects.all().delete()
         # PostgreSQL: one set-based rebuild, which bench/report_latency.py's record of
         # ten million touches needs; elsewhere (the embedded SQLite default) the Python
@@ -286,6 +299,8 @@ def _tables() -> dict[str, str]:
         "touch_day_count": quote(TouchDayCount._meta.db_table),
         "milestone": quote(PersonMilestone._meta.db_table),
         "created_day_count": quote(CreatedDayCount._meta.db_table),
+        "customer_day": quote(CustomerDay._meta.db_table),
+        "customer_day_count": quote(CustomerDayCount._meta.db_table),
     }
 
 
@@ -296,6 +311,24 @@ _TOUCH_DAYS_SQL = """
         SELECT DISTINCT contact_id, (occurred_at AT TIME ZONE %s)::date AS day
         FROM {touch} WHERE id <= %s {only_touch}
     ) AS days
+"""
+# Each person's days with a deal of theirs won, with the day before each (people given, or all).
+_CUSTOMER_DAYS_SQL = """
+    SELECT contact_id, day, lag(day) OVER (PARTITION BY contact_id ORDER BY day)
+    FROM (
+        SELECT DISTINCT member.contact_id, (sale.occurred_at AT TIME ZONE %s)::date AS day
+        FROM {member} AS member JOIN {sale} AS sale ON sale.deal_id = member.deal_id
+        WHERE sale.kind = %s AND sale.id <= %s AND member.id <= %s {only_member}
+    ) AS days
+"""
+# Cumulative counts per (day, previous day) of a table of days, from scratch.
+_DAY_COUNTS_SQL = """
+    INSERT INTO {counts} (day, previous_day, people)
+    SELECT day, previous_day, sum(n) OVER (PARTITION BY day ORDER BY previous_day)
+    FROM (
+        SELECT day, coalesce(previous_day, %s) AS previous_day, count(*) AS n
+        FROM {days} GROUP BY 1, 2
+    ) AS pairs
 """
 # Each person's milestones, for the people given (or everyone).
 _MILESTONES_SQL = """
@@ -313,6 +346,10 @@ _MILESTONES_SQL = """
     ) AS wins ON wins.contact_id = person.id
     WHERE person.merged_into_id IS NULL AND person.id <= %s {only_person}
 """
+
+
+def _customer_params(marks: Marks) -> list[int | str]:
+    return [SaleKind.WON, marks.last_sale_event_id, marks.last_deal_member_id]
 
 
 def _milestone_params(marks: Marks) -> list[int | str]:
@@ -336,16 +373,18 @@ def _rebuild_sql(marks: Marks) -> None:
             [settings.TIME_ZONE, marks.last_touch_id],
         )
         cursor.execute(
-            f"""
-            INSERT INTO {tables["touch_day_count"]} (day, previous_day, people)
-            SELECT day, previous_day, sum(n) OVER (PARTITION BY day ORDER BY previous_day)
-            FROM (
-                SELECT day, coalesce(previous_day, %s) AS previous_day, count(*) AS n
-                FROM {tables["touch_day"]} GROUP BY 1, 2
-            ) AS pairs
-            """,  # noqa: S608
-            [TouchDayCount.FIRST_EVER],
+            f"INSERT INTO {tables['customer_day']} (contact_id, day, previous_day)"
+            + _CUSTOMER_DAYS_SQL.format(**tables, **everyone),
+            [settings.TIME_ZONE, *_customer_params(marks)],
         )
+        for days, counts in (
+            ("touch_day", "touch_day_count"),
+            ("customer_day", "customer_day_count"),
+        ):
+            cursor.execute(
+                _DAY_COUNTS_SQL.format(days=tables[days], counts=tables[counts]),
+                [TouchDayCount.FIRST_EVER],
+            )
         cursor.execute(
             f"INSERT INTO {tables['milestone']}"
             " (contact_id, created_at, first_touch_at, first_won_at)"
@@ -434,12 +473,51 @@ def _people_sql(marks: Marks, people: list[int]) -> None:
         )
         for day, count in cursor.fetchall():
             created[day] += count
-    _touch_day_counts_apply(pairs)
+    _day_counts_apply(TouchDayCount, pairs)
+    _day_counts_apply(CustomerDayCount, _customer_days_sql(marks, people))
     _created_counts_apply(created)
 
 
-def _touch_day_counts_apply(deltas: Counter[tuple[date, date]]) -> None:
-    """Move ``TouchDayCount`` by the change in ``TouchDay`` rows per (day, previous day).
+def _customer_days_sql(marks: Marks, people: list[int]) -> Counter[tuple[date, date]]:
+    """Write these people's ``CustomerDay`` rows afresh; the change per (day, previous day)."""
+    tables = _tables()
+    only = {"only_member": "AND member.contact_id = ANY(%s::bigint[])"}
+    first_ever = CustomerDayCount.FIRST_EVER
+    pairs: Counter[tuple[date, date]] = Counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH gone AS (
+                DELETE FROM {tables["customer_day"]} WHERE contact_id = ANY(%s::bigint[])
+                RETURNING day, coalesce(previous_day, %s) AS previous_day
+            )
+            SELECT day, previous_day, count(*) FROM gone GROUP BY 1, 2
+            """,  # noqa: S608
+            [people, first_ever],
+        )
+        for day, previous, count in cursor.fetchall():
+            pairs[(day, previous)] -= count
+        cursor.execute(
+            f"""
+            WITH added AS (
+                INSERT INTO {tables["customer_day"]} (contact_id, day, previous_day)
+                {_CUSTOMER_DAYS_SQL.format(**tables, **only)}
+                RETURNING day, coalesce(previous_day, %s) AS previous_day
+            )
+            SELECT day, previous_day, count(*) FROM added GROUP BY 1, 2
+            """,  # noqa: S608
+            [settings.TIME_ZONE, *_customer_params(marks), people, first_ever],
+        )
+        for day, previous, count in cursor.fetchall():
+            pairs[(day, previous)] += count
+    return pairs
+
+
+def _day_counts_apply(
+    model: type[TouchDayCount] | type[CustomerDayCount], deltas: Counter[tuple[date, date]]
+) -> None:
+    """Move ``TouchDayCount`` by the change in ``TouchDay`` rows per (day, previous day)
+    (or ``CustomerDayCount`` by ``CustomerDay``'s).
 
     Each row holds the people of its day whose previous day is at or before its own, so a
     change at (d, p) moves every row of d from p on. A key not there yet starts from the
@@ -451,7 +529,7 @@ def _touch_day_counts_apply(deltas: Counter[tuple[date, date]]) -> None:
     days = [day for (day, _), _ in changed]
     previous = [prev for (_, prev), _ in changed]
     amounts = [delta for _, delta in changed]
-    table = connection.ops.quote_name(TouchDayCount._meta.db_table)
+    table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -535,6 +613,20 @@ def _local_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.astimezone(zone).date()
 
 
+DayRow = TypeVar("DayRow", TouchDay, CustomerDay)
+
+
+def _day_rows(model: type[DayRow], days: dict[int, set[date]]) -> list[DayRow]:
+    """Each person's days in order, each with the one before."""
+    rows: list[DayRow] = []
+    for contact_id, person_days in days.items():
+        previous = None
+        for day in sorted(person_days):
+            rows.append(model(contact_id=contact_id, day=day, previous_day=previous))
+            previous = day
+    return rows
+
+
 def _people_python(marks: Marks, people: list[int] | None) -> Counter[date]:
     """Write ``TouchDay`` and ``PersonMilestone`` for these people (None: everyone) afresh,
     returning the change in people created per day. SQLite has no time zones in SQL;
@@ -547,6 +639,7 @@ def _people_python(marks: Marks, people: list[int] | None) -> Counter[date]:
     created: Counter[date] = Counter()
     if people is not None:
         TouchDay.objects.filter(contact_id__in=people).delete()
+        CustomerDay.objects.filter(contact_id__in=people).delete()
         for moment in PersonMilestone.objects.filter(contact_id__in=people).values_list(
             "created_at", flat=True
         ):
@@ -560,25 +653,22 @@ def _people_python(marks: Marks, people: list[int] | None) -> Counter[date]:
         days.setdefault(contact_id, set()).add(_local_day(moment, zone))
         if contact_id not in first_touch or moment < first_touch[contact_id]:
             first_touch[contact_id] = moment
-    rows = []
-    for contact_id, person_days in days.items():
-        previous = None
-        for day in sorted(person_days):
-            rows.append(TouchDay(contact_id=contact_id, day=day, previous_day=previous))
-            previous = day
-    TouchDay.objects.bulk_create(rows, batch_size=1000)
+    TouchDay.objects.bulk_create(_day_rows(TouchDay, days), batch_size=1000)
     won_at = dict(
         SaleEvent.objects.filter(kind=SaleKind.WON, id__lte=marks.last_sale_event_id).values_list(
             "deal_id", "occurred_at"
         )
     )
     first_won: dict[int, datetime] = {}
+    won_days: dict[int, set[date]] = {}
     for contact_id, deal_id in DealContact.objects.filter(
         id__lte=marks.last_deal_member_id, deal_id__in=list(won_at), **only(people, "contact_id")
     ).values_list("contact_id", "deal_id"):
         moment = won_at[deal_id]
+        won_days.setdefault(contact_id, set()).add(_local_day(moment, zone))
         if contact_id not in first_won or moment < first_won[contact_id]:
             first_won[contact_id] = moment
+    CustomerDay.objects.bulk_create(_day_rows(CustomerDay, won_days), batch_size=1000)
     persons = list(
         Contact.objects.filter(
             merged_into__isnull=True, id__lte=marks.last_contact_id, **only(people, "id")

@@ -254,3 +254,42 @@ class SalesDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.source} {self.kind}: {self.amount}"
+
+
+class CustomerDay(models.Model):
+    """One person who was a member of a deal won on one day (reporting time zone), with the
+    person's previous such day: "customers in a range" as ``TouchDay`` answers "engaged"."""
+
+    contact_id = models.BigIntegerField()
+    day = models.DateField()
+    previous_day = models.DateField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "previous_day"], name="customer_day_range"),
+            models.Index(fields=["contact_id", "day"], name="customer_day_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} won on {self.day}"
+
+
+class CustomerDayCount(models.Model):
+    """``CustomerDay`` counted per day and previous day, cumulatively (PostgreSQL only), as
+    ``TouchDayCount`` counts ``TouchDay``."""
+
+    FIRST_EVER = date(1, 1, 1)
+
+    day = models.DateField()
+    previous_day = models.DateField()
+    people = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "previous_day"], name="customer_day_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people} after {self.previous_day}"

@@ -42,6 +42,8 @@ from reports.aggregates import (
 )
 from reports.models import (
     CreatedDayCount,
+    CustomerDay,
+    CustomerDayCount,
     PeopleRefresh,
     PersonMilestone,
     SalesDaily,
@@ -78,6 +80,12 @@ def aggregate_state() -> dict[str, list[tuple[Any, ...]]]:
             )
         ),
         "created_counts": sorted(CreatedDayCount.objects.values_list("day", "people")),
+        "customer_days": sorted(
+            CustomerDay.objects.values_list("contact_id", "day", "previous_day")
+        ),
+        "customer_day_counts": sorted(
+            CustomerDayCount.objects.values_list("day", "previous_day", "people")
+        ),
         "sales_daily": sorted(
             SalesDaily.objects.values_list("day", "source", "influenced", "kind", "amount", "count")
         ),
@@ -232,7 +240,8 @@ def test_updates_in_any_order_equal_a_rebuild(seed: int) -> None:
     # And the same as scanning the record: with no aggregates, everything is counted live.
     for model in (PeopleRefresh, TouchDay, TouchDayCount, PersonMilestone, CreatedDayCount):
         model.objects.all().delete()
-    SalesDaily.objects.all().delete()
+    for other in (CustomerDay, CustomerDayCount, SalesDaily):
+        other.objects.all().delete()
     assert report_figures(today) == figures
 
 
