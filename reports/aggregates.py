@@ -51,6 +51,7 @@ from .models import (
     CreatedDayCount,
     CustomerDay,
     CustomerDayCount,
+    FirstTouchHour,
     PeopleRefresh,
     PersonMilestone,
     TouchDay,
@@ -78,6 +79,7 @@ _AGGREGATES = (
     CreatedDayCount,
     CustomerDay,
     CustomerDayCount,
+    FirstTouchHour,
 )
 
 
@@ -300,6 +302,7 @@ def _tables() -> dict[str, str]:
         "milestone": quote(PersonMilestone._meta.db_table),
         "created_day_count": quote(CreatedDayCount._meta.db_table),
         "customer_day": quote(CustomerDay._meta.db_table),
+        "first_touch_hour": quote(FirstTouchHour._meta.db_table),
         "customer_day_count": quote(CustomerDayCount._meta.db_table),
     }
 
@@ -329,6 +332,15 @@ _DAY_COUNTS_SQL = """
         SELECT day, coalesce(previous_day, %s) AS previous_day, count(*) AS n
         FROM {days} GROUP BY 1, 2
     ) AS pairs
+"""
+# The whole hours from a person's creation to their first touch (``FirstTouchHour``).
+SPAN_HOUR_SQL = "floor(EXTRACT(EPOCH FROM (first_touch_at - created_at)) / 3600)::integer"
+# What a milestone row counts in: its creation day, and its first touch's day and hour.
+_MILESTONE_DAYS = f"""
+    (created_at AT TIME ZONE %s)::date AS day,
+    (first_touch_at AT TIME ZONE %s)::date AS touch_day,
+    CASE WHEN first_touch_at IS NOT NULL AND created_at <= first_touch_at
+        THEN {SPAN_HOUR_SQL} END AS hour
 """
 # Each person's milestones, for the people given (or everyone).
 _MILESTONES_SQL = """
@@ -402,6 +414,16 @@ def _rebuild_sql(marks: Marks) -> None:
             """,  # noqa: S608
             [settings.TIME_ZONE],
         )
+        cursor.execute(
+            f"""
+            INSERT INTO {tables["first_touch_hour"]} (day, hour, people)
+            SELECT (first_touch_at AT TIME ZONE %s)::date, {SPAN_HOUR_SQL}, count(*)
+            FROM {tables["milestone"]}
+            WHERE first_touch_at IS NOT NULL AND created_at <= first_touch_at
+            GROUP BY 1, 2
+            """,  # noqa: S608
+            [settings.TIME_ZONE],
+        )
         # Fresh statistics, so the planner takes the indexes for narrow ranges at once.
         # Only an owner may ANALYZE, and the application's role owns no table: a
         # function of the owner's does it (migration 0004).
@@ -420,6 +442,7 @@ def _people_sql(marks: Marks, people: list[int]) -> None:
     first_ever = TouchDayCount.FIRST_EVER
     pairs: Counter[tuple[date, date]] = Counter()
     created: Counter[date] = Counter()
+    hours: Counter[tuple[date, int]] = Counter()
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -450,14 +473,16 @@ def _people_sql(marks: Marks, people: list[int]) -> None:
             f"""
             WITH gone AS (
                 DELETE FROM {tables["milestone"]} WHERE contact_id = ANY(%s::bigint[])
-                RETURNING (created_at AT TIME ZONE %s)::date AS day
+                RETURNING {_MILESTONE_DAYS}
             )
-            SELECT day, count(*) FROM gone GROUP BY 1
+            SELECT day, touch_day, hour, count(*) FROM gone GROUP BY 1, 2, 3
             """,  # noqa: S608
-            [people, zone],
+            [people, zone, zone],
         )
-        for day, count in cursor.fetchall():
+        for day, touch_day, hour, count in cursor.fetchall():
             created[day] -= count
+            if hour is not None:
+                hours[(touch_day, hour)] -= count
         params = _milestone_params(marks)
         cursor.execute(
             f"""
@@ -465,14 +490,17 @@ def _people_sql(marks: Marks, people: list[int]) -> None:
                 INSERT INTO {tables["milestone"]}
                     (contact_id, created_at, first_touch_at, first_won_at)
                 {_MILESTONES_SQL.format(**tables, **only)}
-                RETURNING (created_at AT TIME ZONE %s)::date AS day
+                RETURNING {_MILESTONE_DAYS}
             )
-            SELECT day, count(*) FROM added GROUP BY 1
+            SELECT day, touch_day, hour, count(*) FROM added GROUP BY 1, 2, 3
             """,  # noqa: S608
-            [params[0], people, *params[1:4], people, params[4], people, zone],
+            [params[0], people, *params[1:4], people, params[4], people, zone, zone],
         )
-        for day, count in cursor.fetchall():
+        for day, touch_day, hour, count in cursor.fetchall():
             created[day] += count
+            if hour is not None:
+                hours[(touch_day, hour)] += count
+    _first_touch_hours_apply(hours)
     _day_counts_apply(TouchDayCount, pairs)
     _day_counts_apply(CustomerDayCount, _customer_days_sql(marks, people))
     _created_counts_apply(created)
@@ -568,6 +596,44 @@ def _day_counts_apply(
             ), 0)
             """,  # noqa: S608
             [sorted(set(days))],
+        )
+
+
+def _first_touch_hours_apply(deltas: Counter[tuple[date, int]]) -> None:
+    """Move ``FirstTouchHour`` by the change in people per (first touch day, hour)."""
+    changed = [(key, delta) for key, delta in sorted(deltas.items()) if delta]
+    if not changed:
+        return
+    days = [day for (day, _), _ in changed]
+    hours = [hour for (_, hour), _ in changed]
+    amounts = [delta for _, delta in changed]
+    table = connection.ops.quote_name(FirstTouchHour._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS t SET people = t.people + k.delta
+            FROM unnest(%s::date[], %s::integer[], %s::integer[]) AS k(day, hour, delta)
+            WHERE t.day = k.day AND t.hour = k.hour
+            """,  # noqa: S608
+            [days, hours, amounts],
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (day, hour, people)
+            SELECT k.day, k.hour, k.delta
+            FROM unnest(%s::date[], %s::integer[], %s::integer[]) AS k(day, hour, delta)
+            WHERE k.delta > 0
+            ON CONFLICT (day, hour) DO NOTHING
+            """,  # noqa: S608
+            [days, hours, amounts],
+        )
+        cursor.execute(
+            f"""
+            DELETE FROM {table} AS t
+            USING unnest(%s::date[], %s::integer[]) AS k(day, hour)
+            WHERE t.day = k.day AND t.hour = k.hour AND t.people = 0
+            """,  # noqa: S608
+            [days, hours],
         )
 
 

@@ -159,6 +159,10 @@ class PersonMilestone(models.Model):
             models.Index(fields=["created_at"], name="milestone_created"),
             models.Index(fields=["first_touch_at"], name="milestone_first_touch"),
             models.Index(fields=["first_won_at"], name="milestone_first_won"),
+            # The time from creation to first touch: the median reads one hour of it.
+            models.Index(
+                models.F("first_touch_at") - models.F("created_at"), name="milestone_span"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -293,3 +297,21 @@ class CustomerDayCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.people} after {self.previous_day}"
+
+
+class FirstTouchHour(models.Model):
+    """People first touched on ``day`` (reporting time zone) ``hour`` whole hours after they
+    were created (PostgreSQL only): a histogram of ``PersonMilestone``'s spans, from which
+    the median time to first touch over any range reads one hour's spans, not all."""
+
+    day = models.DateField()
+    hour = models.IntegerField()
+    people = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "hour"], name="first_touch_hour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people} after {self.hour} h"
