@@ -25,7 +25,6 @@ from django.db.models import (
 from contacts.models import Contact, Touch
 from handoff.models import (
     Deal,
-    DealContact,
     DealState,
     HandoffStatus,
     Qualification,
@@ -35,7 +34,13 @@ from handoff.models import (
 )
 
 from .aggregates import SPAN_HOUR_SQL, consistent_read
-from .metrics_people import Changes, changes_since_refresh, handoffs_visible, people
+from .metrics_people import (
+    Changes,
+    changes_since_refresh,
+    handoffs_visible,
+    members_changed_since,
+    people,
+)
 from .models import FirstTouchHour, PersonMilestone
 from .periods import range_moments, reporting_zone
 from .report_cache import report_cached
@@ -131,12 +136,7 @@ def _first_wins_of(persons: list[int], changes: Changes) -> dict[int, datetime]:
     recent = set(persons)
     found: dict[int, datetime] = {}
     if refresh is not None:
-        recent &= set(
-            DealContact.objects.filter(
-                Q(id__gt=refresh.last_deal_member_id)
-                | Q(deal_id__in=wins.filter(id__gt=refresh.last_sale_event_id).values("deal_id"))
-            ).values_list("contact_id", flat=True)
-        ) | set(changes.survivors)
+        recent &= members_changed_since(refresh) | set(changes.survivors)
         found = {
             person: first
             for person, first in PersonMilestone.objects.filter(
