@@ -341,3 +341,10 @@ def test_a_reader_sees_one_state_while_an_update_commits() -> None:
         assert (people_refresh_latest(), TouchDay.objects.count()) == before
     assert TouchDay.objects.count() == before[1] + 1
     assert metrics.people(today - 7 * DAY, today).engaged == 4
+
+
+def test_the_update_command(capsys: Any) -> None:
+    contact_make()
+    call_command("update_report_aggregates")
+    assert "report aggregates as of ledger seq" in capsys.readouterr().out
+    assert PersonMilestone.objects.count() == 1
