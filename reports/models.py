@@ -248,6 +248,9 @@ class SalesDaily(models.Model):
     kind = models.CharField(max_length=16)
     amount = models.DecimalField(max_digits=20, decimal_places=2)
     count = models.PositiveIntegerField()
+    # Of ``count``, those with an amount above zero (a sale event of a revenue kind with one
+    # is a conversion attribution credits: reports.reconciliation).
+    positive = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -55,7 +55,7 @@ def _source(prefix: str = "") -> Case:
     )
 
 
-def _within(days: Iterable[date]) -> Q:
+def days_within(days: Iterable[date]) -> Q:
     """Moments on any of ``days`` (consecutive days as one range)."""
     ordered = sorted(set(days))
     condition = Q(pk__in=[])
@@ -74,8 +74,8 @@ def _within(days: Iterable[date]) -> Q:
 
 def _rows(
     days: Iterable[date] | None, marks: SalesMarks | None
-) -> Iterable[tuple[date, str, bool, str, Decimal, int]]:
-    """(day, source, influenced, kind, amount, count) summed from the record, on ``days``
+) -> Iterable[tuple[date, str, bool, str, Decimal, int, int]]:
+    """(day, source, influenced, kind, amount, count, positive) summed from the record, on ``days``
     (None: every day), of the rows up to ``marks`` (None: all)."""
     zone = reporting_zone()
     deals: QuerySet[Deal] = Deal.objects.all()
@@ -84,15 +84,15 @@ def _rows(
         deals = deals.filter(id__lte=marks.last_deal_id)
         events = events.filter(id__lte=marks.last_sale_event_id)
     if days is not None:
-        deals, events = deals.filter(_within(days)), events.filter(_within(days))
-    for day, source, influenced, amount, count in (
+        deals, events = deals.filter(days_within(days)), events.filter(days_within(days))
+    for day, source, influenced, amount, count, positive in (
         deals.annotate(local_day=TruncDate("occurred_at", tzinfo=zone), effective=_source())
         .values("local_day", "effective", "influenced")
-        .annotate(total=Sum("amount"), n=Count("id"))
-        .values_list("local_day", "effective", "influenced", "total", "n")
+        .annotate(total=Sum("amount"), n=Count("id"), positive=Count("id", filter=Q(amount__gt=0)))
+        .values_list("local_day", "effective", "influenced", "total", "n", "positive")
         .order_by()
     ):
-        yield day, source, influenced, SalesDaily.PIPELINE, amount, count
+        yield day, source, influenced, SalesDaily.PIPELINE, amount, count, positive
     yield from (
         events.annotate(
             local_day=TruncDate("occurred_at", tzinfo=zone),
@@ -100,8 +100,8 @@ def _rows(
             deal_influenced=F("deal__influenced"),
         )
         .values("local_day", "effective", "deal_influenced", "kind")
-        .annotate(total=Sum("amount"), n=Count("id"))
-        .values_list("local_day", "effective", "deal_influenced", "kind", "total", "n")
+        .annotate(total=Sum("amount"), n=Count("id"), positive=Count("id", filter=Q(amount__gt=0)))
+        .values_list("local_day", "effective", "deal_influenced", "kind", "total", "n", "positive")
         .order_by()
     )
 
@@ -114,9 +114,15 @@ def sales_rollup_write(marks: SalesMarks, days: set[date] | None) -> None:
     SalesDaily.objects.bulk_create(
         [
             SalesDaily(
-                day=day, source=source, influenced=influenced, kind=kind, amount=amount, count=n
+                day=day,
+                source=source,
+                influenced=influenced,
+                kind=kind,
+                amount=amount,
+                count=n,
+                positive=positive,
             )
-            for day, source, influenced, kind, amount, n in _rows(days, marks)
+            for day, source, influenced, kind, amount, n, positive in _rows(days, marks)
         ],
         batch_size=2000,
     )
@@ -179,6 +185,38 @@ def sales_sums(start: date, end: date, state: PeopleRefresh | None) -> Sums:
     else:
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     if days:
-        for _, source, influenced, kind, amount, count in _rows(days, None):
+        for _, source, influenced, kind, amount, count, _ in _rows(days, None):
             add((source, influenced, kind), amount, count)
     return sums
+
+
+def conversions_per_day(
+    start: date, end: date, state: PeopleRefresh | None, kinds: Iterable[str]
+) -> dict[date, int]:
+    """Sale events of ``kinds`` with an amount above zero per day of [start, end]: from the
+    rollup, and the days changed since its state (every day without one) counted live."""
+    kinds = list(kinds)
+    counts: dict[date, int] = {}
+    if (
+        state is not None
+        and state.ledger_mark is not None
+        and state.time_zone == reporting_zone().key
+    ):
+        live = {day for day in sales_days_changed(sales_marks_of(state)) if start <= day <= end}
+        for day, positive in (
+            SalesDaily.objects.filter(day__gte=start, day__lte=end, kind__in=kinds)
+            .exclude(day__in=live)
+            .values("day")
+            .annotate(n=Sum("positive"))
+            .values_list("day", "n")
+            .order_by()
+        ):
+            counts[day] = int(positive)
+        days: Iterable[date] = live
+    else:
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    if days:
+        for day, _, _, kind, _, _, positive in _rows(days, None):
+            if kind in kinds and positive:
+                counts[day] = counts.get(day, 0) + positive
+    return counts
