@@ -142,16 +142,17 @@ def reconciliation(start: date, end: date) -> Reconciliation:
         .order_by()
     }
     short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
-    credits = AttributionCredit.objects.filter(run=run, model=AttributionModel.LINEAR)
-    uncredited_ids = (
-        list(
+    uncredited_ids = []
+    if short:
+        # The credits of those days alone, through their (run, model, time) index.
+        credits = AttributionCredit.objects.filter(
+            days_within(short, "converted_at"), run=run, model=AttributionModel.LINEAR
+        )
+        uncredited_ids = list(
             conversions.filter(days_within(short))
             .filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
             .values_list("pk", flat=True)
         )
-        if short
-        else []
-    )
     uncredited = SaleEvent.objects.filter(pk__in=uncredited_ids)
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at

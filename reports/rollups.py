@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, Sum, When
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Subquery, Sum, When
 from django.db.models.functions import TruncDate
 
 from handoff.models import Deal, SaleEvent
@@ -55,8 +55,8 @@ def _source(prefix: str = "") -> Case:
     )
 
 
-def days_within(days: Iterable[date]) -> Q:
-    """Moments on any of ``days`` (consecutive days as one range)."""
+def days_within(days: Iterable[date], field: str = "occurred_at") -> Q:
+    """Moments (``field``) on any of ``days`` (consecutive days as one range)."""
     ordered = sorted(set(days))
     condition = Q(pk__in=[])
     index = 0
@@ -65,8 +65,10 @@ def days_within(days: Iterable[date]) -> Q:
         while last + 1 < len(ordered) and ordered[last + 1] == ordered[last] + timedelta(days=1):
             last += 1
         condition |= Q(
-            occurred_at__gte=day_start(ordered[index]),
-            occurred_at__lt=day_start(ordered[last] + timedelta(days=1)),
+            **{
+                f"{field}__gte": day_start(ordered[index]),
+                f"{field}__lt": day_start(ordered[last] + timedelta(days=1)),
+            }
         )
         index = last + 1
     return condition
@@ -137,7 +139,12 @@ def sales_days_changed(before: SalesMarks, after: SalesMarks | None = None) -> s
     )
     deals_new = Deal.objects.filter(id__gt=before.last_deal_id)
     events_new = SaleEvent.objects.filter(id__gt=before.last_sale_event_id)
-    if after is not None:
+    if after is None:
+        # Bounded above by the head too: PostgreSQL then walks the primary key over the few
+        # recent entries (``seq > n`` alone was planned as a scan of the ledger).
+        head = LedgerEntry.objects.order_by("-seq").values("seq")[:1]
+        entries = entries.filter(seq__lte=Subquery(head))
+    else:
         entries = entries.filter(seq__lte=after.ledger_mark)
         deals_new = deals_new.filter(id__lte=after.last_deal_id)
         events_new = events_new.filter(id__lte=after.last_sale_event_id)
