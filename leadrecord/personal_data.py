@@ -198,6 +198,9 @@ PERSONAL_DATA: dict[str, Classification] = {
     "reports.AttributionCredit.team": _CHOICE,
     "reports.AttributionDaily.model": _CHOICE,
     "reports.AttributionDaily.team": _CHOICE,
+    "reports.PeopleRefresh.time_zone": NotPersonal("the reporting time zone's name"),
+    "reports.SalesDaily.source": _CHOICE,
+    "reports.SalesDaily.kind": _CHOICE,
 }
 
 # Apps other than the project's, as a whole (by app label).
