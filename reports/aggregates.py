@@ -57,7 +57,12 @@ from .models import (
     TouchDay,
     TouchDayCount,
 )
-from .rollups import SalesMarks, sales_days_changed, sales_rollup_write
+from .rollups import (
+    SalesMarks,
+    sales_days_changed,
+    sales_rollup_write,
+    uncredited_sales_record,
+)
 
 # Any fixed 64-bit number names the advisory lock; this one spells "PEOPLE".
 _UPDATE_LOCK_KEY = 0x50454F504C45
@@ -169,6 +174,7 @@ def people_aggregates_refresh() -> PeopleRefresh:
             created = _people_python(marks, None)
             _created_counts_apply(created)
         sales_rollup_write(marks.sales, None)
+        uncredited_sales_record()
         return _state_record(refreshed_at, marks)
 
 
@@ -194,6 +200,7 @@ def people_aggregates_update() -> PeopleRefresh | None:
         refreshed_at = timezone.now()
         marks = _marks_now()
         if marks.ledger_mark <= latest.ledger_mark and marks == _marks_of(latest):
+            uncredited_sales_record()  # a run may have completed with nothing else new
             return latest
         people = people_changed_between(_marks_of(latest), marks)
         if people:
@@ -202,6 +209,7 @@ def people_aggregates_update() -> PeopleRefresh | None:
             else:
                 _created_counts_apply(_people_python(marks, people))
         sales_rollup_write(marks.sales, sales_days_changed(_marks_of(latest).sales, marks.sales))
+        uncredited_sales_record()
         return _state_record(refreshed_at, marks)
 
 

@@ -318,3 +318,30 @@ class FirstTouchHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.people} after {self.hour} h"
+
+
+class UncreditedSale(models.Model):
+    """A conversion an attribution run did not credit (no touch in the lookback, or only
+    withdrawn ones), found once per run by the report update (``reports.rollups``), so
+    reconciliation reads them instead of searching every sale of its range."""
+
+    run_id = models.BigIntegerField()
+    sale_event_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run_id", "occurred_at"], name="uncredited_run_time")]
+
+    def __str__(self) -> str:
+        return f"sale event {self.sale_event_id} not credited by run {self.run_id}"
+
+
+class UncreditedMark(models.Model):
+    """That ``UncreditedSale`` holds every uncredited conversion of ``run_id`` up to
+    ``last_sale_event_id`` (those after it came after the run, so it credited none)."""
+
+    run_id = models.BigIntegerField(unique=True)
+    last_sale_event_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} up to sale event {self.last_sale_event_id}"

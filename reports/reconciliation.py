@@ -40,7 +40,13 @@ from handoff.models import DEFAULT_LOOKBACK_DAYS, REVENUE_KINDS, DealContact, Sa
 
 from .aggregates import consistent_read, people_refresh_latest
 from .metrics import range_moments
-from .models import AttributionCredit, AttributionDaily, AttributionModel
+from .models import (
+    AttributionCredit,
+    AttributionDaily,
+    AttributionModel,
+    UncreditedMark,
+    UncreditedSale,
+)
 from .report_cache import report_cached
 from .rollups import conversions_per_day, days_within, sales_sums
 from .selectors import run_latest_complete
@@ -142,8 +148,20 @@ def reconciliation(start: date, end: date) -> Reconciliation:
         .order_by()
     }
     short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
-    uncredited_ids = []
-    if short:
+    uncredited_ids: list[int] = []
+    noted = UncreditedMark.objects.filter(run_id=run.pk).first()
+    if noted is not None:
+        # Noted once for the run by the report update; conversions after the note came
+        # after the run, which credited none of them.
+        uncredited_ids = list(
+            UncreditedSale.objects.filter(
+                run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
+            ).values_list("sale_event_id", flat=True)
+        )
+        uncredited_ids += conversions.filter(id__gt=noted.last_sale_event_id).values_list(
+            "pk", flat=True
+        )
+    elif short:
         # The credits of those days alone, through their (run, model, time) index.
         credits = AttributionCredit.objects.filter(
             days_within(short, "converted_at"), run=run, model=AttributionModel.LINEAR

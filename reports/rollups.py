@@ -19,14 +19,35 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, Subquery, Sum, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    When,
+)
 from django.db.models.functions import TruncDate
 
-from handoff.models import Deal, SaleEvent
+from handoff.models import REVENUE_KINDS, Deal, SaleEvent
 from leadrecord.models import LedgerAction, LedgerEntry
 
-from .models import PeopleRefresh, SalesDaily
+from .models import (
+    AttributionCredit,
+    AttributionModel,
+    PeopleRefresh,
+    SalesDaily,
+    UncreditedMark,
+    UncreditedSale,
+)
 from .periods import day_start, reporting_zone
+from .selectors import run_latest_complete
 
 # What changes a deal's money rows: all name the deal as their subject.
 DEAL_ACTIONS = (
@@ -227,3 +248,28 @@ def conversions_per_day(
             if kind in kinds and positive:
                 counts[day] = counts.get(day, 0) + positive
     return counts
+
+
+def uncredited_sales_record() -> None:
+    """For the latest complete run, note once which conversions it did not credit (a
+    single anti-join over its credits, here rather than in every reconciliation); the
+    notes of older runs go."""
+    run = run_latest_complete()
+    if run is None or UncreditedMark.objects.filter(run_id=run.pk).exists():
+        return
+    last = SaleEvent.objects.aggregate(last=Max("id"))["last"] or 0
+    credits = AttributionCredit.objects.filter(run=run, model=AttributionModel.LINEAR)
+    UncreditedSale.objects.bulk_create(
+        [
+            UncreditedSale(run_id=run.pk, sale_event_id=pk, occurred_at=moment)
+            for pk, moment in SaleEvent.objects.filter(
+                kind__in=REVENUE_KINDS, amount__gt=0, id__lte=last
+            )
+            .filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
+            .values_list("pk", "occurred_at")
+        ],
+        batch_size=2000,
+    )
+    UncreditedMark.objects.create(run_id=run.pk, last_sale_event_id=last)
+    UncreditedSale.objects.exclude(run_id=run.pk).delete()
+    UncreditedMark.objects.exclude(run_id=run.pk).delete()
