@@ -144,11 +144,12 @@ def product_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def manage(database_url: str, *args: str) -> str:
-    """Run ``manage.py`` against the database; returns its standard output."""
+def manage(database_url: str, *args: str, root: Path = ROOT) -> str:
+    """Run ``manage.py`` (of the checkout at ``root``) against the database; returns its
+    standard output."""
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=root,
         env=product_env(database_url),
         capture_output=True,
         text=True,
@@ -166,11 +167,12 @@ def integration_token(database_url: str, username: str = "bench-sync") -> str:
 
 @contextmanager
 def gunicorn(
-    database_url: str, *, workers: int, **extra_env: str
+    database_url: str, *, workers: int, root: Path = ROOT, **extra_env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The real WSGI server on a free loopback port; yields its base URL and process.
 
-    ``extra_env`` is added to the product's environment (a broker URL, say).
+    ``extra_env`` is added to the product's environment (a broker URL, say); ``root`` is
+    the checkout served (another commit's, to compare).
     """
     port = free_port()
     process = subprocess.Popen(
@@ -185,7 +187,7 @@ def gunicorn(
             "--timeout=120",
             "--log-level=warning",
         ],
-        cwd=ROOT,
+        cwd=root,
         # The figures are what requests cost: periodic jobs (an attribution run after the
         # benchmark's own changes) run on a worker in production, not in these processes.
         env=product_env(

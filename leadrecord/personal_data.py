@@ -264,6 +264,9 @@ PERSONAL_DATA: dict[str, Classification] = {
         "the start of what a receiving system answered to a delivery"
     ),
     "webhooks.Attempt.error": NotPersonal("why a delivery failed: a network or HTTP error"),
+    "reports.PeopleRefresh.time_zone": NotPersonal("the reporting time zone's name"),
+    "reports.SalesDaily.source": _CHOICE,
+    "reports.SalesDaily.kind": _CHOICE,
 }
 
 # Apps other than the project's, as a whole (by app label).

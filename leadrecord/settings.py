@@ -374,6 +374,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "handoff.handoffs_expire",
         "schedule": 5 * 60,
     },
+    # Brings the report aggregates and daily rollups up to the ledger (reports/aggregates.py).
+    "report-rollups": {
+        "task": "reports.rollups_update",
+        "schedule": env.int("LEADRECORD_ROLLUP_SECONDS", default=15),
+    },
     # Checks for changes since the latest run; runs at most once per refresh interval.
     # Retries fall due between changes; a run finds them (webhooks.delivery).
     "webhooks-deliver": {

@@ -8,27 +8,18 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import (
-    Case,
-    DecimalField,
-    F,
-    Q,
-    Sum,
-    Value,
-    When,
-)
-
 from handoff.models import (
     ContributionTarget,
-    Deal,
     DealSource,
-    SaleEvent,
     SaleKind,
 )
 
+from .aggregates import consistent_read, people_refresh_latest
 from .metrics_people import People, people
-from .periods import quarter_of, range_moments
+from .models import SalesDaily
+from .periods import quarter_of
 from .report_cache import report_cached
+from .rollups import Sums, sales_sums
 
 ZERO = Decimal("0.00")
 SHARE_PLACES = Decimal("0.0001")
@@ -77,44 +68,35 @@ def _money(value: Decimal | None) -> Decimal:
     return (value or ZERO).quantize(ZERO)
 
 
-_MONEY = DecimalField(max_digits=20, decimal_places=2)
+def _pipeline(sums: Sums) -> tuple[SourceSplit, Decimal]:
+    """Deals created in the range: by source, and the influenced ones."""
+    pipeline = {key: amount for key, (amount, _) in sums.items() if key[2] == SalesDaily.PIPELINE}
+    marketing = sum((a for (src, _, _), a in pipeline.items() if src == DealSource.MARKETING), ZERO)
+    sales = sum((a for (src, _, _), a in pipeline.items() if src == DealSource.SALES), ZERO)
+    influenced = sum((a for (_, infl, _), a in pipeline.items() if infl), ZERO)
+    return _split(_money(marketing), _money(sales)), _money(influenced)
 
 
-def _source_is(prefix: str, source: str) -> Q:
-    """Deals (reached through ``prefix``) whose effective source is ``source``."""
-    return Q(**{f"{prefix}source_override": source}) | Q(
-        **{f"{prefix}source_override": "", f"{prefix}derived_source": source}
-    )
+# A sale event's amount as revenue: churn takes it out, lost counts nothing.
+_REVENUE_SIGN: dict[str, int] = {
+    SaleKind.WON: 1,
+    SaleKind.EXPANSION: 1,
+    SaleKind.RENEWAL: 1,
+    SaleKind.CHURN: -1,
+}
 
 
-def _pipeline(start: date, end: date) -> tuple[SourceSplit, Decimal]:
-    low, high = range_moments(start, end)
-    sums = Deal.objects.filter(occurred_at__gte=low, occurred_at__lt=high).aggregate(
-        marketing=Sum("amount", filter=_source_is("", DealSource.MARKETING)),
-        sales=Sum("amount", filter=_source_is("", DealSource.SALES)),
-        influenced=Sum("amount", filter=Q(influenced=True)),
-    )
-    return _split(_money(sums["marketing"]), _money(sums["sales"])), _money(sums["influenced"])
-
-
-def _signed_amount() -> Case:
-    """A sale event's amount as revenue: churn takes it out, lost counts nothing."""
-    return Case(
-        When(kind__in=[SaleKind.WON, SaleKind.EXPANSION, SaleKind.RENEWAL], then=F("amount")),
-        When(kind=SaleKind.CHURN, then=-F("amount")),
-        default=Value(ZERO),
-        output_field=_MONEY,
-    )
-
-
-def _revenue(start: date, end: date) -> tuple[SourceSplit, Decimal]:
-    low, high = range_moments(start, end)
-    sums = SaleEvent.objects.filter(occurred_at__gte=low, occurred_at__lt=high).aggregate(
-        marketing=Sum(_signed_amount(), filter=_source_is("deal__", DealSource.MARKETING)),
-        sales=Sum(_signed_amount(), filter=_source_is("deal__", DealSource.SALES)),
-        influenced=Sum(_signed_amount(), filter=Q(deal__influenced=True)),
-    )
-    return _split(_money(sums["marketing"]), _money(sums["sales"])), _money(sums["influenced"])
+def _revenue(sums: Sums) -> tuple[SourceSplit, Decimal]:
+    """Sale events in the range as revenue, by source, and the influenced deals' part."""
+    signed: dict[tuple[str, bool], Decimal] = {}
+    for (source, marked, kind), (amount, _) in sums.items():
+        sign = _REVENUE_SIGN.get(kind, 0)
+        if sign:
+            signed[(source, marked)] = signed.get((source, marked), ZERO) + sign * amount
+    marketing = sum((a for (src, _), a in signed.items() if src == DealSource.MARKETING), ZERO)
+    sales = sum((a for (src, _), a in signed.items() if src == DealSource.SALES), ZERO)
+    influenced = sum((a for (_, infl), a in signed.items() if infl), ZERO)
+    return _split(_money(marketing), _money(sales)), _money(influenced)
 
 
 def target_share_for(day: date) -> Decimal | None:
@@ -129,8 +111,10 @@ def target_share_for(day: date) -> Decimal | None:
 @report_cached
 def contribution(start: date, end: date, known: tuple[str, ...] | None = None) -> Contribution:
     """Pipeline created and revenue closed in the range, by source, against the target."""
-    pipeline, influenced_pipeline = _pipeline(start, end)
-    revenue, influenced_revenue = _revenue(start, end)
+    with consistent_read():
+        sums = sales_sums(start, end, people_refresh_latest())
+    pipeline, influenced_pipeline = _pipeline(sums)
+    revenue, influenced_revenue = _revenue(sums)
     return Contribution(
         pipeline=pipeline,
         revenue=revenue,
@@ -158,19 +142,12 @@ def lifetime(start: date, end: date) -> list[LifetimeRow]:
     """Sale events in the range by the source of their deal: the first sale (``won``) and
     the relationship after it (``expansion``, ``renewal``, ``churn``); ``net`` = won +
     expansion + renewal - churn. One row per source, marketing first."""
-    low, high = range_moments(start, end)
+    with consistent_read():
+        money = sales_sums(start, end, people_refresh_latest())
     sums: dict[tuple[str, str], Decimal] = {}
-    for source in DealSource.values:
-        for kind, amount in (
-            SaleEvent.objects.filter(
-                _source_is("deal__", source), occurred_at__gte=low, occurred_at__lt=high
-            )
-            .values("kind")
-            .annotate(amount=Sum("amount"))
-            .values_list("kind", "amount")
-            .order_by()
-        ):
-            sums[(source, kind)] = _money(amount)
+    for (source, _, kind), (amount, _) in money.items():
+        if kind != SalesDaily.PIPELINE:
+            sums[(source, kind)] = _money(sums.get((source, kind), ZERO) + amount)
     rows = []
     for source in DealSource.values:
         parts = {kind: sums.get((source, kind), ZERO) for kind in SaleKind.values}

@@ -25,9 +25,11 @@ from handoff.models import (
     SaleKind,
 )
 
-from .aggregates import people_refresh_latest
+from .aggregates import consistent_read, people_refresh_latest
 from .models import (
     CreatedDayCount,
+    CustomerDay,
+    CustomerDayCount,
     PeopleRefresh,
     PersonMilestone,
     TouchDay,
@@ -87,6 +89,19 @@ def changes_since_refresh() -> Changes:
     )
 
 
+def members_changed_since(refresh: PeopleRefresh) -> set[int]:
+    """People added to a deal, or in a deal won, since the state's marks. Two queries, each
+    on its own index (an OR of the two read every deal member)."""
+    recent_wins = SaleEvent.objects.filter(kind=SaleKind.WON, id__gt=refresh.last_sale_event_id)
+    added = DealContact.objects.filter(id__gt=refresh.last_deal_member_id)
+    won = DealContact.objects.filter(
+        deal_id__in=list(recent_wins.values_list("deal_id", flat=True))
+    )
+    return set(added.values_list("contact_id", flat=True)) | set(
+        won.values_list("contact_id", flat=True)
+    )
+
+
 def _contacts_created_by(end: date, changes: Changes) -> int:
     """Persons (contacts not merged into another) created on or before ``end``."""
     _, high = range_moments(end, end)
@@ -107,11 +122,44 @@ def _contacts_created_by(end: date, changes: Changes) -> int:
     return known + newer
 
 
-def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
-    """Each person's first touch day within [start, end]: one row per person touched."""
-    return TouchDay.objects.filter(day__gte=start, day__lte=end).filter(
+DayModel = type[TouchDay] | type[CustomerDay]
+
+
+def _first_days_in(model: DayModel, start: date, end: date) -> QuerySet[Any]:
+    """Each person's first day within [start, end] (of ``TouchDay`` or ``CustomerDay``): one
+    row per person with such a day in the range."""
+    return model.objects.filter(day__gte=start, day__lte=end).filter(
         Q(previous_day__lt=start) | Q(previous_day__isnull=True)
     )
+
+
+def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
+    """Each person's first touch day within [start, end]: one row per person touched."""
+    return _first_days_in(TouchDay, start, end)
+
+
+def _days_counted(
+    counts: type[TouchDayCount] | type[CustomerDayCount], first: date, last: date, start: date
+) -> int:
+    """The people of a day table with a day in [first, last] and none in [start, first)
+    (PostgreSQL): the sum over those days of the day's cumulative count up to the greatest
+    previous day before ``start``, one index probe per day."""
+    table = connection.ops.quote_name(counts._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT coalesce(sum(counted.people), 0)
+            FROM generate_series(%s::date, %s::date, interval '1 day') AS days(day)
+            CROSS JOIN LATERAL (
+                SELECT people FROM {table}
+                WHERE day = days.day::date AND previous_day < %s
+                ORDER BY previous_day DESC LIMIT 1
+            ) AS counted
+            """,  # noqa: S608 (the table name from the model, values as parameters)
+            [first, last, start],
+        )
+        row = cursor.fetchone()
+    return int(row[0] if row else 0)
 
 
 def _touched_known(start: date, end: date, changes: Changes) -> int:
@@ -130,24 +178,27 @@ def _touched_known(start: date, end: date, changes: Changes) -> int:
     first, last = max(start, refresh.first_touch_day), min(end, refresh.last_touch_day)
     if first > last:
         return 0
-    table = connection.ops.quote_name(TouchDayCount._meta.db_table)
-    with connection.cursor() as cursor:
-        # One probe per day of the range (bounded by the days with touches at all): the
-        # day's cumulative count up to the greatest previous day before ``start``.
-        cursor.execute(
-            f"""
-            SELECT coalesce(sum(counted.people), 0)
-            FROM generate_series(%s::date, %s::date, interval '1 day') AS days(day)
-            CROSS JOIN LATERAL (
-                SELECT people FROM {table}
-                WHERE day = days.day::date AND previous_day < %s
-                ORDER BY previous_day DESC LIMIT 1
-            ) AS counted
-            """,  # noqa: S608 (the table name from the model, values as parameters)
-            [first, last, start],
-        )
-        row = cursor.fetchone()
-    return int(row[0] if row else 0) - changed
+    return _days_counted(TouchDayCount, first, last, start) - changed
+
+
+def _customers(start: date, end: date, changes: Changes) -> int:
+    """Distinct people in deals won in the range: from ``CustomerDay`` (on PostgreSQL its
+    counts, a probe per day), with the people whose deals or wins it may not know yet
+    (members added or deals won since, merged since) counted live."""
+    low, high = range_moments(start, end)
+    won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)
+    members = DealContact.objects.filter(deal_id__in=won.values("deal_id"))
+    refresh = changes.refresh
+    if refresh is None:
+        return _distinct_contacts(members)
+    stale = set(changes.changed) | members_changed_since(refresh)
+    stale_known = _first_days_in(CustomerDay, start, end).filter(contact_id__in=stale).count()
+    if connection.vendor == "postgresql":
+        known = _days_counted(CustomerDayCount, start, end, start)
+    else:
+        known = _first_days_in(CustomerDay, start, end).count()
+    live = _distinct_contacts(members.filter(contact_id__in=stale)) if stale else 0
+    return known - stale_known + live
 
 
 def _engaged(start: date, end: date, changes: Changes) -> int:
@@ -190,9 +241,13 @@ def handoffs_visible(known: tuple[str, ...] | None) -> QuerySet[Handoff]:
 @report_cached
 def people(start: date, end: date, known: tuple[str, ...] | None = None) -> People:
     """Distinct people at each stage in the range (see the module's definitions)."""
+    with consistent_read():
+        return _people(start, end, known)
+
+
+def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
-    won = SaleEvent.objects.filter(kind=SaleKind.WON, occurred_at__gte=low, occurred_at__lt=high)
     return People(
         contacts=_contacts_created_by(end, changes),
         engaged=_engaged(start, end, changes),
@@ -207,7 +262,7 @@ def people(start: date, end: date, known: tuple[str, ...] | None = None) -> Peop
                 status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
             )
         ),
-        customers=_distinct_contacts(DealContact.objects.filter(deal_id__in=won.values("deal_id"))),
+        customers=_customers(start, end, changes),
     )
 
 

@@ -159,6 +159,10 @@ class PersonMilestone(models.Model):
             models.Index(fields=["created_at"], name="milestone_created"),
             models.Index(fields=["first_touch_at"], name="milestone_first_touch"),
             models.Index(fields=["first_won_at"], name="milestone_first_won"),
+            # The time from creation to first touch: the median reads one hour of it.
+            models.Index(
+                models.F("first_touch_at") - models.F("created_at"), name="milestone_span"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -166,10 +170,14 @@ class PersonMilestone(models.Model):
 
 
 class PeopleRefresh(models.Model):
-    """When the people aggregates were last rebuilt, and the last touch and contact they
-    include: rows with higher ids (and merges since) are counted live on top of them."""
+    """A state of the people aggregates: when it was written, the ledger seq it is as of and
+    the last touch, contact, sale event and deal member it includes: rows with higher ids
+    (and merges since) are counted live on top of them (``reports.aggregates``)."""
 
     refreshed_at = models.DateTimeField()
+    # The ledger's last seq as the state was worked out: the next update reads the entries
+    # after it. None for a state from before marks were kept (the next update rebuilds).
+    ledger_mark = models.PositiveBigIntegerField(null=True, blank=True)
     last_touch_id = models.BigIntegerField(default=0)
     last_contact_id = models.BigIntegerField(default=0)
     last_sale_event_id = models.BigIntegerField(default=0)
@@ -179,6 +187,10 @@ class PeopleRefresh(models.Model):
     last_touch_day = models.DateField(null=True, blank=True)
     touch_days = models.PositiveIntegerField(default=0)
     people = models.PositiveIntegerField(default=0)
+    # The last deal ``SalesDaily`` includes, and the zone its days are in (another zone:
+    # the next update rebuilds).
+    last_deal_id = models.BigIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
@@ -220,3 +232,116 @@ class CreatedDayCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.people}"
+
+
+class SalesDaily(models.Model):
+    """Money per day (reporting time zone): the amounts of deals created (``kind`` is
+    ``pipeline``) and of sale events (``kind`` is theirs), by the deal's effective source
+    and whether it is influenced. Kept by ``reports.rollups`` with the people aggregates;
+    contribution and lifetime read it instead of every deal and sale event of the range."""
+
+    PIPELINE = "pipeline"
+
+    day = models.DateField()
+    source = models.CharField(max_length=16)
+    influenced = models.BooleanField()
+    kind = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+    count = models.PositiveIntegerField()
+    # Of ``count``, those with an amount above zero (a sale event of a revenue kind with one
+    # is a conversion attribution credits: reports.reconciliation).
+    positive = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "source", "influenced", "kind"], name="sales_daily_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source} {self.kind}: {self.amount}"
+
+
+class CustomerDay(models.Model):
+    """One person who was a member of a deal won on one day (reporting time zone), with the
+    person's previous such day: "customers in a range" as ``TouchDay`` answers "engaged"."""
+
+    contact_id = models.BigIntegerField()
+    day = models.DateField()
+    previous_day = models.DateField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "previous_day"], name="customer_day_range"),
+            models.Index(fields=["contact_id", "day"], name="customer_day_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} won on {self.day}"
+
+
+class CustomerDayCount(models.Model):
+    """``CustomerDay`` counted per day and previous day, cumulatively (PostgreSQL only), as
+    ``TouchDayCount`` counts ``TouchDay``."""
+
+    FIRST_EVER = date(1, 1, 1)
+
+    day = models.DateField()
+    previous_day = models.DateField()
+    people = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "previous_day"], name="customer_day_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people} after {self.previous_day}"
+
+
+class FirstTouchHour(models.Model):
+    """People first touched on ``day`` (reporting time zone) ``hour`` whole hours after they
+    were created (PostgreSQL only): a histogram of ``PersonMilestone``'s spans, from which
+    the median time to first touch over any range reads one hour's spans, not all."""
+
+    day = models.DateField()
+    hour = models.IntegerField()
+    people = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "hour"], name="first_touch_hour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.people} after {self.hour} h"
+
+
+class UncreditedSale(models.Model):
+    """A conversion an attribution run did not credit (no touch in the lookback, or only
+    withdrawn ones), found once per run by the report update (``reports.rollups``), so
+    reconciliation reads them instead of searching every sale of its range."""
+
+    run_id = models.BigIntegerField()
+    sale_event_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run_id", "occurred_at"], name="uncredited_run_time")]
+
+    def __str__(self) -> str:
+        return f"sale event {self.sale_event_id} not credited by run {self.run_id}"
+
+
+class UncreditedMark(models.Model):
+    """That ``UncreditedSale`` holds every uncredited conversion of ``run_id`` up to
+    ``last_sale_event_id`` (those after it came after the run, so it credited none)."""
+
+    run_id = models.BigIntegerField(unique=True)
+    last_sale_event_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} up to sale event {self.last_sale_event_id}"

@@ -38,9 +38,17 @@ from django.db.models import (
 from contacts.models import Touch
 from handoff.models import DEFAULT_LOOKBACK_DAYS, REVENUE_KINDS, DealContact, SaleEvent, SaleKind
 
+from .aggregates import consistent_read, people_refresh_latest
 from .metrics import range_moments
-from .models import AttributionCredit, AttributionModel
+from .models import (
+    AttributionCredit,
+    AttributionDaily,
+    AttributionModel,
+    UncreditedMark,
+    UncreditedSale,
+)
 from .report_cache import report_cached
+from .rollups import conversions_per_day, days_within, sales_sums
 from .selectors import run_latest_complete
 
 CENT = Decimal("0.01")
@@ -98,11 +106,20 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     low, high = range_moments(start, end)
     in_range = SaleEvent.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
     conversions = in_range.filter(kind__in=REVENUE_KINDS, amount__gt=0)
-    churn = in_range.filter(kind=SaleKind.CHURN).order_by().aggregate(amount=Sum("amount"))
-    churn_amount = (churn["amount"] or Decimal(0)).quantize(CENT)
-    gross = conversions.order_by().aggregate(amount=Sum("amount"))["amount"] or Decimal(0)
+    with consistent_read():
+        state = people_refresh_latest()
+        # Gross and churn from the daily money rollup (with the days changed since, live).
+        sums = sales_sums(start, end, state)
+        per_day = conversions_per_day(start, end, state, REVENUE_KINDS)
+    churn_amount = sum(
+        (amount for (_, _, kind), (amount, _) in sums.items() if kind == SaleKind.CHURN),
+        Decimal(0),
+    ).quantize(CENT)
+    gross = sum(
+        (amount for (_, _, kind), (amount, _) in sums.items() if kind in REVENUE_KINDS),
+        Decimal(0),
+    )
     net = (gross - churn_amount).quantize(CENT)
-
     run = run_latest_complete()
     none = Amounts(count=0, amount=Decimal("0.00"))
     if run is None:
@@ -113,20 +130,47 @@ def reconciliation(start: date, end: date) -> Reconciliation:
             churn=churn_amount,
             net_revenue=net,
             outside_attribution=Outside(0, Decimal("0.00"), none, none),
-            not_yet_attributed=_amounts(conversions),
+            not_yet_attributed=Amounts(count=sum(per_day.values()), amount=gross.quantize(CENT)),
         )
-    credits = AttributionCredit.objects.filter(
-        run=run, model=AttributionModel.LINEAR, converted_at__gte=low, converted_at__lt=high
+    daily = AttributionDaily.objects.filter(
+        run=run, model=AttributionModel.LINEAR, day__gte=start, day__lte=end
     )
-    attributed = credits.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
-    # The sales the run did not credit, found first by NOT EXISTS (an anti-join) and
-    # read as ids: few, and the touch check below is then asked of them alone (asked in
-    # the same statement, PostgreSQL ran it for every sale: bench/report_latency.py).
-    uncredited_ids = list(
-        conversions.filter(~Exists(credits.filter(sale_event_id=OuterRef("pk")))).values_list(
+    attributed = daily.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
+    # The run credits each conversion whole (its shares sum to one), so a day whose
+    # conversions outnumber the run's credited ones holds the sales it did not credit:
+    # only those days are searched, by NOT EXISTS (an anti-join) over their credits, and
+    # read as ids (the touch check below is then asked of them alone).
+    credited = {
+        day: round(count or 0.0)
+        for day, count in daily.values("day")
+        .annotate(count=Sum("conversions"))
+        .values_list("day", "count")
+        .order_by()
+    }
+    short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
+    uncredited_ids: list[int] = []
+    noted = UncreditedMark.objects.filter(run_id=run.pk).first()
+    if noted is not None:
+        # Noted once for the run by the report update; conversions after the note came
+        # after the run, which credited none of them.
+        uncredited_ids = list(
+            UncreditedSale.objects.filter(
+                run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
+            ).values_list("sale_event_id", flat=True)
+        )
+        uncredited_ids += conversions.filter(id__gt=noted.last_sale_event_id).values_list(
             "pk", flat=True
         )
-    )
+    elif short:
+        # The credits of those days alone, through their (run, model, time) index.
+        credits = AttributionCredit.objects.filter(
+            days_within(short, "converted_at"), run=run, model=AttributionModel.LINEAR
+        )
+        uncredited_ids = list(
+            conversions.filter(days_within(short))
+            .filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
+            .values_list("pk", flat=True)
+        )
     uncredited = SaleEvent.objects.filter(pk__in=uncredited_ids)
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at

@@ -30,7 +30,6 @@ from leadrecord.bulk import copy_lines, rows_copy, rows_insert
 from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
 from leadrecord.models import LedgerAction
 
-from .aggregates import people_aggregates_refresh
 from .attribution_credits import (
     UNALLOCATED_CHANNEL_ID,
     UNALLOCATED_TEAM,
@@ -144,9 +143,6 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
         blocks = credits_compute(data)
         with transaction.atomic():
             _credits_write(run, data, blocks)
-            # The people counts' aggregates, rebuilt with the credits: both become
-            # visible together when this transaction commits.
-            people_aggregates_refresh()
             run.status = RunStatus.COMPLETE
             run.finished_at = timezone.now()
             run.conversions = data.conversions

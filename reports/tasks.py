@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import freshness, runs
+from . import aggregates, freshness, runs
 
 
 @shared_task(name="reports.attribution_run")
@@ -23,3 +23,11 @@ def attribution_freshen_task() -> str:
     """Follow the record: a run when it changed since the latest one (periodic; debounced)."""
     run = freshness.attribution_freshen()
     return str(run.status) if run else "fresh"
+
+
+@shared_task(name="reports.rollups_update")
+def rollups_update_task() -> str:
+    """Bring the report aggregates up to the ledger (periodic; a second run at once, or
+    again, finds nothing to do)."""
+    state = aggregates.people_aggregates_update()
+    return f"as of ledger seq {state.ledger_mark}" if state else "in progress elsewhere"

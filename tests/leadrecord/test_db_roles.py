@@ -22,6 +22,7 @@ from leadrecord.db_roles import AppRoleError, app_role_grant
 from leadrecord.ledger import ledger_verify
 from leadrecord.ledger_guard import LEDGER_TABLE
 from leadrecord.models import LedgerEntry
+from reports.aggregates import people_aggregates_update
 from reports.models import AttributionRun, RunStatus
 
 from ..app_role import APP_ROLE, app_role_dsn, app_role_ensure, connected_as_app_role
@@ -101,8 +102,9 @@ def test_the_application_role_reads_and_appends_and_owns_nothing(app_cursor):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_main_write_paths_work_as_the_application_role(users, api_client_for):
-    """A touch, bulk events (COPY), a handoff, an erasure, an attribution run (the
-    aggregates' ANALYZE included), the demo data set and a checkpoint, all as the app."""
+    """A touch, bulk events (COPY), a handoff, an erasure, an attribution run, the report
+    aggregates' update (their ANALYZE included), the demo data set and a checkpoint, all as
+    the app."""
     app_role_ensure()
     # Tokens made as the owner; every request below runs as the app's role.
     clients: dict[str, APIClient] = {role: api_client_for(user) for role, user in users.items()}
@@ -158,6 +160,16 @@ def test_the_main_write_paths_work_as_the_application_role(users, api_client_for
         run = api("manager").post("/api/v1/attribution/runs/")
         assert run.status_code == 202, run.content
         assert AttributionRun.objects.get(pk=run.json()["id"]).status == RunStatus.COMPLETE
+        # The report aggregates: rebuilt by the first update (with the owner's ANALYZE),
+        # then moved by the next one.
+        assert people_aggregates_update() is not None
+        again = api("marketer").post(
+            "/api/v1/touches/",
+            {"contact_email": "role@example.com", "channel": "email", "kind": "visit"},
+            format="json",
+        )
+        assert again.status_code == 201, again.content
+        assert people_aggregates_update() is not None
         assert Handoff.objects.filter(contact=person).exists()
         assert ledger_verify().ok
     with connection.cursor() as cursor:

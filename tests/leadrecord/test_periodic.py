@@ -114,6 +114,7 @@ def test_the_product_schedule_expires_overdue_handoffs_and_follows_the_record(se
         "expire-handoffs-past-sla": "ok",
         "attribution-fresh": "ok",
         "webhooks-deliver": "ok",  # retries fall due between changes
+        "report-rollups": "ok",
     }
 
 

@@ -17,6 +17,7 @@ from handoff import services
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from reports import metrics
+from reports.aggregates import people_aggregates_update
 from reports.models import AttributionModel, PeopleRefresh, TouchDay
 from reports.runs import run_execute, run_request
 
@@ -180,8 +181,12 @@ def test_dates_default_to_this_quarter(record: dict[str, Contact], api: Any) -> 
     assert f"from={quarter}&to={today}" in response.json()["leakage"][0]["url"]
 
 
-def test_an_attribution_run_rebuilds_the_people_aggregates(record: dict[str, Contact]) -> None:
+def test_the_people_aggregates_follow_the_record_outside_the_run(
+    record: dict[str, Contact],
+) -> None:
     run_now()
+    assert PeopleRefresh.objects.count() == 0  # the run no longer rebuilds them
+    people_aggregates_update()
     assert PeopleRefresh.objects.count() == 1
     assert TouchDay.objects.count() == 5  # five touches, each on its own day
 
