@@ -21,15 +21,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from handoff.models import DEFAULT_LOOKBACK_DAYS
 from handoff.scoring import ruleset_active
-from leadrecord.bulk import copy_lines, rows_copy, rows_insert
+from leadrecord.bulk import rows_copy
 from leadrecord.ledger import Actor, ledger_append, ledger_head_seq
 from leadrecord.models import LedgerAction
 
+from . import credit_store
 from .aggregates import people_aggregates_refresh
 from .attribution_credits import (
     UNALLOCATED_CHANNEL_ID,
@@ -37,7 +38,7 @@ from .attribution_credits import (
     CreditBlock,
     credits_compute,
 )
-from .models import AttributionCredit, AttributionDaily, AttributionRun, RunStatus
+from .models import AttributionDaily, AttributionRun, RunStatus
 from .run_input import RunInput, run_input_read
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def run_execute(*, run_id: int) -> AttributionRun:
         interrupted = list(AttributionRun.objects.filter(status=RunStatus.RUNNING))
         for stale in interrupted:
             _fail(stale, "Interrupted: the process running it stopped before it finished.")
+            _discard(stale)
         run.refresh_from_db()
         if run.status == RunStatus.FAILED:
             # This very run was the interrupted one: a fresh run takes its place.
@@ -142,13 +144,18 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
         # As of the moment the run started (recorded): the same run reads the same paths.
         data = run_input_read(lookback_days=run.lookback_days, now=run.started_at)
         blocks = credits_compute(data)
+        credit_store.staging_create(run.pk)
+        daily = _credits_write(run, data, blocks)
+        credit_store.staging_index(run.pk)
         with transaction.atomic():
-            _credits_write(run, data, blocks)
+            # The credits become the run's partition and the run complete together:
+            # readers see the previous run until this transaction commits.
+            credit_store.staging_attach(run.pk)
+            _daily_write(run, daily)
             # The people counts' aggregates, rebuilt with the credits: both become
             # visible together when this transaction commits.
             people_aggregates_refresh()
             run.status = RunStatus.COMPLETE
-            run.finished_at = timezone.now()
             run.conversions = data.conversions
             run.touches = data.touches
             run.model_names = [block.model for block in blocks if not block.unavailable]
@@ -181,8 +188,26 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
             )
     except Exception as error:
         logger.exception("attribution run %s failed", run.pk)
+        _discard(run)
         _fail(run, f"{type(error).__name__}: {error}")
+        return run
+    # After the commit: the run's time includes it.
+    run.finished_at = timezone.now()
+    AttributionRun.objects.filter(pk=run.pk).update(finished_at=run.finished_at)
+    try:
+        credit_store.credits_retire(keep=settings.ATTRIBUTION_RUNS_KEPT)
+    except DatabaseError:
+        # The run is complete and served; old credits wait for the next run's retirement.
+        logger.exception("attribution run %s: dropping old runs' credits failed", run.pk)
     return run
+
+
+def _discard(run: AttributionRun) -> None:
+    """Whatever a failed run loaded, dropped (it never became visible)."""
+    try:
+        credit_store.staging_drop(run.pk)
+    except DatabaseError:
+        logger.exception("attribution run %s: dropping its credits failed", run.pk)
 
 
 def _day_numbers(converted_at: np.ndarray) -> np.ndarray:
@@ -197,18 +222,6 @@ def _day_numbers(converted_at: np.ndarray) -> np.ndarray:
     )
 
 
-_CREDIT_COLUMNS = (
-    "run_id",
-    "model",
-    "sale_event_id",
-    "deal_id",
-    "channel_id",
-    "campaign_id",
-    "team",
-    "credit",
-    "conversion_share",
-    "converted_at",
-)
 _DAILY_COLUMNS = (
     "run_id",
     "model",
@@ -221,110 +234,113 @@ _DAILY_COLUMNS = (
 )
 
 
-def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock]) -> None:
-    """Credits per (model, conversion, channel, campaign), and their sums per day.
+def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock]) -> DailySums:
+    """Load the credits per (model, conversion, channel, campaign) into the run's table;
+    their sums per (model, day, channel, campaign), to be written at the swap.
 
-    Built column-wise: a run at scale writes about a million credit rows, so
-    the per-conversion and per-channel text is made once and each row only
-    joins ready-made pieces.
+    Column-wise from the arrays: a run at scale writes millions of credit rows, so no
+    Python object is made per row (``credit_store`` loads them in bounded chunks).
     """
-    blocks = [block for block in blocks if block.rows]
-    if not blocks:
-        return
-    model_index = np.repeat(np.arange(len(blocks)), [block.rows for block in blocks])
-    conversion = np.concatenate([block.conversion for block in blocks])
-    channel = np.concatenate([block.channel for block in blocks])
-    campaign = np.concatenate([block.campaign for block in blocks])
-    credit = np.concatenate([block.credit for block in blocks])
-    share = np.concatenate([block.share for block in blocks])
-    models = [block.model for block in blocks]
     team = {**data.channel_team, UNALLOCATED_CHANNEL_ID: UNALLOCATED_TEAM}
-    moments = [datetime.fromtimestamp(float(moment), tz=UTC) for moment in data.converted_at]
-    # (model index, conversion, channel, campaign, credit, share), one per credit row.
-    credit_rows = zip(
-        model_index.tolist(),
-        conversion.tolist(),
-        channel.tolist(),
-        campaign.tolist(),
-        credit.tolist(),
-        share.tolist(),
-        strict=True,
-    )
-
-    # PostgreSQL: the credit rows go in by COPY, which bench/attribution.py's full run
-    # needs; elsewhere (the embedded SQLite default) the same rows by bulk insert.
-    if connection.vendor == "postgresql":
-        prefix = [f"{run.pk}\t{model}\t" for model in models]
-        conversion_text = [
-            f"{sale}\t{deal}\t"
-            for sale, deal in zip(data.sale_event_id.tolist(), data.deal_id.tolist(), strict=True)
-        ]
-        moment_text = [moment.isoformat() for moment in moments]
-        channel_text = {key: f"{key}\t" for key in np.unique(channel).tolist()}
-        team_text = {key: f"{team.get(key, '')}\t" for key in channel_text}
-        null = "\\N"
-        campaign_text = {
-            key: f"{key}\t" if key else f"{null}\t" for key in np.unique(campaign).tolist()
-        }
-        lines = [
-            f"{prefix[m]}{conversion_text[c]}{channel_text[ch]}"
-            f"{campaign_text[cp]}{team_text[ch]}{cr!r}\t{sh!r}\t{moment_text[c]}\n"
-            for m, c, ch, cp, cr, sh in credit_rows
-        ]
-        copy_lines(AttributionCredit, _CREDIT_COLUMNS, lines)
-        del lines
-    else:
-        sale_ids, deal_ids = data.sale_event_id.tolist(), data.deal_id.tolist()
-        rows_insert(
-            AttributionCredit,
-            _CREDIT_COLUMNS,
-            [
-                (
-                    run.pk,
-                    models[m],
-                    sale_ids[c],
-                    deal_ids[c],
-                    ch,
-                    cp or None,
-                    team.get(ch, ""),
-                    cr,
-                    sh,
-                    moments[c],
-                )
-                for m, c, ch, cp, cr, sh in credit_rows
-            ],
+    days = _day_numbers(data.converted_at)
+    loaded = 0
+    daily = DailySums()
+    for model_index, block in enumerate(blocks):
+        if not block.rows:
+            continue
+        columns = credit_store.CreditColumns(
+            model=block.model,
+            sale_event_id=data.sale_event_id[block.conversion],
+            deal_id=data.deal_id[block.conversion],
+            channel=block.channel,
+            campaign=block.campaign,
+            credit=block.credit,
+            share=block.share,
+            converted_at=data.converted_at[block.conversion],
+            team_of_channel=team,
         )
+        loaded = credit_store.credits_load(run.pk, [columns], first_row=loaded)
+        daily.add(model_index, block.model, days[block.conversion], block, team)
+    return daily
 
-    # Daily sums: group the rows by (model, day, channel, campaign) in one sort.
-    day = _day_numbers(data.converted_at)[conversion]
-    order = np.lexsort((campaign, channel, day, model_index))
-    keys = np.stack((model_index, day, channel, campaign))[:, order]
-    starts = np.flatnonzero(np.concatenate(([True], np.any(keys[:, 1:] != keys[:, :-1], axis=0))))
-    credit_sums = np.add.reduceat(credit[order], starts)
-    share_sums = np.add.reduceat(share[order], starts)
-    first = keys[:, starts]
-    rows_copy(
-        AttributionDaily,
-        _DAILY_COLUMNS,
-        [
+
+class DailySums:
+    """Credit rows summed per (model, day, channel, campaign), gathered block by block."""
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []
+        self.credit: list[np.ndarray] = []
+        self.share: list[np.ndarray] = []
+        self.models: dict[int, str] = {}
+        self.team: dict[int, str] = {}
+
+    def add(
+        self,
+        model_index: int,
+        model: str,
+        day: np.ndarray,
+        block: CreditBlock,
+        team: dict[int, str],
+    ) -> None:
+        self.models[model_index] = model
+        self.team.update(team)
+        model_column = np.full(day.size, model_index, dtype=np.int64)
+        keys, credit, share = _grouped(
+            np.stack((model_column, day, block.channel, block.campaign)), block.credit, block.share
+        )
+        self.keys.append(keys)
+        self.credit.append(credit)
+        self.share.append(share)
+
+    def rows(self, run_id: int) -> list[tuple[object, ...]]:
+        if not self.keys:
+            return []
+        keys, credit, share = _grouped(
+            np.concatenate(self.keys, axis=1),
+            np.concatenate(self.credit),
+            np.concatenate(self.share),
+        )
+        return [
             (
-                run.pk,
-                models[m],
+                run_id,
+                self.models[m],
                 date.fromordinal(d),
                 ch,
                 cp or None,
-                team.get(ch, ""),
+                self.team.get(ch, ""),
                 cr,
                 sh,
             )
             for m, d, ch, cp, cr, sh in zip(
-                first[0].tolist(),
-                first[1].tolist(),
-                first[2].tolist(),
-                first[3].tolist(),
-                credit_sums.tolist(),
-                share_sums.tolist(),
+                keys[0].tolist(),
+                keys[1].tolist(),
+                keys[2].tolist(),
+                keys[3].tolist(),
+                credit.tolist(),
+                share.tolist(),
                 strict=True,
             )
-        ],
+        ]
+
+
+def _grouped(
+    keys: np.ndarray, credit: np.ndarray, share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct key columns (in order) and the sums of ``credit`` and ``share`` of each,
+    in one sort."""
+    if not credit.size:
+        return keys, credit, share
+    order = np.lexsort(keys[::-1])
+    ordered = keys[:, order]
+    starts = np.flatnonzero(
+        np.concatenate(([True], np.any(ordered[:, 1:] != ordered[:, :-1], axis=0)))
     )
+    return (
+        ordered[:, starts],
+        np.add.reduceat(credit[order], starts),
+        np.add.reduceat(share[order], starts),
+    )
+
+
+def _daily_write(run: AttributionRun, daily: DailySums) -> None:
+    rows_copy(AttributionDaily, _DAILY_COLUMNS, daily.rows(run.pk))
