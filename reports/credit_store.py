@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from leadrecord.bulk import rows_insert
 
@@ -32,8 +32,10 @@ PARENT = "reports_attributioncredit"
 _STAGING = re.compile(rf"^{PARENT}_run_(\d+)$")
 # Rows per COPY: bounds the load's buffer (about 140 bytes a row) whatever the run's size.
 LOAD_CHUNK_ROWS = 250_000
-# A row's id: its run in the high bits, its place in the run below (unique, no sequence).
-_ROW_BITS = 32
+# A row's id: its run in the high bits, then its partition, then its place there (unique
+# while a partition has fewer than 2**24 rows; no sequence to draw from).
+_RUN_SHIFT = 40
+_PARTITION_SHIFT = 24
 # Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 _PG_EPOCH_MICROSECONDS = 946_684_800 * 1_000_000
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -99,13 +101,13 @@ def staging_create(run_id: int) -> None:
         )
 
 
-def _binary_rows(run_id: int, first_row: int, block: CreditColumns, rows: np.ndarray) -> bytes:
+def _binary_rows(first_id: int, run_id: int, block: CreditColumns, rows: np.ndarray) -> bytes:
     """The binary COPY tuples of ``rows`` (indexes into ``block``) of one model."""
     parts: list[bytes] = []
     model = block.model.encode()
     channel = block.channel[rows]
     campaign = block.campaign[rows]
-    ids = (np.int64(run_id) << _ROW_BITS) + first_row + np.arange(rows.size, dtype=np.int64)
+    ids = first_id + np.arange(rows.size, dtype=np.int64)
     microseconds = np.rint(block.converted_at[rows] * 1e6).astype(np.int64) - _PG_EPOCH_MICROSECONDS
     channels = np.unique(channel)
     team_index = np.searchsorted(channels, channel)
@@ -162,9 +164,12 @@ def _records(columns: list[tuple[str, str | bytes, object]], count: int) -> byte
     return records.tobytes()
 
 
-def credits_load(run_id: int, blocks: Iterable[CreditColumns], *, first_row: int = 0) -> int:
-    """Load credit rows into the run's table (PostgreSQL) or the plain table; returns the
-    row number after the last one loaded (the next call's ``first_row``)."""
+def credits_load(
+    run_id: int, blocks: Iterable[CreditColumns], *, first_row: int = 0, partition: int = 0
+) -> int:
+    """Load credit rows of one partition of the run into the run's table (PostgreSQL) or
+    the plain table; returns the row number after the last one loaded (the next call's
+    ``first_row``)."""
     row = first_row
     if not partitioned():
         for block in blocks:
@@ -177,7 +182,8 @@ def credits_load(run_id: int, blocks: Iterable[CreditColumns], *, first_row: int
         for block in blocks:
             for start in range(0, block.rows, LOAD_CHUNK_ROWS):
                 rows = np.arange(start, min(start + LOAD_CHUNK_ROWS, block.rows))
-                payload = _HEADER + _binary_rows(run_id, row, block, rows) + _TRAILER
+                first_id = (run_id << _RUN_SHIFT) + (partition << _PARTITION_SHIFT) + row
+                payload = _HEADER + _binary_rows(first_id, run_id, block, rows) + _TRAILER
                 cursor.cursor.copy_expert(
                     f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)",
                     io.BytesIO(payload),
@@ -237,13 +243,27 @@ def _rows_insert(run_id: int, block: CreditColumns) -> None:
     )
 
 
+def credits_discard_model(run_id: int, model: str) -> None:
+    """Remove a model's rows from a run not yet complete (it failed in some partition)."""
+    if partitioned():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {staging_table(run_id)} WHERE model = %s",  # noqa: S608
+                [model],
+            )
+    else:
+        AttributionCredit.objects.filter(run_id=run_id, model=model).delete()
+
+
 def staging_index(run_id: int) -> None:
     """The partition's index, built once over the loaded rows (the parent's index then
     adopts it at the attach instead of building its own)."""
     if not partitioned():
         return
     table = staging_table(run_id)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Sorted in memory, not in runs on disk: a run's partition is millions of rows.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cursor.execute(f"CREATE INDEX {table}_model_time ON {table} (run_id, model, converted_at)")
         cursor.execute(f"ANALYZE {table}")
 

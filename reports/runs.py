@@ -11,11 +11,16 @@ fresh run takes its place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,6 +29,7 @@ from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from contacts.models import Channel
 from handoff.models import DEFAULT_LOOKBACK_DAYS
 from handoff.scoring import ruleset_active
 from leadrecord.bulk import rows_copy
@@ -32,14 +38,24 @@ from leadrecord.models import LedgerAction
 
 from . import credit_store
 from .aggregates import people_aggregates_refresh
+from .attribution.engine import MARKOV, MODEL_NAMES
 from .attribution_credits import (
     UNALLOCATED_CHANNEL_ID,
     UNALLOCATED_TEAM,
     CreditBlock,
-    credits_compute,
+    GlobalCounts,
+    RunContext,
+    credits_compute_part,
 )
 from .models import AttributionDaily, AttributionRun, RunStatus
-from .run_input import RunInput, run_input_read
+from .run_input import (
+    InputDigest,
+    RunInput,
+    analytics_withdrawn_ids,
+    conversion_bounds,
+    nonconverting_read,
+    run_input_read,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,53 +155,17 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
     run.save(
         update_fields=["status", "started_at", "ruleset_version", "lookback_days", "ledger_mark"]
     )
-    actor = Actor.of(run.requested_by) if run.requested_by_id else Actor.system("attribution")
     try:
-        # As of the moment the run started (recorded): the same run reads the same paths.
-        data = run_input_read(lookback_days=run.lookback_days, now=run.started_at)
-        blocks = credits_compute(data)
-        credit_store.staging_create(run.pk)
-        daily = _credits_write(run, data, blocks)
-        credit_store.staging_index(run.pk)
-        with transaction.atomic():
-            # The credits become the run's partition and the run complete together:
-            # readers see the previous run until this transaction commits.
-            credit_store.staging_attach(run.pk)
-            _daily_write(run, daily)
-            # The people counts' aggregates, rebuilt with the credits: both become
-            # visible together when this transaction commits.
-            people_aggregates_refresh()
-            run.status = RunStatus.COMPLETE
-            run.conversions = data.conversions
-            run.touches = data.touches
-            run.model_names = [block.model for block in blocks if not block.unavailable]
-            # A model that could not be computed is named with its reason: readers
-            # answer it with that reason, never with an empty report.
-            run.models_unavailable = {
-                block.model: block.unavailable for block in blocks if block.unavailable
-            }
-            run.unallocated = {
-                block.model: {str(channel): amount for channel, amount in block.unallocated.items()}
-                for block in blocks
-                if block.unallocated
-            }
-            run.input_digest = data.digest()
-            run.save()
-            ledger_append(
-                actor=actor,
-                action=LedgerAction.ATTRIBUTION_RUN,
-                subject_type="attribution_run",
-                subject_id=run.pk,
-                after={
-                    "conversions": run.conversions,
-                    "touches": run.touches,
-                    "models": run.model_names,
-                    "models_unavailable": run.models_unavailable,
-                    "ruleset_version": run.ruleset_version,
-                    "lookback_days": run.lookback_days,
-                    "input_digest": run.input_digest,
-                },
-            )
+        with tempfile.TemporaryDirectory(prefix="attribution-run-") as spool:
+            # In one process the partitions' input is read once: the global pass keeps
+            # each on disk for its partition.
+            plan = run_plan(run, spool=spool)
+            credit_store.staging_create(run.pk)
+            results = [
+                partition_execute(run=run, plan=plan, index=index)
+                for index in range(len(plan.bounds))
+            ]
+        run_complete(run, plan, results)
     except Exception as error:
         logger.exception("attribution run %s failed", run.pk)
         _discard(run)
@@ -234,15 +214,123 @@ _DAILY_COLUMNS = (
 )
 
 
-def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock]) -> DailySums:
-    """Load the credits per (model, conversion, channel, campaign) into the run's table;
-    their sums per (model, day, channel, campaign), to be written at the swap.
+@dataclass
+class RunPlan:
+    """A run cut into partitions, with what every partition needs from all of them."""
 
-    Column-wise from the arrays: a run at scale writes millions of credit rows, so no
-    Python object is made per row (``credit_store`` loads them in bounded chunks).
+    bounds: list[tuple[int, int]]  # per partition, its sale event ids (from, up to)
+    context: RunContext
+    conversions: int
+    touches: int
+    input_digest: str
+    # A folder holding each partition's input as read by the global pass (one process).
+    spool: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "bounds": [list(bound) for bound in self.bounds],
+            "context": self.context.as_json(),
+            "conversions": self.conversions,
+            "touches": self.touches,
+            "input_digest": self.input_digest,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunPlan:
+        return cls(
+            bounds=[(int(lo), int(hi)) for lo, hi in data["bounds"]],
+            context=RunContext.from_json(data["context"]),
+            conversions=int(data["conversions"]),
+            touches=int(data["touches"]),
+            input_digest=str(data["input_digest"]),
+        )
+
+
+@dataclass
+class PartitionResult:
+    """What a partition wrote: its daily sums (for the swap) and the models it could not
+    compute, with why."""
+
+    rows: int
+    daily_keys: list[list[int]]  # (model index, day, channel, campaign) columns
+    daily_credit: list[float]
+    daily_share: list[float]
+    unavailable: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionResult:
+        return cls(**data)
+
+
+def _as_of(run: AttributionRun) -> datetime:
+    if run.started_at is None:
+        raise ValueError(f"attribution run #{run.pk} has not started")
+    return run.started_at
+
+
+def run_plan(run: AttributionRun, *, spool: str = "") -> RunPlan:
+    """The pass over the whole record before any partition: the partitions' bounds, the
+    data-driven models' global figures (``GlobalCounts``), the input's size and digest.
+
+    It holds a partition's input at a time and a few numbers per conversion. With
+    ``spool`` (a folder), each partition's input is kept there for ``partition_execute``.
     """
-    team = {**data.channel_team, UNALLOCATED_CHANNEL_ID: UNALLOCATED_TEAM}
-    days = _day_numbers(data.converted_at)
+    lookback_days = int(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
+    withdrawn = analytics_withdrawn_ids()
+    bounds = conversion_bounds(settings.ATTRIBUTION_PARTITION_CONVERSIONS)
+    channels = list(Channel.objects.values_list("id", "team"))
+    counts = GlobalCounts(np.array([channel_id for channel_id, _ in channels], dtype=np.int64))
+    digest = InputDigest(lookback_days)
+    touches = 0
+    for index, bound in enumerate(bounds):
+        part = run_input_read(
+            lookback_days=lookback_days,
+            now=_as_of(run),
+            sales=bound,
+            nonconverting=False,
+            withdrawn=withdrawn,
+        )
+        counts.add_converting(part)
+        digest.add_converting(part)
+        touches += part.touches
+        if spool:
+            part.save(Path(spool) / f"{index}.npz")
+        del part
+    for channel, starts in nonconverting_read(
+        now=_as_of(run), lookback_days=lookback_days, withdrawn=withdrawn
+    ):
+        counts.add_nonconverting(channel, starts)
+        digest.add_nonconverting(channel, starts)
+        touches += int(channel.size)
+    return RunPlan(
+        bounds=bounds,
+        context=counts.reduce(),
+        conversions=digest.conversions,
+        touches=touches,
+        input_digest=digest.hexdigest(dict(channels)),
+        spool=spool,
+    )
+
+
+def partition_execute(*, run: AttributionRun, plan: RunPlan, index: int) -> PartitionResult:
+    """Read, compute and load one partition's credits into the run's table."""
+    lookback_days = int(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
+    spooled = Path(plan.spool) / f"{index}.npz" if plan.spool else None
+    if spooled is not None and spooled.exists():
+        part = RunInput.load(spooled)
+    else:
+        part = run_input_read(
+            lookback_days=lookback_days,
+            now=_as_of(run),
+            sales=plan.bounds[index],
+            nonconverting=False,
+        )
+    blocks = credits_compute_part(part, plan.context)
+    team = {**part.channel_team, UNALLOCATED_CHANNEL_ID: UNALLOCATED_TEAM}
+    days = _day_numbers(part.converted_at)
     loaded = 0
     daily = DailySums()
     for model_index, block in enumerate(blocks):
@@ -250,64 +338,137 @@ def _credits_write(run: AttributionRun, data: RunInput, blocks: list[CreditBlock
             continue
         columns = credit_store.CreditColumns(
             model=block.model,
-            sale_event_id=data.sale_event_id[block.conversion],
-            deal_id=data.deal_id[block.conversion],
+            sale_event_id=part.sale_event_id[block.conversion],
+            deal_id=part.deal_id[block.conversion],
             channel=block.channel,
             campaign=block.campaign,
             credit=block.credit,
             share=block.share,
-            converted_at=data.converted_at[block.conversion],
+            converted_at=part.converted_at[block.conversion],
             team_of_channel=team,
         )
-        loaded = credit_store.credits_load(run.pk, [columns], first_row=loaded)
-        daily.add(model_index, block.model, days[block.conversion], block, team)
-    return daily
+        loaded = credit_store.credits_load(run.pk, [columns], first_row=loaded, partition=index)
+        daily.add(model_index, days[block.conversion], block)
+    keys, credit, share = daily.sums()
+    return PartitionResult(
+        rows=loaded,
+        daily_keys=keys.tolist(),
+        daily_credit=credit.tolist(),
+        daily_share=share.tolist(),
+        unavailable={block.model: block.unavailable for block in blocks if block.unavailable},
+    )
+
+
+def run_complete(run: AttributionRun, plan: RunPlan, results: list[PartitionResult]) -> None:
+    """The swap: index the run's table, attach it, write the daily sums and mark the run
+    complete, in one transaction (readers see the previous run until it commits)."""
+    unavailable: dict[str, str] = {}
+    if plan.context.markov_unavailable:
+        unavailable[MARKOV] = plan.context.markov_unavailable
+    for result in results:
+        for model, reason in result.unavailable.items():
+            unavailable.setdefault(model, reason)
+    for model in unavailable:
+        # A model that failed in one partition is not computed for the run at all.
+        credit_store.credits_discard_model(run.pk, model)
+    credit_store.staging_index(run.pk)
+    daily = DailySums()
+    for result in results:
+        daily.add_sums(
+            np.array(result.daily_keys, dtype=np.int64).reshape(4, -1),
+            np.array(result.daily_credit, dtype=np.float64),
+            np.array(result.daily_share, dtype=np.float64),
+        )
+    team = {
+        **dict(Channel.objects.values_list("id", "team")),
+        UNALLOCATED_CHANNEL_ID: UNALLOCATED_TEAM,
+    }
+    models = [model for model in MODEL_NAMES if model not in unavailable]
+    actor = Actor.of(run.requested_by) if run.requested_by_id else Actor.system("attribution")
+    with transaction.atomic():
+        # The credits become the run's partition and the run complete together:
+        # readers see the previous run until this transaction commits.
+        credit_store.staging_attach(run.pk)
+        rows_copy(
+            AttributionDaily,
+            _DAILY_COLUMNS,
+            [row for row in daily.rows(run.pk, team) if row[1] not in unavailable],
+        )
+        # The people counts' aggregates, rebuilt with the credits: both become
+        # visible together when this transaction commits.
+        people_aggregates_refresh()
+        run.status = RunStatus.COMPLETE
+        run.conversions = plan.conversions
+        run.touches = plan.touches
+        run.model_names = models
+        # A model that could not be computed is named with its reason: readers
+        # answer it with that reason, never with an empty report.
+        run.models_unavailable = {model: unavailable[model] for model in sorted(unavailable)}
+        unallocated = plan.context.markov_unallocated
+        run.unallocated = (
+            {MARKOV: {str(channel): amount for channel, amount in unallocated.items()}}
+            if unallocated and MARKOV not in unavailable
+            else {}
+        )
+        run.input_digest = plan.input_digest
+        run.save()
+        ledger_append(
+            actor=actor,
+            action=LedgerAction.ATTRIBUTION_RUN,
+            subject_type="attribution_run",
+            subject_id=run.pk,
+            after={
+                "conversions": run.conversions,
+                "touches": run.touches,
+                "models": run.model_names,
+                "models_unavailable": run.models_unavailable,
+                "ruleset_version": run.ruleset_version,
+                "lookback_days": run.lookback_days,
+                "input_digest": run.input_digest,
+            },
+        )
 
 
 class DailySums:
-    """Credit rows summed per (model, day, channel, campaign), gathered block by block."""
+    """Credit rows summed per (model index, day, channel, campaign), gathered block by
+    block (and partition by partition)."""
 
     def __init__(self) -> None:
         self.keys: list[np.ndarray] = []
         self.credit: list[np.ndarray] = []
         self.share: list[np.ndarray] = []
-        self.models: dict[int, str] = {}
-        self.team: dict[int, str] = {}
 
-    def add(
-        self,
-        model_index: int,
-        model: str,
-        day: np.ndarray,
-        block: CreditBlock,
-        team: dict[int, str],
-    ) -> None:
-        self.models[model_index] = model
-        self.team.update(team)
+    def add(self, model_index: int, day: np.ndarray, block: CreditBlock) -> None:
         model_column = np.full(day.size, model_index, dtype=np.int64)
-        keys, credit, share = _grouped(
+        self.add_sums(
             np.stack((model_column, day, block.channel, block.campaign)), block.credit, block.share
         )
+
+    def add_sums(self, keys: np.ndarray, credit: np.ndarray, share: np.ndarray) -> None:
+        keys, credit, share = _grouped(keys, credit, share)
         self.keys.append(keys)
         self.credit.append(credit)
         self.share.append(share)
 
-    def rows(self, run_id: int) -> list[tuple[object, ...]]:
+    def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.keys:
-            return []
-        keys, credit, share = _grouped(
+            return np.zeros((4, 0), dtype=np.int64), np.zeros(0), np.zeros(0)
+        return _grouped(
             np.concatenate(self.keys, axis=1),
             np.concatenate(self.credit),
             np.concatenate(self.share),
         )
+
+    def rows(self, run_id: int, team: dict[int, str]) -> list[tuple[object, ...]]:
+        keys, credit, share = self.sums()
         return [
             (
                 run_id,
-                self.models[m],
+                MODEL_NAMES[m],
                 date.fromordinal(d),
                 ch,
                 cp or None,
-                self.team.get(ch, ""),
+                team.get(ch, ""),
                 cr,
                 sh,
             )
@@ -340,7 +501,3 @@ def _grouped(
         np.add.reduceat(credit[order], starts),
         np.add.reduceat(share[order], starts),
     )
-
-
-def _daily_write(run: AttributionRun, daily: DailySums) -> None:
-    rows_copy(AttributionDaily, _DAILY_COLUMNS, daily.rows(run.pk))

@@ -128,7 +128,8 @@ def test_a_runs_stored_credits_are_the_engines_rows_exactly(busy_record):
     assert stored == engine_rows(run)
     assert any(row[3] == UNALLOCATED_CHANNEL_ID for row in stored), "no unallocated row"
     assert run.unallocated.get("markov")
-    assert run.finished_at is not None and run.finished_at >= run.started_at
+    assert run.finished_at is not None and run.started_at is not None
+    assert run.finished_at >= run.started_at
     assert AttributionRun.objects.get(pk=run.pk).finished_at == run.finished_at
     if connection.vendor == "postgresql":
         # The run's rows are a partition of their own, indexed, with no foreign key.
