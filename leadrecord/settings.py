@@ -366,6 +366,9 @@ ATTRIBUTION_RUNS_KEPT = max(1, env.int("LEADRECORD_ATTRIBUTION_RUNS_KEPT", defau
 ATTRIBUTION_PARTITION_CONVERSIONS = max(
     1, env.int("LEADRECORD_ATTRIBUTION_PARTITION_CONVERSIONS", default=25_000)
 )
+# With a broker: a run's partitions as a Celery chord over the workers (the process that
+# carries out the run waits for it, so give the workers more than one process).
+ATTRIBUTION_CHORD = env.bool("LEADRECORD_ATTRIBUTION_CHORD", default=False)
 
 # --- Ledger checkpoints ---------------------------------------------------------
 

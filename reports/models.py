@@ -106,6 +106,23 @@ class AttributionCredit(models.Model):
         return f"{self.model}: {self.credit:.2f} to channel {self.channel_id}"
 
 
+class AttributionRunPartition(models.Model):
+    """One partition of a run whose credits are loaded, with what the swap needs from it
+    (its daily sums): written in the transaction that loads its rows, so a partition
+    carried out twice (a redelivered task) loads once."""
+
+    run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    rows = models.PositiveBigIntegerField(default=0)
+    result = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="run_partition_once")]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} partition {self.index}"
+
+
 class AttributionDaily(models.Model):
     """Credits summed per day (in the reporting time zone), for fast reports over any range."""
 

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from celery import chord
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
@@ -47,7 +49,7 @@ from .attribution_credits import (
     RunContext,
     credits_compute_part,
 )
-from .models import AttributionDaily, AttributionRun, RunStatus
+from .models import AttributionDaily, AttributionRun, AttributionRunPartition, RunStatus
 from .run_input import (
     InputDigest,
     RunInput,
@@ -59,6 +61,8 @@ from .run_input import (
 
 logger = logging.getLogger(__name__)
 
+# How often a run carried out as a chord looks whether its callback has finished it.
+_CHORD_POLL_SECONDS = 0.2
 # Any fixed 64-bit number names the advisory lock; this one spells "ATTRIB".
 RUN_LOCK_KEY = 0x415454524942
 _process_lock = threading.Lock()
@@ -156,35 +160,123 @@ def _run_locked(run: AttributionRun) -> AttributionRun:
         update_fields=["status", "started_at", "ruleset_version", "lookback_days", "ledger_mark"]
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="attribution-run-") as spool:
-            # In one process the partitions' input is read once: the global pass keeps
-            # each on disk for its partition.
-            plan = run_plan(run, spool=spool)
+        if _chord_enabled():
+            plan = run_plan(run)
             credit_store.staging_create(run.pk)
-            results = [
-                partition_execute(run=run, plan=plan, index=index)
-                for index in range(len(plan.bounds))
-            ]
-        run_complete(run, plan, results)
+            _chord_run(run, plan)
+        else:
+            with tempfile.TemporaryDirectory(prefix="attribution-run-") as spool:
+                # In one process the partitions' input is read once: the global pass
+                # keeps each on disk for its partition.
+                plan = run_plan(run, spool=spool)
+                credit_store.staging_create(run.pk)
+                for index in range(len(plan.bounds)):
+                    partition_load(run=run, plan=plan, index=index)
+            run_finish(run=run, plan=plan)
     except Exception as error:
         logger.exception("attribution run %s failed", run.pk)
         _discard(run)
         _fail(run, f"{type(error).__name__}: {error}")
-        return run
+    run.refresh_from_db()
+    return run
+
+
+def _chord_enabled() -> bool:
+    return bool(settings.ATTRIBUTION_CHORD and settings.CELERY_BROKER_URL)
+
+
+def _chord_run(run: AttributionRun, plan: RunPlan) -> None:
+    """The partitions as a Celery chord (any number of workers), the swap as its callback;
+    this process keeps the run lock and waits for the run to finish."""
+    from .tasks import attribution_finish_task, attribution_partition_task
+
+    plan_json = plan.as_json()
+    result = chord(
+        attribution_partition_task.s(run.pk, plan_json, index) for index in range(len(plan.bounds))
+    )(attribution_finish_task.si(run.pk, plan_json))
+    deadline = time.monotonic() + settings.CELERY_TASK_TIME_LIMIT
+    while True:
+        status = AttributionRun.objects.values_list("status", flat=True).get(pk=run.pk)
+        if status != RunStatus.RUNNING:
+            return
+        failed = [
+            part for part in (result.parent.results if result.parent else []) if part.failed()
+        ]
+        if failed or result.failed():
+            raise RuntimeError(f"a partition task failed: {(failed or [result])[0].result!r}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run's partitions did not finish in the task time limit")
+        time.sleep(_CHORD_POLL_SECONDS)
+
+
+def partition_load(*, run: AttributionRun, plan: RunPlan, index: int) -> PartitionResult:
+    """Carry out one partition of a running run; safe to call twice (its rows and its
+    record, ``AttributionRunPartition``, are written in one transaction)."""
+    done = AttributionRunPartition.objects.filter(run=run, index=index).first()
+    if done is not None:
+        return PartitionResult.from_json(done.result)
+    with transaction.atomic():
+        # A duplicate carried out at the same time waits here, then finds this one's.
+        marker, created = AttributionRunPartition.objects.get_or_create(run=run, index=index)
+        if not created:
+            return PartitionResult.from_json(marker.result)
+        result = partition_execute(run=run, plan=plan, index=index)
+        marker.rows = result.rows
+        marker.result = result.as_json()
+        marker.save(update_fields=["rows", "result"])
+    return result
+
+
+def run_finish(*, run: AttributionRun, plan: RunPlan) -> None:
+    """The swap once every partition is loaded (``run_complete``), then the run's time
+    (after the commit) and the old runs' credits dropped. A run no longer running is
+    left as it is."""
+    if run.status != RunStatus.RUNNING:
+        return
+    markers = list(
+        AttributionRunPartition.objects.filter(run=run)
+        .order_by("index")
+        .values_list("index", "result")
+    )
+    if [index for index, _ in markers] != list(range(len(plan.bounds))):
+        raise RuntimeError(f"attribution run #{run.pk} is missing partitions")
+    run_complete(run, plan, [PartitionResult.from_json(result) for _, result in markers])
     # After the commit: the run's time includes it.
     run.finished_at = timezone.now()
     AttributionRun.objects.filter(pk=run.pk).update(finished_at=run.finished_at)
+    AttributionRunPartition.objects.filter(run=run).delete()
     try:
         credit_store.credits_retire(keep=settings.ATTRIBUTION_RUNS_KEPT)
     except DatabaseError:
         # The run is complete and served; old credits wait for the next run's retirement.
         logger.exception("attribution run %s: dropping old runs' credits failed", run.pk)
-    return run
+
+
+def partition_task_body(*, run_id: int, plan: dict[str, Any], index: int) -> int:
+    """A partition task: the rows it loaded (none for a run no longer running)."""
+    run = AttributionRun.objects.get(pk=run_id)
+    if run.status != RunStatus.RUNNING:
+        return 0
+    return partition_load(run=run, plan=RunPlan.from_json(plan), index=index).rows
+
+
+def finish_task_body(*, run_id: int, plan: dict[str, Any]) -> str:
+    """The chord's callback: the swap; a failure fails the run and drops its rows."""
+    run = AttributionRun.objects.get(pk=run_id)
+    try:
+        run_finish(run=run, plan=RunPlan.from_json(plan))
+    except Exception as error:
+        logger.exception("attribution run %s failed", run.pk)
+        _discard(run)
+        _fail(run, f"{type(error).__name__}: {error}")
+    run.refresh_from_db()
+    return str(run.status)
 
 
 def _discard(run: AttributionRun) -> None:
     """Whatever a failed run loaded, dropped (it never became visible)."""
     try:
+        AttributionRunPartition.objects.filter(run=run).delete()
         credit_store.staging_drop(run.pk)
     except DatabaseError:
         logger.exception("attribution run %s: dropping its credits failed", run.pk)

@@ -47,6 +47,7 @@ REDIS_MODULES = {
     "leadrecord/test_tasks.py",
     "reports/test_faults.py",
     "reports/test_freshness.py",
+    "reports/test_runs_chord.py",
     "reports/test_runs_worker.py",
 }
 # Each test of these goes wherever a worker is free: each runs long enough that the

@@ -4,13 +4,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from contacts.models import Campaign, Channel
 from contacts.services import touch_record
 from leadrecord.ledger import Actor
+from reports import credit_store, runs
 from reports.attribution_credits import credits_compute
-from reports.models import AttributionRun, RunStatus
+from reports.models import AttributionCredit, AttributionRun, RunStatus
 from reports.run_input import (
     InputDigest,
     conversion_bounds,
@@ -121,3 +123,24 @@ def test_nonconverting_paths_spread_over_buckets_count_the_same(tied_record):
         )
         == whole[0]
     )
+
+
+def test_a_partition_carried_out_twice_loads_once(tied_record):
+    now = timezone.now()
+    run = AttributionRun.objects.create(
+        status=RunStatus.RUNNING, created_at=now, started_at=now, lookback_days=365
+    )
+    plan = runs.run_plan(run)
+    credit_store.staging_create(run.pk)
+    first = runs.partition_load(run=run, plan=plan, index=0)
+    assert first.rows > 0
+    assert runs.partition_load(run=run, plan=plan, index=0) == first
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {credit_store.staging_table(run.pk)}")
+            assert cursor.fetchone()[0] == first.rows
+    else:
+        assert AttributionCredit.objects.filter(run=run).count() == first.rows
+    runs.run_finish(run=run, plan=plan)
+    assert AttributionRun.objects.get(pk=run.pk).status == RunStatus.COMPLETE
+    assert AttributionCredit.objects.filter(run=run).count() == first.rows
