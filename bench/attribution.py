@@ -33,7 +33,7 @@ import io
 import itertools
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,11 +203,16 @@ def generated_database(
 
 
 def full_run(database_url: str, **extra: str) -> tuple[float, float, str]:
-    """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output.
+
+    The peak is the run process's own, as GNU time reports it: the resource usage of a
+    child of this process would count, from the fork until the exec, the pages it shares
+    with this one (which holds the generated record).
+    """
+    timer = shutil.which("time") or "/usr/bin/time"
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "manage.py", "recompute_attribution"],
+        [timer, "-f", "peak-kib %M", sys.executable, "manage.py", "recompute_attribution"],
         cwd=ROOT,
         env=product_env(database_url, **extra),
         capture_output=True,
@@ -217,9 +222,8 @@ def full_run(database_url: str, **extra: str) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"the run failed:\n{done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: only trust it if this one set it.
-    peak_mib = peak / 1024 if peak > before else float("nan")
+    peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak-kib ")]
+    peak_mib = int(peaks[-1]) / 1024 if peaks else float("nan")
     return seconds, peak_mib, done.stdout.strip()
 
 
