@@ -45,7 +45,7 @@ _FETCH_CHUNK = 20_000
 # Rows per chunk of a large read: bounds its memory (tens of bytes a row).
 _READ_CHUNK = 500_000
 # Non-converting touches sorted at once: more are spread over buckets on disk first.
-BUCKET_ROWS = 2_000_000
+BUCKET_ROWS = 500_000
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
