@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/attribution.py [--contacts 100000] [--touches 1000000]
         [--conversions 20000] [--seed 1] [--database-url postgres://...]
-        [--skip-channelattribution]
+        [--skip-channelattribution] [--workers N --broker-url redis://...]
 
 1. Generates, reproducibly (``--seed``), the record: contacts in organizations
    of eight, touches spread over the last year on the seeded channels (every
@@ -12,6 +12,9 @@
 2. Times a full run as the product does it (``manage.py recompute_attribution``
    in its own process: read, every model, write the credits and daily sums,
    swap in) and prints seconds and that process's peak memory.
+   With ``--workers N``, times the same full run as a Celery chord
+   (``LEADRECORD_ATTRIBUTION_CHORD``) on 1 and on N real worker processes, side by
+   side with the single-process run.
 3. In this process: reads the run's input, times the engine alone on it (all
    eight models and their credit rows), and, on exactly the same paths, the
    ``markov_model`` (order 1) and ``heuristic_models`` of the ChannelAttribution
@@ -30,7 +33,7 @@ import io
 import itertools
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -199,14 +202,19 @@ def generated_database(
     return database, time.perf_counter() - started
 
 
-def full_run(database_url: str) -> tuple[float, float, str]:
-    """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def full_run(database_url: str, **extra: str) -> tuple[float, float, str]:
+    """``manage.py recompute_attribution`` in its own process: seconds, peak MiB, its output.
+
+    The peak is the run process's own, as GNU time reports it: the resource usage of a
+    child of this process would count, from the fork until the exec, the pages it shares
+    with this one (which holds the generated record).
+    """
+    timer = shutil.which("time") or "/usr/bin/time"
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "manage.py", "recompute_attribution"],
+        [timer, "-f", "peak-kib %M", sys.executable, "manage.py", "recompute_attribution"],
         cwd=ROOT,
-        env=product_env(database_url),
+        env=product_env(database_url, **extra),
         capture_output=True,
         text=True,
         check=False,
@@ -214,10 +222,60 @@ def full_run(database_url: str) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"the run failed:\n{done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: only trust it if this one set it.
-    peak_mib = peak / 1024 if peak > before else float("nan")
+    peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak-kib ")]
+    peak_mib = int(peaks[-1]) / 1024 if peaks else float("nan")
     return seconds, peak_mib, done.stdout.strip()
+
+
+def chord_runs(
+    database_url: str, broker_url: str, counts: list[int], **extra: str
+) -> dict[int, float]:
+    """Per number of workers, the seconds of a full run carried out as a Celery chord on
+    that many real worker processes (one process each), started afresh for it."""
+    from celery import Celery
+
+    env = product_env(database_url, CELERY_BROKER_URL=broker_url, LEADRECORD_ATTRIBUTION_CHORD="1")
+    app = Celery(broker=broker_url)
+    seconds = {}
+    for count in counts:
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "leadrecord",
+                    "worker",
+                    "--pool=solo",
+                    f"--hostname=bench{index}@%h",
+                    "--loglevel=WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+            for index in range(count)
+        ]
+        try:
+            deadline = time.monotonic() + 120
+            while len(app.control.ping(timeout=1.0) or []) < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{count} celery workers did not all answer")
+            seconds[count], _, _ = full_run(
+                database_url,
+                CELERY_BROKER_URL=broker_url,
+                LEADRECORD_ATTRIBUTION_CHORD="1",
+                **extra,
+            )
+        finally:
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(timeout=60)
+    return seconds
 
 
 def engine_alone(database_url: str) -> dict[str, object]:
@@ -387,7 +445,26 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--ca-venv", type=Path, default=Path("/tmp/ca-venv"))
     parser.add_argument("--skip-channelattribution", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also time the run as a Celery chord on 1 and on this many worker processes",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("CELERY_BROKER_URL", ""),
+        help="the Redis the chord's workers use (default: $CELERY_BROKER_URL)",
+    )
+    parser.add_argument(
+        "--partition-conversions",
+        type=int,
+        default=0,
+        help="conversions per partition of a run (default: the product's setting)",
+    )
     options = parser.parse_args()
+    if options.workers and not options.broker_url:
+        parser.error("--workers needs --broker-url (or CELERY_BROKER_URL)")
 
     with ExitStack() as stack:
         database, generated = generated_database(stack, options, "leadrecord_bench_attribution")
@@ -395,11 +472,24 @@ def main() -> None:
             f"record: {options.contacts:,} contacts, {options.touches:,} touches, "
             f"{options.conversions:,} won deals (generated and loaded in {generated:.1f} s)"
         )
-        seconds, peak_mib, output = full_run(database)
+        extra = {}
+        if options.partition_conversions:
+            extra["LEADRECORD_ATTRIBUTION_PARTITION_CONVERSIONS"] = str(
+                options.partition_conversions
+            )
+        seconds, peak_mib, output = full_run(database, **extra)
         print(
             f"full run (read, eight models, write, swap): {seconds:.1f} s, peak {peak_mib:.0f} MiB"
         )
         print(f"  {output}")
+        if options.workers:
+            counts = sorted({1, options.workers})
+            chorded = chord_runs(database, options.broker_url, counts, **extra)
+            print(
+                "full run as a Celery chord: "
+                + ", ".join(f"{count} worker(s) {chorded[count]:.1f} s" for count in counts)
+                + f" (in one process: {seconds:.1f} s)"
+            )
         figures = engine_alone(database)
         print(
             f"engine alone on the run's input ({figures['conversions']:,} conversions, "

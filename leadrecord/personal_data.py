@@ -200,6 +200,9 @@ PERSONAL_DATA: dict[str, Classification] = {
     "reports.AttributionRun.error": NotPersonal("why a run failed, from the engine"),
     "reports.AttributionCredit.model": _CHOICE,
     "reports.AttributionCredit.team": _CHOICE,
+    "reports.AttributionRunPartition.result": NotPersonal(
+        "a partition's credit sums by model, day, channel and campaign"
+    ),
     "reports.AttributionDaily.model": _CHOICE,
     "reports.AttributionDaily.team": _CHOICE,
     # --- the buyer's side -------------------------------------------------------------

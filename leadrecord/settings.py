@@ -396,6 +396,16 @@ PERIODIC_IN_WEB = env.bool("LEADRECORD_PERIODIC_IN_WEB", default=not CELERY_BROK
 PERIODIC_CHECK_SECONDS = env.int("LEADRECORD_PERIODIC_CHECK_SECONDS", default=20)
 # The debounce of the attribution run that follows changes: at most one per this interval.
 ATTRIBUTION_REFRESH_MINUTES = env.int("LEADRECORD_ATTRIBUTION_REFRESH_MINUTES", default=2)
+# Complete attribution runs whose credits are kept (older runs' credits are dropped whole).
+ATTRIBUTION_RUNS_KEPT = max(1, env.int("LEADRECORD_ATTRIBUTION_RUNS_KEPT", default=5))
+# Conversions per partition of a run: each partition is read, computed and written on its
+# own, so a run's memory follows this, not the size of the record.
+ATTRIBUTION_PARTITION_CONVERSIONS = max(
+    1, env.int("LEADRECORD_ATTRIBUTION_PARTITION_CONVERSIONS", default=25_000)
+)
+# With a broker: a run's partitions as a Celery chord over the workers (the process that
+# carries out the run waits for it, so give the workers more than one process).
+ATTRIBUTION_CHORD = env.bool("LEADRECORD_ATTRIBUTION_CHORD", default=False)
 
 # --- Ledger checkpoints ---------------------------------------------------------
 

@@ -76,9 +76,17 @@ class AttributionRun(models.Model):
 
 
 class AttributionCredit(models.Model):
-    """One model's credit to one channel/campaign for one conversion (a sale event)."""
+    """One model's credit to one channel/campaign for one conversion (a sale event).
 
-    run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="+")
+    On PostgreSQL the table is partitioned by run (``reports.credit_store``): each run's
+    rows are loaded into a table of their own and attached whole when the run completes,
+    so there is no per-row foreign key to check, and an old run is dropped whole.
+    """
+
+    # No database constraint: a run's rows arrive by the million and go as one table.
+    run = models.ForeignKey(
+        AttributionRun, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     model = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, choices=AttributionModel.choices)
     sale_event_id = models.BigIntegerField()
     deal_id = models.BigIntegerField()
@@ -96,6 +104,23 @@ class AttributionCredit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.credit:.2f} to channel {self.channel_id}"
+
+
+class AttributionRunPartition(models.Model):
+    """One partition of a run whose credits are loaded, with what the swap needs from it
+    (its daily sums): written in the transaction that loads its rows, so a partition
+    carried out twice (a redelivered task) loads once."""
+
+    run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    rows = models.PositiveBigIntegerField(default=0)
+    result = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="run_partition_once")]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} partition {self.index}"
 
 
 class AttributionDaily(models.Model):

@@ -22,8 +22,13 @@ one at or before the deal was opened (``w_shaped`` uses both).
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +42,10 @@ from handoff.models import REVENUE_KINDS, SaleKind
 # A composite sort key (conversion index * span + seconds) stays exact in float64.
 _KEY_SPAN = 1e10
 _FETCH_CHUNK = 20_000
+# Rows per chunk of a large read: bounds its memory (tens of bytes a row).
+_READ_CHUNK = 500_000
+# Non-converting touches sorted at once: more are spread over buckets on disk first.
+BUCKET_ROWS = 500_000
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -72,25 +81,92 @@ class RunInput:
     def touches(self) -> int:
         return int(self.touch_conversion.size + self.nonconverting_channel.size)
 
+    def save(self, path: Path) -> None:
+        """The arrays in one uncompressed file (``load`` reads them back)."""
+        arrays = {
+            name: getattr(self, name)
+            for name in (*_DIGESTED, "nonconverting_channel", "nonconverting_starts")
+        }
+        teams = json.dumps([self.channel_team, self.channel_key, self.lookback_days])
+        np.savez(path, **arrays, meta=np.array(teams))
+
+    @classmethod
+    def load(cls, path: Path) -> RunInput:
+        with np.load(path) as saved:
+            team, key, lookback_days = json.loads(str(saved["meta"]))
+            arrays = {name: saved[name] for name in saved.files if name != "meta"}
+        return cls(
+            **arrays,
+            channel_team={int(k): v for k, v in team.items()},
+            channel_key={int(k): v for k, v in key.items()},
+            lookback_days=int(lookback_days),
+        )
+
     def digest(self) -> str:
         """The same record gives the same digest (and the engine the same credits)."""
+        digest = InputDigest(self.lookback_days)
+        digest.add_converting(self)
+        digest.add_nonconverting(self.nonconverting_channel, self.nonconverting_starts)
+        return digest.hexdigest(self.channel_team)
+
+
+# Channel ids below this: a (from, to) pair of them is one int64.
+_CHANNEL_SPAN = 1 << 31
+_DIGESTED = (
+    "sale_event_id",
+    "deal_id",
+    "value",
+    "converted_at",
+    "touch_conversion",
+    "touch_channel",
+    "touch_campaign",
+    "touch_time",
+    "touch_is_handoff",
+    "touch_is_deal_creation",
+)
+
+
+class InputDigest:
+    """The digest of a run's input read in partitions: the same whichever way the record
+    was cut (each array is hashed in conversion order, the touches' conversion indexes
+    counted over the whole run)."""
+
+    def __init__(self, lookback_days: int) -> None:
+        self.lookback_days = lookback_days
+        self.arrays = {name: hashlib.sha256() for name in _DIGESTED}
+        # The non-converting paths count by their transitions (all Markov reads of them),
+        # which do not depend on the order the paths were read in.
+        self.transitions: Counter[int] = Counter()
+        self.conversions = 0
+
+    def add_converting(self, part: RunInput) -> None:
+        for name, hasher in self.arrays.items():
+            array = getattr(part, name)
+            if name == "touch_conversion":
+                array = array + self.conversions
+            hasher.update(np.ascontiguousarray(array).tobytes())
+        self.conversions += part.conversions
+
+    def add_nonconverting(self, channel: IntArray, starts: IntArray) -> None:
+        """Count the paths' transitions: from a channel id (0 for the start) to the next
+        (0 for the end)."""
+        channel = np.asarray(channel, dtype=np.int64)
+        if not channel.size:
+            return
+        first = np.zeros(channel.size, dtype=np.bool_)
+        first[np.asarray(starts, dtype=np.int64)] = True
+        before = np.where(first, 0, np.concatenate(([0], channel[:-1])))
+        last = np.concatenate((first[1:], [True]))
+        keys = np.concatenate((before * _CHANNEL_SPAN + channel, channel[last] * _CHANNEL_SPAN))
+        found, counts = np.unique(keys, return_counts=True)
+        self.transitions.update(dict(zip(found.tolist(), counts.tolist(), strict=True)))
+
+    def hexdigest(self, channel_team: dict[int, str]) -> str:
         digest = hashlib.sha256(str(self.lookback_days).encode())
-        for array in (
-            self.sale_event_id,
-            self.deal_id,
-            self.value,
-            self.converted_at,
-            self.touch_conversion,
-            self.touch_channel,
-            self.touch_campaign,
-            self.touch_time,
-            self.touch_is_handoff,
-            self.touch_is_deal_creation,
-            self.nonconverting_channel,
-            self.nonconverting_starts,
-        ):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(repr(sorted(self.channel_team.items())).encode())
+        for hasher in self.arrays.values():
+            digest.update(hasher.digest())
+        digest.update(repr(sorted(self.transitions.items())).encode())
+        digest.update(repr(sorted(channel_team.items())).encode())
         return digest.hexdigest()
 
 
@@ -110,6 +186,51 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         while chunk := cursor.fetchmany(_FETCH_CHUNK):
             rows.extend(chunk)
     return rows
+
+
+class Columns(dict[str, np.ndarray]):
+    """Columns of rows read from the database, by name."""
+
+    @property
+    def rows(self) -> int:
+        return int(next(iter(self.values())).size) if self else 0
+
+
+_BINARY_HEADER = 19  # PGCOPY signature, flags and header extension length
+
+
+def _columns_read(sql: str, params: list[Any], types: dict[str, str]) -> Iterator[Columns]:
+    """The rows of ``sql`` (its columns named and typed by ``types``: ``i8`` for bigint,
+    as every id is, or ``f8``; no NULLs) in chunks of at most ``_READ_CHUNK`` rows, as columns.
+
+    PostgreSQL: binary COPY of the query into a temporary file (written by the driver
+    at C speed, so neither a Python object per row nor the result held in memory), read
+    back a chunk at a time as a fixed-size record array. Elsewhere: fetched rows.
+    """
+    names = list(types)
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(_READ_CHUNK):
+                yield Columns(
+                    (name, np.array([row[i] for row in rows], dtype=np.dtype(types[name])))
+                    for i, name in enumerate(names)
+                )
+        return
+    fields = [("fields", ">i2")]
+    for name in names:
+        fields += [(f"{name}_size", ">i4"), (name, f">{types[name]}")]
+    record = np.dtype(fields)
+    with tempfile.TemporaryFile() as spool, connection.cursor() as cursor:
+        query = cursor.cursor.mogrify(sql, params).decode()
+        cursor.cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", spool)
+        size = spool.tell()
+        rows = max(size - _BINARY_HEADER - 2, 0) // record.itemsize
+        spool.seek(_BINARY_HEADER)
+        for start in range(0, rows, _READ_CHUNK):
+            count = min(_READ_CHUNK, rows - start)
+            chunk = np.frombuffer(spool.read(count * record.itemsize), dtype=record)
+            yield Columns((name, chunk[name].astype(types[name])) for name in names)
 
 
 def analytics_withdrawn_ids() -> set[int]:
@@ -134,18 +255,56 @@ def _last_at_or_before(
     return np.where(valid, found, -1).astype(np.int64)
 
 
-def run_input_read(*, lookback_days: int, now: datetime | None = None) -> RunInput:
-    """Read conversions, their paths and the non-converting paths from the record."""
-    now = now or timezone.now()
-    withdrawn = analytics_withdrawn_ids()
+def conversion_bounds(size: int) -> list[tuple[int, int]]:
+    """The run's conversions cut into partitions of at most ``size``: per partition, the
+    sale event ids it spans (from, up to but not including). Always at least one."""
     kinds = [str(kind) for kind in REVENUE_KINDS]
     kind_marks = ", ".join(["%s"] * len(kinds))
+    ids = np.array(
+        [
+            row[0]
+            for row in _fetch(
+                f"SELECT s.id FROM handoff_saleevent s "  # noqa: S608
+                f"WHERE s.kind IN ({kind_marks}) AND s.amount > 0 ORDER BY s.id",
+                [*kinds],
+            )
+        ],
+        dtype=np.int64,
+    )
+    if not ids.size:
+        return [(0, 1)]
+    firsts = ids[:: max(size, 1)].tolist()
+    return list(zip(firsts, [*firsts[1:], int(ids[-1]) + 1], strict=True))
+
+
+def run_input_read(
+    *,
+    lookback_days: int,
+    now: datetime | None = None,
+    sales: tuple[int, int] | None = None,
+    nonconverting: bool = True,
+    withdrawn: set[int] | None = None,
+) -> RunInput:
+    """Read conversions, their paths and the non-converting paths from the record.
+
+    ``sales`` limits the conversions to sale event ids from its first up to (not
+    including) its second, a partition of the run (``conversion_bounds``);
+    ``nonconverting=False`` leaves the non-converting paths out (``nonconverting_read``
+    streams them).
+    """
+    now = now or timezone.now()
+    withdrawn = analytics_withdrawn_ids() if withdrawn is None else withdrawn
+    kinds = [str(kind) for kind in REVENUE_KINDS]
+    kind_marks = ", ".join(["%s"] * len(kinds))
+    in_range, range_params = "", []
+    if sales is not None:
+        in_range, range_params = " AND s.id >= %s AND s.id < %s", [sales[0], sales[1]]
     conversions = _fetch(
         f"SELECT s.id, s.deal_id, CAST(s.amount AS float), {_epoch('s.occurred_at')}, "  # noqa: S608
         f"{_epoch('d.occurred_at')} "
         f"FROM handoff_saleevent s JOIN handoff_deal d ON d.id = s.deal_id "
-        f"WHERE s.kind IN ({kind_marks}) AND s.amount > 0 ORDER BY s.id",
-        [*kinds],
+        f"WHERE s.kind IN ({kind_marks}) AND s.amount > 0{in_range} ORDER BY s.id",
+        [*kinds, *range_params],
     )
     sale_ids = np.array([row[0] for row in conversions], dtype=np.int64)
     deal_ids = np.array([row[1] for row in conversions], dtype=np.int64)
@@ -161,24 +320,19 @@ def run_input_read(*, lookback_days: int, now: datetime | None = None) -> RunInp
             earliest,
             datetime.fromtimestamp(float(converted_at.min()) - lookback_seconds, tz=now.tzinfo),
         )
-    touch_rows = _fetch(
-        f"SELECT s.id, m.contact_id, t.channel_id, COALESCE(t.campaign_id, 0), "  # noqa: S608
-        f"{_epoch('t.occurred_at')}, t.id "
+    touches = _converting_touches(
+        f"SELECT s.id AS sale, m.contact_id AS contact, "  # noqa: S608
+        f"t.channel_id AS channel, COALESCE(t.campaign_id, 0) AS campaign, "
+        f"{_epoch('t.occurred_at')} AS moment, t.id AS touch "
         f"FROM handoff_saleevent s "
         f"JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
         f"JOIN contacts_touch t ON t.contact_id = m.contact_id "
         f"AND t.occurred_at < s.occurred_at AND t.occurred_at >= %s "
-        f"WHERE s.kind IN ({kind_marks}) AND s.amount > 0",
-        [earliest, *kinds],
+        f"WHERE s.kind IN ({kind_marks}) AND s.amount > 0{in_range}",
+        [earliest, *kinds, *range_params],
+        sale_ids,
+        withdrawn,
     )
-    touches = np.array(
-        [
-            (index_of_sale[int(row[0])], row[2], row[3], row[4], row[5])
-            for row in touch_rows
-            if row[1] not in withdrawn
-        ],
-        dtype=np.float64,
-    ).reshape(-1, 5)
     # Within the lookback of each touch's own conversion.
     touches = touches[
         touches[:, 3] >= converted_at[touches[:, 0].astype(np.int64)] - lookback_seconds
@@ -188,10 +342,16 @@ def run_input_read(*, lookback_days: int, now: datetime | None = None) -> RunInp
     touch_conversion = touches[:, 0].astype(np.int64)
     touch_time = touches[:, 3].copy()
     is_handoff, is_deal_creation = _markers(
-        touch_conversion, touch_time, _handoff_times(sale_ids, index_of_sale), deal_opened_at
+        touch_conversion,
+        touch_time,
+        _handoff_times(sale_ids, index_of_sale, in_range, range_params),
+        deal_opened_at,
     )
 
-    nonconverting = _nonconverting(now, lookback_days, withdrawn)
+    if nonconverting:
+        nonconverting_paths = _nonconverting(now, lookback_days, withdrawn)
+    else:
+        nonconverting_paths = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     channels = Channel.objects.values_list("id", "key", "team")
     return RunInput(
         sale_event_id=sale_ids,
@@ -204,12 +364,38 @@ def run_input_read(*, lookback_days: int, now: datetime | None = None) -> RunInp
         touch_time=touch_time,
         touch_is_handoff=is_handoff,
         touch_is_deal_creation=is_deal_creation,
-        nonconverting_channel=nonconverting[0],
-        nonconverting_starts=nonconverting[1],
+        nonconverting_channel=nonconverting_paths[0],
+        nonconverting_starts=nonconverting_paths[1],
         channel_team={channel_id: team for channel_id, _, team in channels},
         channel_key={channel_id: key for channel_id, key, _ in channels},
         lookback_days=lookback_days,
     )
+
+
+def _converting_touches(
+    sql: str, params: list[Any], sale_ids: IntArray, withdrawn: set[int]
+) -> FloatArray:
+    """The touches of the conversions as rows (conversion index, channel, campaign, time,
+    touch id), converted to an array chunk by chunk as they arrive."""
+    withdrawn_ids = np.array(sorted(withdrawn), dtype=np.int64)
+    types = {"sale": "i8", "contact": "i8", "channel": "i8", "campaign": "i8"}
+    types |= {"moment": "f8", "touch": "i8"}
+    chunks = [np.zeros((0, 5))]
+    for columns in _columns_read(sql, params, types):
+        kept = ~np.isin(columns["contact"], withdrawn_ids)
+        chunks.append(
+            np.stack(
+                (
+                    np.searchsorted(sale_ids, columns["sale"][kept]).astype(np.float64),
+                    columns["channel"][kept].astype(np.float64),
+                    columns["campaign"][kept].astype(np.float64),
+                    columns["moment"][kept],
+                    columns["touch"][kept].astype(np.float64),
+                ),
+                axis=1,
+            )
+        )
+    return np.concatenate(chunks)
 
 
 def _markers(
@@ -237,7 +423,9 @@ def _markers(
     return is_handoff, is_deal_creation
 
 
-def _handoff_times(sale_ids: IntArray, index_of_sale: dict[int, int]) -> FloatArray:
+def _handoff_times(
+    sale_ids: IntArray, index_of_sale: dict[int, int], in_range: str, range_params: list[Any]
+) -> FloatArray:
     """Per conversion, when the latest accepted handoff of a member before it was made."""
     times = np.full(sale_ids.size, np.nan)
     if not sale_ids.size:
@@ -248,8 +436,8 @@ def _handoff_times(sale_ids: IntArray, index_of_sale: dict[int, int]) -> FloatAr
         "JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
         "JOIN handoff_handoff h ON h.contact_id = m.contact_id "
         "AND h.status = 'accepted' AND h.occurred_at <= s.occurred_at "
-        "GROUP BY s.id",
-        [],
+        f"WHERE TRUE{in_range} GROUP BY s.id",
+        range_params,
     )
     for sale_id, moment in rows:
         index = index_of_sale.get(int(sale_id))
@@ -268,71 +456,136 @@ def _nonconverting(
 ) -> tuple[IntArray, IntArray]:
     """Channel sequences of the buying groups that did not convert (see the module's
     docstring), and where each starts."""
+    channels, starts, offset = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], 0
+    for channel, start in nonconverting_read(
+        now=now, lookback_days=lookback_days, withdrawn=withdrawn
+    ):
+        channels.append(channel)
+        starts.append(start + offset)
+        offset += channel.size
+    return np.concatenate(channels), np.concatenate(starts)
+
+
+def nonconverting_read(
+    *, now: datetime, lookback_days: int, withdrawn: set[int], bucket_rows: int = BUCKET_ROWS
+) -> Iterator[tuple[IntArray, IntArray]]:
+    """The non-converting paths in bounded chunks: per chunk, the channels of some whole
+    paths and where each starts in it (in ``_nonconverting``'s order where one chunk
+    holds them all).
+
+    The touches are read unsorted and kept on disk (a few numbers each); past
+    ``bucket_rows`` they are spread over buckets by path, each then sorted on its own,
+    so the memory is a bucket's whatever the record's size.
+    """
     kinds = [str(kind) for kind in REVENUE_KINDS]
     kind_marks = ", ".join(["%s"] * len(kinds))
-    lookback_seconds = lookback_days * 86400.0
     since = now - timedelta(days=lookback_days)
-    rows: list[tuple[Any, ...]] = []
+    as_of = now.timestamp()
     earliest_lost = _fetch(
         "SELECT MIN(occurred_at) FROM handoff_saleevent WHERE kind = %s", [str(SaleKind.LOST)]
     )[0][0]
+    columns = (
+        "AS unit, {contact} AS contact, t.channel_id AS channel, "
+        f"{_epoch('t.occurred_at')} AS moment, t.id AS touch, "
+    )
+    as_of_column = "CAST(%s AS DOUBLE PRECISION) AS ending"
+    deal_members, people = (
+        columns.format(contact="m.contact_id"),
+        columns.format(contact="t.contact_id"),
+    )
+    queries: list[tuple[str, list[Any]]] = []
     if earliest_lost is not None:
         if isinstance(earliest_lost, str):  # SQLite hands back text
             earliest_lost = datetime.fromisoformat(earliest_lost)
-        rows += [
-            (_LOST * _UNIT_KIND + row[0], *row[1:])
-            for row in _fetch(
-                f"SELECT s.id, m.contact_id, t.channel_id, {_epoch('t.occurred_at')}, t.id, "  # noqa: S608
-                f"{_epoch('s.occurred_at')} FROM handoff_saleevent s "
+        queries.append(
+            (
+                f"SELECT {_LOST * _UNIT_KIND} + s.id {deal_members}"  # noqa: S608
+                f"{_epoch('s.occurred_at')} AS ending "
+                "FROM handoff_saleevent s "
                 "JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
                 "JOIN contacts_touch t ON t.contact_id = m.contact_id "
                 "AND t.occurred_at < s.occurred_at AND t.occurred_at >= %s "
                 "WHERE s.kind = %s",
                 [earliest_lost - timedelta(days=lookback_days), str(SaleKind.LOST)],
             )
-        ]
-    as_of = now.timestamp()
-    rows += [
-        (_OPEN * _UNIT_KIND + row[0], *row[1:], as_of)
-        for row in _fetch(
-            f"SELECT d.id, m.contact_id, t.channel_id, {_epoch('t.occurred_at')}, t.id "  # noqa: S608
+        )
+    queries.append(
+        (
+            f"SELECT {_OPEN * _UNIT_KIND} + d.id {deal_members}{as_of_column} "  # noqa: S608
             "FROM handoff_deal d JOIN handoff_dealcontact m ON m.deal_id = d.id "
             "JOIN contacts_touch t ON t.contact_id = m.contact_id "
             "AND t.occurred_at >= %s AND t.occurred_at < %s "
             "WHERE NOT EXISTS (SELECT 1 FROM handoff_saleevent s WHERE s.deal_id = d.id "
             f"AND (s.kind = %s OR (s.kind IN ({kind_marks}) AND s.amount > 0)))",
-            [since, now, str(SaleKind.LOST), *kinds],
+            [as_of, since, now, str(SaleKind.LOST), *kinds],
         )
-    ]
-    rows += [
+    )
+    queries.append(
         (
-            (_ORGANIZATION * _UNIT_KIND + row[0])
-            if row[0] is not None
-            else (_PERSON * _UNIT_KIND + row[1]),
-            *row[1:],
-            as_of,
-        )
-        for row in _fetch(
-            f"SELECT c.organization_id, t.contact_id, t.channel_id, {_epoch('t.occurred_at')}, "  # noqa: S608
-            "t.id FROM contacts_touch t JOIN contacts_contact c ON c.id = t.contact_id "
+            # A person in an organization is part of its group; one without is a group.
+            f"SELECT CASE WHEN c.organization_id IS NULL "  # noqa: S608
+            f"THEN {_PERSON * _UNIT_KIND} + t.contact_id "
+            f"ELSE {_ORGANIZATION * _UNIT_KIND} + c.organization_id END "
+            f"{people}{as_of_column} "
+            "FROM contacts_touch t JOIN contacts_contact c ON c.id = t.contact_id "
             "WHERE t.occurred_at >= %s AND t.occurred_at < %s AND NOT EXISTS ("
             "SELECT 1 FROM handoff_dealcontact m WHERE m.contact_id = t.contact_id)",
-            [since, now],
+            [as_of, since, now],
         )
-    ]
-    rows = [row for row in rows if row[1] not in withdrawn]
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    unit = np.array([row[0] for row in rows], dtype=np.int64)
-    channel = np.array([row[2] for row in rows], dtype=np.int64)
-    moment = np.array([row[3] for row in rows], dtype=np.float64)
-    touch_id = np.array([row[4] for row in rows], dtype=np.int64)
-    end = np.array([row[5] for row in rows], dtype=np.float64)
-    # The same window as a conversion's: from the lookback before the outcome up to it.
-    inside = (moment >= end - lookback_seconds) & (moment < end)
-    order = np.lexsort((touch_id[inside], moment[inside], unit[inside]))
-    unit, channel = unit[inside][order], channel[inside][order]
-    if not unit.size:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    )
+    lookback_seconds = lookback_days * 86400.0
+    withdrawn_ids = np.array(sorted(withdrawn), dtype=np.int64)
+    types = {"unit": "i8", "contact": "i8", "channel": "i8", "moment": "f8", "touch": "i8"}
+    kept_record = np.dtype([("unit", "i8"), ("moment", "f8"), ("touch", "i8"), ("channel", "i8")])
+    with tempfile.TemporaryFile() as spool:
+        for sql, params in queries:
+            for chunk in _columns_read(sql, params, types | {"ending": "f8"}):
+                # The same window as a conversion's: the lookback before the outcome.
+                kept = (
+                    ~np.isin(chunk["contact"], withdrawn_ids)
+                    & (chunk["moment"] >= chunk["ending"] - lookback_seconds)
+                    & (chunk["moment"] < chunk["ending"])
+                )
+                rows = np.empty(int(kept.sum()), dtype=kept_record)
+                for name in kept_record.names or ():
+                    rows[name] = chunk[name][kept]
+                spool.write(rows.tobytes())
+        total = spool.tell() // kept_record.itemsize
+        spool.seek(0)
+        if total <= bucket_rows:
+            yield from _paths_of(np.frombuffer(spool.read(), dtype=kept_record))
+            return
+        yield from _bucketed(spool, total, kept_record, -(-total // bucket_rows))
+
+
+def _bucketed(
+    spool: Any, total: int, record: np.dtype[Any], count: int
+) -> Iterator[tuple[IntArray, IntArray]]:
+    """The spooled touches spread over ``count`` buckets by path (on disk), then each
+    bucket's paths."""
+    with tempfile.TemporaryDirectory() as folder:
+        names = [f"{folder}/{index}" for index in range(count)]
+        files = [open(name, "wb") for name in names]  # noqa: SIM115 -- closed below
+        try:
+            for start in range(0, total, _READ_CHUNK):
+                rows = np.frombuffer(
+                    spool.read(min(_READ_CHUNK, total - start) * record.itemsize), dtype=record
+                )
+                bucket = rows["unit"] % count
+                for index, file in enumerate(files):
+                    file.write(rows[bucket == index].tobytes())
+        finally:
+            for file in files:
+                file.close()
+        for name in names:
+            yield from _paths_of(np.fromfile(name, dtype=record))
+
+
+def _paths_of(rows: np.ndarray) -> Iterator[tuple[IntArray, IntArray]]:
+    """The paths of ``rows`` (whole units): by unit, then in time order, ties by touch id."""
+    if not rows.size:
+        return
+    order = np.lexsort((rows["touch"], rows["moment"], rows["unit"]))
+    unit = rows["unit"][order]
     starts = np.flatnonzero(np.concatenate(([True], unit[1:] != unit[:-1])))
-    return channel.copy(), starts.astype(np.int64)
+    yield rows["channel"][order].astype(np.int64), starts.astype(np.int64)

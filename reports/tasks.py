@@ -1,5 +1,7 @@
 """Thin Celery tasks: each calls a service and is safe to run twice."""
 
+from typing import Any
+
 from celery import shared_task
 
 from . import aggregates, freshness, runs
@@ -9,6 +11,18 @@ from . import aggregates, freshness, runs
 def attribution_run_task(run_id: int) -> str:
     """Carry out a queued run (a finished run is left alone, so a redelivery is harmless)."""
     return str(runs.run_execute(run_id=run_id).status)
+
+
+@shared_task(name="reports.attribution_partition")
+def attribution_partition_task(run_id: int, plan: dict[str, Any], index: int) -> int:
+    """Load one partition of a run (a partition already loaded is not loaded again)."""
+    return runs.partition_task_body(run_id=run_id, plan=plan, index=index)
+
+
+@shared_task(name="reports.attribution_finish")
+def attribution_finish_task(run_id: int, plan: dict[str, Any]) -> str:
+    """A chord's callback: swap the run in (a run no longer running is left alone)."""
+    return runs.finish_task_body(run_id=run_id, plan=plan)
 
 
 @shared_task(name="reports.attribution_nightly")

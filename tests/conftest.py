@@ -54,6 +54,7 @@ REDIS_MODULES = {
     "leadrecord/test_tasks.py",
     "reports/test_faults.py",
     "reports/test_freshness.py",
+    "reports/test_runs_chord.py",
     "reports/test_runs_worker.py",
     "webhooks/test_worker.py",
 }

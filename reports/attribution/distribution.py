@@ -89,6 +89,7 @@ class PathSets:
     set_of_path: IntArray  # per path, its set's index; -1 for an empty path
     members: BoolArray  # (sets, n_channels): the channels of each set
     touches_of_pair: IntArray  # per touch, how many touches its channel has on its path
+    rows: npt.NDArray[np.uint8]  # (sets, bytes): each set as a packed bit row, in order
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,25 @@ class Split:
     unallocated_channel: FloatArray
 
 
+def packed_rows(paths: ChannelPaths, n_channels: int) -> tuple[npt.NDArray[np.uint8], IntArray]:
+    """Per path, its set of distinct channels as a packed bit row; per touch, how many
+    touches its channel has on its path."""
+    count = paths.count
+    n_channels = max(n_channels, 1)
+    packed = np.zeros((count, (n_channels + 7) // 8), dtype=np.uint8)
+    if paths.channel.size == 0:
+        return packed, np.zeros(0, dtype=np.int64)
+    path = path_of_touch(paths.offsets)
+    key = path * n_channels + paths.channel
+    pairs, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    touches_of_pair = counts[inverse.reshape(-1)].astype(np.int64)
+    pair_path, pair_channel = pairs // n_channels, pairs % n_channels
+    np.bitwise_or.at(
+        packed, (pair_path, pair_channel // 8), (1 << (7 - pair_channel % 8)).astype(np.uint8)
+    )
+    return packed, touches_of_pair
+
+
 def path_sets(paths: ChannelPaths, n_channels: int) -> PathSets:
     """Group the paths by their distinct channels (bit rows, compared with one sort)."""
     count = paths.count
@@ -110,22 +130,15 @@ def path_sets(paths: ChannelPaths, n_channels: int) -> PathSets:
             np.full(count, -1, dtype=np.int64),
             np.zeros((0, n_channels), dtype=np.bool_),
             np.zeros(0, dtype=np.int64),
+            np.zeros((0, (n_channels + 7) // 8), dtype=np.uint8),
         )
-    path = path_of_touch(paths.offsets)
-    key = path * n_channels + paths.channel
-    pairs, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    touches_of_pair = counts[inverse.reshape(-1)].astype(np.int64)
-    pair_path, pair_channel = pairs // n_channels, pairs % n_channels
-    packed = np.zeros((count, (n_channels + 7) // 8), dtype=np.uint8)
-    np.bitwise_or.at(
-        packed, (pair_path, pair_channel // 8), (1 << (7 - pair_channel % 8)).astype(np.uint8)
-    )
+    packed, touches_of_pair = packed_rows(paths, n_channels)
     non_empty = paths.lengths > 0
     sets, set_index = np.unique(packed[non_empty], axis=0, return_inverse=True)
     set_of_path = np.full(count, -1, dtype=np.int64)
     set_of_path[non_empty] = set_index.reshape(-1)
     members = np.unpackbits(sets, axis=1, count=n_channels).astype(np.bool_)
-    return PathSets(set_of_path, members, touches_of_pair)
+    return PathSets(set_of_path, members, touches_of_pair, sets)
 
 
 def _split_from_set_shares(
@@ -152,40 +165,79 @@ def even_split(paths: ChannelPaths, n_channels: int) -> FloatArray:
     return touch
 
 
+@dataclass(frozen=True)
+class SetFit:
+    """A fitted split by set of channels: a conversion whose path has the channels of set
+    ``s`` gives ``shares[s, k]`` of its value to channel ``k`` and leaves
+    ``unallocated_of_set[s]`` unallocated. Computed once over every converting path
+    (``set_fit``), it splits any subset of them (``split_from_fit``) exactly as the whole."""
+
+    rows: npt.NDArray[np.uint8]  # (sets, bytes): the sets as packed bit rows, sorted
+    shares: FloatArray  # (sets, n_channels)
+    unallocated_of_set: FloatArray
+    unallocated_channel: FloatArray  # per channel code, its credit no conversion carries
+
+
+def set_fit(
+    rows: npt.NDArray[np.uint8],
+    value: FloatArray,
+    channel_credit: FloatArray,
+    n_channels: int,
+) -> SetFit:
+    """Fit ``channel_credit`` over conversions given as their channel sets' packed rows
+    (``packed_rows``; an all-zero row for an empty path) and values, in conversion order."""
+    n_channels = max(n_channels, channel_credit.size, 1)
+    credit = np.zeros(n_channels)
+    credit[: channel_credit.size] = np.clip(channel_credit, 0.0, None)
+    non_empty = np.any(rows != 0, axis=1)
+    sets, set_index = np.unique(rows[non_empty], axis=0, return_inverse=True)
+    n_sets = len(sets)
+    set_value = weighted_count(set_index.reshape(-1), value[non_empty], n_sets)
+    total = float(set_value.sum())
+    credit_total = float(credit.sum())
+    if total <= 0 or credit_total <= 0:
+        return SetFit(sets, np.zeros((n_sets, n_channels)), np.zeros(n_sets), np.zeros(n_channels))
+    members = np.unpackbits(sets, axis=1, count=n_channels).astype(np.bool_)
+    # Work in parts of the total, each margin scaled to add up to exactly 1.
+    shares, unplaced_of_set = _fit(members, set_value / total, credit / credit_total)
+    # Per channel, what its conversions hold, and the rest of its credit, so that its
+    # margin holds exactly; where every conversion was placed whole, what is left is
+    # rounding. Summed by set (each set's conversions give the same parts): the same
+    # figure whichever subsets of the conversions are split apart later.
+    held = set_value @ shares
+    unplaced = np.clip(credit - held, 0.0, None)
+    # A placed channel's rest is its sum's rounding (far below the margins' 1e-9).
+    unplaced[unplaced <= _ROUNDING_OF_SUMS * credit] = 0.0
+    if not np.any(unplaced_of_set > 0):
+        unplaced[:] = 0.0
+    return SetFit(sets, shares, unplaced_of_set, unplaced)
+
+
+def split_from_fit(paths: ChannelPaths, fit: SetFit, n_channels: int) -> Split:
+    """Per touch of ``paths`` (any of the conversions ``fit`` was made on), its part."""
+    n_channels = max(n_channels, fit.unallocated_channel.size, 1)
+    sets = path_sets(paths, n_channels)
+    index_of_row = {row.tobytes(): index for index, row in enumerate(fit.rows)}
+    try:
+        global_set = np.array(
+            [index_of_row[row.tobytes()] for row in sets.rows], dtype=np.int64
+        ).reshape(-1)
+    except KeyError as error:
+        raise ValueError("a path's set of channels is not among the fitted sets") from error
+    touch, unallocated = _split_from_set_shares(
+        paths, sets, fit.shares[global_set], fit.unallocated_of_set[global_set]
+    )
+    return Split(touch, unallocated, fit.unallocated_channel)
+
+
 def fitted_split(
     paths: ChannelPaths, value: FloatArray, channel_credit: FloatArray, n_channels: int
 ) -> Split:
     """Split each conversion among its channels so that the channel sums are
     ``channel_credit`` (see the module's docstring); what cannot be placed is unallocated."""
     n_channels = max(n_channels, channel_credit.size, 1)
-    credit = np.zeros(n_channels)
-    credit[: channel_credit.size] = np.clip(channel_credit, 0.0, None)
-    sets = path_sets(paths, n_channels)
-    n_sets = len(sets.members)
-    has_set = sets.set_of_path >= 0
-    set_value = weighted_count(sets.set_of_path[has_set], value[has_set], n_sets)
-    total = float(set_value.sum())
-    credit_total = float(credit.sum())
-    if total <= 0 or credit_total <= 0:
-        touch = np.zeros(paths.channel.size)
-        return Split(touch, np.zeros(paths.count), np.zeros(n_channels))
-    # Work in parts of the total, each margin scaled to add up to exactly 1.
-    shares, unplaced_of_set = _fit(sets.members, set_value / total, credit / credit_total)
-    touch, unallocated = _split_from_set_shares(paths, sets, shares, unplaced_of_set)
-    # Per channel, what its conversions did not take: the rest of its credit.
-    held = (
-        weighted_count(paths.channel, touch * value[path_of_touch(paths.offsets)], n_channels)
-        if paths.channel.size
-        else np.zeros(n_channels)
-    )
-    # Per channel, the rest of its credit, so that its margin holds exactly; where every
-    # conversion was placed whole, what is left is rounding.
-    unplaced = np.clip(credit - held, 0.0, None)
-    # A placed channel's rest is its sum's rounding (far below the margins' 1e-9).
-    unplaced[unplaced <= _ROUNDING_OF_SUMS * credit] = 0.0
-    if not np.any(unallocated > 0):
-        unplaced[:] = 0.0
-    return Split(touch, unallocated, unplaced)
+    rows, _ = packed_rows(paths, n_channels)
+    return split_from_fit(paths, set_fit(rows, value, channel_credit, n_channels), n_channels)
 
 
 def _line_search(

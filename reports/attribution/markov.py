@@ -45,7 +45,7 @@ from .paths import (
 )
 
 
-def _transition_counts(
+def transitions_add(
     paths: ChannelPaths, n_channels: int, end_state: int, counts: FloatArray
 ) -> None:
     """Add ``paths``' transitions (start, between channels, to ``end_state``) to ``counts``."""
@@ -68,29 +68,37 @@ def _transition_counts(
     counts += flat.reshape(states, states)
 
 
-def markov_removal_effects(
-    converting: ChannelPaths,
-    nonconverting: ChannelPaths,
-    n_channels: int,
-    value: FloatArray | None = None,
+def transition_counts(
+    converting: ChannelPaths, nonconverting: ChannelPaths, n_channels: int
 ) -> FloatArray:
-    """Per channel code, its removal effect on conversions (or on value, given one per
-    converting path)."""
+    """The chain's transition counts: states are the channel codes, then start,
+    conversion and null."""
     states = n_channels + 3
-    start, conversion, null = n_channels, n_channels + 1, n_channels + 2
     counts = np.zeros((states, states))
-    _transition_counts(converting, n_channels, conversion, counts)
+    transitions_add(converting, n_channels, n_channels + 1, counts)
     # The null column never enters the equations: it only fills the rows' sums.
-    _transition_counts(nonconverting, n_channels, null, counts)
+    transitions_add(nonconverting, n_channels, n_channels + 2, counts)
+    return counts
+
+
+def last_channel_value(converting: ChannelPaths, value: FloatArray, n_channels: int) -> FloatArray:
+    """Per channel code, the value of the converting paths that end on it."""
+    non_empty = converting.lengths > 0
+    lasts = converting.channel[converting.offsets[1:][non_empty] - 1]
+    return weighted_count(lasts, value[non_empty], n_channels)
+
+
+def removal_effects_from_counts(
+    counts: FloatArray, into_conversion: FloatArray | None, n_channels: int
+) -> FloatArray:
+    """Per channel code, its removal effect, from the transition counts (and the value
+    entering conversion from each channel; None counts conversions)."""
+    start, conversion = n_channels, n_channels + 1
     leaving = counts[:n_channels].sum(axis=1)
     leaving_safe = np.where(leaving > 0, leaving, 1.0)  # a channel nobody visited: no row
     transient = counts[:n_channels, :n_channels] / leaving_safe[:, None]
-    if value is None:
+    if into_conversion is None:
         into_conversion = counts[:n_channels, conversion]
-    else:
-        non_empty = converting.lengths > 0
-        lasts = converting.channel[converting.offsets[1:][non_empty] - 1]
-        into_conversion = weighted_count(lasts, value[non_empty], n_channels)
     reward = into_conversion / leaving_safe
     from_start = counts[start, :n_channels] / max(counts[start].sum(), 1.0)
     fundamental = np.linalg.solve(np.eye(n_channels) - transient, np.eye(n_channels))
@@ -104,6 +112,27 @@ def markov_removal_effects(
     return np.clip(effects, 0.0, 1.0)
 
 
+def markov_removal_effects(
+    converting: ChannelPaths,
+    nonconverting: ChannelPaths,
+    n_channels: int,
+    value: FloatArray | None = None,
+) -> FloatArray:
+    """Per channel code, its removal effect on conversions (or on value, given one per
+    converting path)."""
+    counts = transition_counts(converting, nonconverting, n_channels)
+    into_conversion = None if value is None else last_channel_value(converting, value, n_channels)
+    return removal_effects_from_counts(counts, into_conversion, n_channels)
+
+
+def weights_from_effects(effects: FloatArray, total: float) -> FloatArray:
+    """Removal effects scaled to ``total`` (the conversions or the value)."""
+    effect_sum = float(effects.sum())
+    if effect_sum <= 0 or total <= 0:
+        return np.zeros(effects.size)
+    return effects / effect_sum * total
+
+
 def markov_channel_weights(
     converting: ChannelPaths,
     nonconverting: ChannelPaths,
@@ -115,10 +144,7 @@ def markov_channel_weights(
     effects = markov_removal_effects(converting, nonconverting, n_channels, value)
     non_empty = converting.lengths > 0
     total = float(non_empty.sum()) if value is None else float(value[non_empty].sum())
-    effect_sum = float(effects.sum())
-    if effect_sum <= 0 or total <= 0:
-        return np.zeros(n_channels)
-    return effects / effect_sum * total
+    return weights_from_effects(effects, total)
 
 
 def markov_channel_credit(

@@ -151,7 +151,8 @@ def _blocked_on_credits(cursor: Any) -> bool:
         # This database's only: parallel test runs share the server.
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database() "
-        "AND query ILIKE 'COPY \"reports_attributioncredit\"%%'"
+        # The run has loaded its own table and waits to attach it as its partition.
+        "AND query ILIKE 'ALTER TABLE reports_attributioncredit ATTACH PARTITION%%'"
     )
     return bool(cursor.fetchone()[0])
 

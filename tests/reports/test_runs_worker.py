@@ -43,7 +43,8 @@ def _blocked_on_credits() -> bool:
             # This database's only: parallel test runs share the server.
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND datname = current_database() AND query ILIKE %s",
-            ['COPY "reports_attributioncredit"%'],
+            # The run has loaded its own table and waits to attach it as its partition.
+            ["ALTER TABLE reports_attributioncredit ATTACH PARTITION%"],
         )
         return bool(cursor.fetchone()[0])
 
@@ -124,6 +125,10 @@ def test_a_run_killed_midway_leaves_the_previous_results_served(record, users):
     fresh = run_execute(run_id=again.pk)
     assert _status(doomed) == RunStatus.FAILED
     assert "Interrupted" in AttributionRun.objects.get(pk=doomed).error
+    # The killed run's own table, loaded but never attached, is gone with it.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f"reports_attributioncredit_run_{doomed}"])
+        assert cursor.fetchone()[0] is None
     assert fresh.status == RunStatus.COMPLETE and fresh.pk > doomed
     report = client.get("/api/v1/reports/attribution/", {"model": "linear"}).json()
     assert report["run"]["id"] == fresh.pk
