@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts import selectors as contact_selectors
-from contacts.models import ImportJob, ImportStatus
+from contacts.models import Contact, ImportJob, ImportStatus
 from handoff import selectors as handoff_selectors
 from handoff.models import DealState
 from leadrecord.models import LedgerAction, LedgerEntry
@@ -161,9 +161,19 @@ def _privacy_officer(user: User) -> WorkSection:
     day = since.date().isoformat()
     recent = LedgerEntry.objects.filter(occurred_at__gte=since)
     withdrawals = contact_selectors.consent_withdrawals_since(since)
+    # People who asked from their portal and are not erased yet (erasure ends a request);
+    # read from the record, since the portal's app sits beside this one.
+    asked = LedgerEntry.objects.filter(action=LedgerAction.ERASURE_REQUEST).values("contact_id")
+    waiting = Contact.objects.filter(erased_at__isnull=True, pk__in=asked).count()
     return WorkSection(
         f"Requests in the last {RECENT_DAYS} days",
         [
+            Figure(
+                "Erasure requests waiting",
+                str(waiting),
+                reverse("erasure_requests"),
+                "warn" if waiting else "",
+            ),
             Figure(
                 "Consents withdrawn",
                 str(withdrawals),
@@ -181,8 +191,8 @@ def _privacy_officer(user: User) -> WorkSection:
                 _url("ledger", action=LedgerAction.CONTACT_ERASE, occurred_from=day),
             ),
         ],
-        note="Requests arrive outside the product (email, forms); export and erasure answer "
-        "them from a person's page, and each answer is on the record.",
+        note="People ask from their portal (the erasure requests) or outside the product; "
+        "export and erasure answer them from a person's page, and each answer is on the record.",
     )
 
 

@@ -112,3 +112,21 @@ def test_an_integration_or_a_user_without_a_role_has_no_work_numbers(users, make
     assert _figures(_client(make_user()).get("/")) == {}
     assert Client().get("/").status_code == 302
     assert Handoff.objects.count() == 0
+
+
+def test_the_privacy_officers_home_counts_the_erasure_requests_still_waiting(users):
+    from buyers.portal import portal_erasure_request
+
+    waiting = contact_make(email="asks@acme.example")
+    answered = contact_make(email="asked@acme.example")
+    portal_erasure_request(contact=waiting)
+    portal_erasure_request(contact=waiting)  # asking again is one request
+    portal_erasure_request(contact=answered)
+    contact_erase(contact=answered, actor=SYSTEM)
+    client = _client(users[Role.PRIVACY_OFFICER])
+    figures = _figures(client.get("/"))
+    assert figures["Erasure requests waiting"][0] == "1"
+    queue = client.get(figures["Erasure requests waiting"][1])
+    assert queue.status_code == 200
+    assert f'href="/contacts/{waiting.pk}/"' in queue.content.decode()
+    assert f'href="/contacts/{answered.pk}/"' not in queue.content.decode()
