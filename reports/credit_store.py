@@ -92,13 +92,9 @@ def staging_create(run_id: int) -> None:
     """
     if not partitioned():
         return
-    table = staging_table(run_id)
+    # With the owner's rights (migration 0015): the application's role creates no table.
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(
-            f"CREATE TABLE {table} (LIKE {PARENT} INCLUDING DEFAULTS, "
-            f"CONSTRAINT {table}_bound CHECK (run_id IS NOT NULL AND run_id = {int(run_id)}))"
-        )
+        cursor.execute("SELECT reports_credit_run_table_create(%s)", [int(run_id)])
 
 
 def _binary_rows(first_id: int, run_id: int, block: CreditColumns, rows: np.ndarray) -> bytes:
@@ -260,12 +256,8 @@ def staging_index(run_id: int) -> None:
     adopts it at the attach instead of building its own)."""
     if not partitioned():
         return
-    table = staging_table(run_id)
     with transaction.atomic(), connection.cursor() as cursor:
-        # Sorted in memory, not in runs on disk: a run's partition is millions of rows.
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        cursor.execute(f"CREATE INDEX {table}_model_time ON {table} (run_id, model, converted_at)")
-        cursor.execute(f"ANALYZE {table}")
+        cursor.execute("SELECT reports_credit_run_table_index(%s)", [int(run_id)])
 
 
 def staging_attach(run_id: int) -> None:
@@ -273,33 +265,26 @@ def staging_attach(run_id: int) -> None:
     if not partitioned():
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"ALTER TABLE {PARENT} ATTACH PARTITION {staging_table(run_id)} "
-            f"FOR VALUES IN ({int(run_id)})"
-        )
+        cursor.execute("SELECT reports_credit_run_table_attach(%s)", [int(run_id)])
 
 
 def staging_drop(run_id: int) -> None:
     """Whatever the run had loaded, gone (a failed run leaves nothing behind)."""
     if partitioned():
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {staging_table(run_id)}")
+            cursor.execute("SELECT reports_credit_run_table_drop(%s)", [int(run_id)])
     else:
         AttributionCredit.objects.filter(run_id=run_id).delete()
 
 
-def _table_drop(table: str) -> None:
-    """Drop a run's table; an attached one is detached first, without blocking readers
-    where the caller is not inside a transaction (DETACH ... CONCURRENTLY cannot be)."""
+def _run_table_drop(run_id: int) -> None:
+    """Drop a run's table, attached or not, with the owner's rights (migration 0015).
+
+    Dropping an attached partition locks the credits table for the moment of the drop;
+    a reader waits that moment rather than reading a run whose rows are going.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = %s::regclass",
-            [table],
-        )
-        attached = cursor.fetchone() is not None
-        if attached and not connection.in_atomic_block:
-            cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {table} CONCURRENTLY")
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute("SELECT reports_credit_run_table_drop(%s)", [int(run_id)])
 
 
 def _run_tables() -> dict[int, str]:
@@ -338,9 +323,9 @@ def credits_retire(*, keep: int) -> list[int]:
     kept = runs_kept(keep)
     retired: set[int] = set()
     if partitioned():
-        for run_id, table in _run_tables().items():
+        for run_id in _run_tables():
             if run_id not in kept:
-                _table_drop(table)
+                _run_table_drop(run_id)
                 retired.add(run_id)
     # SQLite keeps every run's rows in one table; the daily sums are a plain table on both.
     loose_runs = set(

@@ -189,12 +189,13 @@ def test_a_run_that_fails_at_the_swap_leaves_nothing_behind(busy_record, monkeyp
     good = run_now()
     served = stored_rows(good)
 
-    def broken() -> None:
-        raise RuntimeError("the aggregates could not be rebuilt")
+    def broken(**entry: Any) -> None:
+        raise RuntimeError("the run's ledger entry could not be written")
 
-    monkeypatch.setattr(runs, "people_aggregates_refresh", broken)
+    # The run's ledger entry is the swap transaction's last write, after the attach.
+    monkeypatch.setattr(runs, "ledger_append", broken)
     failed = run_now()
-    assert failed.status == RunStatus.FAILED and "aggregates" in failed.error
+    assert failed.status == RunStatus.FAILED and "ledger entry" in failed.error
     assert not AttributionCredit.objects.filter(run=failed).exists()
     assert not AttributionDaily.objects.filter(run=failed).exists()
     assert not _table_exists(failed.pk)
@@ -209,7 +210,9 @@ def test_readers_see_the_previous_run_until_the_swap_commits(busy_record, monkey
     previous_rows = AttributionCredit.objects.filter(run=previous).count()
     seen: dict[str, Any] = {}
 
-    def look() -> None:
+    write_entry = runs.ledger_append
+
+    def look(**entry: Any) -> Any:
         # Inside the swap's transaction, after the attach: another session is a reader.
         reader = psycopg2.connect(workers.test_database_url())
         try:
@@ -225,8 +228,9 @@ def test_readers_see_the_previous_run_until_the_swap_commits(busy_record, monkey
                 seen["credits"] = dict(cursor.fetchall())
         finally:
             reader.close()
+        return write_entry(**entry)
 
-    monkeypatch.setattr(runs, "people_aggregates_refresh", look)
+    monkeypatch.setattr(runs, "ledger_append", look)
     swapped = run_now()
     assert swapped.status == RunStatus.COMPLETE, swapped.error
     assert seen == {"latest": previous.pk, "credits": {previous.pk: previous_rows}}

@@ -152,7 +152,7 @@ def _blocked_on_credits(cursor: Any) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database() "
         # The run has loaded its own table and waits to attach it as its partition.
-        "AND query ILIKE 'ALTER TABLE reports_attributioncredit ATTACH PARTITION%%'"
+        "AND query ILIKE 'SELECT reports_credit_run_table_attach(%%'"
     )
     return bool(cursor.fetchone()[0])
 

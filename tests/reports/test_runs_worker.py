@@ -44,7 +44,7 @@ def _blocked_on_credits() -> bool:
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND datname = current_database() AND query ILIKE %s",
             # The run has loaded its own table and waits to attach it as its partition.
-            ["ALTER TABLE reports_attributioncredit ATTACH PARTITION%"],
+            ["SELECT reports_credit_run_table_attach(%"],
         )
         return bool(cursor.fetchone()[0])
 
