@@ -90,9 +90,11 @@ def demo_buyers_seed(*, marketer: Actor, now: datetime) -> DemoBuyersSummary:
         return DemoBuyersSummary(skipped="the demo form exists")
     # Three living people; the visitor one who never answered about analytics, so the
     # consent given on the form is the one in force when their visits are counted.
-    living = Contact.objects.filter(erased_at__isnull=True, merged_into__isnull=True)
+    living = Contact.objects.filter(
+        erased_at__isnull=True, merged_into__isnull=True, email__isnull=False
+    )
     visitor = living.exclude(consents__purpose=ConsentPurpose.ANALYTICS).order_by("pk").first()
-    others = list(living.exclude(pk=getattr(visitor, "pk", None)).order_by("pk")[:2])
+    others = list(living.exclude(id=visitor.id).order_by("pk")[:2]) if visitor else []
     if visitor is None or len(others) < 2:
         return DemoBuyersSummary(skipped="no demo people to play the buyers")
     talker, portal_user = others
@@ -116,7 +118,7 @@ def demo_buyers_seed(*, marketer: Actor, now: datetime) -> DemoBuyersSummary:
         sent = form_submit(
             form=form,
             data=FormInput(
-                email=visitor.email,
+                email=visitor.email or "",
                 first_name=visitor.first_name,
                 last_name=visitor.last_name,
                 consents=frozenset({ConsentPurpose.ANALYTICS, ConsentPurpose.MARKETING_EMAIL}),
@@ -146,7 +148,7 @@ def demo_buyers_seed(*, marketer: Actor, now: datetime) -> DemoBuyersSummary:
         form_submit(
             form=form,
             data=FormInput(
-                email=visitor.email,
+                email=visitor.email or "",
                 answers={
                     "journey_stage": Answer(JourneyStage.COMPARING, Audience.ALL),
                     "timeline": Answer("This quarter", Audience.ALL),
@@ -162,7 +164,7 @@ def demo_buyers_seed(*, marketer: Actor, now: datetime) -> DemoBuyersSummary:
         form_submit(
             form=form,
             data=FormInput(
-                email=talker.email,
+                email=talker.email or "",
                 consents=frozenset({ConsentPurpose.SALES_CONTACT}),
                 answers={
                     "budget": Answer("About 40,000 a year", Audience.SALES),
@@ -181,7 +183,7 @@ def demo_buyers_seed(*, marketer: Actor, now: datetime) -> DemoBuyersSummary:
         form_submit(
             form=form,
             data=FormInput(
-                email=portal_user.email,
+                email=portal_user.email or "",
                 consents=frozenset({ConsentPurpose.MARKETING_EMAIL}),
                 answers={
                     "budget": Answer("Under 10,000", Audience.ALL),

@@ -37,8 +37,9 @@ def written_by_people(subject_type: str) -> list[int]:
     buyer's side: its forms and portal), which the seeded people's plan does not hold."""
     from leadrecord.models import ActorKind, LedgerEntry
 
-    return list(
-        LedgerEntry.objects.filter(
+    return [
+        int(subject_id)
+        for subject_id in LedgerEntry.objects.filter(
             actor_kind=ActorKind.PERSON, subject_type=subject_type
         ).values_list("subject_id", flat=True)
-    )
+    ]
