@@ -31,6 +31,7 @@ EMBEDDED_MODULES = {
     "events/test_events.py",
     "events/test_touch_import.py",
     "handoff/test_organization_pages.py",
+    "demo/test_buyers.py",
     "demo/test_people.py",
     "demo/test_pipeline.py",
     "leadrecord/test_api_tokens.py",

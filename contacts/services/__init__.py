@@ -16,11 +16,14 @@ from .checks import (
     require_living,
 )
 from .consents import (
+    ConsentInput,
+    DisclosureInput,
     consent_ledger_payload,
     consent_record,
     disclosure_ledger_payload,
     disclosure_record,
     disclosure_withdraw,
+    person_answers_record,
 )
 from .lifecycle import (
     contact_erase,
@@ -54,6 +57,8 @@ from .touches import (
 
 __all__ = [
     "FREE_MAIL_DOMAINS",
+    "ConsentInput",
+    "DisclosureInput",
     "OrganizationInput",
     "campaign_create",
     "channel_create",
@@ -78,6 +83,7 @@ __all__ = [
     "organization_get_or_create",
     "organization_ids_for_emails",
     "organization_ledger_payload",
+    "person_answers_record",
     "require_living",
     "touch_ledger_payload",
     "touch_record",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from leadrecord.errors import Conflict
-from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
 from leadrecord.models import LedgerAction
 
 from .. import rules, signals
@@ -214,3 +216,155 @@ def disclosure_withdraw(
         )
         contacts_changed([disclosure.contact_id], actor)
     return disclosure
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    """One consent of several recorded at once (``person_answers_record``)."""
+
+    purpose: str
+    granted: bool
+    source: str
+    notice_version: str = ""
+
+
+@dataclass(frozen=True)
+class DisclosureInput:
+    """One disclosure of several recorded at once (``person_answers_record``)."""
+
+    key: str
+    value: str
+    audience: str
+    purpose: str
+    source: str
+    expires_at: datetime | None = None
+
+
+def person_answers_record(
+    *,
+    contact: Contact,
+    consents: Sequence[ConsentInput] = (),
+    disclosures: Sequence[DisclosureInput] = (),
+    actor: Actor,
+    occurred_at: datetime | None = None,
+) -> tuple[list[Consent], list[Disclosure]]:
+    """Several consents and disclosures of one person at once (a form sent).
+
+    The same checks, rows, ledger payloads (consents first, then disclosures, each
+    in the given order) and signals as ``consent_record`` and ``disclosure_record``
+    called one by one, but written set-based: one lock of the person, one insert
+    per table, one ledger append, and scores followed once, after all of them (so
+    a qualification they cause is on the ledger after them, not between them).
+    All checked before anything is written.
+    """
+    for consent_in in consents:
+        rules.consent_check(purpose=consent_in.purpose)
+    disclosed_at = occurred_at or timezone.now()
+    cleaned = [
+        DisclosureInput(
+            key=item.key,
+            value=item.value.strip(),
+            audience=item.audience,
+            purpose=item.purpose,
+            source=item.source,
+            expires_at=item.expires_at,
+        )
+        for item in disclosures
+    ]
+    for item in cleaned:
+        rules.disclosure_check(
+            key=item.key,
+            value=item.value,
+            audience=item.audience,
+            purpose=item.purpose,
+            source=item.source,
+            expires_at=item.expires_at,
+            disclosed_at=disclosed_at,
+        )
+    if not consents and not cleaned:
+        return [], []
+    with transaction.atomic():
+        ledger_lock()
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        require_living(contact)
+        now = timezone.now()
+        consent_rows = Consent.objects.bulk_create(
+            [
+                Consent(
+                    contact=contact,
+                    purpose=item.purpose,
+                    granted=item.granted,
+                    source=item.source.strip(),
+                    notice_version=item.notice_version.strip(),
+                    occurred_at=occurred_at or now,
+                    recorded_at=now,
+                )
+                for item in consents
+            ]
+        )
+        disclosure_rows = Disclosure.objects.bulk_create(
+            [
+                Disclosure(
+                    contact=contact,
+                    key=item.key,
+                    value=item.value,
+                    audience=item.audience,
+                    purpose=item.purpose,
+                    source=item.source,
+                    disclosed_at=disclosed_at,
+                    recorded_at=now,
+                    expires_at=item.expires_at,
+                )
+                for item in cleaned
+            ]
+        )
+        drafts = [
+            LedgerDraft(
+                actor=actor,
+                action=LedgerAction.CONSENT_RECORD,
+                subject_type="consent",
+                subject_id=row.pk,
+                contact_id=contact.pk,
+                after=consent_ledger_payload(
+                    purpose=row.purpose,
+                    granted=row.granted,
+                    source=row.source,
+                    notice_version=row.notice_version,
+                ),
+                occurred_at=occurred_at,
+            )
+            for row in consent_rows
+        ]
+        if disclosure_rows:
+            person_key = contact_keys([contact.pk])[contact.pk]
+            drafts += [
+                LedgerDraft(
+                    actor=actor,
+                    action=LedgerAction.DISCLOSURE_RECORD,
+                    subject_type="disclosure",
+                    subject_id=row.pk,
+                    contact_id=contact.pk,
+                    after=disclosure_ledger_payload(
+                        contact_id=contact.pk,
+                        key=row.key,
+                        value=row.value,
+                        audience=row.audience,
+                        purpose=row.purpose,
+                        source=row.source,
+                        expires_at=row.expires_at,
+                        person_key=person_key,
+                    ),
+                    occurred_at=occurred_at,
+                )
+                for row in disclosure_rows
+            ]
+        ledger_append_many(drafts, return_entries=False)
+        if disclosure_rows or any(
+            row.purpose == ConsentPurpose.SALES_CONTACT for row in consent_rows
+        ):
+            contacts_changed([contact.pk], actor)
+        stages = [row.pk for row in disclosure_rows if row.key == JOURNEY_STAGE_KEY]
+        if stages:
+            # A ready_to_talk told to sales alone: the system hands the person off.
+            signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=stages)
+    return consent_rows, disclosure_rows

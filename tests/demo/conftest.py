@@ -30,3 +30,16 @@ def demo_seeded(django_db_blocker: object, *, contacts: int) -> Iterator[str]:
         call_command("seed_demo", contacts=contacts, stdout=out)
         yield out.getvalue()
         transaction.set_rollback(True)
+
+
+def written_by_people(subject_type: str) -> list[int]:
+    """The ids of the rows of ``subject_type`` that a person wrote themself (the demo's
+    buyer's side: its forms and portal), which the seeded people's plan does not hold."""
+    from leadrecord.models import ActorKind, LedgerEntry
+
+    return [
+        int(subject_id)
+        for subject_id in LedgerEntry.objects.filter(
+            actor_kind=ActorKind.PERSON, subject_type=subject_type
+        ).values_list("subject_id", flat=True)
+    ]

@@ -24,7 +24,7 @@ from demo.people import DEMO_TLD, WINDOW_SECONDS, demo_contacts_seed, demo_peopl
 from leadrecord.ledger import Actor, ledger_verify
 from leadrecord.models import LedgerEntry
 
-from .conftest import demo_seeded
+from .conftest import demo_seeded, written_by_people
 
 pytestmark = pytest.mark.django_db
 SEED_ACTOR = "manage.py seed_demo"
@@ -80,14 +80,18 @@ def test_seed_demo_creates_the_people_the_seed_describes(seeded):
     }
     for email, domain in Contact.objects.values_list("email", "organization__domain"):
         assert str(email).endswith(f"@{domain}")
-    written = set(Disclosure.objects.values_list("contact__email", "key", "value", "audience"))
+    # What the demo's buyers sent through the form and changed in the portal is theirs,
+    # on top of the people's plan (demo/buyers.py).
+    disclosures = Disclosure.objects.exclude(pk__in=written_by_people("disclosure"))
+    consents = Consent.objects.exclude(pk__in=written_by_people("consent"))
+    written = set(disclosures.values_list("contact__email", "key", "value", "audience"))
     planned = {
         (person.email, d.key, d.value, d.audience)
         for person in data.people
         for d in person.disclosures
     }
     assert written == planned
-    assert Consent.objects.count() == sum(len(person.consents) for person in data.people)
+    assert consents.count() == sum(len(person.consents) for person in data.people)
     assert "organizations     5 created" in seeded
     assert "contacts         40 created" in seeded
 
@@ -107,7 +111,8 @@ def test_seed_demo_covers_every_audience_source_and_stage(seeded):
 
 
 def test_seed_demo_consents_have_a_history_with_withdrawals(seeded):
-    consents = Consent.objects.all()
+    # A withdrawal in the portal names no notice version (demo/buyers.py); the plan's do.
+    consents = Consent.objects.exclude(pk__in=written_by_people("consent"))
     assert set(consents.values_list("purpose", flat=True)) == set(ConsentPurpose.values)
     assert set(consents.values_list("notice_version", flat=True)) <= {"2026-01", "2026-06"}
     withdrawn = [
@@ -149,12 +154,14 @@ def test_seed_demo_is_on_the_ledger_and_the_ledger_verifies(seeded):
     result = ledger_verify()
     assert result.ok
     demo_entries = LedgerEntry.objects.filter(actor_label=SEED_ACTOR)
+    # The buyer's side (demo/buyers.py) is written by the people themselves, not the seed.
+    disclosures = Disclosure.objects.exclude(pk__in=written_by_people("disclosure"))
     expected = (
         Organization.objects.count()
         + Contact.objects.count()
-        + Consent.objects.count()
-        + Disclosure.objects.count()
-        + Disclosure.objects.exclude(withdrawn_at=None).count()
+        + Consent.objects.exclude(pk__in=written_by_people("consent")).count()
+        + disclosures.count()
+        + disclosures.exclude(withdrawn_at=None).count()
         + 6  # the demo users
         + 1  # the demo CRM's webhook endpoint
     )

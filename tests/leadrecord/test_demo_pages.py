@@ -18,6 +18,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from buyers.models import BuyerForm
 from contacts.models import Campaign, Contact
 from handoff.models import ContributionTarget, Deal, Handoff, HandoffStatus, Ruleset
 from reports.models import AttributionRun, RunStatus
@@ -128,13 +129,18 @@ def test_every_list_page_shows_demo_rows(demo):
         .first()
     )
     target = ContributionTarget.objects.order_by("-period").first()
+    form = BuyerForm.objects.order_by("id").first()
     assert contact and campaign and deal and ruleset and pending and returned and target
+    assert form
     pages = [
         ("maria", reverse("contacts"), str(contact.email)),
         ("maria", reverse("touches"), "Log a touch"),
         ("maria", reverse("campaigns"), campaign.name),
         ("maria", reverse("channels"), "webinar"),
         ("maria", reverse("touch-import"), "csv"),
+        ("maria", reverse("buyer_forms"), form.title),
+        # The demo form's page: its submissions per campaign and the snippets to embed.
+        ("maria", reverse("buyer_form_detail", args=[form.pk]), f"/f/{form.slug}/embed/"),
         ("maria", reverse("handoffs-returned"), reverse("contact", args=[returned.contact_id])),
         # The queue, oldest due first, as the manager sees it (a rep sees theirs and the
         # unassigned ones).

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from demo.buyers import demo_buyers_seed
 from demo.people import demo_contacts_seed
 from demo.pipeline import DemoTeam, demo_pipeline_seed
 from demo.webhooks import demo_endpoint_seed, demo_receiver
@@ -51,6 +52,8 @@ class Command(BaseCommand):
             written = self.seed_pipeline(
                 actor, count=options["contacts"], seed=options["seed"], now=now
             )
+        if written:
+            self.seed_buyers(now=now)
         # The demo CRM's endpoint hears of the attribution run; its receiver runs meanwhile.
         with demo_receiver() as url:
             self.stdout.write(f"Demo webhooks: {demo_endpoint_seed(url=url, actor=actor)}")
@@ -114,6 +117,22 @@ class Command(BaseCommand):
             f"  sale events   {sum(summary.sales.values()):>5} ({sales}; revenue {summary.revenue})"
         )
         return True
+
+    def seed_buyers(self, *, now: datetime) -> None:
+        """The buyer's side on the demo year: a published form, consented visits that
+        became touches, and a person who used the portal."""
+        maria = get_user_model().objects.get(username="maria")
+        summary = demo_buyers_seed(marketer=Actor.of(maria), now=now)
+        if summary.skipped:
+            self.stdout.write(f"Demo buyer's side: not written ({summary.skipped}).")
+            return
+        self.stdout.write(
+            f"Demo buyer's side (form {summary.form}):\n"
+            f"  submissions   {summary.submissions:>5}\n"
+            f"  visits        {summary.visits_kept:>5} kept with consent (now touches), "
+            f"{summary.views_counted} counted without\n"
+            f"  portal        {summary.portal_changes:>5} changes made by the person"
+        )
 
     def seed_attribution(self, *, fresh_data: bool) -> None:
         """A complete attribution run over the demo year, so the dashboards' attribution,
