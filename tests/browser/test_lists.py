@@ -4,6 +4,7 @@ columns on the import page."""
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -56,7 +57,9 @@ def test_a_manager_sorts_filters_downloads_and_moves_a_person(page):
 
     page.get_by_label("Search", exact=True).fill("granite")
     page.get_by_role("button", name="Filter").click()
-    expect(page.get_by_text("Rows 1 to 2 of 2.")).to_be_visible()
+    # A loaded machine may take a while to answer the filtered page.
+    page.wait_for_url(re.compile(r"search=granite"))
+    expect(page.get_by_text("Rows 1 to 2 of 2.")).to_be_visible(timeout=15_000)
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download CSV").click()
     text = Path(download_info.value.path()).read_text()
