@@ -38,6 +38,8 @@ from .models import (
     Contact,
     DisclosurePurpose,
     DisclosureSource,
+    JourneyStage,
+    Organization,
 )
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -97,8 +99,37 @@ class LocalTimesMixin(forms.BaseForm):
 
 class ContactListFilter(ContactFilter):
     """The API's contact filters, with labels and empty choices that read well on a page,
-    and the page's own: who granted a consent."""
+    and the page's own: who granted a consent.
 
+    Declared again rather than relabelled in ``__init__``: a filter builds its form field
+    once and keeps it, and the API schema's generation builds the parent's fields first,
+    so a later relabelling of a copy would not reach the page.
+    """
+
+    search = django_filters.CharFilter(
+        label="Search",
+        method="filter_search",
+        max_length=200,
+        help_text="Words in name, email, title, organization.",
+    )
+    organization = django_filters.ModelChoiceFilter(
+        queryset=Organization.objects.all(),
+        label="Organization",
+        empty_label="Any organization",
+    )
+    stage = django_filters.ChoiceFilter(
+        choices=JourneyStage.choices,
+        field_name="journey_stage",
+        label="Stage",
+        empty_label="Any stage",
+        help_text="The latest journey stage the caller may see.",
+    )
+    # The API's TypedChoiceFilter reads "true" and "false"; say them in words.
+    qualified = django_filters.TypedChoiceFilter(
+        choices=[("", "Any"), ("true", "Yes"), ("false", "No")],
+        coerce=lambda value: value == "true",
+        label="Qualified",
+    )
     consent = django_filters.ChoiceFilter(
         choices=ConsentPurpose.choices,
         label="Consent granted",
@@ -110,17 +141,6 @@ class ContactListFilter(ContactFilter):
         self, queryset: QuerySet[Contact], name: str, value: str
     ) -> QuerySet[Contact]:
         return selectors.contacts_with_consent(queryset, value)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.filters["search"].label = "Search"
-        self.filters["organization"].label = "Organization"
-        self.filters["organization"].extra["empty_label"] = "Any organization"
-        self.filters["stage"].label = "Stage"
-        self.filters["stage"].extra["empty_label"] = "Any stage"
-        # The API's TypedChoiceFilter reads "true" and "false"; say them in words.
-        self.filters["qualified"].label = "Qualified"
-        self.filters["qualified"].extra["choices"] = [("", "Any"), ("true", "Yes"), ("false", "No")]
 
 
 # --- contacts ------------------------------------------------------------------
