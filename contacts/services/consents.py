@@ -49,6 +49,48 @@ def consent_ledger_payload(
     return payload
 
 
+def _consent_entry(consent: Consent, *, actor: Actor, occurred_at: datetime | None) -> LedgerDraft:
+    """The ledger entry of a consent row, for the single and the set-based service."""
+    return LedgerDraft(
+        actor=actor,
+        action=LedgerAction.CONSENT_RECORD,
+        subject_type="consent",
+        subject_id=consent.pk,
+        contact_id=consent.contact_id,
+        after=consent_ledger_payload(
+            purpose=consent.purpose,
+            granted=consent.granted,
+            source=consent.source,
+            notice_version=consent.notice_version,
+        ),
+        occurred_at=occurred_at,
+    )
+
+
+def _disclosure_entry(
+    disclosure: Disclosure, *, person_key: bytes, actor: Actor, occurred_at: datetime | None
+) -> LedgerDraft:
+    """The ledger entry of a disclosure row (its value sealed with ``person_key``)."""
+    return LedgerDraft(
+        actor=actor,
+        action=LedgerAction.DISCLOSURE_RECORD,
+        subject_type="disclosure",
+        subject_id=disclosure.pk,
+        contact_id=disclosure.contact_id,
+        after=disclosure_ledger_payload(
+            contact_id=disclosure.contact_id,
+            key=disclosure.key,
+            value=disclosure.value,
+            audience=disclosure.audience,
+            purpose=disclosure.purpose,
+            source=disclosure.source,
+            expires_at=disclosure.expires_at,
+            person_key=person_key,
+        ),
+        occurred_at=occurred_at,
+    )
+
+
 def consent_record(
     *,
     contact: Contact,
@@ -75,20 +117,7 @@ def consent_record(
             occurred_at=occurred_at or now,
             recorded_at=now,
         )
-        ledger_append(
-            actor=actor,
-            action=LedgerAction.CONSENT_RECORD,
-            subject_type="consent",
-            subject_id=consent.pk,
-            contact_id=contact.pk,
-            after=consent_ledger_payload(
-                purpose=consent.purpose,
-                granted=consent.granted,
-                source=consent.source,
-                notice_version=consent.notice_version,
-            ),
-            occurred_at=occurred_at,
-        )
+        ledger_append_many([_consent_entry(consent, actor=actor, occurred_at=occurred_at)])
         if purpose == ConsentPurpose.SALES_CONTACT:
             contacts_changed([contact.pk], actor)
     return consent
@@ -166,23 +195,12 @@ def disclosure_record(
             expires_at=expires_at,
         )
         person_key = contact_keys([contact.pk])[contact.pk]
-        ledger_append(
-            actor=actor,
-            action=LedgerAction.DISCLOSURE_RECORD,
-            subject_type="disclosure",
-            subject_id=disclosure.pk,
-            contact_id=contact.pk,
-            after=disclosure_ledger_payload(
-                contact_id=contact.pk,
-                key=key,
-                value=value,
-                audience=audience,
-                purpose=purpose,
-                source=source,
-                expires_at=expires_at,
-                person_key=person_key,
-            ),
-            occurred_at=occurred_at,
+        ledger_append_many(
+            [
+                _disclosure_entry(
+                    disclosure, person_key=person_key, actor=actor, occurred_at=occurred_at
+                )
+            ]
         )
         contacts_changed([contact.pk], actor)
         if key == JOURNEY_STAGE_KEY:
@@ -318,44 +336,11 @@ def person_answers_record(
                 for item in cleaned
             ]
         )
-        drafts = [
-            LedgerDraft(
-                actor=actor,
-                action=LedgerAction.CONSENT_RECORD,
-                subject_type="consent",
-                subject_id=row.pk,
-                contact_id=contact.pk,
-                after=consent_ledger_payload(
-                    purpose=row.purpose,
-                    granted=row.granted,
-                    source=row.source,
-                    notice_version=row.notice_version,
-                ),
-                occurred_at=occurred_at,
-            )
-            for row in consent_rows
-        ]
+        drafts = [_consent_entry(row, actor=actor, occurred_at=occurred_at) for row in consent_rows]
         if disclosure_rows:
             person_key = contact_keys([contact.pk])[contact.pk]
             drafts += [
-                LedgerDraft(
-                    actor=actor,
-                    action=LedgerAction.DISCLOSURE_RECORD,
-                    subject_type="disclosure",
-                    subject_id=row.pk,
-                    contact_id=contact.pk,
-                    after=disclosure_ledger_payload(
-                        contact_id=contact.pk,
-                        key=row.key,
-                        value=row.value,
-                        audience=row.audience,
-                        purpose=row.purpose,
-                        source=row.source,
-                        expires_at=row.expires_at,
-                        person_key=person_key,
-                    ),
-                    occurred_at=occurred_at,
-                )
+                _disclosure_entry(row, person_key=person_key, actor=actor, occurred_at=occurred_at)
                 for row in disclosure_rows
             ]
         ledger_append_many(drafts, return_entries=False)
