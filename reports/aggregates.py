@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -447,36 +447,17 @@ def _people_sql(marks: Marks, people: list[int]) -> None:
         "only_person": "AND person.id = ANY(%s::bigint[])",
     }
     zone = settings.TIME_ZONE
-    first_ever = TouchDayCount.FIRST_EVER
-    pairs: Counter[tuple[date, date]] = Counter()
     created: Counter[date] = Counter()
     hours: Counter[tuple[date, int]] = Counter()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH gone AS (
-                DELETE FROM {tables["touch_day"]} WHERE contact_id = ANY(%s::bigint[])
-                RETURNING day, coalesce(previous_day, %s) AS previous_day
-            )
-            SELECT day, previous_day, count(*) FROM gone GROUP BY 1, 2
-            """,  # noqa: S608
-            [people, first_ever],
+        pairs = _person_days_rewrite(
+            cursor,
+            table=tables["touch_day"],
+            rows_sql=_TOUCH_DAYS_SQL.format(**tables, **only),
+            rows_params=[zone, marks.last_touch_id, people],
+            people=people,
+            first_ever=TouchDayCount.FIRST_EVER,
         )
-        for day, previous, count in cursor.fetchall():
-            pairs[(day, previous)] -= count
-        cursor.execute(
-            f"""
-            WITH added AS (
-                INSERT INTO {tables["touch_day"]} (contact_id, day, previous_day)
-                {_TOUCH_DAYS_SQL.format(**tables, **only)}
-                RETURNING day, coalesce(previous_day, %s) AS previous_day
-            )
-            SELECT day, previous_day, count(*) FROM added GROUP BY 1, 2
-            """,  # noqa: S608
-            [zone, marks.last_touch_id, people, first_ever],
-        )
-        for day, previous, count in cursor.fetchall():
-            pairs[(day, previous)] += count
         cursor.execute(
             f"""
             WITH gone AS (
@@ -518,34 +499,54 @@ def _customer_days_sql(marks: Marks, people: list[int]) -> Counter[tuple[date, d
     """Write these people's ``CustomerDay`` rows afresh; the change per (day, previous day)."""
     tables = _tables()
     only = {"only_member": "AND member.contact_id = ANY(%s::bigint[])"}
-    first_ever = CustomerDayCount.FIRST_EVER
-    pairs: Counter[tuple[date, date]] = Counter()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH gone AS (
-                DELETE FROM {tables["customer_day"]} WHERE contact_id = ANY(%s::bigint[])
-                RETURNING day, coalesce(previous_day, %s) AS previous_day
-            )
-            SELECT day, previous_day, count(*) FROM gone GROUP BY 1, 2
-            """,  # noqa: S608
-            [people, first_ever],
+        return _person_days_rewrite(
+            cursor,
+            table=tables["customer_day"],
+            rows_sql=_CUSTOMER_DAYS_SQL.format(**tables, **only),
+            rows_params=[settings.TIME_ZONE, *_customer_params(marks), people],
+            people=people,
+            first_ever=CustomerDayCount.FIRST_EVER,
         )
-        for day, previous, count in cursor.fetchall():
-            pairs[(day, previous)] -= count
-        cursor.execute(
-            f"""
-            WITH added AS (
-                INSERT INTO {tables["customer_day"]} (contact_id, day, previous_day)
-                {_CUSTOMER_DAYS_SQL.format(**tables, **only)}
-                RETURNING day, coalesce(previous_day, %s) AS previous_day
-            )
-            SELECT day, previous_day, count(*) FROM added GROUP BY 1, 2
-            """,  # noqa: S608
-            [settings.TIME_ZONE, *_customer_params(marks), people, first_ever],
+
+
+def _person_days_rewrite(
+    cursor: Any,
+    *,
+    table: str,
+    rows_sql: str,
+    rows_params: list[Any],
+    people: list[int],
+    first_ever: date,
+) -> Counter[tuple[date, date]]:
+    """Replace these people's rows of a (contact, day, previous day) table by ``rows_sql``'s;
+    the change in rows per (day, previous day), a first day counted under ``first_ever``."""
+    pairs: Counter[tuple[date, date]] = Counter()
+    cursor.execute(
+        f"""
+        WITH gone AS (
+            DELETE FROM {table} WHERE contact_id = ANY(%s::bigint[])
+            RETURNING day, coalesce(previous_day, %s) AS previous_day
         )
-        for day, previous, count in cursor.fetchall():
-            pairs[(day, previous)] += count
+        SELECT day, previous_day, count(*) FROM gone GROUP BY 1, 2
+        """,  # noqa: S608
+        [people, first_ever],
+    )
+    for day, previous, count in cursor.fetchall():
+        pairs[(day, previous)] -= count
+    cursor.execute(
+        f"""
+        WITH added AS (
+            INSERT INTO {table} (contact_id, day, previous_day)
+            {rows_sql}
+            RETURNING day, coalesce(previous_day, %s) AS previous_day
+        )
+        SELECT day, previous_day, count(*) FROM added GROUP BY 1, 2
+        """,  # noqa: S608
+        [*rows_params, first_ever],
+    )
+    for day, previous, count in cursor.fetchall():
+        pairs[(day, previous)] += count
     return pairs
 
 
