@@ -1,10 +1,11 @@
 """Where a run's credit rows go: a table per run on PostgreSQL, attached whole at the swap.
 
 On PostgreSQL ``reports_attributioncredit`` is partitioned by ``run_id``
-(migration 0007). A run creates its own table (``staging_create``), loads it
+(migration 0013). A run creates its own table (``staging_create``), loads it
 in bounded chunks by binary COPY straight from the NumPy columns
 (``credits_load``: no Python object per row, no index or foreign key to
-maintain while loading), indexes it (``staging_index``), and attaches it as
+maintain; the table keeps no index at all, see migration 0016), analyzes it
+(``staging_analyze``), and attaches it as
 its partition (``staging_attach``) in the transaction that marks the run
 complete: until then no reader sees it. A run that fails drops its table
 (``staging_drop``); ``credits_retire`` drops old runs' tables whole.
@@ -251,13 +252,13 @@ def credits_discard_model(run_id: int, model: str) -> None:
         AttributionCredit.objects.filter(run_id=run_id, model=model).delete()
 
 
-def staging_index(run_id: int) -> None:
-    """The partition's index, built once over the loaded rows (the parent's index then
-    adopts it at the attach instead of building its own)."""
+def staging_analyze(run_id: int) -> None:
+    """The planner's statistics of the loaded rows (the table has no index: migration
+    0016 says why)."""
     if not partitioned():
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT reports_credit_run_table_index(%s)", [int(run_id)])
+        cursor.execute("SELECT reports_credit_run_table_analyze(%s)", [int(run_id)])
 
 
 def staging_attach(run_id: int) -> None:

@@ -97,11 +97,6 @@ class AttributionCredit(models.Model):
     conversion_share = models.FloatField()  # the part of the conversion (sums to 1)
     converted_at = models.DateTimeField()
 
-    class Meta:
-        indexes = [
-            models.Index(fields=["run", "model", "converted_at"], name="credit_run_model_time"),
-        ]
-
     def __str__(self) -> str:
         return f"{self.model}: {self.credit:.2f} to channel {self.channel_id}"
 

@@ -349,7 +349,8 @@ class PartitionResult:
     unavailable: dict[str, str]
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow: dataclasses.asdict copies each of the daily sums' lists item by item.
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PartitionResult:
@@ -451,7 +452,7 @@ def partition_execute(*, run: AttributionRun, plan: RunPlan, index: int) -> Part
 
 
 def run_complete(run: AttributionRun, plan: RunPlan, results: list[PartitionResult]) -> None:
-    """The swap: index the run's table, attach it, write the daily sums and mark the run
+    """The swap: analyze the run's table, attach it, write the daily sums and mark the run
     complete, in one transaction (readers see the previous run until it commits)."""
     unavailable: dict[str, str] = {}
     if plan.context.markov_unavailable:
@@ -462,7 +463,7 @@ def run_complete(run: AttributionRun, plan: RunPlan, results: list[PartitionResu
     for model in unavailable:
         # A model that failed in one partition is not computed for the run at all.
         credit_store.credits_discard_model(run.pk, model)
-    credit_store.staging_index(run.pk)
+    credit_store.staging_analyze(run.pk)
     daily = DailySums()
     for result in results:
         daily.add_sums(
