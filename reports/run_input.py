@@ -179,6 +179,20 @@ def _epoch(column: str) -> str:
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
 
 
+def _moment(column: str) -> str:
+    """A time column as ``_columns_read`` takes it (type ``t8``): on PostgreSQL the value
+    itself, whose binary COPY form (microseconds since 2000) NumPy turns into seconds;
+    converting each of millions of rows with EXTRACT in the server cost as much as the
+    rest of the read."""
+    if connection.vendor == "postgresql":
+        return column
+    return _epoch(column)
+
+
+# PostgreSQL's epoch (2000-01-01) in microseconds since 1970-01-01.
+_POSTGRES_EPOCH_MICROSECONDS = 946_684_800_000_000
+
+
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
@@ -201,7 +215,9 @@ _BINARY_HEADER = 19  # PGCOPY signature, flags and header extension length
 
 def _columns_read(sql: str, params: list[Any], types: dict[str, str]) -> Iterator[Columns]:
     """The rows of ``sql`` (its columns named and typed by ``types``: ``i8`` for bigint,
-    as every id is, or ``f8``; no NULLs) in chunks of at most ``_READ_CHUNK`` rows, as columns.
+    as every id is, ``f8``, or ``t8`` for a time selected with ``_moment``, which comes
+    back as ``f8`` seconds since the epoch; no NULLs) in chunks of at most ``_READ_CHUNK``
+    rows, as columns.
 
     PostgreSQL: binary COPY of the query into a temporary file (written by the driver
     at C speed, so neither a Python object per row nor the result held in memory), read
@@ -209,17 +225,19 @@ def _columns_read(sql: str, params: list[Any], types: dict[str, str]) -> Iterato
     """
     names = list(types)
     if connection.vendor != "postgresql":
+        kinds = {name: "f8" if kind == "t8" else kind for name, kind in types.items()}
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(_READ_CHUNK):
                 yield Columns(
-                    (name, np.array([row[i] for row in rows], dtype=np.dtype(types[name])))
+                    (name, np.array([row[i] for row in rows], dtype=np.dtype(kinds[name])))
                     for i, name in enumerate(names)
                 )
         return
     fields = [("fields", ">i2")]
     for name in names:
-        fields += [(f"{name}_size", ">i4"), (name, f">{types[name]}")]
+        wire = "i8" if types[name] == "t8" else types[name]
+        fields += [(f"{name}_size", ">i4"), (name, f">{wire}")]
     record = np.dtype(fields)
     with tempfile.TemporaryFile() as spool, connection.cursor() as cursor:
         query = cursor.cursor.mogrify(sql, params).decode()
@@ -230,7 +248,15 @@ def _columns_read(sql: str, params: list[Any], types: dict[str, str]) -> Iterato
         for start in range(0, rows, _READ_CHUNK):
             count = min(_READ_CHUNK, rows - start)
             chunk = np.frombuffer(spool.read(count * record.itemsize), dtype=record)
-            yield Columns((name, chunk[name].astype(types[name])) for name in names)
+            yield Columns((name, _column_of(chunk[name], types[name])) for name in names)
+
+
+def _column_of(wire: np.ndarray, kind: str) -> np.ndarray:
+    if kind != "t8":
+        return wire.astype(kind)
+    # Whole microseconds since 1970 are exact in float64 until the year 2255, and one
+    # division rounds once: the same value EXTRACT(EPOCH ...)::float8 gives.
+    return (wire.astype(np.int64) + _POSTGRES_EPOCH_MICROSECONDS) / 1e6
 
 
 def analytics_withdrawn_ids() -> set[int]:
@@ -323,7 +349,7 @@ def run_input_read(
     touches = _converting_touches(
         f"SELECT s.id AS sale, m.contact_id AS contact, "  # noqa: S608
         f"t.channel_id AS channel, COALESCE(t.campaign_id, 0) AS campaign, "
-        f"{_epoch('t.occurred_at')} AS moment, t.id AS touch "
+        f"{_moment('t.occurred_at')} AS moment, t.id AS touch "
         f"FROM handoff_saleevent s "
         f"JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
         f"JOIN contacts_touch t ON t.contact_id = m.contact_id "
@@ -379,7 +405,7 @@ def _converting_touches(
     touch id), converted to an array chunk by chunk as they arrive."""
     withdrawn_ids = np.array(sorted(withdrawn), dtype=np.int64)
     types = {"sale": "i8", "contact": "i8", "channel": "i8", "campaign": "i8"}
-    types |= {"moment": "f8", "touch": "i8"}
+    types |= {"moment": "t8", "touch": "i8"}
     chunks = [np.zeros((0, 5))]
     for columns in _columns_read(sql, params, types):
         kept = ~np.isin(columns["contact"], withdrawn_ids)
@@ -466,6 +492,47 @@ def _nonconverting(
     return np.concatenate(channels), np.concatenate(starts)
 
 
+@dataclass
+class PeopleGroups:
+    """Per person id, the group a person in no deal belongs to (their organization's, else
+    their own) and whether they are in a deal."""
+
+    unit: IntArray
+    in_deal: BoolArray
+
+    @classmethod
+    def read(cls) -> PeopleGroups:
+        people = Columns()
+        for chunk in _columns_read(
+            "SELECT id AS contact, COALESCE(organization_id, 0) AS organization "
+            "FROM contacts_contact",
+            [],
+            {"contact": "i8", "organization": "i8"},
+        ):
+            for name, column in chunk.items():
+                people[name] = np.concatenate((people.get(name, column[:0]), column))
+        size = int(people["contact"].max()) + 1 if people.rows else 1
+        unit = _PERSON * _UNIT_KIND + np.arange(size, dtype=np.int64)
+        if people.rows:
+            organization = people["organization"]
+            in_one = organization > 0
+            unit[people["contact"][in_one]] = _ORGANIZATION * _UNIT_KIND + organization[in_one]
+        in_deal = np.zeros(size, dtype=np.bool_)
+        for chunk in _columns_read(
+            "SELECT DISTINCT contact_id AS contact FROM handoff_dealcontact", [], {"contact": "i8"}
+        ):
+            members = chunk["contact"]
+            in_deal[members[members < size]] = True
+        return cls(unit=unit, in_deal=in_deal)
+
+    def of(self, contact: IntArray) -> tuple[IntArray, BoolArray]:
+        """The units of these people's paths, and which of them are in no deal."""
+        known = contact < self.unit.size
+        at = np.where(known, contact, 0)
+        unit = np.where(known, self.unit[at], _PERSON * _UNIT_KIND + contact)
+        return unit, ~np.where(known, self.in_deal[at], False)
+
+
 def nonconverting_read(
     *, now: datetime, lookback_days: int, withdrawn: set[int], bucket_rows: int = BUCKET_ROWS
 ) -> Iterator[tuple[IntArray, IntArray]]:
@@ -484,68 +551,66 @@ def nonconverting_read(
     earliest_lost = _fetch(
         "SELECT MIN(occurred_at) FROM handoff_saleevent WHERE kind = %s", [str(SaleKind.LOST)]
     )[0][0]
-    columns = (
-        "AS unit, {contact} AS contact, t.channel_id AS channel, "
-        f"{_epoch('t.occurred_at')} AS moment, t.id AS touch, "
-    )
-    as_of_column = "CAST(%s AS DOUBLE PRECISION) AS ending"
-    deal_members, people = (
-        columns.format(contact="m.contact_id"),
-        columns.format(contact="t.contact_id"),
-    )
-    queries: list[tuple[str, list[Any]]] = []
+    touch_columns = f"t.channel_id AS channel, {_moment('t.occurred_at')} AS moment, t.id AS touch"
+    touch_types = {"contact": "i8", "channel": "i8", "moment": "t8", "touch": "i8"}
+    # Per query: its SQL, parameters and column types. A lost deal's paths end when it was
+    # lost (its "ending"); the others at the run's as-of moment.
+    queries: list[tuple[str, list[Any], dict[str, str]]] = []
     if earliest_lost is not None:
         if isinstance(earliest_lost, str):  # SQLite hands back text
             earliest_lost = datetime.fromisoformat(earliest_lost)
         queries.append(
             (
-                f"SELECT {_LOST * _UNIT_KIND} + s.id {deal_members}"  # noqa: S608
-                f"{_epoch('s.occurred_at')} AS ending "
+                f"SELECT {_LOST * _UNIT_KIND} + s.id AS unit, m.contact_id AS contact, "  # noqa: S608
+                f"{touch_columns}, {_moment('s.occurred_at')} AS ending "
                 "FROM handoff_saleevent s "
                 "JOIN handoff_dealcontact m ON m.deal_id = s.deal_id "
                 "JOIN contacts_touch t ON t.contact_id = m.contact_id "
                 "AND t.occurred_at < s.occurred_at AND t.occurred_at >= %s "
                 "WHERE s.kind = %s",
                 [earliest_lost - timedelta(days=lookback_days), str(SaleKind.LOST)],
+                {"unit": "i8", **touch_types, "ending": "t8"},
             )
         )
     queries.append(
         (
-            f"SELECT {_OPEN * _UNIT_KIND} + d.id {deal_members}{as_of_column} "  # noqa: S608
+            f"SELECT {_OPEN * _UNIT_KIND} + d.id AS unit, m.contact_id AS contact, "  # noqa: S608
+            f"{touch_columns} "
             "FROM handoff_deal d JOIN handoff_dealcontact m ON m.deal_id = d.id "
             "JOIN contacts_touch t ON t.contact_id = m.contact_id "
             "AND t.occurred_at >= %s AND t.occurred_at < %s "
             "WHERE NOT EXISTS (SELECT 1 FROM handoff_saleevent s WHERE s.deal_id = d.id "
             f"AND (s.kind = %s OR (s.kind IN ({kind_marks}) AND s.amount > 0)))",
-            [as_of, since, now, str(SaleKind.LOST), *kinds],
+            [since, now, str(SaleKind.LOST), *kinds],
+            {"unit": "i8", **touch_types},
         )
     )
+    # People in no deal: every touch of the window, their groups found here (below) rather
+    # than by joining the people and the deal members to each touch in the server.
     queries.append(
         (
-            # A person in an organization is part of its group; one without is a group.
-            f"SELECT CASE WHEN c.organization_id IS NULL "  # noqa: S608
-            f"THEN {_PERSON * _UNIT_KIND} + t.contact_id "
-            f"ELSE {_ORGANIZATION * _UNIT_KIND} + c.organization_id END "
-            f"{people}{as_of_column} "
-            "FROM contacts_touch t JOIN contacts_contact c ON c.id = t.contact_id "
-            "WHERE t.occurred_at >= %s AND t.occurred_at < %s AND NOT EXISTS ("
-            "SELECT 1 FROM handoff_dealcontact m WHERE m.contact_id = t.contact_id)",
-            [as_of, since, now],
+            f"SELECT t.contact_id AS contact, {touch_columns} "  # noqa: S608
+            "FROM contacts_touch t WHERE t.occurred_at >= %s AND t.occurred_at < %s",
+            [since, now],
+            touch_types,
         )
     )
     lookback_seconds = lookback_days * 86400.0
     withdrawn_ids = np.array(sorted(withdrawn), dtype=np.int64)
-    types = {"unit": "i8", "contact": "i8", "channel": "i8", "moment": "f8", "touch": "i8"}
     kept_record = np.dtype([("unit", "i8"), ("moment", "f8"), ("touch", "i8"), ("channel", "i8")])
+    groups: PeopleGroups | None = None
     with tempfile.TemporaryFile() as spool:
-        for sql, params in queries:
-            for chunk in _columns_read(sql, params, types | {"ending": "f8"}):
+        for sql, params, types in queries:
+            for chunk in _columns_read(sql, params, types):
+                kept = ~np.isin(chunk["contact"], withdrawn_ids)
+                if "unit" not in chunk:
+                    # Read after the touches: every touch's person is known by then.
+                    groups = groups or PeopleGroups.read()
+                    chunk["unit"], outside_deals = groups.of(chunk["contact"])
+                    kept &= outside_deals
                 # The same window as a conversion's: the lookback before the outcome.
-                kept = (
-                    ~np.isin(chunk["contact"], withdrawn_ids)
-                    & (chunk["moment"] >= chunk["ending"] - lookback_seconds)
-                    & (chunk["moment"] < chunk["ending"])
-                )
+                ending = chunk.get("ending", as_of)
+                kept &= (chunk["moment"] >= ending - lookback_seconds) & (chunk["moment"] < ending)
                 rows = np.empty(int(kept.sum()), dtype=kept_record)
                 for name in kept_record.names or ():
                     rows[name] = chunk[name][kept]
