@@ -34,7 +34,7 @@ from contacts.models import (
     TouchKind,
 )
 from contacts.sealing import contact_keys, seal
-from contacts.selectors import consents_current
+from contacts.selectors import campaign_for_utm, channel_for_write, consents_current
 from contacts.services import (
     ConsentInput,
     DisclosureInput,
@@ -323,10 +323,12 @@ def visitor_for_token(token: str | None) -> Visitor | None:
 
 def _campaign_for(form: BuyerForm, utm_campaign: str) -> Campaign | None:
     if utm_campaign:
-        found = Campaign.objects.filter(utm_campaign__iexact=utm_campaign).order_by("id").first()
+        found = campaign_for_utm(utm_campaign)
         if found is not None:
             return found
-    return form.campaign
+    if form.campaign_id is None:
+        return None
+    return Campaign.objects.select_related("channel").get(pk=form.campaign_id)
 
 
 def _answers_check(form: BuyerForm, answers: dict[str, Answer]) -> None:
@@ -382,9 +384,7 @@ def form_submit(
     when = occurred_at or now
     via = f"form {form.slug}"
     campaign = _campaign_for(form, arrival.utm.get("utm_campaign", ""))
-    channel = (
-        campaign.channel if campaign is not None else Channel.objects.get(key=FORM_CHANNEL_KEY)
-    )
+    channel = campaign.channel if campaign is not None else channel_for_write(FORM_CHANNEL_KEY)
     with transaction.atomic():
         # The answers, the touch and a say-so each follow scores under the active
         # ruleset: one read of it serves them all.

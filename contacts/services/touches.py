@@ -25,6 +25,7 @@ from ..models import (
     Touch,
     TouchKind,
 )
+from ..selectors import channels_forget
 from .checks import contacts_changed, require_living
 
 
@@ -55,6 +56,7 @@ def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -
         before = {"team": channel.team, "active": channel.active}
         channel.team, channel.active = team, active
         channel.save(update_fields=["team", "active"])
+        channels_forget()
         ledger_append(
             actor=actor,
             action=LedgerAction.CHANNEL_UPDATE,

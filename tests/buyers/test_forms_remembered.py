@@ -10,6 +10,8 @@ from buyers import services
 from buyers.models import BuyerForm, FormSubmission
 from buyers.services import Arrival, FormInput
 from contacts.models import Contact, Touch
+from contacts.selectors import campaign_for_utm, channel_for_write
+from contacts.services import channel_update
 from leadrecord.errors import InvalidInput
 from leadrecord.models import LedgerEntry
 
@@ -74,3 +76,20 @@ def test_a_new_form_under_a_forgotten_slug_is_read_afresh(buyer_form):
     page = Client().get(f"/f/{again.slug}/")
     assert page.status_code == 200
     assert b"Again" in page.content
+
+
+def test_a_channel_written_in_this_process_is_read_afresh():
+    web = channel_for_write("web")
+    assert channel_for_write("web") is web  # remembered
+    channel_update(channel=web, team="sales", active=True, actor=SYSTEM)
+    again = channel_for_write("web")
+    assert again is not web
+    assert again.team == "sales"
+
+
+def test_a_utm_campaign_names_its_campaign_in_any_case_with_its_channel(campaign):
+    found = campaign_for_utm("SPRING-2026")
+    assert found == campaign
+    assert found is not None and found.channel.key == "paid_search"
+    assert found.cost == campaign.cost and found.created_at == campaign.created_at
+    assert campaign_for_utm("autumn") is None
