@@ -3,6 +3,7 @@ already told us (progressive profiling)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
@@ -31,8 +32,32 @@ def forms_all() -> QuerySet[BuyerForm]:
     return BuyerForm.objects.select_related("campaign")
 
 
+# How long a process keeps a published form it read. Every view and post of a form
+# reads it, and only publishing changes one (a slug, its questions and consents never
+# do). A form saved or deleted in this process is forgotten at once (receivers.py);
+# another process may show it this long after it was unpublished, but nothing it
+# sends lands: the submission's insert checks the form is published
+# (services.form_submit).
+FORM_REMEMBERED_SECONDS = 5.0
+_forms_published: dict[str, tuple[float, BuyerForm]] = {}
+
+
 def form_published(slug: str) -> BuyerForm | None:
-    return BuyerForm.objects.filter(slug=slug, published=True).first()
+    now = time.monotonic()
+    known = _forms_published.get(slug)
+    if known is not None and known[0] > now:
+        return known[1]
+    form = BuyerForm.objects.filter(slug=slug, published=True).first()
+    if form is None:
+        _forms_published.pop(slug, None)
+    else:
+        _forms_published[slug] = (now + FORM_REMEMBERED_SECONDS, form)
+    return form
+
+
+def form_published_forget(slug: str) -> None:
+    """The form changed: the next page reads it again."""
+    _forms_published.pop(slug, None)
 
 
 def form_submissions(form: BuyerForm) -> QuerySet[FormSubmission]:

@@ -34,7 +34,7 @@ from contacts.models import (
     TouchKind,
 )
 from contacts.sealing import contact_keys, seal
-from contacts.selectors import consents_current
+from contacts.selectors import campaign_for_utm, channel_for_write, consents_current
 from contacts.services import (
     ConsentInput,
     DisclosureInput,
@@ -43,6 +43,8 @@ from contacts.services import (
     person_answers_record,
     touch_record,
 )
+from handoff.selectors import ruleset_active_remember
+from leadrecord.bulk import row_insert_under_parent
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock
 from leadrecord.models import LedgerAction
@@ -67,6 +69,20 @@ DISCLOSURE_LABEL_MAX_LENGTH = 200
 FORM_CHANNEL_KEY = "web"
 VISIT_SOURCE_SYSTEM = "leadrecord-visit"
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+FORM_NOT_PUBLISHED = "not_published"
+FORM_SUBMISSION_COLUMNS = (
+    "form_id",
+    "contact_id",
+    "touch_id",
+    "campaign_id",
+    "shared_device",
+    "created_person",
+    "submitted_at",
+    "page_url",
+    "referrer",
+    "utm",
+    "click_ids",
+)
 
 
 # --- forms ----------------------------------------------------------------------------
@@ -307,10 +323,12 @@ def visitor_for_token(token: str | None) -> Visitor | None:
 
 def _campaign_for(form: BuyerForm, utm_campaign: str) -> Campaign | None:
     if utm_campaign:
-        found = Campaign.objects.filter(utm_campaign__iexact=utm_campaign).order_by("id").first()
+        found = campaign_for_utm(utm_campaign)
         if found is not None:
             return found
-    return form.campaign
+    if form.campaign_id is None:
+        return None
+    return Campaign.objects.select_related("channel").get(pk=form.campaign_id)
 
 
 def _answers_check(form: BuyerForm, answers: dict[str, Answer]) -> None:
@@ -356,7 +374,7 @@ def form_submit(
     person (or made). The actor on the ledger is the person.
     """
     if not form.published:
-        raise InvalidInput("not_published", "This form is not published.", attr="form")
+        raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
     _answers_check(form, data.answers)
     offered = {item["purpose"]: item for item in form.consents}
     for purpose in data.consents:
@@ -366,10 +384,11 @@ def form_submit(
     when = occurred_at or now
     via = f"form {form.slug}"
     campaign = _campaign_for(form, arrival.utm.get("utm_campaign", ""))
-    channel = (
-        campaign.channel if campaign is not None else Channel.objects.get(key=FORM_CHANNEL_KEY)
-    )
+    channel = campaign.channel if campaign is not None else channel_for_write(FORM_CHANNEL_KEY)
     with transaction.atomic():
+        # The answers, the touch and a say-so each follow scores under the active
+        # ruleset: one read of it serves them all.
+        ruleset_active_remember()
         contact, created = contact_create(
             email=data.email,
             first_name=data.first_name,
@@ -442,7 +461,7 @@ def form_submit(
                 token_hash=visitor_token_hash(new_token), contact=contact, created_at=now
             )
         ledger_lock()
-        submission = FormSubmission.objects.create(
+        submission = FormSubmission(
             form=form,
             contact=contact,
             touch=touch,
@@ -455,6 +474,19 @@ def form_submit(
             utm=arrival.utm,
             click_ids=arrival.click_ids,
         )
+        # Inserted only while the form is published: the page may have read the form
+        # a moment before it was unpublished (selectors.form_published remembers
+        # forms), and then all of this is undone.
+        submission.pk = row_insert_under_parent(
+            submission,
+            FORM_SUBMISSION_COLUMNS,
+            parent=BuyerForm,
+            parent_id=form.pk,
+            parent_true=("published",),
+        )
+        if submission.pk is None:
+            raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
+        submission._state.adding = False
         ledger_append(
             actor=actor,
             action=LedgerAction.FORM_SUBMIT,

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -129,7 +130,7 @@ def _form_post(
     public = PublicForm(request.POST, form=buyer_form, skip_keys=skip)
     if request.POST.get(HONEYPOT_FIELD):
         # A bot: it is told what a person is told, and nothing is written.
-        return render(request, "buyers/thanks.html", {"buyer_form": buyer_form, "embed": embed})
+        return _thanks(buyer_form, embed=embed)
     shown = timing_read(request.POST.get(TIMING_FIELD, ""), buyer_form.slug)
     if shown is None or time.time() - shown < settings.BUYER_FORM_MIN_SECONDS:
         # Sent too fast for a person, or from a page that did not show the form
@@ -156,12 +157,25 @@ def _form_post(
             visitor_token=visitor_token,
         )
     except DomainError as error:
+        if error.code == services.FORM_NOT_PUBLISHED:
+            # Unpublished since this process read it: gone, here too, from now on.
+            selectors.form_published_forget(buyer_form.slug)
+            raise Http404("No such form.") from error
         status = form_error_show(public, error)
         return _public_render(request, buyer_form, public, embed=embed, status=status)
-    response = render(request, "buyers/thanks.html", {"buyer_form": buyer_form, "embed": embed})
+    response = _thanks(buyer_form, embed=embed)
     if sent.visitor_token:
         visitor_cookie_set(response, sent.visitor_token)
     return response
+
+
+def _thanks(buyer_form: BuyerForm, *, embed: bool) -> HttpResponse:
+    """The thank-you page. Rendered without the request: a public page shows nothing of
+    a user or a session, and the context processors (the user, their navigation) cost
+    more than the page."""
+    return HttpResponse(
+        loader.render_to_string("buyers/thanks.html", {"buyer_form": buyer_form, "embed": embed})
+    )
 
 
 def visitor_cookie_set(response: HttpResponse, token: str) -> None:

@@ -47,7 +47,9 @@ def channels_ensure(**kwargs: object) -> None:
     role groups do; it never changes a channel a manager has edited.
     """
     from .models import Channel
+    from .selectors import channels_forget
 
+    channels_forget()
     existing = set(Channel.objects.values_list("key", flat=True))
     Channel.objects.bulk_create(
         [

@@ -9,6 +9,7 @@ which must show a person everything held about them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,6 +86,57 @@ def disclosures_visible_to(
         withdrawn_at__isnull=True,
         contact__erased_at__isnull=True,
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+# How long a process keeps a channel it read for a write. A channel's id and key never
+# change and it is never deleted; its team and whether it is active may, and whatever
+# shows or counts them reads them afresh. Forgotten here when this process writes one,
+# and when default channels are made again (a flushed test database).
+CHANNEL_REMEMBERED_SECONDS = 60.0
+_channels_by_key: dict[str, tuple[float, Channel]] = {}
+
+
+def channel_for_write(key: str) -> Channel:
+    """The channel with this key, for a write that needs its id and key (a form's touch
+    names the web channel on every post). ``Channel.DoesNotExist`` if there is none."""
+    now = time.monotonic()
+    known = _channels_by_key.get(key)
+    if known is not None and known[0] > now:
+        return known[1]
+    channel = Channel.objects.get(key=key)
+    _channels_by_key[key] = (now + CHANNEL_REMEMBERED_SECONDS, channel)
+    return channel
+
+
+def channels_forget() -> None:
+    """Channels changed (or were made again): the next write reads them afresh."""
+    _channels_by_key.clear()
+
+
+def campaign_for_utm(utm_campaign: str) -> Campaign | None:
+    """The first campaign whose ``utm_campaign`` is this (any case), with its channel."""
+    # Every form post with a utm_campaign asks this: a raw query skips the ORM's
+    # query compilation. UPPER on both sides, as the ORM's iexact on PostgreSQL.
+    table = Campaign._meta.db_table
+    channels = Channel._meta.db_table
+    columns = ", ".join(f"{table}.{field.column}" for field in Campaign._meta.concrete_fields)
+    found = Campaign.objects.raw(
+        f"SELECT {columns}, {channels}.key AS channel_key, {channels}.team AS channel_team, "  # noqa: S608 -- model names
+        f"{channels}.active AS channel_active FROM {table} "
+        f"JOIN {channels} ON {channels}.id = {table}.channel_id "
+        f"WHERE UPPER({table}.utm_campaign) = UPPER(%s) ORDER BY {table}.id LIMIT 1",
+        [utm_campaign],
+    )
+    campaign = next(iter(found), None)
+    if campaign is not None:
+        extra: Any = campaign
+        campaign.channel = Channel(
+            id=campaign.channel_id,
+            key=extra.channel_key,
+            team=extra.channel_team,
+            active=bool(extra.channel_active),
+        )
+    return campaign
 
 
 def contacts_living() -> QuerySet[Contact]:

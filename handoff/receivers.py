@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from contacts import signals
@@ -16,6 +17,7 @@ from contacts.models import Contact
 from leadrecord.ledger import Actor
 
 from . import scoring, selectors, services
+from .models import Ruleset
 
 
 @receiver(signals.contacts_changed, dispatch_uid="handoff.contacts_rescore")
@@ -47,3 +49,11 @@ def handoff_subjects_hidden(
 ) -> list[tuple[str, int]]:
     """A reader's timeline leaves out the handoffs it may not know of."""
     return selectors.handoff_subjects_hidden_from(user, contact_ids)
+
+
+@receiver(post_save, sender=Ruleset, dispatch_uid="handoff.ruleset_active_forget_saved")
+@receiver(post_delete, sender=Ruleset, dispatch_uid="handoff.ruleset_active_forget_deleted")
+def ruleset_active_forget(sender: Any, **_: Any) -> None:
+    """A ruleset written in this transaction (by its services, or a test's factory):
+    the active one this transaction remembered may be another now."""
+    selectors.ruleset_active_forget()

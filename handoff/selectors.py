@@ -49,7 +49,13 @@ from contacts.selectors import (
     contacts_living,
     disclosures_visible_to,
 )
+from leadrecord.ledger import ledger_lock_held
 from leadrecord.roles import Role, user_has_role
+from leadrecord.transaction_marks import (
+    transaction_mark_get,
+    transaction_mark_set,
+    transaction_marks_forget,
+)
 
 from .models import (
     BUYER_SIGNAL_CONSENT,
@@ -315,7 +321,31 @@ def organizations_named(text: str) -> list[Organization]:
     return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])
 
 
+# The active ruleset as this transaction read it under the ledger lock
+# (leadrecord.transaction_marks), in a transaction that asked for it.
+ACTIVE_RULESET_MARK = "handoff.ruleset_active"
+_REMEMBER_MARK = "handoff.ruleset_active_remember"
+
+
+def ruleset_active_remember() -> None:
+    """For the rest of the caller's transaction, ``ruleset_active`` reads the active
+    ruleset once under the ledger lock and answers that again.
+
+    For a write that runs several services that each follow scores (a form sent asks
+    it after the answers, the touch and a say-so): only a writer holding the ledger
+    lock activates a ruleset (``ruleset_activate``), so while this transaction holds
+    it the answer cannot change, but by this transaction's own writes, which forget
+    it (``ruleset_active_forget``).
+    """
+    transaction_mark_set(_REMEMBER_MARK, True)
+
+
 def ruleset_active() -> Ruleset | None:
+    remembered = transaction_mark_get(_REMEMBER_MARK) and ledger_lock_held()
+    if remembered:
+        known = transaction_mark_get(ACTIVE_RULESET_MARK)
+        if known is not None:
+            return known[0]
     # Every write that can change a score asks this: a raw query skips the
     # ORM's query compilation (about half of its cost). A partial unique
     # index allows one active ruleset at most.
@@ -323,7 +353,15 @@ def ruleset_active() -> Ruleset | None:
         f"SELECT * FROM {Ruleset._meta.db_table} WHERE status = %s",  # noqa: S608 -- model name
         [RulesetStatus.ACTIVE.value],
     )
-    return next(iter(found), None)
+    active = next(iter(found), None)
+    if remembered:
+        transaction_mark_set(ACTIVE_RULESET_MARK, (active,))
+    return active
+
+
+def ruleset_active_forget() -> None:
+    """A ruleset changed in this transaction: the next ``ruleset_active`` reads it again."""
+    transaction_marks_forget(ACTIVE_RULESET_MARK)
 
 
 # --- the contact list's handoff filters -------------------------------------------------

@@ -84,10 +84,12 @@ def row_insert_under_parent(
     *,
     parent: type[models.Model],
     parent_id: int,
-    parent_null: Sequence[str],
+    parent_null: Sequence[str] = (),
+    parent_true: Sequence[str] = (),
 ) -> int | None:
     """Insert ``obj``'s ``columns`` if the ``parent`` row ``parent_id`` exists with every
-    field of ``parent_null`` NULL and no unique constraint refuses the row; its id, or None.
+    field of ``parent_null`` NULL and of ``parent_true`` (booleans) true, and no unique
+    constraint refuses the row; its id, or None.
 
     One statement where a lookup, a duplicate check and an insert were three: the
     single-touch path of ``POST touches/`` that bench/ingest.py sends. Both databases
@@ -106,6 +108,9 @@ def row_insert_under_parent(
     living = "".join(
         f" AND {quote(str(getattr(parent._meta.get_field(name), 'column', name)))} IS NULL"
         for name in parent_null
+    ) + "".join(
+        f" AND {quote(str(getattr(parent._meta.get_field(name), 'column', name)))}"
+        for name in parent_true
     )
     values = [
         field.get_db_prep_value(getattr(obj, name), connection)  # type: ignore[union-attr]

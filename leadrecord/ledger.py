@@ -29,10 +29,14 @@ from psycopg2.extras import Json
 from .bulk import copy_escape, copy_line, copy_lines, rows_insert
 from .models import ActorKind, LedgerAction, LedgerEntry
 from .roles import Role, user_has_role
+from .transaction_marks import transaction_mark_get, transaction_mark_set
 
 GENESIS_HASH = "0" * 64
 # Any fixed 64-bit number names the advisory lock; this one spells "LEDGER".
 _POSTGRES_LEDGER_LOCK_KEY = 0x4C4544474552
+# What the current transaction knows of the ledger (leadrecord.transaction_marks).
+_LOCK_MARK = "ledger.lock"
+_HEAD_MARK = "ledger.head"
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,31 @@ def ledger_entry_hash(
 
 
 def _lock_and_read_head() -> tuple[int, str]:
-    """Take the ledger lock for the rest of the transaction; return the head."""
+    """Take the ledger lock for the rest of the transaction; return the head.
+
+    The head an earlier append of this transaction left is still the head: no one
+    else appends while the lock is held (see ``_head_remember``).
+    """
     ledger_lock()
+    head = transaction_mark_get(_HEAD_MARK)
+    if head is not None:
+        return head
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT seq, hash FROM {LedgerEntry._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+def _head_remember(seq: int, entry_hash: str) -> None:
+    """Remember the head this transaction just appended, for its next batch.
+
+    Only ever set under the ledger lock, so only this transaction could move the
+    head until it ends; a savepoint rolled back forgets what was set in it (its
+    entries are gone), leaving the head as it was before it.
+    """
+    transaction_mark_set(_HEAD_MARK, (seq, entry_hash))
 
 
 def ledger_head_seq() -> int:
@@ -219,11 +240,25 @@ def ledger_lock() -> None:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_lock must run inside the writing service's transaction")
+    # Taken once per transaction: a form sent runs several services that each take
+    # it, and each time was a round trip. Re-entering it is what the database would
+    # do anyway; the mark goes with the transaction, and with a savepoint that is
+    # rolled back (PostgreSQL releases a lock taken in it).
+    if transaction_mark_get(_LOCK_MARK):
+        return
     # A PostgreSQL feature, not a speed-up: the advisory lock serialises writers across
     # processes. SQLite's IMMEDIATE transactions already hold its single write lock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
+    transaction_mark_set(_LOCK_MARK, True)
+
+
+def ledger_lock_held() -> bool:
+    """Whether this transaction holds the ledger lock: then nothing on the record that
+    only a writer under the lock changes (the head, the active ruleset) changes but by
+    this transaction."""
+    return bool(transaction_mark_get(_LOCK_MARK))
 
 
 @dataclass(frozen=True)
@@ -305,6 +340,7 @@ def ledger_append_prepared(
     postgres = connection.vendor == "postgresql"
     if postgres and len(prepared) == 1:
         appended = _append_one_postgres(prepared[0], return_entry=True)
+        _head_remember(appended[0].seq, appended[0].hash)
         _watchers_notify(prepared, appended[0].seq)
         return appended if return_entries else []
     seq, prev_hash = _lock_and_read_head()
@@ -323,6 +359,7 @@ def ledger_append_prepared(
         copy_lines(LedgerEntry, LEDGER_COLUMNS, lines)
     else:
         rows_insert(LedgerEntry, LEDGER_COLUMNS, rows, json_columns=("before", "after"))
+    _head_remember(seq, prev_hash)
     _watchers_notify(prepared, first_seq)
     if not return_entries:
         return []

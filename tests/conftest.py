@@ -25,6 +25,7 @@ _TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_s
 # data). Everything else is database-neutral and runs once, on PostgreSQL.
 EMBEDDED_MODULES = {
     "buyers/test_forms.py",
+    "buyers/test_forms_remembered.py",
     "buyers/test_portal.py",
     "buyers/test_visits.py",
     "contacts/test_erasure.py",
@@ -39,6 +40,7 @@ EMBEDDED_MODULES = {
     "leadrecord/test_commands.py",
     "leadrecord/test_demo_pages.py",
     "leadrecord/test_ledger.py",
+    "leadrecord/test_ledger_once.py",
     "leadrecord/test_stored_dates.py",
     "reports/test_aggregates.py",
     "reports/test_metrics.py",

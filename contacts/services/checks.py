@@ -12,12 +12,21 @@ from ..models import Contact
 
 
 def require_living(contact: Contact, attr: str | None = None) -> None:
+    refusal = living_refusal(contact, attr)
+    if refusal is not None:
+        raise refusal
+
+
+def living_refusal(contact: Contact, attr: str | None = None) -> Conflict | None:
+    """What ``require_living`` raises for this contact, or None: for a service that
+    raises it only once outside its transaction block."""
     if contact.erased_at is not None:
-        raise Conflict("contact_erased", "This contact has been erased.", attr=attr)
+        return Conflict("contact_erased", "This contact has been erased.", attr=attr)
     if contact.merged_into_id is not None:
         survivor = Contact.objects.filter(pk=contact.merged_into_id).first()
         name = survivor.display_name if survivor is not None else "another contact"
-        raise Conflict("contact_merged", f"This contact was merged into {name}.", attr=attr)
+        return Conflict("contact_merged", f"This contact was merged into {name}.", attr=attr)
+    return None
 
 
 def contacts_changed(contact_ids: list[int], actor: Actor) -> None:

@@ -23,7 +23,7 @@ from ..models import (
     Disclosure,
 )
 from ..sealing import contact_keys, seal
-from .checks import contacts_changed, require_living
+from .checks import contacts_changed, living_refusal, require_living
 
 
 def consent_ledger_payload(
@@ -301,55 +301,82 @@ def person_answers_record(
         )
     if not consents and not cleaned:
         return [], []
-    with transaction.atomic():
+    # No savepoint of its own: a form sent records its answers inside its own
+    # transaction, where a savepoint was two more round trips. So nothing is
+    # raised inside this block but what undoes the caller's whole transaction
+    # anyway; a refusal (the person is not living) is raised after it, having
+    # written nothing.
+    with transaction.atomic(savepoint=False):
         ledger_lock()
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-        require_living(contact)
-        now = timezone.now()
-        consent_rows = Consent.objects.bulk_create(
-            [
-                Consent(
-                    contact=contact,
-                    purpose=item.purpose,
-                    granted=item.granted,
-                    source=item.source.strip(),
-                    notice_version=item.notice_version.strip(),
-                    occurred_at=occurred_at or now,
-                    recorded_at=now,
-                )
-                for item in consents
-            ]
-        )
-        disclosure_rows = Disclosure.objects.bulk_create(
-            [
-                Disclosure(
-                    contact=contact,
-                    key=item.key,
-                    value=item.value,
-                    audience=item.audience,
-                    purpose=item.purpose,
-                    source=item.source,
-                    disclosed_at=disclosed_at,
-                    recorded_at=now,
-                    expires_at=item.expires_at,
-                )
-                for item in cleaned
-            ]
-        )
-        drafts = [_consent_entry(row, actor=actor, occurred_at=occurred_at) for row in consent_rows]
-        if disclosure_rows:
-            person_key = contact_keys([contact.pk])[contact.pk]
-            drafts += [
-                _disclosure_entry(row, person_key=person_key, actor=actor, occurred_at=occurred_at)
-                for row in disclosure_rows
-            ]
-        ledger_append_many(drafts, return_entries=False)
-        if disclosure_rows or any(
-            row.purpose == ConsentPurpose.SALES_CONTACT for row in consent_rows
-        ):
-            contacts_changed([contact.pk], actor)
-        stages = [row.pk for row in disclosure_rows if row.key == JOURNEY_STAGE_KEY]
-        if stages:
-            # A ready_to_talk told to sales alone: the system hands the person off.
-            signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=stages)
+        refusal = living_refusal(contact)
+        if refusal is None:
+            written = _answers_write(
+                contact=contact,
+                consents=consents,
+                disclosures=cleaned,
+                disclosed_at=disclosed_at,
+                actor=actor,
+                occurred_at=occurred_at,
+            )
+    if refusal is not None:
+        raise refusal
+    return written
+
+
+def _answers_write(
+    *,
+    contact: Contact,
+    consents: Sequence[ConsentInput],
+    disclosures: Sequence[DisclosureInput],
+    disclosed_at: datetime,
+    actor: Actor,
+    occurred_at: datetime | None,
+) -> tuple[list[Consent], list[Disclosure]]:
+    """``person_answers_record``'s writes, checked and with the person locked."""
+    now = timezone.now()
+    consent_rows = Consent.objects.bulk_create(
+        [
+            Consent(
+                contact=contact,
+                purpose=item.purpose,
+                granted=item.granted,
+                source=item.source.strip(),
+                notice_version=item.notice_version.strip(),
+                occurred_at=occurred_at or now,
+                recorded_at=now,
+            )
+            for item in consents
+        ]
+    )
+    disclosure_rows = Disclosure.objects.bulk_create(
+        [
+            Disclosure(
+                contact=contact,
+                key=item.key,
+                value=item.value,
+                audience=item.audience,
+                purpose=item.purpose,
+                source=item.source,
+                disclosed_at=disclosed_at,
+                recorded_at=now,
+                expires_at=item.expires_at,
+            )
+            for item in disclosures
+        ]
+    )
+    drafts = [_consent_entry(row, actor=actor, occurred_at=occurred_at) for row in consent_rows]
+    if disclosure_rows:
+        person_key = contact_keys([contact.pk])[contact.pk]
+        drafts += [
+            _disclosure_entry(row, person_key=person_key, actor=actor, occurred_at=occurred_at)
+            for row in disclosure_rows
+        ]
+    ledger_append_many(drafts, return_entries=False)
+    if disclosure_rows or any(row.purpose == ConsentPurpose.SALES_CONTACT for row in consent_rows):
+        contacts_changed([contact.pk], actor)
+    stages = [row.pk for row in disclosure_rows if row.key == JOURNEY_STAGE_KEY]
+    if stages:
+        # A ready_to_talk told to sales alone: the system hands the person off.
+        signals.journey_stages_recorded.send(sender=Contact, disclosure_ids=stages)
     return consent_rows, disclosure_rows

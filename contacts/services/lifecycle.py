@@ -22,6 +22,7 @@ from ..models import (
     IdempotencyRecord,
     Touch,
 )
+from ..sealing import contact_keys_forget
 from ..selectors import contact_ids_merged_into
 from .checks import contacts_changed, require_living
 
@@ -131,6 +132,7 @@ def contact_erase(*, contact: Contact, actor: Actor, reason: str = "") -> Contac
         )
         Disclosure.objects.filter(contact_id__in=ids).update(value="")
         ContactKey.objects.filter(contact_id__in=ids).delete()
+        contact_keys_forget()
         signals.contacts_erasing.send(sender=Contact, contact_ids=ids)
         scrubbed = touch_imports_erase(person=person, job_ids=pending_imports)
         scrubbed["idempotency_answers"] = _idempotency_answers_forget(person)

@@ -154,6 +154,17 @@ def contact_create(
         return existing, False
     try:
         with transaction.atomic():
+            org: Organization | None = None
+            if isinstance(organization, OrganizationInput):
+                # Before the lock: it finds a known organization without it (every
+                # other writer waits while this one holds it) and takes it itself
+                # to create one; undone with the rest if the person is refused.
+                org, _ = organization_get_or_create(
+                    name=organization.name,
+                    domain=organization.domain,
+                    actor=actor,
+                    occurred_at=occurred_at,
+                )
             # The lock before the insert, as in organization_get_or_create.
             ledger_lock()
             # Under the lock, which erasure holds while it keeps the hashes: an
@@ -163,19 +174,11 @@ def contact_create(
                 event_at or occurred_at or timezone.now(),
                 attr="occurred_at",
             )
-            org: Organization | None
             if organization is None:
                 # Someone at a known organization's domain works there.
                 org = organization_for_email(email_key)
             elif not isinstance(organization, OrganizationInput):
                 org = organization
-            else:
-                org, _ = organization_get_or_create(
-                    name=organization.name,
-                    domain=organization.domain,
-                    actor=actor,
-                    occurred_at=occurred_at,
-                )
             now = timezone.now()
             contact = Contact.objects.create(
                 email=email,

@@ -25,6 +25,7 @@ from ..models import (
     Touch,
     TouchKind,
 )
+from ..selectors import channels_forget
 from .checks import contacts_changed, require_living
 
 
@@ -55,6 +56,7 @@ def channel_update(*, channel: Channel, team: str, active: bool, actor: Actor) -
         before = {"team": channel.team, "active": channel.active}
         channel.team, channel.active = team, active
         channel.save(update_fields=["team", "active"])
+        channels_forget()
         ledger_append(
             actor=actor,
             action=LedgerAction.CHANNEL_UPDATE,
@@ -157,7 +159,12 @@ def touch_record(
         external_id=external_id or None,
         recorded_by_id=actor.user_id,
     )
-    with transaction.atomic():
+    existing: Touch | None = None
+    # No savepoint of its own: a form sent records its touch inside its own
+    # transaction, where a savepoint was two more round trips. So nothing is
+    # raised inside this block but what undoes the caller's whole transaction
+    # anyway; a refusal is raised after it, having written nothing.
+    with transaction.atomic(savepoint=False):
         # The ledger lock first: the duplicate check and the insert are then
         # one step for every writer, however many retry at once.
         ledger_lock()
@@ -175,25 +182,28 @@ def touch_record(
                 existing = Touch.objects.filter(
                     source_system=source_system, external_id=external_id
                 ).first()
-                if existing is not None:
-                    return existing, False
-            require_living(Contact.objects.get(pk=contact.pk), attr="contact")
-            raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
-        ledger_append(
-            actor=actor,
-            action=LedgerAction.TOUCH_RECORD,
-            subject_type="touch",
-            subject_id=touch.pk,
-            contact_id=contact.pk,
-            after=touch_ledger_payload(
-                channel_key=channel.key,
-                campaign_id=touch.campaign_id,
-                kind=touch.kind,
-                source_system=touch.source_system,
-                external_id=touch.external_id,
-            ),
-            occurred_at=occurred_at,
-        )
-        contacts_changed([contact.pk], actor)
+        else:
+            ledger_append(
+                actor=actor,
+                action=LedgerAction.TOUCH_RECORD,
+                subject_type="touch",
+                subject_id=touch.pk,
+                contact_id=contact.pk,
+                after=touch_ledger_payload(
+                    channel_key=channel.key,
+                    campaign_id=touch.campaign_id,
+                    kind=touch.kind,
+                    source_system=touch.source_system,
+                    external_id=touch.external_id,
+                ),
+                occurred_at=occurred_at,
+            )
+            contacts_changed([contact.pk], actor)
+    if touch.pk is None:
+        if existing is not None:
+            return existing, False
+        # Erasure and merging are for good: not living then is not living now.
+        require_living(Contact.objects.get(pk=contact.pk), attr="contact")
+        raise RuntimeError(f"touch for living contact {contact.pk} not inserted")
     touch._state.adding = False
     return touch, True
