@@ -178,12 +178,7 @@ def _median_days_to_first_touch(days: tuple[date, date], changes: Changes) -> fl
     from the aggregate (on PostgreSQL through its hourly histogram), and live for the
     people whose first touch it may not know (touched, created or merged into since)."""
     low, high = range_moments(*days)
-    recent = set(
-        Touch.objects.filter(id__gt=changes.last_touch_id)
-        .values_list("contact_id", flat=True)
-        .distinct()
-        .order_by()
-    )
+    recent = _first_touch_moved(changes)
     recent |= changes.survivors
     recent |= set(
         Contact.objects.filter(id__gt=changes.last_contact_id).values_list("id", flat=True)
@@ -213,6 +208,29 @@ def _median_days_to_first_touch(days: tuple[date, date], changes: Changes) -> fl
     return _median(
         [_days(touched - created) for created, touched in known if touched is not None] + live
     )
+
+
+def _first_touch_moved(changes: Changes) -> set[int]:
+    """The people touched since the state whose first touch the aggregate may not know:
+    those it has no first touch for, and those touched since before it. A touch later
+    than a person's known first touch leaves it as it is, and while events stream in
+    that is nearly every touch since the state: the comparison is made in the database,
+    so only the few whose first touch moved are read back."""
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT recent.contact_id FROM (
+                SELECT contact_id, MIN(occurred_at) AS first FROM {touches}
+                WHERE id > %s GROUP BY contact_id
+            ) AS recent
+            LEFT JOIN {milestones} AS known ON known.contact_id = recent.contact_id
+            WHERE known.first_touch_at IS NULL OR recent.first < known.first_touch_at
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [changes.last_touch_id],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _hour_of(span_days: float) -> int:
