@@ -89,6 +89,11 @@ class Qualification(models.Model):
 
     class Meta:
         ordering = ["occurred_at", "id"]
+        indexes = [
+            # The reports read the qualifications of a range, and a person's earlier ones.
+            models.Index(fields=["occurred_at"], name="qualification_time"),
+            models.Index(fields=["contact", "occurred_at"], name="qualification_contact_time"),
+        ]
 
     def __str__(self) -> str:
         state = "qualified" if self.qualified else "not qualified"
@@ -183,6 +188,10 @@ class Handoff(models.Model):
         indexes = [
             models.Index(fields=["status", "due_at"], name="handoff_status_due"),
             models.Index(fields=["contact", "occurred_at"], name="handoff_contact_time"),
+            # The reports' stages and leaks read the handoffs of a range by when they were
+            # made or decided.
+            models.Index(fields=["occurred_at"], name="handoff_time"),
+            models.Index(fields=["decided_at"], name="handoff_decided_time"),
         ]
 
     def __str__(self) -> str:
@@ -255,7 +264,13 @@ class Deal(models.Model):
                 condition=models.Q(state__in=DealState.values), name="deal_state_valid"
             ),
         ]
-        indexes = [models.Index(fields=["occurred_at"], name="deal_time")]
+        indexes = [
+            models.Index(fields=["occurred_at"], name="deal_time"),
+            # The open deals by age (stalled deals), and a rep's deals by time (their
+            # dashboard): each read without walking every deal.
+            models.Index(fields=["state", "occurred_at"], name="deal_state_time"),
+            models.Index(fields=["owner", "occurred_at"], name="deal_owner_time"),
+        ]
 
     def __str__(self) -> str:
         return self.name

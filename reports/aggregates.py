@@ -47,6 +47,7 @@ from handoff.models import Deal, DealContact, SaleEvent, SaleKind
 from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
+from .change_counts import change_count_record
 from .models import (
     CreatedDayCount,
     CustomerDay,
@@ -201,6 +202,7 @@ def people_aggregates_update() -> PeopleRefresh | None:
         marks = _marks_now()
         if marks.ledger_mark <= latest.ledger_mark and marks == _marks_of(latest):
             uncredited_sales_record()  # a run may have completed with nothing else new
+            change_count_record(marks.ledger_mark)  # a state from before the notes were kept
             return latest
         people = people_changed_between(_marks_of(latest), marks)
         if people:
@@ -292,6 +294,7 @@ def _state_record(refreshed_at: datetime, marks: Marks) -> PeopleRefresh:
     # Superseded states are of no use: readers take the latest (one still reading an older
     # one keeps its snapshot).
     PeopleRefresh.objects.filter(id__lt=state.pk).delete()
+    change_count_record(marks.ledger_mark)
     return state
 
 

@@ -3,8 +3,9 @@
 A run reads the record as of its ledger mark (``AttributionRun.ledger_mark``,
 the ledger's last seq when it began). Every change to the record is on the
 ledger, so the changes a run may be missing are the entries after its mark
-whose action can move a credit (``ATTRIBUTION_ACTIONS``): the figures say
-"as of run #N, finished at T; K changes since".
+whose action can move a credit (``reports.change_counts.ATTRIBUTION_ACTIONS``): the
+figures say "as of run #N, finished at T; K changes since", K from the notes the report
+update keeps (``reports.change_counts``).
 
 ``attribution_freshen`` is the periodic job (``attribution-fresh`` in the
 beat schedule, run by Celery beat or, without a broker, by the web process)
@@ -21,55 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from contacts.models import ConsentPurpose
-from leadrecord.models import LedgerAction, LedgerEntry
+from leadrecord.models import LedgerEntry
 
+from .change_counts import attribution_relevant, changes_after, run_mark
 from .models import AttributionRun, RunStatus
 from .report_cache import report_cached
 from .runs import run_execute, run_request
 from .selectors import run_latest_complete
-
-# What can move a credit: conversions and their deals' buying groups, touches, the
-# ruleset (its lookback), analytics consent (paths leave out people who withdrew it),
-# merges and erasures (they move or drop touches), accepted handoffs (W-shaped's marker)
-# and channels' teams (credit by team).
-ATTRIBUTION_ACTIONS = (
-    LedgerAction.SALE_RECORD,
-    LedgerAction.TOUCH_RECORD,
-    LedgerAction.RULESET_ACTIVATE,
-    LedgerAction.DEAL_CREATE,
-    LedgerAction.DEAL_MEMBER_ADD,
-    LedgerAction.HANDOFF_ACCEPT,
-    LedgerAction.CONTACT_MERGE,
-    LedgerAction.CONTACT_ERASE,
-    LedgerAction.CHANNEL_UPDATE,
-)
-
-
-def _relevant() -> Q:
-    return Q(action__in=ATTRIBUTION_ACTIONS) | Q(
-        action=LedgerAction.CONSENT_RECORD, after__purpose=ConsentPurpose.ANALYTICS
-    )
-
-
-def run_mark(run: AttributionRun) -> int:
-    """The ledger seq the run read the record at (for a run from before marks were kept,
-    its own ledger entry, appended as it completed)."""
-    if run.ledger_mark is not None:
-        return run.ledger_mark
-    own = (
-        LedgerEntry.objects.filter(
-            subject_type="attribution_run",
-            subject_id=str(run.pk),
-            action=LedgerAction.ATTRIBUTION_RUN,
-        )
-        .values_list("seq", flat=True)
-        .first()
-    )
-    return own or 0
 
 
 def changes_since(run: AttributionRun) -> int:
@@ -80,14 +41,8 @@ def changes_since(run: AttributionRun) -> int:
 @report_cached
 def _changes_after(mark: int) -> int:
     # Cached per state of the record: a page shows the line on every attribution figure.
-    # Bounded above by the head: PostgreSQL then walks the primary key over the few
-    # recent entries (see leadrecord.ledger.ledger_actions_since).
-    head = LedgerEntry.objects.order_by("-seq").values("seq")[:1]
-    return (
-        LedgerEntry.objects.filter(seq__gt=mark, seq__lte=Subquery(head))
-        .filter(_relevant())
-        .count()
-    )
+    # From the report update's notes, not a count of every entry since the run.
+    return changes_after(mark)
 
 
 @dataclass(frozen=True)
@@ -157,7 +112,7 @@ def attribution_freshen(*, now: datetime | None = None) -> AttributionRun | None
     complete = run_latest_complete()
     if complete is not None and changes_since(complete) == 0:
         return None
-    if complete is None and not LedgerEntry.objects.filter(_relevant()).exists():
+    if complete is None and not LedgerEntry.objects.filter(attribution_relevant()).exists():
         return None
     run, _ = run_request(trigger="fresh")
     return run_execute(run_id=run.pk)

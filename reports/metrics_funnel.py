@@ -116,12 +116,15 @@ def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
 def _firsts_within(
     rows: QuerySet[Any], moment: str, low: datetime, high: datetime
 ) -> dict[int, datetime]:
-    """The people whose earliest ``moment`` among ``rows`` is in [low, high), with it (the
-    filter on the earliest is a HAVING, in the database)."""
+    """The people whose earliest ``moment`` among ``rows`` is in [low, high), with it: the
+    range's rows of people with none before ``low`` (the range on an index, and each
+    person's earlier rows on another), not every row grouped by person."""
+    earlier = rows.filter(contact_id=OuterRef("contact_id"), **{f"{moment}__lt": low})
     return dict(
-        rows.values("contact_id")
+        rows.filter(**{f"{moment}__gte": low, f"{moment}__lt": high})
+        .exclude(Exists(earlier))
+        .values("contact_id")
         .annotate(first=Min(moment))
-        .filter(first__gte=low, first__lt=high)
         .values_list("contact_id", "first")
         .order_by()
     )
@@ -175,12 +178,7 @@ def _median_days_to_first_touch(days: tuple[date, date], changes: Changes) -> fl
     from the aggregate (on PostgreSQL through its hourly histogram), and live for the
     people whose first touch it may not know (touched, created or merged into since)."""
     low, high = range_moments(*days)
-    recent = set(
-        Touch.objects.filter(id__gt=changes.last_touch_id)
-        .values_list("contact_id", flat=True)
-        .distinct()
-        .order_by()
-    )
+    recent = _first_touch_moved(changes)
     recent |= changes.survivors
     recent |= set(
         Contact.objects.filter(id__gt=changes.last_contact_id).values_list("id", flat=True)
@@ -210,6 +208,29 @@ def _median_days_to_first_touch(days: tuple[date, date], changes: Changes) -> fl
     return _median(
         [_days(touched - created) for created, touched in known if touched is not None] + live
     )
+
+
+def _first_touch_moved(changes: Changes) -> set[int]:
+    """The people touched since the state whose first touch the aggregate may not know:
+    those it has no first touch for, and those touched since before it. A touch later
+    than a person's known first touch leaves it as it is, and while events stream in
+    that is nearly every touch since the state: the comparison is made in the database,
+    so only the few whose first touch moved are read back."""
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT recent.contact_id FROM (
+                SELECT contact_id, MIN(occurred_at) AS first FROM {touches}
+                WHERE id > %s GROUP BY contact_id
+            ) AS recent
+            LEFT JOIN {milestones} AS known ON known.contact_id = recent.contact_id
+            WHERE known.first_touch_at IS NULL OR recent.first < known.first_touch_at
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [changes.last_touch_id],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _hour_of(span_days: float) -> int:
@@ -466,11 +487,15 @@ def deals_stalled(start: date, end: date, known: tuple[str, ...] | None = None) 
     _, high = range_moments(end, end)
     events_by_then = SaleEvent.objects.filter(deal_id=OuterRef("pk"), occurred_at__lt=high)
     # Open at the end of ``end``: open now, or closed only by a sale event after it (a
-    # short list: for a range ending today, none).
-    closed_after = SaleEvent.objects.filter(occurred_at__gte=high).values("deal_id")
+    # short list: for a range ending today, none). Read as ids rather than a subquery: an
+    # OR with a subquery is planned as a scan of every deal, while the open deals by age
+    # (an index) or these ids (the primary key) read only the candidates.
+    closed_after = set(
+        SaleEvent.objects.filter(occurred_at__gte=high).values_list("deal_id", flat=True).order_by()
+    )
     return (
         Deal.objects.filter(occurred_at__lte=high - timedelta(days=STALLED_AFTER_DAYS))
-        .filter(Q(state=DealState.OPEN) | Q(id__in=closed_after))
+        .filter(Q(state=DealState.OPEN) | Q(id__in=sorted(closed_after)))
         .exclude(Exists(events_by_then))
     )
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
+    Exists,
+    OuterRef,
     Q,
     QuerySet,
 )
@@ -207,26 +209,35 @@ def _engaged(start: date, end: date, changes: Changes) -> int:
     A person touched in [start, end] has exactly one touch day there whose previous touch
     day is before ``start`` (or who has none), so counting those ``TouchDay`` rows counts
     each person once (on PostgreSQL from ``TouchDayCount``, a probe per day). Touches
-    written since the rebuild and the people merged since are then counted live.
+    written since the rebuild and the people merged since are then counted live: the
+    survivors of merges whole, and of the others only those with no touch day in the
+    range yet (counted in the database: while events stream in, the people touched
+    since the state are thousands, and nearly all of them are counted already).
     """
     low, high = range_moments(start, end)
     known = _touched_known(start, end, changes)
-    recent = set(
-        Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
-        .filter(Q(id__gt=changes.last_touch_id) | Q(contact_id__in=changes.survivors))
-        .values_list("contact_id", flat=True)
+    in_range = Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+    survivors = set(changes.survivors) - changes.merged
+    if survivors:
+        survivors = set(
+            in_range.filter(contact_id__in=survivors)
+            .values_list("contact_id", flat=True)
+            .distinct()
+            .order_by()
+        )
+    counted_already = TouchDay.objects.filter(
+        contact_id=OuterRef("contact_id"), day__gte=start, day__lte=end
+    )
+    newcomers = (
+        in_range.filter(id__gt=changes.last_touch_id)
+        .exclude(contact_id__in=changes.changed)
+        .exclude(Exists(counted_already))
+        .values("contact_id")
         .distinct()
         .order_by()
+        .count()
     )
-    recent -= changes.merged
-    unchanged = recent - changes.changed
-    counted_already = set(
-        TouchDay.objects.filter(contact_id__in=unchanged, day__gte=start, day__lte=end)
-        .values_list("contact_id", flat=True)
-        .distinct()
-        .order_by()
-    )
-    return known + len(recent - counted_already)
+    return known + len(survivors) + newcomers
 
 
 def handoffs_visible(known: tuple[str, ...] | None) -> QuerySet[Handoff]:

@@ -365,3 +365,16 @@ class UncreditedMark(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} up to sale event {self.last_sale_event_id}"
+
+
+class AttributionChangeCount(models.Model):
+    """How many ledger entries that can move a credit (``reports.freshness``) the ledger
+    holds up to ``ledger_mark``, counted from its start. Written by the report update with
+    each state of the aggregates, so "K changes since" a run is the difference of two rows
+    and a count of the few entries around them (``reports.change_counts``)."""
+
+    ledger_mark = models.PositiveBigIntegerField(unique=True)
+    changes = models.PositiveBigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.changes} changes up to ledger seq {self.ledger_mark}"

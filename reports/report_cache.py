@@ -12,6 +12,11 @@ record as committed when it runs, so a cached result is never older than the
 head it is filed under. The hash (not only the seq) keeps two different
 records that happen to reach the same ``seq``, such as a restored backup or
 rolled-back test data, from sharing an entry.
+
+Within one page (``computed_once_per_page``) a report asked for again with the same
+arguments, by another section, is the first answer, cache or no cache: the page shows
+one set of numbers, and while events stream in (each changes the head, so the cache
+misses) it does not pay for the same report twice.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -31,6 +38,20 @@ logger = logging.getLogger(__name__)
 
 Params = ParamSpec("Params")
 Result = TypeVar("Result")
+
+
+# The reports computed so far for the page being built, by call; None outside a page.
+_page_results: ContextVar[dict[str, Any] | None] = ContextVar("report_page_results", default=None)
+
+
+@contextmanager
+def computed_once_per_page() -> Iterator[None]:
+    """While the block runs, each report is computed at most once per arguments."""
+    token = _page_results.set({})
+    try:
+        yield
+    finally:
+        _page_results.reset(token)
 
 
 def ledger_head() -> str:
@@ -49,10 +70,19 @@ def report_cached(function: Callable[Params, Result]) -> Callable[Params, Result
 
     @functools.wraps(function)
     def cached(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        arguments = ",".join([*map(repr, args), *(f"{k}={v!r}" for k, v in sorted(kwargs.items()))])
+        page = _page_results.get()
+        if page is None:
+            return _through_cache(arguments, *args, **kwargs)
+        call = f"{name}({arguments})"
+        if call not in page:
+            page[call] = _through_cache(arguments, *args, **kwargs)
+        return cast(Result, page[call])
+
+    def _through_cache(arguments: str, *args: Params.args, **kwargs: Params.kwargs) -> Result:
         seconds = settings.REPORT_CACHE_SECONDS
         if seconds <= 0:
             return function(*args, **kwargs)
-        arguments = ",".join([*map(repr, args), *(f"{k}={v!r}" for k, v in sorted(kwargs.items()))])
         state = f"{name}({arguments}):{settings.TIME_ZONE}:{ledger_head()}"
         # Hashed: any backend takes it (memcached refuses spaces and long keys).
         key = "report:" + hashlib.sha256(state.encode()).hexdigest()

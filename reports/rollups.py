@@ -47,6 +47,7 @@ from .models import (
     UncreditedSale,
 )
 from .periods import day_start, reporting_zone
+from .report_cache import report_cached
 from .selectors import run_latest_complete
 
 # What changes a deal's money rows: all name the deal as their subject.
@@ -180,6 +181,13 @@ def sales_days_changed(before: SalesMarks, after: SalesMarks | None = None) -> s
     return {moment.astimezone(zone).date() for moment in moments}
 
 
+@report_cached
+def _days_changed_since(marks: SalesMarks) -> frozenset[date]:
+    # For readers: a page's sections (contribution, reconciliation, lifetime) each ask,
+    # and each answer walks the ledger since the marks; once per page is enough.
+    return frozenset(sales_days_changed(marks))
+
+
 def sales_marks_of(state: PeopleRefresh) -> SalesMarks:
     return SalesMarks(
         ledger_mark=state.ledger_mark or 0,
@@ -199,7 +207,7 @@ def sales_sums(start: date, end: date, state: PeopleRefresh | None) -> Sums:
 
     usable = state is not None and state.ledger_mark is not None
     if usable and state is not None and state.time_zone == reporting_zone().key:
-        live = {day for day in sales_days_changed(sales_marks_of(state)) if start <= day <= end}
+        live = {day for day in _days_changed_since(sales_marks_of(state)) if start <= day <= end}
         for source, influenced, kind, amount, count in (
             SalesDaily.objects.filter(day__gte=start, day__lte=end)
             .exclude(day__in=live)
@@ -230,7 +238,7 @@ def conversions_per_day(
         and state.ledger_mark is not None
         and state.time_zone == reporting_zone().key
     ):
-        live = {day for day in sales_days_changed(sales_marks_of(state)) if start <= day <= end}
+        live = {day for day in _days_changed_since(sales_marks_of(state)) if start <= day <= end}
         for day, positive in (
             SalesDaily.objects.filter(day__gte=start, day__lte=end, kind__in=kinds)
             .exclude(day__in=live)

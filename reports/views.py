@@ -52,6 +52,7 @@ from .forms import (
     quick_periods,
 )
 from .models import AttributionModel
+from .report_cache import computed_once_per_page
 
 REPORT_ROLES = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
 MANAGERS = (Role.MANAGER,)
@@ -169,9 +170,13 @@ def _render(request: HttpRequest, board: Dashboard) -> HttpResponse:
     base = form.field_values()
     if csv_wanted:
         builder = cast(SectionBuilder, board.section_for(wanted))
-        table = next(table for table in builder(query).tables if table.key == wanted)
+        with computed_once_per_page():
+            built = builder(query)
+        table = next(table for table in built.tables if table.key == wanted)
         return _csv(table, board, query.dates)
-    sections = [builder(query) for builder, _ in board.sections]
+    # Sections share reports (the people counts are in contribution and the funnel).
+    with computed_once_per_page():
+        sections = [builder(query) for builder, _ in board.sections]
     for section in sections:
         for table in section.tables:
             table.export_url = "?" + urlencode({**base, "format": "csv", "table": table.key})

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from contacts.models import Contact
 from reports import metrics
-from reports.report_cache import ledger_head
+from reports.aggregates import people_aggregates_update
+from reports.report_cache import computed_once_per_page, ledger_head
 from tests.factories import contact_make
 
 from .conftest import DAY, touch, won_deal
@@ -125,3 +126,46 @@ def test_an_unreachable_cache_does_not_refuse_a_report(
 
     assert first.customers == 2  # Ada and Bo
     assert queries > 1  # computed again, nothing kept
+
+
+def test_within_a_page_a_report_asked_for_twice_is_computed_once(
+    record: dict[str, Contact], settings
+) -> None:
+    settings.REPORT_CACHE_SECONDS = 0
+    with computed_once_per_page():
+        first, computed = _queries(metrics.people, *YEAR)
+        again, repeated = _queries(metrics.people, *YEAR)
+        _, other_days = _queries(metrics.people, YEAR[0], TODAY - DAY)
+    assert again == first
+    assert computed > 3 and repeated == 0 and other_days > 3
+    # Outside a page, with the cache off, every reading is computed again.
+    assert _queries(metrics.people, *YEAR)[1] == computed
+
+
+def test_the_manager_page_computes_what_its_sections_share_once(
+    record: dict[str, Contact], settings, client, users
+) -> None:
+    settings.REPORT_CACHE_SECONDS = 0
+    people_aggregates_update()
+    client.force_login(users["manager"])
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/reports/manager/", {"from": YEAR[0], "to": YEAR[1]})
+    assert response.status_code == 200
+    # Contribution and the funnel both show the people counts: one count of the
+    # qualifications of the range, not two.
+    qualified = [
+        query
+        for query in captured.captured_queries
+        if "handoff_qualification" in query["sql"]
+        and "COUNT(" in query["sql"].upper()
+        and "handoff_handoff" not in query["sql"]
+    ]
+    assert len(qualified) == 1
+    # Contribution, reconciliation and lifetime each need the money days changed since the
+    # aggregates' state: the ledger is walked for them once.
+    walks = [
+        query
+        for query in captured.captured_queries
+        if "leadrecord_ledgerentry" in query["sql"] and "deal.override_source" in query["sql"]
+    ]
+    assert len(walks) == 1
