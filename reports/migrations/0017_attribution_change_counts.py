@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0015_credit_run_tables_as_owner'),
+        ('reports', '0016_credit_runs_without_index'),
     ]
 
     operations = [
