@@ -37,9 +37,12 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from leadrecord.errors import InvalidInput
+from leadrecord.ledger import LEDGER_COLUMNS, WrittenEntry
+from leadrecord.models import LedgerEntry
 
 from . import services
 from .addresses import Target, url_target
+from .events import entry_data
 from .models import Attempt, AttemptStatus, Endpoint, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -109,9 +112,29 @@ def signing_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
     return found
 
 
+def messages_data_fill(messages: list[Message]) -> None:
+    """Give the messages written without data (``BUILT_FROM_ENTRY``) their data, built
+    from their ledger entries (read at once), on these instances only: the entry never
+    changes, so each try and replay builds the same."""
+    thin = [message for message in messages if message.data is None]
+    if not thin:
+        return
+    body_columns = LEDGER_COLUMNS[1:-2]  # occurred_at .. reason, as WrittenEntry reads them
+    entries = {
+        row[0]: WrittenEntry(row[0], row[1:])
+        for row in LedgerEntry.objects.filter(
+            seq__in={message.ledger_seq for message in thin}
+        ).values_list("seq", *body_columns)
+    }
+    for message in thin:
+        message.data = entry_data(entries[message.ledger_seq], message.event_type)
+
+
 def message_body(message: Message) -> bytes:
     """The JSON body: ``{"type", "timestamp", "data"}``, compact, exactly what is signed."""
-    data: dict[str, Any] = {**message.data, **(message.personal or {})}
+    if message.data is None:
+        messages_data_fill([message])
+    data: dict[str, Any] = {**(message.data or {}), **(message.personal or {})}
     data["ledger_seq"] = message.ledger_seq
     data["sequence"] = message.sequence
     body = {
@@ -406,6 +429,7 @@ def deliveries_run(*, now: datetime | None = None, max_seconds: float = 60.0) ->
                 }
                 targets = _targets(endpoints)
                 sendable = [m for m in claimed if endpoints[m.endpoint_id].enabled]
+                messages_data_fill(sendable)
                 idle = [m.pk for m in claimed if not endpoints[m.endpoint_id].enabled]
                 if idle:
                     Message.objects.filter(pk__in=idle).update(locked_until=None)

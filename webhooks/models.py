@@ -90,8 +90,9 @@ class Message(models.Model):
     contact_id = models.BigIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField(help_text="When the change was recorded.")
     # Ids and choices only; the few personal values (a disclosure's) are in ``personal``,
-    # which erasure empties.
-    data = models.JSONField()
+    # which erasure empties. Empty for the event types built from their ledger entry when
+    # sent (``webhooks.events.BUILT_FROM_ENTRY``): the entry never changes.
+    data = models.JSONField(null=True, blank=True)
     personal = models.JSONField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING
