@@ -3,10 +3,13 @@
 ``outbox_write`` is the ledger's watcher (registered in ``WebhooksConfig.ready``): it
 runs inside the writing service's transaction, under the ledger lock, so a change and
 its messages commit or roll back together, and each endpoint's sequence numbers are
-given out in ledger order. A batch of entries (bulk ingest) becomes its messages in
-one insert. ``actions_wanted`` is asked on every append: it answers from this process's copy
-of the subscriptions (``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint
-wants costs nothing more.
+given out in ledger order. Messages of the event types built from their entry
+(``webhooks.events.BUILT_FROM_ENTRY``) are written without data: delivery builds it
+from the entry. On PostgreSQL a batch of such entries (bulk ingest, and most single
+writes) becomes each endpoint's messages by one INSERT ... SELECT from the ledger rows
+just written; other batches are built here and go in by one insert. ``actions_wanted``
+is asked on every append: it answers from this process's copy of the subscriptions
+(``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint wants costs nothing more.
 """
 
 from __future__ import annotations
