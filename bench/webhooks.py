@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhooks.py [--events 20000] [--single 1000] [--clients 2]
                                        [--workers 2] [--rounds 2] [--database-url postgres://...]
+                                       [--database-prefix leadrecord_bench_webhooks]
 
 1. Ingest overhead: ``bench/ingest.py``'s bulk and single requests (``POST events/``
    in batches of 500, ``POST touches/`` one touch each) through gunicorn with a Redis
@@ -9,6 +10,11 @@
    (base) and on one with an endpoint subscribed to ``touch.recorded`` (every event
    then also writes its outbox message). Rounds alternate base and endpoint;
    the best of each is compared (target: the endpoint's rates within 10 % of base).
+   Each round also prints the CPU time the server side (gunicorn and PostgreSQL)
+   spent per event and per request, and the least of each is compared: on a machine
+   that runs other work meanwhile, the rates move with it, the CPU per event much
+   less. No Celery worker runs in this part (the kicks wait in Redis): the figures
+   are what the requests cost, as ``bench/ingest.py``'s are; delivery is part 2.
 2. Delivery throughput: the endpoint's pending messages sent by one delivery run to
    a local receiver (a threaded ``http.server`` in its own process), against the
    same receiver's raw request rate from one client sending the same bodies over a
@@ -30,14 +36,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 from common import (
     ROOT,
+    CpuMeter,
     free_port,
     fresh_database,
     gunicorn,
     integration_token,
     manage,
+    postmaster_pid,
     product_env,
     throwaway_postgres,
 )
@@ -166,9 +175,23 @@ def endpoint_add(database: str, url: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Round:
+    bulk_rate: float  # events/s
+    single_rate: float  # requests/s
+    # CPU milliseconds of the server side (gunicorn and PostgreSQL) per event and per
+    # request: what the outbox costs, less sensitive to what else the machine runs.
+    bulk_cpu_ms: float
+    single_cpu_ms: float
+
+
+def _server_ms(cpu: dict[str, float], units: int) -> float:
+    return sum(seconds for name, seconds in cpu.items() if name != "clients") * 1000 / units
+
+
 def ingest_round(
     database: str, receiver: str | None, broker: str, options: argparse.Namespace
-) -> tuple[float, float]:
+) -> Round:
     """Bulk events/s and single requests/s on a freshly migrated database."""
     manage(database, "migrate", "--no-input", "-v", "0")
     token = integration_token(database)
@@ -176,16 +199,35 @@ def ingest_round(
         endpoint_add(database, receiver)
     env = {"CELERY_BROKER_URL": broker, "WEBHOOKS_ALLOW_LOOPBACK": "1"}
     people = max(1, options.events // 5)
-    with gunicorn(database, workers=options.workers, **env) as (url, _):
+    with gunicorn(database, workers=options.workers, **env) as (url, server):
+        roots = {"gunicorn": server.pid}
+        postmaster = postmaster_pid(database)
+        if postmaster is not None:
+            roots["PostgreSQL"] = postmaster
+        meter = CpuMeter(roots)
         warm = BATCH * options.clients
         bulk(url, token, events=warm, clients=options.clients, people=people, prefix="warm")
-        seconds = bulk(
-            url, token, events=options.events, clients=options.clients, people=people, prefix="b"
+        seconds, bulk_cpu = meter.measure(
+            lambda: bulk(
+                url,
+                token,
+                events=options.events,
+                clients=options.clients,
+                people=people,
+                prefix="b",
+            )
         )
-        _, single_rate = single(
-            url, token, requests=options.single, clients=options.clients, people=people
+        (done, single_rate), single_cpu = meter.measure(
+            lambda: single(
+                url, token, requests=options.single, clients=options.clients, people=people
+            )
         )
-    return options.events / seconds, single_rate
+    return Round(
+        options.events / seconds,
+        single_rate,
+        _server_ms(bulk_cpu, options.events),
+        _server_ms(single_cpu, done),
+    )
 
 
 def main() -> None:
@@ -196,6 +238,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--database-prefix",
+        default="leadrecord_bench_webhooks",
+        help="names of the databases created on --database-url's server (_base, _endpoint)",
+    )
     options = parser.parse_args()
 
     with ExitStack() as stack:
@@ -204,35 +251,48 @@ def main() -> None:
         receiver = stack.enter_context(receiver_running())
 
         # 1. The outbox's cost to ingestion, base and endpoint in turn.
-        rates: dict[str, list[tuple[float, float]]] = {"base": [], "endpoint": []}
+        rounds: dict[str, list[Round]] = {"base": [], "endpoint": []}
         database = ""
         for number in range(options.rounds):
             for label in ("base", "endpoint"):
                 last = label == "endpoint" and number == options.rounds - 1
                 with ExitStack() as round_stack:
-                    name = f"leadrecord_bench_webhooks_{label}"
+                    name = f"{options.database_prefix}_{label}"
                     # The last endpoint round's database stays for parts 2 and 3.
                     database = (stack if last else round_stack).enter_context(
                         fresh_database(server, name)
                     )
-                    bulk_rate, single_rate = ingest_round(
+                    found = ingest_round(
                         database, receiver if label == "endpoint" else None, broker, options
                     )
-                rates[label].append((bulk_rate, single_rate))
+                rounds[label].append(found)
                 print(
-                    f"round {number + 1} {label:8}  bulk {bulk_rate:8.0f} events/s   "
-                    f"single {single_rate:6.0f} requests/s",
+                    f"round {number + 1} {label:8}  bulk {found.bulk_rate:8.0f} events/s "
+                    f"({found.bulk_cpu_ms:.3f} server CPU ms each)   single "
+                    f"{found.single_rate:6.0f} requests/s ({found.single_cpu_ms:.2f} ms each)",
                     flush=True,
                 )
         best = {
-            label: (max(r[0] for r in rows), max(r[1] for r in rows))
-            for label, rows in rates.items()
+            label: (max(r.bulk_rate for r in rows), max(r.single_rate for r in rows))
+            for label, rows in rounds.items()
+        }
+        # The least CPU of each: the round least disturbed by whatever else ran.
+        least = {
+            label: (min(r.bulk_cpu_ms for r in rows), min(r.single_cpu_ms for r in rows))
+            for label, rows in rounds.items()
         }
         print(
             f"ingest with one endpoint on touches: bulk {best['endpoint'][0] / best['base'][0]:.1%}"
             f" of base ({best['endpoint'][0]:.0f} vs {best['base'][0]:.0f} events/s), single "
             f"{best['endpoint'][1] / best['base'][1]:.1%} ({best['endpoint'][1]:.0f} vs "
             f"{best['base'][1]:.0f} requests/s)"
+        )
+        print(
+            "server CPU per unit with the endpoint: bulk "
+            f"{least['endpoint'][0] / least['base'][0]:.1%} of base ({least['endpoint'][0]:.3f}"
+            f" vs {least['base'][0]:.3f} ms per event), single "
+            f"{least['endpoint'][1] / least['base'][1]:.1%} ({least['endpoint'][1]:.2f} vs "
+            f"{least['base'][1]:.2f} ms per request)"
         )
 
         # 2. Delivery throughput against the receiver's raw rate.

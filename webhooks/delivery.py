@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,10 +36,14 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from leadrecord.bulk import rows_insert
 from leadrecord.errors import InvalidInput
+from leadrecord.ledger import LEDGER_COLUMNS, WrittenEntry
+from leadrecord.models import LedgerEntry
 
 from . import services
 from .addresses import Target, url_target
+from .events import entry_data
 from .models import Attempt, AttemptStatus, Endpoint, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -109,9 +113,29 @@ def signing_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
     return found
 
 
+def messages_data_fill(messages: list[Message]) -> None:
+    """Give the messages written without data (``BUILT_FROM_ENTRY``) their data, built
+    from their ledger entries (read at once), on these instances only: the entry never
+    changes, so each try and replay builds the same."""
+    thin = [message for message in messages if message.data is None]
+    if not thin:
+        return
+    body_columns = LEDGER_COLUMNS[1:-2]  # occurred_at .. reason, as WrittenEntry reads them
+    entries = {
+        row[0]: WrittenEntry(row[0], row[1:])
+        for row in LedgerEntry.objects.filter(
+            seq__in={message.ledger_seq for message in thin}
+        ).values_list("seq", *body_columns)
+    }
+    for message in thin:
+        message.data = entry_data(entries[message.ledger_seq], message.event_type)
+
+
 def message_body(message: Message) -> bytes:
     """The JSON body: ``{"type", "timestamp", "data"}``, compact, exactly what is signed."""
-    data: dict[str, Any] = {**message.data, **(message.personal or {})}
+    if message.data is None:
+        messages_data_fill([message])
+    data: dict[str, Any] = {**(message.data or {}), **(message.personal or {})}
     data["ledger_seq"] = message.ledger_seq
     data["sequence"] = message.sequence
     body = {
@@ -292,18 +316,32 @@ class _Sent:
     at: datetime
 
 
-def _attempt(sent: _Sent) -> Attempt:
-    return Attempt(
-        message_id=sent.message.pk,
-        endpoint_id=sent.endpoint.pk,
-        attempted_at=sent.at,
-        status=AttemptStatus.SUCCEEDED if sent.outcome.ok else AttemptStatus.FAILED,
-        response_code=sent.outcome.code,
-        response_excerpt=sent.outcome.excerpt,
-        error=sent.outcome.error,
-        duration_ms=sent.outcome.duration_ms,
-        replay=sent.message.replays > 0,
-    )
+_ATTEMPT_COLUMNS = (
+    "message_id",
+    "endpoint_id",
+    "attempted_at",
+    "status",
+    "response_code",
+    "response_excerpt",
+    "error",
+    "duration_ms",
+    "replay",
+)
+
+
+def _attempt_row(sent: _Sent) -> list[Any]:
+    outcome = sent.outcome
+    return [
+        sent.message.pk,
+        sent.endpoint.pk,
+        sent.at,
+        (AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED).value,
+        outcome.code,
+        outcome.excerpt,
+        outcome.error,
+        outcome.duration_ms,
+        sent.message.replays > 0,
+    ]
 
 
 def _failure_record(sent: _Sent) -> None:
@@ -339,15 +377,15 @@ def _record(batch: list[_Sent]) -> None:
     if not batch:
         return
     with transaction.atomic():
-        Attempt.objects.bulk_create([_attempt(sent) for sent in batch])
+        # A round's attempts in one statement, without a model instance each.
+        rows_insert(Attempt, _ATTEMPT_COLUMNS, [_attempt_row(sent) for sent in batch])
         delivered: dict[int, list[str]] = {}
         recovered: set[int] = set()
         for sent in batch:
             if sent.outcome.ok:
                 delivered.setdefault(sent.outcome.code or 200, []).append(sent.message.pk)
-                if sent.endpoint.failing_since is not None:
-                    recovered.add(sent.endpoint.pk)
-                    sent.endpoint.failing_since = None
+                recovered.add(sent.endpoint.pk)
+                sent.endpoint.failing_since = None
         moment = batch[-1].at
         for code, ids in delivered.items():
             Message.objects.filter(pk__in=ids).update(
@@ -358,7 +396,11 @@ def _record(batch: list[_Sent]) -> None:
                 last_response_code=code,
             )
         if recovered:
-            Endpoint.objects.filter(pk__in=recovered).update(failing_since=None)
+            # Asked of the database, not of this round's copies of the endpoints: the
+            # round before may have set it since they were read (rounds overlap).
+            Endpoint.objects.filter(pk__in=recovered, failing_since__isnull=False).update(
+                failing_since=None
+            )
         for sent in batch:
             if not sent.outcome.ok:
                 _failure_record(sent)
@@ -388,32 +430,65 @@ def _send_one(
     return _Sent(message, endpoint, outcome, sent_at)
 
 
+@dataclass
+class _Round:
+    """A round's messages on their way: each one's send, in the sender threads."""
+
+    sends: list[Future[_Sent]]
+
+
+def _round_start(
+    senders: ThreadPoolExecutor, sender: Sender, now: datetime | None
+) -> _Round | None:
+    """Claim due messages and hand them to the sender threads; None: nothing was due."""
+    claimed = messages_claim(now=now or timezone.now())
+    if not claimed:
+        return None
+    endpoints = {
+        endpoint.pk: endpoint
+        for endpoint in Endpoint.objects.filter(pk__in={m.endpoint_id for m in claimed})
+    }
+    targets = _targets(endpoints)
+    sendable = [m for m in claimed if endpoints[m.endpoint_id].enabled]
+    # Here, not in the sender threads: they touch no database.
+    messages_data_fill(sendable)
+    idle = [m.pk for m in claimed if not endpoints[m.endpoint_id].enabled]
+    if idle:
+        Message.objects.filter(pk__in=idle).update(locked_until=None)
+    send = functools.partial(_send_one, sender, endpoints, targets, now)
+    return _Round([senders.submit(send, message) for message in sendable])
+
+
 def deliveries_run(*, now: datetime | None = None, max_seconds: float = 60.0) -> int:
-    """Send due messages until none is left (or ``max_seconds`` pass); returns attempts made."""
+    """Send due messages until none is left (or ``max_seconds`` pass); returns attempts made.
+
+    Rounds overlap: while one round's messages are being sent, the next round is
+    claimed and handed to the senders, and then the first round's outcomes are recorded,
+    so the senders do not wait for the database between rounds. A round claimed while
+    another is on its way holds none of the same people's later messages (they wait
+    behind the pending ones), so order per person stays.
+    """
     deadline = time.monotonic() + max_seconds
     sender = Sender()
     made = 0
     try:
         with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhooks-send") as senders:
-            while time.monotonic() < deadline:
-                moment = now or timezone.now()
-                claimed = messages_claim(now=moment)
-                if not claimed:
+            on_the_way: _Round | None = None
+            while True:
+                started = None
+                if time.monotonic() < deadline:
+                    started = _round_start(senders, sender, now)
+                if on_the_way is not None:
+                    batch = [send.result() for send in on_the_way.sends]
+                    _record(batch)
+                    made += len(batch)
+                elif started is None:
                     break
-                endpoints = {
-                    endpoint.pk: endpoint
-                    for endpoint in Endpoint.objects.filter(pk__in={m.endpoint_id for m in claimed})
-                }
-                targets = _targets(endpoints)
-                sendable = [m for m in claimed if endpoints[m.endpoint_id].enabled]
-                idle = [m.pk for m in claimed if not endpoints[m.endpoint_id].enabled]
-                if idle:
-                    Message.objects.filter(pk__in=idle).update(locked_until=None)
-
-                send = functools.partial(_send_one, sender, endpoints, targets, now)
-                batch = list(senders.map(send, sendable))
-                _record(batch)
-                made += len(batch)
+                # Nothing new was due: ask again now that the round before is recorded
+                # (its people's next messages are due now), unless it was the last.
+                on_the_way = started
+                if started is None and time.monotonic() >= deadline:
+                    break
     finally:
         sender.close()
     return made

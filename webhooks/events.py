@@ -130,8 +130,14 @@ def _after(entry: WrittenEntry) -> dict[str, Any]:
 Builder = Callable[[WrittenEntry, str, Facts], EventData | None]
 
 
-def _plain(build: Callable[[WrittenEntry], dict[str, Any]]) -> Builder:
-    return lambda entry, audience, facts: EventData(build(entry), None)
+@dataclass(frozen=True)
+class _Plain:
+    """A builder from the entry alone: every audience gets the same data."""
+
+    build: Callable[[WrittenEntry], dict[str, Any]]
+
+    def __call__(self, entry: WrittenEntry, audience: str, facts: Facts) -> EventData:
+        return EventData(self.build(entry), None)
 
 
 def _disclosure_recorded(entry: WrittenEntry, audience: str, facts: Facts) -> EventData | None:
@@ -183,23 +189,23 @@ def _deal_created(entry: WrittenEntry) -> dict[str, Any]:
 
 
 _DATA: dict[str, Builder] = {
-    EventType.CONTACT_CREATED: _plain(
+    EventType.CONTACT_CREATED: _Plain(
         lambda e: {**_ids(e, "contact"), "organization": _after(e).get("organization")}
     ),
-    EventType.CONTACT_MERGED: _plain(
+    EventType.CONTACT_MERGED: _Plain(
         lambda e: {"contact": _after(e).get("kept"), "merged": _after(e).get("merged")}
     ),
     # No personal data: the id of the person who was, and nothing about them.
-    EventType.CONTACT_ERASED: _plain(lambda e: _ids(e, "contact")),
-    EventType.CONSENT_GRANTED: _plain(
+    EventType.CONTACT_ERASED: _Plain(lambda e: _ids(e, "contact")),
+    EventType.CONSENT_GRANTED: _Plain(
         lambda e: {**_ids(e, "consent"), **_contact(e), "purpose": _after(e).get("purpose")}
     ),
-    EventType.CONSENT_WITHDRAWN: _plain(
+    EventType.CONSENT_WITHDRAWN: _Plain(
         lambda e: {**_ids(e, "consent"), **_contact(e), "purpose": _after(e).get("purpose")}
     ),
     EventType.DISCLOSURE_RECORDED: _disclosure_recorded,
     EventType.DISCLOSURE_WITHDRAWN: _disclosure_withdrawn,
-    EventType.TOUCH_RECORDED: _plain(
+    EventType.TOUCH_RECORDED: _Plain(
         lambda e: {
             **_ids(e, "touch"),
             **_contact(e),
@@ -212,8 +218,8 @@ _DATA: dict[str, Builder] = {
     EventType.HANDOFF_ACCEPTED: _handoff(("status", "owner")),
     EventType.HANDOFF_REJECTED: _handoff(("status", "reason")),
     EventType.HANDOFF_EXPIRED: _handoff(("status",)),
-    EventType.DEAL_CREATED: _plain(_deal_created),
-    EventType.SALE_RECORDED: _plain(
+    EventType.DEAL_CREATED: _Plain(_deal_created),
+    EventType.SALE_RECORDED: _Plain(
         lambda e: {
             "deal": int(e.subject_id),
             "sale_event": _after(e).get("sale_event"),
@@ -221,23 +227,42 @@ _DATA: dict[str, Builder] = {
             "amount": _after(e).get("amount"),
         }
     ),
-    EventType.DEAL_SOURCE_OVERRIDDEN: _plain(
+    EventType.DEAL_SOURCE_OVERRIDDEN: _Plain(
         lambda e: {
             **_ids(e, "deal"),
             "source": _after(e).get("source"),
             "derived_source": _after(e).get("derived_source"),
         }
     ),
-    EventType.RULESET_ACTIVATED: _plain(
+    EventType.RULESET_ACTIVATED: _Plain(
         lambda e: {**_ids(e, "ruleset"), "version": _after(e).get("version")}
     ),
-    EventType.ATTRIBUTION_RUN_COMPLETED: _plain(
+    EventType.ATTRIBUTION_RUN_COMPLETED: _Plain(
         lambda e: {
             **_ids(e, "run"),
             "conversions": _after(e).get("conversions"),
             "touches": _after(e).get("touches"),
         }
     ),
+}
+
+# The event types whose data is a pure function of their ledger entry (the ids and
+# choices its ``after`` holds), whatever the endpoint's audience: their messages are
+# written without data and built from the entry when sent. An entry never changes, so
+# every try and replay of one sends the same body. The others need what the entry does
+# not say (a disclosure's value, a handoff's say-so), read when the change is written.
+BUILT_FROM_ENTRY: frozenset[str] = frozenset(
+    event for event, build in _DATA.items() if isinstance(build, _Plain)
+)
+
+# The ledger actions whose every entry is one event of one type, with its data built from
+# the entry: a batch of them becomes its messages set-based, from the ledger rows
+# themselves (webhooks.outbox). A consent's entry is one of two types, a merge writes
+# entries that are no event, and the rest depend on the endpoint's audience.
+EVENT_OF_ACTION_SET_BASED: dict[str, str] = {
+    action: event
+    for action, event in _SIMPLE_EVENT_OF_ACTION.items()
+    if event in BUILT_FROM_ENTRY and action != LedgerAction.CONTACT_MERGE
 }
 
 # Where the rest is (under /api/v1/), by event type.
@@ -259,6 +284,14 @@ _LINKS: dict[str, Callable[[dict[str, Any]], str]] = {
     EventType.RULESET_ACTIVATED: lambda d: f"rulesets/{d['ruleset']}/",
     EventType.ATTRIBUTION_RUN_COMPLETED: lambda d: f"attribution/runs/{d['run']}/",
 }
+
+
+def entry_data(entry: WrittenEntry, event_type: str) -> dict[str, Any]:
+    """The data of an event of ``BUILT_FROM_ENTRY``, from its ledger entry (any audience)."""
+    built = event_data(entry, event_type, "", Facts({}, {}))
+    if built is None:  # pragma: no cover -- a plain builder always answers
+        raise ValueError(f"{event_type} is not built from its entry alone")
+    return built.data
 
 
 def event_data(

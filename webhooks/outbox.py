@@ -3,10 +3,13 @@
 ``outbox_write`` is the ledger's watcher (registered in ``WebhooksConfig.ready``): it
 runs inside the writing service's transaction, under the ledger lock, so a change and
 its messages commit or roll back together, and each endpoint's sequence numbers are
-given out in ledger order. A batch of entries (bulk ingest) becomes its messages in
-one insert. ``actions_wanted`` is asked on every append: it answers from this process's copy
-of the subscriptions (``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint
-wants costs nothing more.
+given out in ledger order. Messages of the event types built from their entry
+(``webhooks.events.BUILT_FROM_ENTRY``) are written without data: delivery builds it
+from the entry. On PostgreSQL a batch of such entries (bulk ingest, and most single
+writes) becomes each endpoint's messages by one INSERT ... SELECT from the ledger rows
+just written; other batches are built here and go in by one insert. ``actions_wanted``
+is asked on every append: it answers from this process's copy of the subscriptions
+(``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint wants costs nothing more.
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ from psycopg2.extras import Json, execute_values
 
 from leadrecord.bulk import copy_escape, copy_line, copy_lines, rows_insert
 from leadrecord.ledger import WrittenEntry
-from leadrecord.models import LedgerAction
+from leadrecord.models import LedgerAction, LedgerEntry
 
-from .events import ACTIONS_OF_EVENT, Facts, event_data, event_type_of
+from .events import (
+    ACTIONS_OF_EVENT,
+    BUILT_FROM_ENTRY,
+    EVENT_OF_ACTION_SET_BASED,
+    Facts,
+    event_data,
+    event_type_of,
+)
 from .models import Endpoint, EventType, Message, MessageStatus
 
 _table_ready = False
@@ -102,12 +112,17 @@ def actions_wanted() -> frozenset[str]:
     return _subscriptions_now().actions
 
 
+def _id_stamp() -> str:
+    """A message id's first part: the time (microseconds, hex), so ids sort by when they
+    were written and new ones land at the end of the primary key's index."""
+    return f"msg_{time.time_ns() // 1000:014x}"
+
+
 def message_ids_new(count: int) -> list[str]:
-    """Stable message ids (``webhook-id``): receivers de-duplicate by them. The time part
-    first (microseconds, hex), so ids sort by when they were written and new ones land
-    at the end of the primary key's index; then 48 random bits each (drawn at once: a
-    batch's thousands of draws were most of its ids' cost)."""
-    stamp = f"msg_{time.time_ns() // 1000:014x}"
+    """Stable message ids (``webhook-id``): receivers de-duplicate by them. The time
+    first, then 48 random bits each (drawn at once: a batch's thousands of draws were most
+    of its ids' cost)."""
+    stamp = _id_stamp()
     noise = secrets.token_hex(6 * count)
     return [stamp + noise[12 * index : 12 * index + 12] for index in range(count)]
 
@@ -165,7 +180,7 @@ def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> 
             ).decode()
             template = "(" + ", ".join(f"%s::{kind}" for kind in _POSTGRES_TYPES) + ")"
             adapted = [
-                [*row[:6], Json(row[6]), Json(row[7]) if row[7] is not None else None]
+                [*row[:6], *(Json(value) if value is not None else None for value in row[6:])]
                 for row in rows
             ]
             execute_values(
@@ -241,30 +256,109 @@ def _copy_text(endpoint_id: int, first: int, rows: list[list[Any]], now: datetim
         moment_text = times.get(moment)
         if moment_text is None:
             moment_text = times[moment] = copy_line([moment])
+        data_text = "\\N" if data is None else copy_escape(_json_text(data))
         personal_text = "\\N" if personal is None else copy_escape(_json_text(personal))
         contact_text = "\\N" if contact_id is None else str(contact_id)
         lines.append(
             f"{message_id}\t{endpoint_id}\t{event_type}\t{ledger_seq}\t{first + number}\t"
-            f"{contact_text}\t{moment_text}\t{copy_escape(_json_text(data))}\t{personal_text}\t"
+            f"{contact_text}\t{moment_text}\t{data_text}\t{personal_text}\t"
             f"{MessageStatus.PENDING.value}\t0\t{now_text}\t0\t{now_text}\n"
         )
     return lines
 
 
-def outbox_write(entries: list[WrittenEntry]) -> None:
-    """Write the messages of these just-appended entries for every endpoint that wants them."""
-    _withdrawn_values_forget(entries)
-    typed = [(entry, event_type) for entry in entries if (event_type := event_type_of(entry))]
-    if not typed:
-        return
-    wanted_types = {event_type for _, event_type in typed}
-    subscribers = [
+def _messages_insert_from_ledger(
+    endpoint_id: int, first_seq: int, last_seq: int, event_of_action: dict[str, str]
+) -> None:
+    """An endpoint's messages of the entries ``first_seq`` .. ``last_seq`` (one append)
+    whose actions ``event_of_action`` names, in one statement, from the ledger rows just
+    written: numbered after the endpoint's counter in ledger order, the counter moved by
+    as many, and no data (built from the entry when sent). No Python per entry: a bulk
+    batch's thousands cost ingestion more than the insert itself. An endpoint disabled
+    meanwhile gets none.
+    """
+    messages = connection.ops.quote_name(Message._meta.db_table)
+    endpoints = connection.ops.quote_name(Endpoint._meta.db_table)
+    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
+    stamp = _id_stamp()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH m AS (INSERT INTO {messages} "  # noqa: S608
+            "(id, endpoint_id, event_type, ledger_seq, sequence, contact_id, timestamp, "
+            "data, personal, status, attempts, next_attempt_at, replays, created_at) "
+            # The random part as message_ids_new draws it: 48 bits, 12 hex digits.
+            "SELECT %s || lpad(to_hex(floor(random() * 281474976710656)::bigint), 12, '0'), "
+            "e.id, t.event_type, l.seq, e.last_sequence + row_number() OVER (ORDER BY l.seq), "
+            "l.contact_id, l.recorded_at, NULL, NULL, %s, 0, %s, 0, %s "
+            f"FROM {endpoints} e, {ledger} l "
+            "JOIN unnest(%s::text[], %s::text[]) AS t(action, event_type) ON t.action = l.action "
+            "WHERE e.id = %s AND e.enabled AND l.seq BETWEEN %s AND %s RETURNING 1) "
+            f"UPDATE {endpoints} SET last_sequence = last_sequence + (SELECT count(*) FROM m) "
+            "WHERE id = %s",
+            [
+                stamp,
+                MessageStatus.PENDING.value,
+                now,
+                now,
+                list(event_of_action),
+                list(event_of_action.values()),
+                endpoint_id,
+                first_seq,
+                last_seq,
+                endpoint_id,
+            ],
+        )
+
+
+def _subscribers_of(event_types: set[str]) -> list[Subscriber]:
+    return [
         subscriber
         for subscriber in _subscriptions_now().subscribers
-        if not wanted_types.isdisjoint(subscriber.event_types)
+        if not event_types.isdisjoint(subscriber.event_types)
     ]
+
+
+def outbox_write(entries: list[WrittenEntry]) -> None:
+    """Write the messages of these just-appended entries for every endpoint that wants them."""
+    actions = {entry.action for entry in entries}
+    if LedgerAction.DISCLOSURE_WITHDRAW in actions:
+        _withdrawn_values_forget(entries)
+    # On PostgreSQL, entries that are each one event built from the entry (bulk touches
+    # and their new people, most single writes): each endpoint's messages by one
+    # INSERT ... SELECT from the ledger rows, and nothing here per entry. Elsewhere (the
+    # embedded SQLite default, or events whose data needs more than the entry), built here.
+    if connection.vendor == "postgresql" and actions <= EVENT_OF_ACTION_SET_BASED.keys():
+        written = _outbox_write_set_based(entries, actions)
+    else:
+        written = _outbox_write_built(entries)
+    if written:
+        from .tasks import deliveries_kick_on_commit
+
+        deliveries_kick_on_commit()
+
+
+def _outbox_write_set_based(entries: list[WrittenEntry], actions: set[str]) -> bool:
+    event_of_action = {action: EVENT_OF_ACTION_SET_BASED[action] for action in actions}
+    written = False
+    for subscriber in _subscribers_of(set(event_of_action.values())):
+        wanted = {
+            action: event
+            for action, event in event_of_action.items()
+            if event in subscriber.event_types
+        }
+        _messages_insert_from_ledger(subscriber.id, entries[0].seq, entries[-1].seq, wanted)
+        written = True
+    return written
+
+
+def _outbox_write_built(entries: list[WrittenEntry]) -> bool:
+    typed = [(entry, event_type) for entry in entries if (event_type := event_type_of(entry))]
+    if not typed:
+        return False
+    subscribers = _subscribers_of({event_type for _, event_type in typed})
     if not subscribers:
-        return
+        return False
     facts = Facts.read(typed)
     now = timezone.now()
     written = False
@@ -284,7 +378,7 @@ def outbox_write(entries: list[WrittenEntry]) -> None:
                     len(rows) + 1,
                     entry.contact_id,
                     entry.recorded_at,
-                    built.data,
+                    None if event_type in BUILT_FROM_ENTRY else built.data,
                     built.personal,
                 ]
             )
@@ -293,7 +387,4 @@ def outbox_write(entries: list[WrittenEntry]) -> None:
                 row[0] = message_id
             _messages_insert(subscriber.id, rows, now)
             written = True
-    if written:
-        from .tasks import deliveries_kick_on_commit
-
-        deliveries_kick_on_commit()
+    return written

@@ -17,7 +17,7 @@ from leadrecord.ledger import Actor
 from leadrecord.models import LedgerAction, LedgerEntry
 from tests.factories import contact_make
 from webhooks import services
-from webhooks.delivery import EXCERPT_CHARS, RETRY_SCHEDULE, deliveries_run
+from webhooks.delivery import BATCH, EXCERPT_CHARS, RETRY_SCHEDULE, deliveries_run
 from webhooks.models import Attempt, AttemptStatus, Endpoint, Message, MessageStatus
 
 from .receiver import Received, Receiver
@@ -291,3 +291,39 @@ def test_a_signature_over_the_exact_body_a_reserialising_receiver_would_break(
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(reserialised, got.headers)
     assert got.verified(secret)["type"] == "touch.recorded"
+
+
+def test_overlapping_rounds_keep_each_persons_order(
+    receiver: Receiver, api_client_for, users
+) -> None:
+    """More people than a round holds, two messages each: while one round is on its way
+    the next is claimed, yet nobody's second message overtakes their first, and one run
+    sends them all."""
+    _, secret = _endpoint(receiver.url)
+    people = BATCH + 50
+    events = [
+        {
+            "type": "touch",
+            "source_system": "web",
+            "external_id": f"t-{number}",
+            "occurred_at": "2026-11-01T10:00:00+00:00",
+            "contact": {"email": f"round{number % people}@example.com"},
+            "channel": "web",
+        }
+        for number in range(2 * people)
+    ]
+    client = api_client_for(users["integration"])
+    for start in range(0, len(events), 250):
+        answer = client.post(
+            "/api/v1/events/", {"events": events[start : start + 250]}, format="json"
+        )
+        assert answer.status_code == 200, answer.json()
+    assert deliveries_run() == 2 * people
+    arrived: dict[int, list[int]] = {}
+    for got in receiver.received:
+        data = got.verified(secret)["data"]
+        arrived.setdefault(data["contact"], []).append(data["sequence"])
+    assert len(arrived) == people
+    assert all(len(theirs) == 2 and theirs[0] < theirs[1] for theirs in arrived.values())
+    assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.DELIVERED}
+    assert Attempt.objects.count() == 2 * people

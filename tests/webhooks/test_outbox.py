@@ -7,9 +7,11 @@ A real HTTP receiver on loopback gets each delivery, and the standardwebhooks pa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,15 +19,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from contacts import services as contact_services
-from contacts.models import Channel, Contact, Disclosure, Organization
+from contacts.models import Audience, Channel, Contact, Disclosure, Organization
 from handoff import services as handoff_services
 from handoff.models import Handoff
-from leadrecord.ledger import Actor, ledger_verify
-from leadrecord.models import LedgerEntry
+from leadrecord.ledger import Actor, LedgerWatcher, WrittenEntry, ledger_verify, ledger_watch
+from leadrecord.models import LedgerAction, LedgerEntry
 from reports.runs import run_execute, run_request
 from tests.factories import UserFactory, contact_make
 from webhooks import services
 from webhooks.delivery import deliveries_run
+from webhooks.events import Facts, event_data, event_type_of
 from webhooks.models import Endpoint, EventType, Message, MessageStatus
 
 from .receiver import Receiver
@@ -54,8 +57,17 @@ def _consented(contact: Contact) -> None:
     )
 
 
-def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None:
-    _, secret = _endpoint(receiver.url, list(EventType.values), audience="sales")
+@dataclass(frozen=True)
+class _People:
+    ada: Contact
+    bob: Contact
+    cy: Contact
+    dup: Contact
+    rep: User
+
+
+def _every_event_type_happens() -> _People:
+    """One change of every kind an event type stands for."""
     rep = cast(User, UserFactory(role="sales_rep"))
     _ruleset_active()  # ruleset.activated
     ada = contact_make(organization="example.com")  # contact.created
@@ -73,6 +85,8 @@ def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None
         actor=SYSTEM,
     )  # disclosure.recorded
     contact_services.disclosure_withdraw(disclosure=disclosure, actor=SYSTEM)
+    _disclose(ada, "all", "EVERYONE-1234", key="industry")
+    _disclose(ada, "marketing", "MKT-5678", key="newsletter_topic")
     contact_services.touch_record(
         contact=ada, channel=Channel.objects.get(key="webinar"), actor=SYSTEM
     )  # touch.recorded
@@ -102,6 +116,13 @@ def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None
     dup = contact_make(organization="example.com")
     contact_services.contact_merge(keep=bob, merge=dup, actor=SYSTEM)
     contact_services.contact_erase(contact=cy, actor=SYSTEM)
+    return _People(ada, bob, cy, dup, rep)
+
+
+def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None:
+    _, secret = _endpoint(receiver.url, list(EventType.values), audience="sales")
+    people = _every_event_type_happens()
+    ada, bob, cy, dup, rep = people.ada, people.bob, people.cy, people.dup, people.rep
 
     assert deliveries_run() == Message.objects.count()
     bodies = [got.verified(secret) for got in receiver.received]
@@ -137,6 +158,89 @@ def test_every_event_type_arrives_signed_in_sequence(receiver: Receiver) -> None
         "sequence": by_type["contact.erased"]["data"]["sequence"],
     }
     assert ledger_verify().ok
+
+
+@dataclass
+class _Written:
+    """What the outbox was handed for each entry, and the data built from it then (the
+    payload the outbox used to store), per audience."""
+
+    data: dict[tuple[int, str], dict[str, Any]]
+
+
+@pytest.fixture
+def written_payloads() -> Iterator[_Written]:
+    found = _Written({})
+
+    def written(entries: list[WrittenEntry]) -> None:
+        typed = [(entry, kind) for entry in entries if (kind := event_type_of(entry))]
+        facts = Facts.read(typed)
+        for entry, kind in typed:
+            for audience in Audience.values:
+                built = event_data(entry, kind, audience, facts)
+                if built is not None:
+                    found.data[(entry.seq, audience)] = built.data
+
+    ledger_watch(LedgerWatcher("tests.webhooks.written", lambda: frozenset(LedgerAction), written))
+    yield found
+    ledger_watch(LedgerWatcher("tests.webhooks.written", frozenset, lambda entries: None))
+
+
+def test_a_payload_built_when_sent_is_the_one_built_when_written(
+    written_payloads: _Written,
+) -> None:
+    """Messages of most types are written without data and built from their ledger entry
+    when sent: for every event type and audience, what goes out is what was built from
+    the entry as it was appended (the same JSON; stored JSON came back with its keys in
+    PostgreSQL's order), and a replay sends the same bytes again."""
+    receivers = {audience: Receiver().start() for audience in Audience.values}
+    try:
+        secrets = {
+            audience: _endpoint(server.url, list(EventType.values), audience=audience)[1]
+            for audience, server in receivers.items()
+        }
+        _every_event_type_happens()
+        assert Message.objects.filter(data__isnull=True).exists()
+        assert Message.objects.filter(data__isnull=False).exists()  # disclosures, handoffs
+        deliveries_run()
+        kinds: dict[str, set[str]] = {}
+        for audience, server in receivers.items():
+            assert (
+                len(server.received) == Message.objects.filter(endpoint__audience=audience).count()
+            )
+            for got in server.received:
+                body = got.verified(secrets[audience])
+                data = body["data"]
+                expected = {
+                    **written_payloads.data[(data["ledger_seq"], audience)],
+                    **({"value": data["value"]} if "value" in data else {}),
+                    "ledger_seq": data["ledger_seq"],
+                    "sequence": data["sequence"],
+                }
+                assert body == {
+                    "type": body["type"],
+                    "timestamp": body["timestamp"],
+                    "data": expected,
+                }
+                kinds.setdefault(audience, set()).add(body["type"])
+        # Every type reached the sales endpoint; the others each heard of the disclosure
+        # told to everyone (with its value) and of what carries no disclosure.
+        assert kinds["sales"] == set(EventType.values)
+        for audience in ("marketing", "all"):
+            assert {"disclosure.recorded", "touch.recorded", "deal.created"} <= kinds[audience]
+        # A replay sends the very same bytes again.
+        sales = receivers["sales"]
+        first = {got.id: got.body for got in sales.received}
+        endpoint = Endpoint.objects.get(audience="sales")
+        assert services.messages_replay(
+            endpoint=endpoint, actor=SYSTEM, message_ids=list(first)
+        ) == len(first)
+        deliveries_run()
+        again = sales.received[len(first) :]
+        assert {got.id: got.body for got in again} == first
+    finally:
+        for server in receivers.values():
+            server.stop()
 
 
 def test_a_rolled_back_change_writes_and_sends_nothing(receiver: Receiver) -> None:
@@ -227,7 +331,12 @@ def test_bulk_ingest_writes_its_messages_in_order(api_client_for, users, receive
     assert answer.json()["created"] == 6
     messages = list(Message.objects.order_by("sequence"))
     assert [m.sequence for m in messages] == [1, 2, 3, 4, 5, 6]
-    assert [m.data["touch"] for m in messages] == [r["id"] for r in answer.json()["results"]]
+    touches = [r["id"] for r in answer.json()["results"]]
+    ledger = LedgerEntry.objects.filter(seq__in=[m.ledger_seq for m in messages])
+    assert dict(ledger.values_list("seq", "action")) == {
+        m.ledger_seq: LedgerAction.TOUCH_RECORD for m in messages
+    }
+    assert [int(ledger.get(seq=m.ledger_seq).subject_id) for m in messages] == touches
     # The same events again are duplicates: no change, no message.
     client.post("/api/v1/events/", {"events": events}, format="json")
     assert Message.objects.count() == 6
@@ -240,9 +349,99 @@ def test_bulk_ingest_writes_its_messages_in_order(api_client_for, users, receive
     deliveries_run()
     bodies = [got.verified(secret)["data"] for got in receiver.received]
     assert sorted(body["sequence"] for body in bodies) == [1, 2, 3, 4, 5, 6]
+    assert [body["touch"] for body in sorted(bodies, key=lambda b: b["sequence"])] == touches
     for person in {body["contact"] for body in bodies}:
         theirs = [body["sequence"] for body in bodies if body["contact"] == person]
         assert theirs == sorted(theirs) and len(theirs) == 3
+
+
+def test_bulk_ingest_gives_each_endpoint_the_types_it_wants(api_client_for, users) -> None:
+    both = Receiver().start()
+    touches_only = Receiver().start()
+    try:
+        _, both_secret = _endpoint(both.url, ["contact.created", "touch.recorded"])
+        _, touch_secret = _endpoint(touches_only.url, ["touch.recorded"])
+        idle, _ = _endpoint(both.url, ["deal.created"])  # wants none of them
+        events = [
+            {
+                "type": "touch",
+                "source_system": "web",
+                "external_id": f"t-{number}",
+                "occurred_at": "2026-11-01T10:00:00+00:00",
+                "contact": {"email": f"new{number % 3}@example.com"},
+                "channel": "web",
+            }
+            for number in range(9)
+        ]
+        client = api_client_for(users["integration"])
+        assert client.post("/api/v1/events/", {"events": events}, format="json").status_code == 200
+        deliveries_run()
+        got = sorted(
+            (r.verified(both_secret) for r in both.received), key=lambda b: b["data"]["sequence"]
+        )
+        assert [b["type"] for b in got] == ["contact.created"] * 3 + ["touch.recorded"] * 9
+        assert [b["data"]["sequence"] for b in got] == list(range(1, 13))
+        assert [b["data"]["ledger_seq"] for b in got] == sorted(
+            b["data"]["ledger_seq"] for b in got
+        )
+        only = [r.verified(touch_secret) for r in touches_only.received]
+        assert sorted(b["data"]["sequence"] for b in only) == list(range(1, 10))
+        assert {b["type"] for b in only} == {"touch.recorded"}
+        idle.refresh_from_db()
+        assert idle.last_sequence == 0
+        assert len({m.id for m in Message.objects.all()}) == 21
+    finally:
+        both.stop()
+        touches_only.stop()
+
+
+def test_a_mixed_bulk_batch_numbers_every_endpoints_messages_in_ledger_order(
+    api_client_for, users
+) -> None:
+    """Touches, a new person, a consent and disclosures in one batch: each endpoint's
+    messages, thin or not, are numbered from 1 in ledger order, without gaps, and hold
+    only what its audience may see."""
+    receivers = {audience: Receiver().start() for audience in ("marketing", "sales")}
+    try:
+        secrets = {
+            audience: _endpoint(server.url, list(EventType.values), audience=audience)[1]
+            for audience, server in receivers.items()
+        }
+        person = {"email": "mixed@example.com"}
+        common = {"source_system": "crm", "occurred_at": "2026-11-01T10:00:00+00:00"}
+        events = [
+            {**common, "type": "touch", "external_id": "t-1", "contact": person, "channel": "web"},
+            {**common, "type": "consent", "external_id": "c-1", "contact": person,
+             "purpose": "sales_contact", "granted": True, "source": "form"},
+            {**common, "type": "disclosure", "external_id": "d-1", "contact": person,
+             "key": "budget", "value": "SALES-SECRET-31", "audience": "sales",
+             "purpose": "qualification", "source": "self"},
+            {**common, "type": "touch", "external_id": "t-2", "contact": person,
+             "channel": "email"},
+        ]  # fmt: skip
+        answer = api_client_for(users["integration"]).post(
+            "/api/v1/events/", {"events": events}, format="json"
+        )
+        assert answer.status_code == 200 and answer.json()["created"] == 4, answer.json()
+        deliveries_run()
+        for audience, server in receivers.items():
+            bodies = [got.verified(secrets[audience]) for got in server.received]
+            ordered = sorted(bodies, key=lambda body: body["data"]["sequence"])
+            assert [b["data"]["sequence"] for b in ordered] == list(range(1, len(bodies) + 1))
+            seqs = [b["data"]["ledger_seq"] for b in ordered]
+            assert seqs == sorted(seqs)
+            types = [b["type"] for b in ordered]
+            assert types[0] == "contact.created" and types.count("touch.recorded") == 2
+            assert "consent.granted" in types
+            text = b"".join(server.bodies()).decode()
+            if audience == "sales":
+                assert "disclosure.recorded" in types and "SALES-SECRET-31" in text
+            else:
+                assert "disclosure.recorded" not in types and "SALES-SECRET-31" not in text
+                assert "budget" not in text
+    finally:
+        for server in receivers.values():
+            server.stop()
 
 
 def test_erasure_empties_pending_payloads_about_the_person(receiver: Receiver) -> None:
@@ -272,4 +471,4 @@ def test_a_withdrawn_disclosures_value_leaves_its_pending_messages() -> None:
     assert Message.objects.get().personal == {"value": "WITHDRAWN-VALUE-5150"}
     contact_services.disclosure_withdraw(disclosure=disclosure, actor=SYSTEM)
     message = Message.objects.get()
-    assert message.personal is None and message.data["disclosure"] == disclosure.pk
+    assert message.personal is None and (message.data or {})["disclosure"] == disclosure.pk

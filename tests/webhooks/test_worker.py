@@ -21,7 +21,7 @@ from tests.factories import contact_make
 from webhooks import services
 from webhooks.delivery import lease
 from webhooks.models import Message, MessageStatus
-from webhooks.tasks import deliveries_send_task
+from webhooks.tasks import deliveries_send_task, kicker
 
 from ..workers import celery_worker_process
 from .receiver import Received, Receiver
@@ -110,3 +110,37 @@ def test_a_worker_killed_mid_delivery_loses_nothing(settings) -> None:
     finally:
         release.set()
         receiver.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_kicks_coalesce_and_every_change_is_still_delivered(receiver: Receiver) -> None:
+    """A process asks for a run at most once per interval, from its own thread: many
+    commits in a row cost few broker sends, and the last of them still gets its run (no
+    beat here, no task sent by hand)."""
+    _, secret = services.endpoint_create(
+        url=receiver.url, event_types=["touch.recorded"], audience="sales", actor=SYSTEM
+    )
+    people = [contact_make() for _ in range(5)]
+    web = Channel.objects.get(key="web")
+    commits = 40
+    with celery_worker_process():
+        sends_before = kicker.sends
+        for number in range(commits):
+            contact_services.touch_record(contact=people[number % 5], channel=web, actor=SYSTEM)
+        _wait_for(
+            lambda: Message.objects.filter(status=MessageStatus.DELIVERED).count() == commits,
+            "every message delivered",
+        )
+        sends = kicker.sends - sends_before
+    assert 1 <= sends < commits
+    ids = {got.id for got in receiver.received}
+    assert ids == set(Message.objects.values_list("id", flat=True))
+    for person in people:
+        theirs = [
+            body["data"]["sequence"]
+            for body in (got.verified(secret) for got in receiver.received)
+            if body["data"]["contact"] == person.pk
+        ]
+        assert theirs == sorted(theirs) and len(theirs) == commits // 5
