@@ -502,21 +502,20 @@ class PeopleGroups:
 
     @classmethod
     def read(cls) -> PeopleGroups:
-        people = Columns()
+        # Read after the touches, so each of their people has an id up to the largest
+        # (``of`` would still take a later one as a group of its own).
+        size = int(_fetch("SELECT COALESCE(MAX(id), 0) FROM contacts_contact", [])[0][0]) + 1
+        unit = _PERSON * _UNIT_KIND + np.arange(size, dtype=np.int64)
         for chunk in _columns_read(
-            "SELECT id AS contact, COALESCE(organization_id, 0) AS organization "
-            "FROM contacts_contact",
+            "SELECT id AS contact, organization_id AS organization "
+            "FROM contacts_contact WHERE organization_id IS NOT NULL",
             [],
             {"contact": "i8", "organization": "i8"},
         ):
-            for name, column in chunk.items():
-                people[name] = np.concatenate((people.get(name, column[:0]), column))
-        size = int(people["contact"].max()) + 1 if people.rows else 1
-        unit = _PERSON * _UNIT_KIND + np.arange(size, dtype=np.int64)
-        if people.rows:
-            organization = people["organization"]
-            in_one = organization > 0
-            unit[people["contact"][in_one]] = _ORGANIZATION * _UNIT_KIND + organization[in_one]
+            known = chunk["contact"] < size
+            unit[chunk["contact"][known]] = (
+                _ORGANIZATION * _UNIT_KIND + chunk["organization"][known]
+            )
         in_deal = np.zeros(size, dtype=np.bool_)
         for chunk in _columns_read(
             "SELECT DISTINCT contact_id AS contact FROM handoff_dealcontact", [], {"contact": "i8"}
