@@ -3,7 +3,6 @@ already told us (progressive profiling)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
@@ -20,6 +19,7 @@ from contacts.selectors import (
 from handoff.models import Handoff
 from leadrecord.checkpoints import ledger_checkpoint_latest
 from leadrecord.models import ActorKind, LedgerAction, LedgerEntry
+from leadrecord.remembered import Remembered
 from leadrecord.roles import Role
 
 from .models import BuyerForm, ErasureRequest, FormSubmission
@@ -39,25 +39,18 @@ def forms_all() -> QuerySet[BuyerForm]:
 # sends lands: the submission's insert checks the form is published
 # (services.form_submit).
 FORM_REMEMBERED_SECONDS = 5.0
-_forms_published: dict[str, tuple[float, BuyerForm]] = {}
+_forms_published: Remembered[str, BuyerForm | None] = Remembered(FORM_REMEMBERED_SECONDS)
 
 
 def form_published(slug: str) -> BuyerForm | None:
-    now = time.monotonic()
-    known = _forms_published.get(slug)
-    if known is not None and known[0] > now:
-        return known[1]
-    form = BuyerForm.objects.filter(slug=slug, published=True).first()
-    if form is None:
-        _forms_published.pop(slug, None)
-    else:
-        _forms_published[slug] = (now + FORM_REMEMBERED_SECONDS, form)
-    return form
+    return _forms_published.get(
+        slug, lambda: BuyerForm.objects.filter(slug=slug, published=True).first()
+    )
 
 
 def form_published_forget(slug: str) -> None:
     """The form changed: the next page reads it again."""
-    _forms_published.pop(slug, None)
+    _forms_published.forget(slug)
 
 
 def form_submissions(form: BuyerForm) -> QuerySet[FormSubmission]:

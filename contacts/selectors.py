@@ -9,7 +9,6 @@ which must show a person everything held about them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from django.utils import timezone
 
 from leadrecord.dates import duration_text
 from leadrecord.models import LedgerAction, LedgerEntry
+from leadrecord.remembered import Remembered
 from leadrecord.roles import Role, user_roles
 
 from . import signals
@@ -93,24 +93,18 @@ def disclosures_visible_to(
 # shows or counts them reads them afresh. Forgotten here when this process writes one,
 # and when default channels are made again (a flushed test database).
 CHANNEL_REMEMBERED_SECONDS = 60.0
-_channels_by_key: dict[str, tuple[float, Channel]] = {}
+_channels_by_key: Remembered[str, Channel] = Remembered(CHANNEL_REMEMBERED_SECONDS)
 
 
 def channel_for_write(key: str) -> Channel:
     """The channel with this key, for a write that needs its id and key (a form's touch
     names the web channel on every post). ``Channel.DoesNotExist`` if there is none."""
-    now = time.monotonic()
-    known = _channels_by_key.get(key)
-    if known is not None and known[0] > now:
-        return known[1]
-    channel = Channel.objects.get(key=key)
-    _channels_by_key[key] = (now + CHANNEL_REMEMBERED_SECONDS, channel)
-    return channel
+    return _channels_by_key.get(key, lambda: Channel.objects.get(key=key))
 
 
 def channels_forget() -> None:
     """Channels changed (or were made again): the next write reads them afresh."""
-    _channels_by_key.clear()
+    _channels_by_key.forget()
 
 
 def campaign_for_utm(utm_campaign: str) -> Campaign | None:

@@ -36,6 +36,7 @@ EMBEDDED_MODULES = {
     "demo/test_people.py",
     "demo/test_pipeline.py",
     "leadrecord/test_api_tokens.py",
+    "leadrecord/test_remembered.py",
     "leadrecord/test_backups.py",
     "leadrecord/test_commands.py",
     "leadrecord/test_demo_pages.py",

@@ -28,6 +28,7 @@ from psycopg2.extras import Json, execute_values
 from leadrecord.bulk import copy_escape, copy_line, copy_lines, rows_insert
 from leadrecord.ledger import WrittenEntry
 from leadrecord.models import LedgerAction, LedgerEntry
+from leadrecord.remembered import Remembered
 
 from .events import (
     ACTIONS_OF_EVENT,
@@ -56,12 +57,11 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class _Subscriptions:
-    read_at: float
     subscribers: tuple[Subscriber, ...]
     actions: frozenset[str]
 
 
-_subscriptions: _Subscriptions | None = None
+_subscriptions: Remembered[str, _Subscriptions] = Remembered(SUBSCRIPTIONS_TTL_SECONDS)
 
 
 def _endpoints_table_ready() -> bool:
@@ -75,16 +75,14 @@ def _endpoints_table_ready() -> bool:
 
 def subscriptions_forget() -> None:
     """Read the endpoints again at the next append (after a change to one)."""
-    global _subscriptions
-    _subscriptions = None
+    _subscriptions.forget()
 
 
 def _subscriptions_now() -> _Subscriptions:
-    global _subscriptions
-    found = _subscriptions
-    now = time.monotonic()
-    if found is not None and now - found.read_at < SUBSCRIPTIONS_TTL_SECONDS:
-        return found
+    return _subscriptions.get("enabled", _subscriptions_read)
+
+
+def _subscriptions_read() -> _Subscriptions:
     subscribers = tuple(
         Subscriber(pk, frozenset(types), audience)
         for pk, types, audience in Endpoint.objects.filter(enabled=True)
@@ -100,9 +98,7 @@ def _subscriptions_now() -> _Subscriptions:
     if LedgerAction.DISCLOSURE_RECORD in actions:
         # A withdrawal empties the value of a recorded disclosure's pending messages.
         actions |= {LedgerAction.DISCLOSURE_WITHDRAW}
-    found = _Subscriptions(now, subscribers, actions)
-    _subscriptions = found
-    return found
+    return _Subscriptions(subscribers, actions)
 
 
 def actions_wanted() -> frozenset[str]:
