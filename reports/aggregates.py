@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -47,6 +47,12 @@ from handoff.models import Deal, DealContact, SaleEvent, SaleKind
 from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
+from .aggregates_sql import (
+    people_sql,
+    people_with_milestones,
+    rebuild_sql,
+    touches_added_sql,
+)
 from .change_counts import change_count_record
 from .models import (
     CreatedDayCount,
@@ -170,7 +176,7 @@ def people_aggregates_refresh() -> PeopleRefresh:
         # ten million touches needs; elsewhere (the embedded SQLite default) the Python
         # rebuild writes the same rows.
         if connection.vendor == "postgresql":
-            _rebuild_sql(marks)
+            rebuild_sql(marks)
         else:
             created = _people_python(marks, None)
             _created_counts_apply(created)
@@ -204,15 +210,33 @@ def people_aggregates_update() -> PeopleRefresh | None:
             uncredited_sales_record()  # a run may have completed with nothing else new
             change_count_record(marks.ledger_mark)  # a state from before the notes were kept
             return latest
-        people = people_changed_between(_marks_of(latest), marks)
-        if people:
-            if connection.vendor == "postgresql":
-                _people_sql(marks, people)
-            else:
-                _created_counts_apply(_people_python(marks, people))
+        before = _marks_of(latest)
+        changed = people_changed_between(before, marks)
+        touch_days = people = None
+        if connection.vendor == "postgresql":
+            # People whose touches were only added take the cheap path; the aggregates
+            # must know them already (a milestone row), else they are worked out whole.
+            touched = people_with_milestones(sorted(changed.touched))
+            whole = sorted(changed.whole | (changed.touched - touched))
+            written = people_sql(marks, whole) if whole else None
+            added = 0
+            if touched:
+                added = touches_added_sql(
+                    marks,
+                    since_touch_id=before.last_touch_id,
+                    late_touch_ids=list(changed.late_touch_ids),
+                    people=sorted(touched),
+                )
+            created = written.created if written else Counter()
+            touch_days = latest.touch_days + added + (written.touch_days if written else 0)
+            people = latest.people + sum(created.values())
+        else:
+            everyone = changed.everyone
+            created = _people_python(marks, everyone) if everyone else Counter()
+        _created_counts_apply(created)
         sales_rollup_write(marks.sales, sales_days_changed(_marks_of(latest).sales, marks.sales))
         uncredited_sales_record()
-        return _state_record(refreshed_at, marks)
+        return _state_record(refreshed_at, marks, touch_days=touch_days, people=people)
 
 
 def _marks_of(refresh: PeopleRefresh) -> Marks:
@@ -226,18 +250,43 @@ def _marks_of(refresh: PeopleRefresh) -> Marks:
     )
 
 
-def people_changed_between(before: Marks, after: Marks) -> list[int]:
-    """The people whose aggregate rows may differ between two states, sorted: those the
-    ledger entries between the two marks name, and those of the rows written between the
-    two sets of ids (a row put in without the ledger, as a bulk load does, included)."""
+@dataclass(frozen=True)
+class PeopleChanged:
+    """Who changed between two states of the aggregates.
+
+    ``whole``: people whose rows are worked out again from the record (new, merged,
+    erased, in a deal or a win). ``touched``: people whose only change is touches added,
+    whose rows those touches only add to; ``late_touch_ids`` are such touches below the
+    earlier state's touch mark (committed after it was read), which the ledger names."""
+
+    whole: frozenset[int]
+    touched: frozenset[int]
+    late_touch_ids: tuple[int, ...]
+
+    @property
+    def everyone(self) -> list[int]:
+        return sorted(self.whole | self.touched)
+
+
+def people_changed_between(before: Marks, after: Marks) -> PeopleChanged:
+    """The people whose aggregate rows may differ between two states: those the ledger
+    entries between the two marks name, and those of the rows written between the two
+    sets of ids (a row put in without the ledger, as a bulk load does, included)."""
     entries = LedgerEntry.objects.filter(seq__gt=before.ledger_mark, seq__lte=after.ledger_mark)
-    people: set[int] = {
-        contact_id
-        for contact_id in entries.filter(action__in=PERSON_ACTIONS).values_list(
-            "contact_id", flat=True
-        )
-        if contact_id is not None
-    }
+    whole: set[int] = set()
+    touched: set[int] = set()
+    late: list[int] = []
+    for action, contact_id, subject_id in entries.filter(action__in=PERSON_ACTIONS).values_list(
+        "action", "contact_id", "subject_id"
+    ):
+        if contact_id is None:
+            continue
+        if action != LedgerAction.TOUCH_RECORD or not subject_id.isdigit():
+            whole.add(contact_id)
+            continue
+        touched.add(contact_id)
+        if int(subject_id) <= before.last_touch_id:
+            late.append(int(subject_id))
     won_deals = {
         int(deal)
         for deal, after_values in entries.filter(action=LedgerAction.SALE_RECORD).values_list(
@@ -253,29 +302,38 @@ def people_changed_between(before: Marks, after: Marks) -> list[int]:
         ).values_list("deal_id", flat=True)
     )
     if won_deals:
-        people.update(
+        whole.update(
             DealContact.objects.filter(deal_id__in=won_deals).values_list("contact_id", flat=True)
         )
-    people.update(
+    touched.update(
         Touch.objects.filter(id__gt=before.last_touch_id, id__lte=after.last_touch_id)
         .values_list("contact_id", flat=True)
         .distinct()
         .order_by()
     )
-    people.update(
+    whole.update(
         Contact.objects.filter(
             id__gt=before.last_contact_id, id__lte=after.last_contact_id
         ).values_list("id", flat=True)
     )
-    people.update(
+    whole.update(
         DealContact.objects.filter(
             id__gt=before.last_deal_member_id, id__lte=after.last_deal_member_id
         ).values_list("contact_id", flat=True)
     )
-    return sorted(people)
+    return PeopleChanged(frozenset(whole), frozenset(touched - whole), tuple(sorted(late)))
 
 
-def _state_record(refreshed_at: datetime, marks: Marks) -> PeopleRefresh:
+def _state_record(
+    refreshed_at: datetime,
+    marks: Marks,
+    *,
+    touch_days: int | None = None,
+    people: int | None = None,
+) -> PeopleRefresh:
+    """Note a new state; ``touch_days`` and ``people`` (the rows of ``TouchDay`` and
+    ``PersonMilestone``) are counted when not given (an update moves them by what it wrote:
+    counting ten million rows at every update was most of a small one)."""
     bounds = TouchDay.objects.aggregate(first=Min("day"), last=Max("day"))
     state = PeopleRefresh.objects.create(
         refreshed_at=refreshed_at,
@@ -288,365 +346,14 @@ def _state_record(refreshed_at: datetime, marks: Marks) -> PeopleRefresh:
         time_zone=settings.TIME_ZONE,
         first_touch_day=bounds["first"],
         last_touch_day=bounds["last"],
-        touch_days=TouchDay.objects.count(),
-        people=PersonMilestone.objects.count(),
+        touch_days=TouchDay.objects.count() if touch_days is None else touch_days,
+        people=PersonMilestone.objects.count() if people is None else people,
     )
     # Superseded states are of no use: readers take the latest (one still reading an older
     # one keeps its snapshot).
     PeopleRefresh.objects.filter(id__lt=state.pk).delete()
     change_count_record(marks.ledger_mark)
     return state
-
-
-# --- PostgreSQL: set-based, whole or for the people changed ----------------------------------
-
-
-def _tables() -> dict[str, str]:
-    quote = connection.ops.quote_name
-    return {
-        "touch": quote(Touch._meta.db_table),
-        "contact": quote(Contact._meta.db_table),
-        "sale": quote(SaleEvent._meta.db_table),
-        "member": quote(DealContact._meta.db_table),
-        "touch_day": quote(TouchDay._meta.db_table),
-        "touch_day_count": quote(TouchDayCount._meta.db_table),
-        "milestone": quote(PersonMilestone._meta.db_table),
-        "created_day_count": quote(CreatedDayCount._meta.db_table),
-        "customer_day": quote(CustomerDay._meta.db_table),
-        "first_touch_hour": quote(FirstTouchHour._meta.db_table),
-        "customer_day_count": quote(CustomerDayCount._meta.db_table),
-    }
-
-
-# Each person's touch days with the day before each, for the people given (or everyone).
-_TOUCH_DAYS_SQL = """
-    SELECT contact_id, day, lag(day) OVER (PARTITION BY contact_id ORDER BY day)
-    FROM (
-        SELECT DISTINCT contact_id, (occurred_at AT TIME ZONE %s)::date AS day
-        FROM {touch} WHERE id <= %s {only_touch}
-    ) AS days
-"""
-# Each person's days with a deal of theirs won, with the day before each (people given, or all).
-_CUSTOMER_DAYS_SQL = """
-    SELECT contact_id, day, lag(day) OVER (PARTITION BY contact_id ORDER BY day)
-    FROM (
-        SELECT DISTINCT member.contact_id, (sale.occurred_at AT TIME ZONE %s)::date AS day
-        FROM {member} AS member JOIN {sale} AS sale ON sale.deal_id = member.deal_id
-        WHERE sale.kind = %s AND sale.id <= %s AND member.id <= %s {only_member}
-    ) AS days
-"""
-# Cumulative counts per (day, previous day) of a table of days, from scratch.
-_DAY_COUNTS_SQL = """
-    INSERT INTO {counts} (day, previous_day, people)
-    SELECT day, previous_day, sum(n) OVER (PARTITION BY day ORDER BY previous_day)
-    FROM (
-        SELECT day, coalesce(previous_day, %s) AS previous_day, count(*) AS n
-        FROM {days} GROUP BY 1, 2
-    ) AS pairs
-"""
-# The whole hours from a person's creation to their first touch (``FirstTouchHour``).
-SPAN_HOUR_SQL = "floor(EXTRACT(EPOCH FROM (first_touch_at - created_at)) / 3600)::integer"
-# What a milestone row counts in: its creation day, and its first touch's day and hour.
-_MILESTONE_DAYS = f"""
-    (created_at AT TIME ZONE %s)::date AS day,
-    (first_touch_at AT TIME ZONE %s)::date AS touch_day,
-    CASE WHEN first_touch_at IS NOT NULL AND created_at <= first_touch_at
-        THEN {SPAN_HOUR_SQL} END AS hour
-"""
-# Each person's milestones, for the people given (or everyone).
-_MILESTONES_SQL = """
-    SELECT person.id, person.created_at, touches.first_at, wins.first_at
-    FROM {contact} AS person
-    LEFT JOIN (
-        SELECT contact_id, min(occurred_at) AS first_at
-        FROM {touch} WHERE id <= %s {only_touch} GROUP BY contact_id
-    ) AS touches ON touches.contact_id = person.id
-    LEFT JOIN (
-        SELECT member.contact_id, min(sale.occurred_at) AS first_at
-        FROM {member} AS member JOIN {sale} AS sale ON sale.deal_id = member.deal_id
-        WHERE sale.kind = %s AND sale.id <= %s AND member.id <= %s {only_member}
-        GROUP BY member.contact_id
-    ) AS wins ON wins.contact_id = person.id
-    WHERE person.merged_into_id IS NULL AND person.id <= %s {only_person}
-"""
-
-
-def _customer_params(marks: Marks) -> list[int | str]:
-    return [SaleKind.WON, marks.last_sale_event_id, marks.last_deal_member_id]
-
-
-def _milestone_params(marks: Marks) -> list[int | str]:
-    return [
-        marks.last_touch_id,
-        SaleKind.WON,
-        marks.last_sale_event_id,
-        marks.last_deal_member_id,
-        marks.last_contact_id,
-    ]
-
-
-def _rebuild_sql(marks: Marks) -> None:
-    tables = _tables()
-    everyone = {"only_touch": "", "only_member": "", "only_person": ""}
-    # Table names come from the models, values go as parameters (hence the noqa: S608).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {tables['touch_day']} (contact_id, day, previous_day)"
-            + _TOUCH_DAYS_SQL.format(**tables, **everyone),
-            [settings.TIME_ZONE, marks.last_touch_id],
-        )
-        cursor.execute(
-            f"INSERT INTO {tables['customer_day']} (contact_id, day, previous_day)"
-            + _CUSTOMER_DAYS_SQL.format(**tables, **everyone),
-            [settings.TIME_ZONE, *_customer_params(marks)],
-        )
-        for days, counts in (
-            ("touch_day", "touch_day_count"),
-            ("customer_day", "customer_day_count"),
-        ):
-            cursor.execute(
-                _DAY_COUNTS_SQL.format(days=tables[days], counts=tables[counts]),
-                [TouchDayCount.FIRST_EVER],
-            )
-        cursor.execute(
-            f"INSERT INTO {tables['milestone']}"
-            " (contact_id, created_at, first_touch_at, first_won_at)"
-            + _MILESTONES_SQL.format(**tables, **everyone),
-            _milestone_params(marks),
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO {tables["created_day_count"]} (day, people)
-            SELECT day, sum(n) OVER (ORDER BY day)
-            FROM (
-                SELECT (created_at AT TIME ZONE %s)::date AS day, count(*) AS n
-                FROM {tables["milestone"]} GROUP BY 1
-            ) AS days
-            """,  # noqa: S608
-            [settings.TIME_ZONE],
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO {tables["first_touch_hour"]} (day, hour, people)
-            SELECT (first_touch_at AT TIME ZONE %s)::date, {SPAN_HOUR_SQL}, count(*)
-            FROM {tables["milestone"]}
-            WHERE first_touch_at IS NOT NULL AND created_at <= first_touch_at
-            GROUP BY 1, 2
-            """,  # noqa: S608
-            [settings.TIME_ZONE],
-        )
-        # Fresh statistics, so the planner takes the indexes for narrow ranges at once.
-        # Only an owner may ANALYZE, and the application's role owns no table: a
-        # function of the owner's does it (migration 0004).
-        cursor.execute("SELECT reports_people_aggregates_analyze()")
-
-
-def _people_sql(marks: Marks, people: list[int]) -> None:
-    """Work out these people's rows again and move the cumulative counts by the difference."""
-    tables = _tables()
-    only = {
-        "only_touch": "AND contact_id = ANY(%s::bigint[])",
-        "only_member": "AND member.contact_id = ANY(%s::bigint[])",
-        "only_person": "AND person.id = ANY(%s::bigint[])",
-    }
-    zone = settings.TIME_ZONE
-    created: Counter[date] = Counter()
-    hours: Counter[tuple[date, int]] = Counter()
-    with connection.cursor() as cursor:
-        pairs = _person_days_rewrite(
-            cursor,
-            table=tables["touch_day"],
-            rows_sql=_TOUCH_DAYS_SQL.format(**tables, **only),
-            rows_params=[zone, marks.last_touch_id, people],
-            people=people,
-            first_ever=TouchDayCount.FIRST_EVER,
-        )
-        cursor.execute(
-            f"""
-            WITH gone AS (
-                DELETE FROM {tables["milestone"]} WHERE contact_id = ANY(%s::bigint[])
-                RETURNING {_MILESTONE_DAYS}
-            )
-            SELECT day, touch_day, hour, count(*) FROM gone GROUP BY 1, 2, 3
-            """,  # noqa: S608
-            [people, zone, zone],
-        )
-        for day, touch_day, hour, count in cursor.fetchall():
-            created[day] -= count
-            if hour is not None:
-                hours[(touch_day, hour)] -= count
-        params = _milestone_params(marks)
-        cursor.execute(
-            f"""
-            WITH added AS (
-                INSERT INTO {tables["milestone"]}
-                    (contact_id, created_at, first_touch_at, first_won_at)
-                {_MILESTONES_SQL.format(**tables, **only)}
-                RETURNING {_MILESTONE_DAYS}
-            )
-            SELECT day, touch_day, hour, count(*) FROM added GROUP BY 1, 2, 3
-            """,  # noqa: S608
-            [params[0], people, *params[1:4], people, params[4], people, zone, zone],
-        )
-        for day, touch_day, hour, count in cursor.fetchall():
-            created[day] += count
-            if hour is not None:
-                hours[(touch_day, hour)] += count
-    _first_touch_hours_apply(hours)
-    _day_counts_apply(TouchDayCount, pairs)
-    _day_counts_apply(CustomerDayCount, _customer_days_sql(marks, people))
-    _created_counts_apply(created)
-
-
-def _customer_days_sql(marks: Marks, people: list[int]) -> Counter[tuple[date, date]]:
-    """Write these people's ``CustomerDay`` rows afresh; the change per (day, previous day)."""
-    tables = _tables()
-    only = {"only_member": "AND member.contact_id = ANY(%s::bigint[])"}
-    with connection.cursor() as cursor:
-        return _person_days_rewrite(
-            cursor,
-            table=tables["customer_day"],
-            rows_sql=_CUSTOMER_DAYS_SQL.format(**tables, **only),
-            rows_params=[settings.TIME_ZONE, *_customer_params(marks), people],
-            people=people,
-            first_ever=CustomerDayCount.FIRST_EVER,
-        )
-
-
-def _person_days_rewrite(
-    cursor: Any,
-    *,
-    table: str,
-    rows_sql: str,
-    rows_params: list[Any],
-    people: list[int],
-    first_ever: date,
-) -> Counter[tuple[date, date]]:
-    """Replace these people's rows of a (contact, day, previous day) table by ``rows_sql``'s;
-    the change in rows per (day, previous day), a first day counted under ``first_ever``."""
-    pairs: Counter[tuple[date, date]] = Counter()
-    cursor.execute(
-        f"""
-        WITH gone AS (
-            DELETE FROM {table} WHERE contact_id = ANY(%s::bigint[])
-            RETURNING day, coalesce(previous_day, %s) AS previous_day
-        )
-        SELECT day, previous_day, count(*) FROM gone GROUP BY 1, 2
-        """,  # noqa: S608
-        [people, first_ever],
-    )
-    for day, previous, count in cursor.fetchall():
-        pairs[(day, previous)] -= count
-    cursor.execute(
-        f"""
-        WITH added AS (
-            INSERT INTO {table} (contact_id, day, previous_day)
-            {rows_sql}
-            RETURNING day, coalesce(previous_day, %s) AS previous_day
-        )
-        SELECT day, previous_day, count(*) FROM added GROUP BY 1, 2
-        """,  # noqa: S608
-        [*rows_params, first_ever],
-    )
-    for day, previous, count in cursor.fetchall():
-        pairs[(day, previous)] += count
-    return pairs
-
-
-def _day_counts_apply(
-    model: type[TouchDayCount] | type[CustomerDayCount], deltas: Counter[tuple[date, date]]
-) -> None:
-    """Move ``TouchDayCount`` by the change in ``TouchDay`` rows per (day, previous day)
-    (or ``CustomerDayCount`` by ``CustomerDay``'s).
-
-    Each row holds the people of its day whose previous day is at or before its own, so a
-    change at (d, p) moves every row of d from p on. A key not there yet starts from the
-    row before it; rows left equal to the one before them (or zero, first in their day)
-    go, so the table is exactly what a rebuild writes."""
-    changed = [(key, delta) for key, delta in sorted(deltas.items()) if delta]
-    if not changed:
-        return
-    days = [day for (day, _), _ in changed]
-    previous = [prev for (_, prev), _ in changed]
-    amounts = [delta for _, delta in changed]
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (day, previous_day, people)
-            SELECT k.day, k.previous_day, coalesce((
-                SELECT people FROM {table} AS t
-                WHERE t.day = k.day AND t.previous_day < k.previous_day
-                ORDER BY t.previous_day DESC LIMIT 1
-            ), 0)
-            FROM unnest(%s::date[], %s::date[]) AS k(day, previous_day)
-            ON CONFLICT (day, previous_day) DO NOTHING
-            """,  # noqa: S608
-            [days, previous],
-        )
-        cursor.execute(
-            f"""
-            UPDATE {table} AS t SET people = t.people + moved.delta
-            FROM (
-                SELECT cell.id, sum(k.delta) AS delta
-                FROM {table} AS cell
-                JOIN unnest(%s::date[], %s::date[], %s::integer[]) AS k(day, previous_day, delta)
-                    ON cell.day = k.day AND cell.previous_day >= k.previous_day
-                GROUP BY cell.id
-            ) AS moved
-            WHERE t.id = moved.id
-            """,  # noqa: S608
-            [days, previous, amounts],
-        )
-        cursor.execute(
-            f"""
-            DELETE FROM {table} AS t
-            WHERE t.day = ANY(%s::date[]) AND t.people = coalesce((
-                SELECT p.people FROM {table} AS p
-                WHERE p.day = t.day AND p.previous_day < t.previous_day
-                ORDER BY p.previous_day DESC LIMIT 1
-            ), 0)
-            """,  # noqa: S608
-            [sorted(set(days))],
-        )
-
-
-def _first_touch_hours_apply(deltas: Counter[tuple[date, int]]) -> None:
-    """Move ``FirstTouchHour`` by the change in people per (first touch day, hour)."""
-    changed = [(key, delta) for key, delta in sorted(deltas.items()) if delta]
-    if not changed:
-        return
-    days = [day for (day, _), _ in changed]
-    hours = [hour for (_, hour), _ in changed]
-    amounts = [delta for _, delta in changed]
-    table = connection.ops.quote_name(FirstTouchHour._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} AS t SET people = t.people + k.delta
-            FROM unnest(%s::date[], %s::integer[], %s::integer[]) AS k(day, hour, delta)
-            WHERE t.day = k.day AND t.hour = k.hour
-            """,  # noqa: S608
-            [days, hours, amounts],
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (day, hour, people)
-            SELECT k.day, k.hour, k.delta
-            FROM unnest(%s::date[], %s::integer[], %s::integer[]) AS k(day, hour, delta)
-            WHERE k.delta > 0
-            ON CONFLICT (day, hour) DO NOTHING
-            """,  # noqa: S608
-            [days, hours, amounts],
-        )
-        cursor.execute(
-            f"""
-            DELETE FROM {table} AS t
-            USING unnest(%s::date[], %s::integer[]) AS k(day, hour)
-            WHERE t.day = k.day AND t.hour = k.hour AND t.people = 0
-            """,  # noqa: S608
-            [days, hours],
-        )
 
 
 def _created_counts_apply(deltas: Counter[date]) -> None:

@@ -33,7 +33,8 @@ from handoff.models import (
     SaleKind,
 )
 
-from .aggregates import SPAN_HOUR_SQL, consistent_read
+from .aggregates import consistent_read
+from .aggregates_sql import SPAN_HOUR_SQL
 from .metrics_people import (
     Changes,
     changes_since_refresh,

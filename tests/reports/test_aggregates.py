@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
-from contacts.models import Channel, Contact
+from contacts.models import Channel, Contact, Touch
 from contacts.services import (
     OrganizationInput,
     consent_record,
@@ -32,7 +32,8 @@ from contacts.services import (
 from handoff import services
 from handoff.models import Deal
 from leadrecord.errors import DomainError
-from leadrecord.ledger import Actor
+from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.models import LedgerAction
 from reports import metrics
 from reports.aggregates import (
     consistent_read,
@@ -379,3 +380,84 @@ def test_reconciliation_from_the_noted_uncredited_sales_equals_the_search() -> N
     record.win()
     later = reconciliation(today - 400 * DAY, today)
     assert later.not_yet_attributed.count == searched[-1].not_yet_attributed.count + 1
+
+
+@pytest.mark.postgres
+def test_a_touch_committed_after_an_update_with_a_lower_id_is_added() -> None:
+    """A touch whose id was taken before an update read its marks, but which committed
+    after it: the ledger names it after the mark, and the next update adds it (the people
+    it touched take the incremental path, which reads new touches by id)."""
+    web = Channel.objects.get(key="web")
+    known, other = contact_make(), contact_make()
+    for person in (known, other):
+        touch_record(
+            contact=person, channel=web, occurred_at=timezone.now() - 9 * DAY, actor=SYSTEM
+        )
+    people_aggregates_refresh()
+    # An id handed out to a writer still in flight...
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('contacts_touch', 'id'))")
+        late_id = cursor.fetchone()[0]
+    # ...while a later touch commits and an update reads the marks past it.
+    touch_record(contact=other, channel=web, occurred_at=timezone.now() - DAY, actor=SYSTEM)
+    people_aggregates_update()
+    latest = people_refresh_latest()
+    assert latest is not None and latest.last_touch_id > late_id
+    # The writer commits: its touch, with the lower id, and its ledger entry.
+    with transaction.atomic():
+        ledger_lock()
+        Touch.objects.create(
+            id=late_id,
+            contact=known,
+            channel=web,
+            occurred_at=timezone.now() - 4 * DAY,
+            recorded_at=timezone.now(),
+        )
+        ledger_append(
+            actor=SYSTEM,
+            action=LedgerAction.TOUCH_RECORD,
+            subject_type="touch",
+            subject_id=late_id,
+            contact_id=known.pk,
+            occurred_at=timezone.now() - 4 * DAY,
+        )
+    people_aggregates_update()
+    updated = aggregate_state()
+    assert (known.pk, timezone.localdate() - 4 * DAY, timezone.localdate() - 9 * DAY) in updated[
+        "touch_days"
+    ]
+    people_aggregates_refresh()
+    assert aggregate_state() == updated
+
+
+def test_touches_added_before_between_and_after_known_days_equal_a_rebuild() -> None:
+    """Touches added to people the aggregates know, on days before, between, on and after
+    their known days, several per person between two updates: the incremental path writes
+    what a rebuild writes, and the state's counts match."""
+    web = Channel.objects.get(key="web")
+    rng = random.Random(11)
+    people = [contact_make() for _ in range(6)]
+    for person in people:
+        for days in (30, 20, 10):
+            touch_record(
+                contact=person, channel=web, occurred_at=timezone.now() - days * DAY, actor=SYSTEM
+            )
+    people_aggregates_refresh()
+    for _ in range(3):
+        for person in people:
+            for _ in range(rng.randint(0, 4)):
+                touch_record(
+                    contact=person,
+                    channel=web,
+                    occurred_at=timezone.now() - timedelta(hours=rng.randrange(40 * 24)),
+                    actor=SYSTEM,
+                )
+        people_aggregates_update()
+    updated = aggregate_state()
+    latest = people_refresh_latest()
+    assert latest is not None
+    people_aggregates_refresh()
+    assert aggregate_state() == updated
+    rebuilt = people_refresh_latest()
+    assert rebuilt is not None
+    assert (rebuilt.people, rebuilt.touch_days) == (latest.people, latest.touch_days)
