@@ -216,7 +216,8 @@ def _first_touch_moved(changes: Changes) -> set[int]:
     those it has no first touch for, and those touched since before it. A touch later
     than a person's known first touch leaves it as it is, and while events stream in
     that is nearly every touch since the state: the comparison is made in the database,
-    so only the few whose first touch moved are read back."""
+    so only the few whose first touch moved are read back, with one probe of a person's
+    milestone each (a join was planned as a scan of every milestone)."""
     touches = connection.ops.quote_name(Touch._meta.db_table)
     milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
     with connection.cursor() as cursor:
@@ -226,8 +227,10 @@ def _first_touch_moved(changes: Changes) -> set[int]:
                 SELECT contact_id, MIN(occurred_at) AS first FROM {touches}
                 WHERE id > %s GROUP BY contact_id
             ) AS recent
-            LEFT JOIN {milestones} AS known ON known.contact_id = recent.contact_id
-            WHERE known.first_touch_at IS NULL OR recent.first < known.first_touch_at
+            WHERE NOT coalesce((
+                SELECT known.first_touch_at <= recent.first FROM {milestones} AS known
+                WHERE known.contact_id = recent.contact_id
+            ), false)
             """,  # noqa: S608 (the table names from the models, values as parameters)
             [changes.last_touch_id],
         )

@@ -225,16 +225,17 @@ def _engaged(start: date, end: date, changes: Changes) -> int:
             .distinct()
             .order_by()
         )
+    # Each person touched since once (a person has several touches since), then whether
+    # the aggregate counts them already: one probe per person, not per touch.
     counted_already = TouchDay.objects.filter(
-        contact_id=OuterRef("contact_id"), day__gte=start, day__lte=end
+        contact_id=OuterRef("id"), day__gte=start, day__lte=end
     )
     newcomers = (
-        in_range.filter(id__gt=changes.last_touch_id)
-        .exclude(contact_id__in=changes.changed)
+        Contact.objects.filter(
+            id__in=in_range.filter(id__gt=changes.last_touch_id).values("contact_id")
+        )
+        .exclude(id__in=changes.changed)
         .exclude(Exists(counted_already))
-        .values("contact_id")
-        .distinct()
-        .order_by()
         .count()
     )
     return known + len(survivors) + newcomers
