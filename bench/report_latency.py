@@ -22,8 +22,9 @@
 3. Again while ``bench/ingest.py``'s load runs against the same server:
    ``--load-clients`` processes post batches of 500 touch events to
    ``POST /api/v1/events/`` without pause, and the report aggregates are brought
-   up to the ledger every 15 seconds (``manage.py update_report_aggregates`` of the
-   tree served, if it has the command: what the periodic job does on a worker).
+   up to the ledger every ``--rollup-seconds`` (3 s, the product's default period:
+   ``manage.py update_report_aggregates`` of the tree served, if it has the
+   command, as the periodic job does on a worker).
    Prints the ingest rate achieved.
 4. With ``--baseline-tree`` (a checkout of another commit, e.g. made by
    ``git archive``), steps 2 and 3 again served from that tree, on the same
@@ -132,7 +133,14 @@ def _ingest_load(job: tuple[str, str, int, str, Any, Any]) -> None:
 
 @contextmanager
 def ingest_load(
-    base: str, database: str, *, clients: int, prefix: str, root: Path, update: bool
+    base: str,
+    database: str,
+    *,
+    clients: int,
+    prefix: str,
+    root: Path,
+    update: bool,
+    every: float,
 ) -> Iterator[Callable[[], float]]:
     """``bench/ingest.py``'s bulk load on the server at ``base`` while the block runs (and
     the report aggregates' update, when ``update``); yields a function giving the events
@@ -150,7 +158,7 @@ def ingest_load(
     updater = None
     if update:
         updater = subprocess.Popen(
-            [sys.executable, "manage.py", "update_report_aggregates", "--every", "15"],
+            [sys.executable, "manage.py", "update_report_aggregates", "--every", str(every)],
             cwd=root,
             env=product_env(database),
             stdout=subprocess.DEVNULL,
@@ -226,6 +234,13 @@ def main() -> None:
         help="a checkout of another commit to measure the same way, side by side",
     )
     parser.add_argument("--load-clients", type=int, default=2)
+    parser.add_argument(
+        "--rollup-seconds",
+        type=float,
+        default=3.0,
+        help="under load, update the report aggregates this often (the product's default "
+        "LEADRECORD_ROLLUP_SECONDS)",
+    )
     parser.add_argument("--cached", action="store_true", help="also measure with the cache on")
     options = parser.parse_args()
     users = {"manager": "bench-manager", "marketer": "bench-marketer", "sales_rep": "bench-rep"}
@@ -309,6 +324,7 @@ def main() -> None:
                     update=(
                         root / "reports/management/commands/update_report_aggregates.py"
                     ).exists(),
+                    every=options.rollup_seconds,
                 ) as rate:
                     loaded = measure(base, openers, rows, options.requests)
                     rates[name] = rate()

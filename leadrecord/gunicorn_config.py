@@ -3,12 +3,20 @@
     gunicorn leadrecord.wsgi --config python:leadrecord.gunicorn_config [--access-logfile -]
 
 Command-line options still win (bind, workers, timeouts, where the access
-log goes). What this module fixes is what a log line may hold: the access
+log goes).
+
+Each worker serves with ``GUNICORN_THREADS`` threads (4 unless set; 1 is the plain
+sync worker): a dashboard read is answered while a bulk ``POST events/`` of the same
+worker is still writing, instead of queueing behind it.
+
+What this module also fixes is what a log line may hold: the access
 log names the path without its query string (``%(U)s`` instead of the
 request line ``%(r)s``) and leaves out the Referer, which carries the
 previous page's query; searches put emails and names there
 (``leadrecord.logs``).
 """
+
+import os
 
 from gunicorn.glogging import Logger
 
@@ -27,3 +35,5 @@ class QueryFreeLogger(Logger):
 
 
 logger_class = QueryFreeLogger
+
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))

@@ -375,9 +375,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5 * 60,
     },
     # Brings the report aggregates and daily rollups up to the ledger (reports/aggregates.py).
+    # Often: a report counts what they do not know yet live, on every read, and an update
+    # costs about what it adds (docs/reports-at-scale.md).
     "report-rollups": {
         "task": "reports.rollups_update",
-        "schedule": env.int("LEADRECORD_ROLLUP_SECONDS", default=15),
+        "schedule": env.int("LEADRECORD_ROLLUP_SECONDS", default=3),
     },
     # Checks for changes since the latest run; runs at most once per refresh interval.
     # Retries fall due between changes; a run finds them (webhooks.delivery).

@@ -70,6 +70,7 @@ from .rollups import (
     sales_rollup_write,
     uncredited_sales_record,
 )
+from .snapshot import snapshot_remember
 
 # Any fixed 64-bit number names the advisory lock; this one spells "PEOPLE".
 _UPDATE_LOCK_KEY = 0x50454F504C45
@@ -93,23 +94,6 @@ _AGGREGATES = (
     CustomerDayCount,
     FirstTouchHour,
 )
-
-
-@contextmanager
-def consistent_read() -> Iterator[None]:
-    """Run the caller's queries on one snapshot of the database.
-
-    PostgreSQL gives each statement its own snapshot outside a transaction, so a reader
-    could take one state's marks and the next state's rows; a read-only REPEATABLE READ
-    transaction reads them all as of its first query. Inside a caller's transaction (whose
-    isolation is already set) and on SQLite (a transaction reads one snapshot) it is a
-    plain transaction."""
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if connection.vendor == "postgresql" and outermost:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
 
 
 @dataclass(frozen=True)
@@ -186,7 +170,11 @@ def people_aggregates_refresh() -> PeopleRefresh:
 
 
 def people_refresh_latest() -> PeopleRefresh | None:
-    return PeopleRefresh.objects.order_by("-id").first()
+    """The aggregates' latest state (read once per reader's snapshot: a page's reports
+    all start from it)."""
+    return snapshot_remember(
+        "people_refresh_latest", lambda: PeopleRefresh.objects.order_by("-id").first()
+    )
 
 
 def people_aggregates_update() -> PeopleRefresh | None:

@@ -14,12 +14,13 @@ from handoff.models import (
     SaleKind,
 )
 
-from .aggregates import consistent_read, people_refresh_latest
+from .aggregates import people_refresh_latest
 from .metrics_people import People, people
 from .models import SalesDaily
 from .periods import quarter_of
 from .report_cache import report_cached
 from .rollups import Sums, sales_sums
+from .snapshot import consistent_read
 
 ZERO = Decimal("0.00")
 SHARE_PLACES = Decimal("0.0001")

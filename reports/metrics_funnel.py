@@ -33,7 +33,6 @@ from handoff.models import (
     SaleKind,
 )
 
-from .aggregates import consistent_read
 from .aggregates_sql import SPAN_HOUR_SQL
 from .metrics_people import (
     Changes,
@@ -45,6 +44,7 @@ from .metrics_people import (
 from .models import FirstTouchHour, PersonMilestone
 from .periods import range_moments, reporting_zone
 from .report_cache import report_cached
+from .snapshot import consistent_read
 
 # A deal with no sale event for this long is stalled (issue 7, "deals without a sale
 # event for 90 days").

@@ -38,7 +38,7 @@ from django.db.models import (
 from contacts.models import Touch
 from handoff.models import DEFAULT_LOOKBACK_DAYS, REVENUE_KINDS, DealContact, SaleEvent, SaleKind
 
-from .aggregates import consistent_read, people_refresh_latest
+from .aggregates import people_refresh_latest
 from .metrics import range_moments
 from .models import (
     AttributionCredit,
@@ -50,6 +50,7 @@ from .models import (
 from .report_cache import report_cached
 from .rollups import conversions_per_day, days_within, sales_sums
 from .selectors import run_latest_complete
+from .snapshot import consistent_read
 
 CENT = Decimal("0.01")
 

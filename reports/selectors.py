@@ -11,13 +11,18 @@ from contacts.models import Campaign, Channel
 
 from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import AttributionDaily, AttributionRun, RunStatus
+from .snapshot import snapshot_remember
 
 GROUPINGS = ("channel", "campaign", "team")
 
 
 def run_latest_complete() -> AttributionRun | None:
-    """The run readers see: the newest complete one (an unfinished newer run stays hidden)."""
-    return AttributionRun.objects.filter(status=RunStatus.COMPLETE).order_by("-id").first()
+    """The run readers see: the newest complete one (an unfinished newer run stays hidden).
+    Read once per reader's snapshot (``reports.snapshot``)."""
+    return snapshot_remember(
+        "run_latest_complete",
+        lambda: AttributionRun.objects.filter(status=RunStatus.COMPLETE).order_by("-id").first(),
+    )
 
 
 def model_unavailable_reason(run: AttributionRun, model: str) -> str | None:

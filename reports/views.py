@@ -53,6 +53,7 @@ from .forms import (
 )
 from .models import AttributionModel
 from .report_cache import computed_once_per_page
+from .snapshot import consistent_read
 
 REPORT_ROLES = (Role.MARKETER, Role.SALES_REP, Role.MANAGER)
 MANAGERS = (Role.MANAGER,)
@@ -170,12 +171,13 @@ def _render(request: HttpRequest, board: Dashboard) -> HttpResponse:
     base = form.field_values()
     if csv_wanted:
         builder = cast(SectionBuilder, board.section_for(wanted))
-        with computed_once_per_page():
+        with computed_once_per_page(), consistent_read():
             built = builder(query)
         table = next(table for table in built.tables if table.key == wanted)
         return _csv(table, board, query.dates)
-    # Sections share reports (the people counts are in contribution and the funnel).
-    with computed_once_per_page():
+    # Sections share reports (the people counts are in contribution and the funnel), and
+    # read one snapshot: the page's figures agree with each other.
+    with computed_once_per_page(), consistent_read():
         sections = [builder(query) for builder, _ in board.sections]
     for section in sections:
         for table in section.tables:

@@ -36,7 +36,6 @@ from leadrecord.ledger import Actor, ledger_append, ledger_lock
 from leadrecord.models import LedgerAction
 from reports import metrics
 from reports.aggregates import (
-    consistent_read,
     people_aggregates_refresh,
     people_aggregates_update,
     people_refresh_latest,
@@ -55,6 +54,7 @@ from reports.models import (
     UncreditedSale,
 )
 from reports.reconciliation import reconciliation
+from reports.snapshot import consistent_read
 from reports.tasks import rollups_update_task
 from tests.factories import contact_make
 

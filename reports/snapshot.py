@@ -1,0 +1,54 @@
+"""One snapshot of the database for a reader's queries, and what it read once in it.
+
+PostgreSQL gives each statement its own snapshot outside a transaction, so a report
+could take one state of the aggregates' marks and the next state's rows. A reader runs
+its queries in ``consistent_read``: a read-only REPEATABLE READ transaction reads them
+all as of its first query. A dashboard opens one for the whole page, so its reports
+agree with each other, and the rows every report starts from (the aggregates' latest
+state, the latest complete run) are read once per page (``snapshot_remember``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from django.db import connection, transaction
+
+from leadrecord.transaction_marks import transaction_mark_get, transaction_mark_set
+
+_SNAPSHOT_MARK = "reports.snapshot"
+_UNREAD = object()
+Value = TypeVar("Value")
+
+
+@contextmanager
+def consistent_read() -> Iterator[None]:
+    """Run the caller's queries on one snapshot of the database.
+
+    Inside a caller's transaction nothing more is opened: its queries already share
+    whatever snapshot its isolation gives (a page's, or a writer's own), and a savepoint
+    would only add two round trips per report. On SQLite a transaction reads one
+    snapshot as it is."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        transaction_mark_set(_SNAPSHOT_MARK, {})
+        yield
+
+
+def snapshot_remember(name: str, read: Callable[[], Value]) -> Value:
+    """``read()``, once per ``consistent_read`` snapshot (every call outside one reads):
+    within a snapshot the answer cannot change."""
+    remembered: dict[str, object] | None = transaction_mark_get(_SNAPSHOT_MARK)
+    if remembered is None:
+        return read()
+    value = remembered.get(name, _UNREAD)
+    if value is _UNREAD:
+        value = remembered[name] = read()
+    return value  # type: ignore[return-value]
