@@ -12,7 +12,9 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from contacts.models import Campaign, Channel, Contact
@@ -22,6 +24,7 @@ from handoff.models import Deal
 from leadrecord.ledger import Actor
 from leadrecord.roles import Role
 from reports import metrics
+from reports.aggregates import people_aggregates_update
 from reports.dashboard_tables import csv_safe
 from reports.forms import DEFAULT_PERIOD, period_range
 from reports.runs import run_execute, run_request
@@ -555,3 +558,23 @@ def test_a_leak_number_links_to_a_list_that_opens(record, users, client):
     assert len(links) == 4
     for link in links:
         assert client.get(link.replace("&amp;", "&")).status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_dashboard_reads_one_snapshot_and_its_starting_rows_once(users, client):
+    """Every report on a page reads the same snapshot (one REPEATABLE READ transaction),
+    and the rows they all start from (the aggregates' state, the latest run) once."""
+    people_aggregates_update()
+    run_execute(run_id=run_request(trigger="manual")[0].pk)
+    client.force_login(users[Role.MANAGER])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/reports/manager/")
+    assert response.status_code == 200
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert sum("REPEATABLE READ" in sql for sql in statements) == 1
+    assert sum('FROM "reports_peoplerefresh"' in sql for sql in statements) == 1
+    assert (
+        sum('FROM "reports_attributionrun"' in sql and "complete" in sql for sql in statements) == 1
+    )
+    assert not any(sql.startswith("SAVEPOINT") for sql in statements)
