@@ -44,6 +44,7 @@ from .metrics_people import (
 from .models import FirstTouchHour, PersonMilestone
 from .periods import range_moments, reporting_zone
 from .report_cache import report_cached
+from .since_state import since_state
 from .snapshot import consistent_read
 
 # A deal with no sale event for this long is stalled (issue 7, "deals without a sale
@@ -213,26 +214,42 @@ def _median_days_to_first_touch(days: tuple[date, date], changes: Changes) -> fl
 
 def _first_touch_moved(changes: Changes) -> set[int]:
     """The people touched since the state whose first touch the aggregate may not know:
-    those it has no first touch for, and those touched since before it. A touch later
-    than a person's known first touch leaves it as it is, and while events stream in
-    that is nearly every touch since the state: the comparison is made in the database,
-    so only the few whose first touch moved are read back, with one probe of a person's
-    milestone each (a join was planned as a scan of every milestone)."""
+    those it has no first touch for, and those touched since before it (read in parts per
+    process: ``reports.since_state``)."""
+    if changes.refresh is None:
+        return _first_touch_moved_read(changes.last_touch_id, 2**63 - 1, [])
+    return since_state("first touch moved", refresh=changes.refresh, read=_first_touch_moved_read)
+
+
+def _first_touch_moved_read(after: int, up_to: int, also: list[int]) -> set[int]:
+    """Of the touches with an id in (after, up_to] or in ``also``, the people whose earliest
+    is before their known first touch (or who have none known). A touch later than a
+    person's known first touch leaves it as it is, and while events stream in that is
+    nearly every touch since the state: the comparison is made in the database, so only
+    the few whose first touch moved are read back, with one probe of a person's milestone
+    each (a join was planned as a scan of every milestone)."""
     touches = connection.ops.quote_name(Touch._meta.db_table)
     milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        chosen, params = "(id > %s AND id <= %s) OR id = ANY(%s::bigint[])", [after, up_to, also]
+    else:
+        # SQLite has no arrays: the few ids named as values.
+        listed = ", ".join(["%s"] * len(also)) or "NULL"
+        chosen, params = f"(id > %s AND id <= %s) OR id IN ({listed})", [after, up_to, *also]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT recent.contact_id FROM (
                 SELECT contact_id, MIN(occurred_at) AS first FROM {touches}
-                WHERE id > %s GROUP BY contact_id
+                WHERE {chosen} GROUP BY contact_id
             ) AS recent
             WHERE NOT coalesce((
                 SELECT known.first_touch_at <= recent.first FROM {milestones} AS known
                 WHERE known.contact_id = recent.contact_id
             ), false)
             """,  # noqa: S608 (the table names from the models, values as parameters)
-            [changes.last_touch_id],
+            params,
         )
         return {row[0] for row in cursor.fetchall()}
 

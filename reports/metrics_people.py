@@ -6,7 +6,7 @@ merged since their rebuild counted live on top (``Changes``), so every number is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
@@ -39,6 +39,7 @@ from .models import (
 )
 from .periods import range_moments
 from .report_cache import report_cached
+from .since_state import since_state
 from .snapshot import consistent_read
 
 
@@ -232,17 +233,40 @@ def _engaged(start: date, end: date, changes: Changes) -> int:
 
 def _touched_since_uncounted(start: date, end: date, changes: Changes) -> set[int]:
     """The people with a touch in the range written since the state who have no touch day
-    in the range in the aggregate: each person touched since is probed once (a busy
-    person has several touches since), not each touch."""
+    in the range in the aggregate (read in parts per process: ``reports.since_state``)."""
     low, high = range_moments(start, end)
+
+    def read(after: int, up_to: int, also: list[int]) -> set[int]:
+        return _uncounted_read(start, end, low, high, after, up_to, also)
+
+    if changes.refresh is None:
+        return read(0, _TOUCH_ID_ANY, [])
+    return since_state(("uncounted", start, end), refresh=changes.refresh, read=read)
+
+
+# Above any touch id: "every touch after this one".
+_TOUCH_ID_ANY = 2**63 - 1
+
+
+def _uncounted_read(
+    start: date,
+    end: date,
+    low: datetime,
+    high: datetime,
+    after: int,
+    up_to: int,
+    also: list[int],
+) -> set[int]:
+    """The people of the touches in the range with an id in (after, up_to] or in ``also``
+    who have no touch day in [start, end] in the aggregate: each person touched is probed
+    once (a busy person has several touches since), not each touch."""
     if connection.vendor != "postgresql":
         counted_already = TouchDay.objects.filter(
             contact_id=OuterRef("contact_id"), day__gte=start, day__lte=end
         )
         return set(
-            Touch.objects.filter(
-                occurred_at__gte=low, occurred_at__lt=high, id__gt=changes.last_touch_id
-            )
+            Touch.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+            .filter(Q(id__gt=after, id__lte=up_to) | Q(id__in=also))
             .exclude(Exists(counted_already))
             .values_list("contact_id", flat=True)
             .distinct()
@@ -258,7 +282,8 @@ def _touched_since_uncounted(start: date, end: date, changes: Changes) -> set[in
             f"""
             SELECT recent.contact_id FROM (
                 SELECT DISTINCT contact_id FROM {touches}
-                WHERE id > %s AND occurred_at >= %s AND occurred_at < %s
+                WHERE ((id > %s AND id <= %s) OR id = ANY(%s::bigint[]))
+                AND occurred_at >= %s AND occurred_at < %s
             ) AS recent
             WHERE NOT EXISTS (
                 SELECT 1 FROM {days} AS counted
@@ -266,7 +291,7 @@ def _touched_since_uncounted(start: date, end: date, changes: Changes) -> set[in
                 AND counted.day >= %s AND counted.day <= %s
             )
             """,  # noqa: S608 (the table names from the models, values as parameters)
-            [changes.last_touch_id, low, high, start, end],
+            [after, up_to, also, low, high, start, end],
         )
         return {row[0] for row in cursor.fetchall()}
 

@@ -167,6 +167,14 @@ def _ledger_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _report_reads_forgotten() -> None:
+    """Each test's database is new: what a process kept of the last one's touches goes."""
+    from reports.since_state import since_state_forget
+
+    since_state_forget()
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tasks run in process unless the test starts a real worker (marker ``worker``).
 
