@@ -29,6 +29,7 @@ from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import PeopleRefresh
+from .snapshot import snapshot_remember
 
 # read(after_id, up_to_id, also_ids): what the touches with an id in (after_id, up_to_id],
 # or in also_ids, find (in the caller's snapshot).
@@ -64,8 +65,12 @@ def since_state(key: Hashable, *, refresh: PeopleRefresh, read: Read) -> set[int
     module). Call it inside the reader's snapshot (``reports.snapshot.consistent_read``):
     the ledger head and the touches must be read as of one moment."""
     state = _state_key(refresh)
-    head = ledger_head_seq()
-    top = max(Touch.objects.aggregate(top=Max("id"))["top"] or 0, refresh.last_touch_id)
+    # Read once per snapshot: a page's reports each ask.
+    head = snapshot_remember("ledger head", ledger_head_seq)
+    top = max(
+        snapshot_remember("last touch", lambda: Touch.objects.aggregate(top=Max("id"))["top"] or 0),
+        refresh.last_touch_id,
+    )
     with _lock:
         known = _progress.get(key) if _state == state else None
     if known is None or known.ledger_seq > head or known.touch_id > top:
