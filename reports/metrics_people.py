@@ -40,7 +40,7 @@ from .models import (
 from .periods import range_moments
 from .report_cache import report_cached
 from .since_state import since_state
-from .snapshot import consistent_read
+from .snapshot import consistent_read, snapshot_remember
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ class Changes:
 
 
 def changes_since_refresh() -> Changes:
+    """What the aggregates' latest state does not know yet (once per reader's snapshot)."""
+    return snapshot_remember("changes since refresh", _changes_since_refresh)
+
+
+def _changes_since_refresh() -> Changes:
     refresh = people_refresh_latest()
     if refresh is None:
         # Never rebuilt: every row is "new" and counted live (correct, only slower).
@@ -94,8 +99,17 @@ def changes_since_refresh() -> Changes:
 
 
 def members_changed_since(refresh: PeopleRefresh) -> set[int]:
-    """People added to a deal, or in a deal won, since the state's marks. Two queries, each
-    on its own index (an OR of the two read every deal member)."""
+    """People added to a deal, or in a deal won, since the state's marks (once per reader's
+    snapshot)."""
+    return set(
+        snapshot_remember(
+            f"members changed since {refresh.pk}", lambda: _members_changed_since(refresh)
+        )
+    )
+
+
+def _members_changed_since(refresh: PeopleRefresh) -> set[int]:
+    """Two queries, each on its own index (an OR of the two read every deal member)."""
     recent_wins = SaleEvent.objects.filter(kind=SaleKind.WON, id__gt=refresh.last_sale_event_id)
     added = DealContact.objects.filter(id__gt=refresh.last_deal_member_id)
     won = DealContact.objects.filter(
