@@ -44,7 +44,8 @@ from leadrecord.models import LedgerEntry
 from . import services
 from .addresses import Target, url_target
 from .events import entry_data
-from .models import Attempt, AttemptStatus, Endpoint, Message, MessageStatus
+from .models import Attempt, AttemptStatus, Endpoint, Message, MessageRange, MessageStatus
+from .outbox import messages_expand
 
 logger = logging.getLogger(__name__)
 
@@ -281,12 +282,18 @@ def _due(now: datetime) -> Any:
         sequence__lt=OuterRef("sequence"),
         status=MessageStatus.PENDING,
     )
+    # A range not written out yet may hold an earlier message of the same person: a
+    # range committed after this run wrote the ranges out, before a later message.
+    earlier_unwritten = MessageRange.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"), first_sequence__lt=OuterRef("sequence")
+    )
     return (
         Message.objects.filter(
             status=MessageStatus.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
         )
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
         .exclude(Exists(earlier_pending))
+        .exclude(Exists(earlier_unwritten))
     )
 
 
@@ -440,7 +447,9 @@ class _Round:
 def _round_start(
     senders: ThreadPoolExecutor, sender: Sender, now: datetime | None
 ) -> _Round | None:
-    """Claim due messages and hand them to the sender threads; None: nothing was due."""
+    """Write out the pending ranges, claim due messages and hand them to the sender
+    threads; None: nothing was due."""
+    messages_expand()
     claimed = messages_claim(now=now or timezone.now())
     if not claimed:
         return None
