@@ -30,7 +30,7 @@ from .receiver import Receiver
 pytestmark = pytest.mark.postgres
 
 SYSTEM = Actor.system("webhook range tests")
-EVENT_OF_ACTION = {
+EVENT_OF_ACTION: dict[str, str] = {
     LedgerAction.TOUCH_RECORD: "touch.recorded",
     LedgerAction.CONTACT_CREATE: "contact.created",
 }
@@ -99,7 +99,7 @@ def test_a_bulk_batch_writes_a_range_per_endpoint_then_one_message_per_event() -
         touches.refresh_from_db()
         assert (both.last_sequence, touches.last_sequence) == (34, 30)
         # Shown as pending before they are written out.
-        pending = {e.pk: e.pending for e in selectors.endpoints_all()}
+        pending = {e.pk: getattr(e, "pending") for e in selectors.endpoints_all()}  # noqa: B009
         assert pending == {both.pk: 34, touches.pk: 30}
         assert selectors.messages_pending_count() == 64
 
@@ -119,7 +119,7 @@ def test_a_bulk_batch_writes_a_range_per_endpoint_then_one_message_per_event() -
 
         # A single write after it is numbered after the range.
         contact_services.touch_record(
-            contact=Contact.objects.order_by("pk").first(),
+            contact=Contact.objects.order_by("pk")[0],
             channel=Channel.objects.get(key="email"),
             actor=SYSTEM,
         )
