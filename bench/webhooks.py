@@ -75,8 +75,8 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 DELIVER = """
 import time
 from webhooks.delivery import deliveries_run
-from webhooks.models import Message
-pending = Message.objects.filter(status="pending").count()
+from webhooks.selectors import messages_pending_count
+pending = messages_pending_count()
 started = time.perf_counter()
 made = deliveries_run(max_seconds=3600)
 print("RESULT", pending, made, time.perf_counter() - started)
@@ -96,8 +96,8 @@ print("RESULT", len(delays), delays[len(delays) // 2], delays[int(len(delays) * 
 
 
 PENDING = """
-from webhooks.models import Message
-print("RESULT", Message.objects.filter(status="pending").count())
+from webhooks.selectors import messages_pending_count
+print("RESULT", messages_pending_count())
 """
 
 

@@ -262,6 +262,9 @@ PERSONAL_DATA: dict[str, Classification] = {
         "(webhooks.receivers); a pending one then goes out with ids only",
     ),
     "webhooks.Message.status": _CHOICE,
+    "webhooks.MessageRange.events": NotPersonal(
+        "which ledger actions an endpoint hears of, as which event types"
+    ),
     "webhooks.Attempt.status": _CHOICE,
     "webhooks.Attempt.response_excerpt": NotPersonal(
         "the start of what a receiving system answered to a delivery"

@@ -144,6 +144,48 @@ class Message(models.Model):
         return f"{self.id} {self.event_type} #{self.sequence}"
 
 
+class MessageRange(models.Model):
+    """An endpoint's messages of one ledger append, not written out yet: one row where
+    the messages would be a row each (bulk ingest writes thousands per batch).
+
+    Written by ``webhooks.outbox`` in the writer's transaction and under the ledger lock,
+    for event types built from their entry alone (``webhooks.events.BUILT_FROM_ENTRY``),
+    which need nothing read at the time: a rolled-back change leaves no range. It holds
+    the endpoint's sequence numbers ``first_sequence`` onwards, ``count`` of them, taken
+    from the endpoint's counter then, so numbers follow ledger order whenever the messages
+    are written. Delivery writes them out first (``messages_expand``): the range's row
+    goes in the same statement that inserts its messages, so a range becomes its messages
+    once, or not at all.
+    """
+
+    endpoint = models.ForeignKey(
+        Endpoint,
+        on_delete=models.PROTECT,
+        related_name="ranges",
+        db_index=False,
+        db_constraint=False,
+    )
+    # The ledger entries of the append: those of them whose action ``events`` names.
+    first_seq = models.PositiveBigIntegerField()
+    last_seq = models.PositiveBigIntegerField()
+    events = models.JSONField(help_text="The event type of each ledger action wanted.")
+    first_sequence = models.PositiveBigIntegerField()
+    count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(help_text="When the change was written.")
+
+    class Meta:
+        ordering = ["endpoint", "first_sequence"]
+        constraints = [
+            # Also what delivery asks: is an earlier message of this endpoint unwritten?
+            models.UniqueConstraint(
+                fields=["endpoint", "first_sequence"], name="webhook_range_endpoint_sequence"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id} #{self.first_sequence}+{self.count}"
+
+
 class AttemptStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"

@@ -6,10 +6,12 @@ its messages commit or roll back together, and each endpoint's sequence numbers 
 given out in ledger order. Messages of the event types built from their entry
 (``webhooks.events.BUILT_FROM_ENTRY``) are written without data: delivery builds it
 from the entry. On PostgreSQL a batch of such entries (bulk ingest, and most single
-writes) becomes each endpoint's messages by one INSERT ... SELECT from the ledger rows
-just written; other batches are built here and go in by one insert. ``actions_wanted``
-is asked on every append: it answers from this process's copy of the subscriptions
-(``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint wants costs nothing more.
+writes) becomes one range row per endpoint (``MessageRange``), holding its sequence
+numbers, and delivery writes its messages out from the ledger rows
+(``messages_expand``); other batches are built here and go in by one insert.
+``actions_wanted`` is asked on every append: it answers from this process's copy of the
+subscriptions (``SUBSCRIPTIONS_TTL_SECONDS``), so a write that no endpoint wants costs
+nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,7 +41,7 @@ from .events import (
     event_data,
     event_type_of,
 )
-from .models import Endpoint, EventType, Message, MessageStatus
+from .models import Endpoint, EventType, Message, MessageRange, MessageStatus
 
 _table_ready = False
 # How long a process trusts its copy of who subscribes to what. A change made by this
@@ -137,8 +140,9 @@ _ROW_COLUMNS = (
 _POSTGRES_TYPES = ("text", "text", "bigint", "bigint", "bigint", "timestamptz", "jsonb", "jsonb")
 
 
-def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> None:
-    """Insert one endpoint's new messages, numbering them after its last sequence number.
+def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> bool:
+    """Insert one endpoint's new messages, numbering them after its last sequence number;
+    whether it did.
 
     For one message (most writes), the endpoint's counter moves and the message goes in
     by one statement on PostgreSQL (a writer holds the ledger lock meanwhile, and
@@ -159,10 +163,10 @@ def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> 
             cursor.execute(bump, [count, endpoint_id])
             found = cursor.fetchone()
         if found is None:
-            return
+            return False
         first = found[0] - count
         copy_lines(Message, _MESSAGE_COLUMNS, _copy_text(endpoint_id, first, rows, now))
-        return
+        return True
     if connection.vendor == "postgresql":
         messages = connection.ops.quote_name(Message._meta.db_table)
         with connection.cursor() as cursor:
@@ -187,12 +191,12 @@ def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> 
                 # One statement: the counter must move once for all of them.
                 page_size=count,
             )
-        return
+            return bool(cursor.cursor.rowcount > 0)
     with connection.cursor() as cursor:
         cursor.execute(bump, [count, endpoint_id])
         found = cursor.fetchone()
     if found is None:
-        return
+        return False
     first = found[0] - count
     rows_insert(
         Message,
@@ -203,6 +207,7 @@ def _messages_insert(endpoint_id: int, rows: list[list[Any]], now: datetime) -> 
             for row in rows
         ],
     )  # fmt: skip
+    return True
 
 
 _MESSAGE_COLUMNS = (
@@ -263,48 +268,82 @@ def _copy_text(endpoint_id: int, first: int, rows: list[list[Any]], now: datetim
     return lines
 
 
-def _messages_insert_from_ledger(
-    endpoint_id: int, first_seq: int, last_seq: int, event_of_action: dict[str, str]
-) -> None:
-    """An endpoint's messages of the entries ``first_seq`` .. ``last_seq`` (one append)
-    whose actions ``event_of_action`` names, in one statement, from the ledger rows just
-    written: numbered after the endpoint's counter in ledger order, the counter moved by
-    as many, and no data (built from the entry when sent). No Python per entry: a bulk
-    batch's thousands cost ingestion more than the insert itself. An endpoint disabled
-    meanwhile gets none.
+def _range_write(
+    endpoint_id: int, first_seq: int, last_seq: int, event_of_action: dict[str, str], count: int
+) -> bool:
+    """An endpoint's ``count`` messages of the entries ``first_seq`` .. ``last_seq`` (one
+    append) whose actions ``event_of_action`` names, as one range row: the endpoint's
+    counter moves by as many, in one statement, and delivery writes the messages out
+    (``messages_expand``). A message row each, with its four index entries, was most of
+    what an endpoint cost bulk ingestion. An endpoint disabled meanwhile gets none.
     """
-    messages = connection.ops.quote_name(Message._meta.db_table)
+    ranges = connection.ops.quote_name(MessageRange._meta.db_table)
     endpoints = connection.ops.quote_name(Endpoint._meta.db_table)
-    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
-    stamp = _id_stamp()
-    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH m AS (INSERT INTO {messages} "  # noqa: S608
-            "(id, endpoint_id, event_type, ledger_seq, sequence, contact_id, timestamp, "
-            "data, personal, status, attempts, next_attempt_at, replays, created_at) "
-            # The random part as message_ids_new draws it: 48 bits, 12 hex digits.
-            "SELECT %s || lpad(to_hex(floor(random() * 281474976710656)::bigint), 12, '0'), "
-            "e.id, t.event_type, l.seq, e.last_sequence + row_number() OVER (ORDER BY l.seq), "
-            "l.contact_id, l.recorded_at, NULL, NULL, %s, 0, %s, 0, %s "
-            f"FROM {endpoints} e, {ledger} l "
-            "JOIN unnest(%s::text[], %s::text[]) AS t(action, event_type) ON t.action = l.action "
-            "WHERE e.id = %s AND e.enabled AND l.seq BETWEEN %s AND %s RETURNING 1) "
-            f"UPDATE {endpoints} SET last_sequence = last_sequence + (SELECT count(*) FROM m) "
-            "WHERE id = %s",
+            f"WITH e AS (UPDATE {endpoints} SET last_sequence = last_sequence + %s "  # noqa: S608
+            "WHERE id = %s AND enabled RETURNING last_sequence) "
+            f"INSERT INTO {ranges} "
+            "(endpoint_id, first_seq, last_seq, events, first_sequence, count, created_at) "
+            "SELECT %s, %s, %s, %s, e.last_sequence - %s + 1, %s, %s FROM e",
             [
-                stamp,
-                MessageStatus.PENDING.value,
-                now,
-                now,
-                list(event_of_action),
-                list(event_of_action.values()),
+                count,
+                endpoint_id,
                 endpoint_id,
                 first_seq,
                 last_seq,
-                endpoint_id,
+                Json(event_of_action),
+                count,
+                count,
+                timezone.now(),
             ],
         )
+        return cursor.rowcount > 0
+
+
+# Ranges written out per statement: up to this many bulk batches' messages at once.
+EXPAND_RANGES = 20
+
+
+def messages_expand() -> int:
+    """Write out the pending ranges' messages; returns how many were written.
+
+    Each statement takes some ranges no one else is writing out (a concurrent run skips
+    them), deletes their rows and inserts their messages: numbered from each range's
+    first sequence number in ledger order, with a new id each, written at the time of
+    the change. One statement, so a run killed meanwhile leaves the ranges as they were,
+    and a range is never written out twice. Only PostgreSQL writes ranges.
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    ranges = connection.ops.quote_name(MessageRange._meta.db_table)
+    messages = connection.ops.quote_name(Message._meta.db_table)
+    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
+    written = 0
+    while True:
+        # One statement, atomic by itself (autocommit, or the caller's transaction).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH r AS (DELETE FROM {ranges} WHERE id IN "  # noqa: S608
+                f"(SELECT id FROM {ranges} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, endpoint_id, first_seq, last_seq, events, first_sequence, "
+                "created_at) "
+                f"INSERT INTO {messages} "
+                "(id, endpoint_id, event_type, ledger_seq, sequence, contact_id, timestamp, "
+                "data, personal, status, attempts, next_attempt_at, replays, created_at) "
+                # The random part as message_ids_new draws it: 48 bits, 12 hex digits.
+                "SELECT %s || lpad(to_hex(floor(random() * 281474976710656)::bigint), 12, '0'), "
+                "r.endpoint_id, t.event_type, l.seq, "
+                "r.first_sequence - 1 + row_number() OVER (PARTITION BY r.id ORDER BY l.seq), "
+                "l.contact_id, l.recorded_at, NULL, NULL, %s, 0, r.created_at, 0, r.created_at "
+                f"FROM r JOIN {ledger} l ON l.seq BETWEEN r.first_seq AND r.last_seq "
+                "JOIN LATERAL jsonb_each_text(r.events) AS t(action, event_type) "
+                "ON t.action = l.action",
+                [EXPAND_RANGES, _id_stamp(), MessageStatus.PENDING.value],
+            )
+            if cursor.rowcount <= 0:
+                return written
+            written += cursor.rowcount
 
 
 def _subscribers_of(event_types: set[str]) -> list[Subscriber]:
@@ -317,14 +356,15 @@ def _subscribers_of(event_types: set[str]) -> list[Subscriber]:
 
 def outbox_write(entries: list[WrittenEntry]) -> None:
     """Write the messages of these just-appended entries for every endpoint that wants them."""
-    actions = {entry.action for entry in entries}
+    # How many entries of each action: a range's count of messages, below.
+    actions = Counter(entry.action for entry in entries)
     if LedgerAction.DISCLOSURE_WITHDRAW in actions:
         _withdrawn_values_forget(entries)
     # On PostgreSQL, entries that are each one event built from the entry (bulk touches
-    # and their new people, most single writes): each endpoint's messages by one
-    # INSERT ... SELECT from the ledger rows, and nothing here per entry. Elsewhere (the
-    # embedded SQLite default, or events whose data needs more than the entry), built here.
-    if connection.vendor == "postgresql" and actions <= EVENT_OF_ACTION_SET_BASED.keys():
+    # and their new people, most single writes): each endpoint's messages as one range
+    # row, which delivery writes out, and nothing here per entry. Elsewhere (the embedded
+    # SQLite default, or events whose data needs more than the entry), built here.
+    if connection.vendor == "postgresql" and actions.keys() <= EVENT_OF_ACTION_SET_BASED.keys():
         written = _outbox_write_set_based(entries, actions)
     else:
         written = _outbox_write_built(entries)
@@ -334,7 +374,7 @@ def outbox_write(entries: list[WrittenEntry]) -> None:
         deliveries_kick_on_commit()
 
 
-def _outbox_write_set_based(entries: list[WrittenEntry], actions: set[str]) -> bool:
+def _outbox_write_set_based(entries: list[WrittenEntry], actions: Counter[str]) -> bool:
     event_of_action = {action: EVENT_OF_ACTION_SET_BASED[action] for action in actions}
     written = False
     for subscriber in _subscribers_of(set(event_of_action.values())):
@@ -343,8 +383,24 @@ def _outbox_write_set_based(entries: list[WrittenEntry], actions: set[str]) -> b
             for action, event in event_of_action.items()
             if event in subscriber.event_types
         }
-        _messages_insert_from_ledger(subscriber.id, entries[0].seq, entries[-1].seq, wanted)
-        written = True
+        count = sum(actions[action] for action in wanted)
+        if count == 1:
+            # One message (most single writes): the row itself, by one statement as a
+            # range would be, and nothing for delivery to write out first.
+            entry = next(entry for entry in entries if entry.action in wanted)
+            row = [
+                message_ids_new(1)[0],
+                wanted[entry.action],
+                entry.seq,
+                1,
+                entry.contact_id,
+                entry.recorded_at,
+                None,
+                None,
+            ]
+            written = _messages_insert(subscriber.id, [row], timezone.now()) or written
+        elif _range_write(subscriber.id, entries[0].seq, entries[-1].seq, wanted, count):
+            written = True
     return written
 
 
@@ -381,6 +437,5 @@ def _outbox_write_built(entries: list[WrittenEntry]) -> bool:
         if rows:
             for row, message_id in zip(rows, message_ids_new(len(rows)), strict=True):
                 row[0] = message_id
-            _messages_insert(subscriber.id, rows, now)
-            written = True
+            written = _messages_insert(subscriber.id, rows, now) or written
     return written

@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from contacts import services as contact_services
 from contacts.models import Channel
+from events.ingest import events_ingest
 from leadrecord.ledger import Actor
 from tests.factories import contact_make
 from webhooks import services
 from webhooks.delivery import lease
-from webhooks.models import Message, MessageStatus
+from webhooks.models import Message, MessageRange, MessageStatus
 from webhooks.tasks import deliveries_send_task, kicker
 
 from ..workers import celery_worker_process
@@ -144,3 +145,47 @@ def test_kicks_coalesce_and_every_change_is_still_delivered(receiver: Receiver) 
             if body["data"]["contact"] == person.pk
         ]
         assert theirs == sorted(theirs) and len(theirs) == commits // 5
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_batchs_range_is_written_out_and_delivered_by_the_worker(
+    receiver: Receiver,
+) -> None:
+    """A bulk batch writes a range; the worker's run writes it out and sends each
+    message once, numbered without gaps in ledger order, each person's in order."""
+    _, secret = services.endpoint_create(
+        url=receiver.url,
+        event_types=["touch.recorded", "contact.created"],
+        audience="sales",
+        actor=SYSTEM,
+    )
+    events = [
+        {
+            "type": "touch",
+            "source_system": "web",
+            "external_id": f"w-{number}",
+            "occurred_at": "2026-11-01T10:00:00+00:00",
+            "contact": {"email": f"worker{number % 6}@example.com"},
+            "channel": "web",
+        }
+        for number in range(120)
+    ]
+    with celery_worker_process():
+        assert events_ingest(events=events, actor=SYSTEM).body["created"] == 120
+        _wait_for(
+            lambda: Message.objects.filter(status=MessageStatus.DELIVERED).count() == 126,
+            "every message of the batch delivered",
+        )
+    assert not MessageRange.objects.exists()
+    bodies = [got.verified(secret) for got in receiver.received]
+    assert len({got.id for got in receiver.received}) == len(bodies) == 126
+    assert sorted(b["data"]["sequence"] for b in bodies) == list(range(1, 127))
+    by_sequence = sorted(bodies, key=lambda b: b["data"]["sequence"])
+    seqs = [b["data"]["ledger_seq"] for b in by_sequence]
+    assert seqs == sorted(seqs)
+    assert [b["type"] for b in by_sequence].count("contact.created") == 6
+    for person in {b["data"]["contact"] for b in bodies}:
+        arrived = [b["data"]["sequence"] for b in bodies if b["data"]["contact"] == person]
+        assert arrived == sorted(arrived) and len(arrived) == 21
