@@ -11,7 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from leadrecord.errors import Conflict
-from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.ledger import (
+    Actor,
+    LedgerDraft,
+    ledger_append,
+    ledger_append_many,
+    ledger_lock,
+    ledger_lock_or_recheck,
+)
 from leadrecord.models import LedgerAction
 
 from .. import rules, signals
@@ -236,6 +243,11 @@ def disclosure_withdraw(
     return disclosure
 
 
+# What ends a person's life on the record: a check that they are living, made without
+# the ledger lock, holds while none of these was recorded.
+_LIVING_CHANGES = (LedgerAction.CONTACT_ERASE, LedgerAction.CONTACT_MERGE)
+
+
 @dataclass(frozen=True)
 class ConsentInput:
     """One consent of several recorded at once (``person_answers_record``)."""
@@ -307,7 +319,9 @@ def person_answers_record(
     # anyway; a refusal (the person is not living) is raised after it, having
     # written nothing.
     with transaction.atomic(savepoint=False):
-        ledger_lock()
+        # Deferred in a form sent by a new person (leadrecord.ledger.ledger_deferred):
+        # its flush rechecks that the person was neither erased nor merged meanwhile.
+        ledger_lock_or_recheck(_LIVING_CHANGES)
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         refusal = living_refusal(contact)
         if refusal is None:

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leadrecord.errors import InvalidInput
-from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.ledger import Actor, ledger_append, ledger_lock, ledger_lock_or_recheck
 from leadrecord.models import LedgerAction
 
 from .. import rules
@@ -165,8 +165,10 @@ def contact_create(
                     actor=actor,
                     occurred_at=occurred_at,
                 )
-            # The lock before the insert, as in organization_get_or_create.
-            ledger_lock()
+            # The lock before the insert, as in organization_get_or_create; a form sent
+            # by a new person defers it (leadrecord.ledger.ledger_deferred), and its
+            # flush rechecks what this reads: erasures, and organizations made since.
+            ledger_lock_or_recheck((LedgerAction.CONTACT_ERASE, LedgerAction.ORGANIZATION_CREATE))
             # Under the lock, which erasure holds while it keeps the hashes: an
             # erasure that finished before this sees them.
             erasure_refuse(
