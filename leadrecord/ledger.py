@@ -219,8 +219,13 @@ def _head_remember(seq: int, entry_hash: str) -> None:
 
 def ledger_head_seq() -> int:
     """The last entry's seq (0 for an empty ledger), read without the lock."""
-    last = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
-    return last or 0
+    # Every form post by a new person asks this (ledger_deferred): no ORM query building.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq FROM {LedgerEntry._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def ledger_actions_since(seq: int, actions: Sequence[str]) -> bool:

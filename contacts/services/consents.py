@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from leadrecord.bulk import rows_insert
 from leadrecord.errors import Conflict
 from leadrecord.ledger import (
     Actor,
@@ -338,6 +339,54 @@ def person_answers_record(
     return written
 
 
+_CONSENT_COLUMNS = (
+    "contact_id",
+    "purpose",
+    "granted",
+    "source",
+    "notice_version",
+    "occurred_at",
+    "recorded_at",
+    "event_source_system",
+    "event_external_id",
+)
+_DISCLOSURE_COLUMNS = (
+    "contact_id",
+    "key",
+    "value",
+    "audience",
+    "purpose",
+    "source",
+    "disclosed_at",
+    "recorded_at",
+    "expires_at",
+    "withdrawn_at",
+    "event_source_system",
+    "event_external_id",
+)
+
+
+_Answer = TypeVar("_Answer", Consent, Disclosure)
+
+
+def _rows_insert(
+    model: type[_Answer], columns: Sequence[str], rows: list[_Answer]
+) -> list[_Answer]:
+    """``bulk_create`` for a form's few answers, without its query building: one insert,
+    the same rows (``columns`` are every column but the id)."""
+    ids = rows_insert(
+        model,
+        columns,
+        [[getattr(row, column) for column in columns] for row in rows],
+        returning_id=True,
+    )
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = DEFAULT_DB_ALIAS
+    return rows
+
+
 def _answers_write(
     *,
     contact: Contact,
@@ -349,7 +398,9 @@ def _answers_write(
 ) -> tuple[list[Consent], list[Disclosure]]:
     """``person_answers_record``'s writes, checked and with the person locked."""
     now = timezone.now()
-    consent_rows = Consent.objects.bulk_create(
+    consent_rows = _rows_insert(
+        Consent,
+        _CONSENT_COLUMNS,
         [
             Consent(
                 contact=contact,
@@ -361,9 +412,11 @@ def _answers_write(
                 recorded_at=now,
             )
             for item in consents
-        ]
+        ],
     )
-    disclosure_rows = Disclosure.objects.bulk_create(
+    disclosure_rows = _rows_insert(
+        Disclosure,
+        _DISCLOSURE_COLUMNS,
         [
             Disclosure(
                 contact=contact,
@@ -377,7 +430,7 @@ def _answers_write(
                 expires_at=item.expires_at,
             )
             for item in disclosures
-        ]
+        ],
     )
     drafts = [_consent_entry(row, actor=actor, occurred_at=occurred_at) for row in consent_rows]
     if disclosure_rows:

@@ -25,7 +25,7 @@ from ..models import (
     Organization,
 )
 from ..sealing import contact_keys_create, seal
-from ..selectors import contact_find_by_email
+from ..selectors import contact_find_by_email, organization_find
 from .organizations import organization_for_email
 
 
@@ -93,9 +93,7 @@ def organization_ledger_payload(*, name: str, domain: str) -> dict[str, Any]:
 
 
 def _organization_find(name: str, domain: str) -> Organization | None:
-    if domain:
-        return Organization.objects.filter(domain=domain).first()
-    return Organization.objects.filter(name__iexact=name).order_by("id").first()
+    return organization_find(name, domain)
 
 
 def contact_ledger_payload(
