@@ -200,7 +200,10 @@ def test_a_person_erased_meanwhile_redoes_the_post_after_it(buyer_form):
     person = _landed_whole("stays@buyers.example")
     assert Touch.objects.filter(contact_id=erased.pk).count() == 0
     erasure = LedgerEntry.objects.get(action=LedgerAction.CONTACT_ERASE)
-    assert LedgerEntry.objects.filter(contact_id=person.pk).order_by("seq")[0].seq > erasure.seq
+    first = LedgerEntry.objects.filter(contact_id=person.pk).order_by("seq")[0]
+    assert first.seq > erasure.seq
+    # Redone: every entry of the post was made after the erasure, not only chained after.
+    assert first.recorded_at > erasure.recorded_at
 
 
 def test_people_merged_meanwhile_redo_the_post_after_it(buyer_form):
@@ -220,8 +223,10 @@ def test_people_merged_meanwhile_redo_the_post_after_it(buyer_form):
     assert other.errors == []
     assert other.finished_during_post
     person = _landed_whole("third@buyers.example")
-    merge_seq = LedgerEntry.objects.filter(action=LedgerAction.CONTACT_MERGE)[0].seq
-    assert LedgerEntry.objects.filter(contact_id=person.pk).order_by("seq")[0].seq > merge_seq
+    merge = LedgerEntry.objects.filter(action=LedgerAction.CONTACT_MERGE)[0]
+    first = LedgerEntry.objects.filter(contact_id=person.pk).order_by("seq")[0]
+    assert first.seq > merge.seq
+    assert first.recorded_at > merge.recorded_at  # redone after it
 
 
 def test_a_post_undone_leaves_nothing_and_no_stale_head(buyer_form):
