@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
+from leadrecord.bulk import rows_insert
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import Actor, ledger_append, ledger_lock, ledger_lock_or_recheck
 from leadrecord.models import LedgerAction
@@ -123,6 +124,23 @@ def contact_ledger_payload(
     }
 
 
+# Every column of a new contact but its id.
+_CONTACT_COLUMNS = (
+    "email",
+    "email_key",
+    "first_name",
+    "last_name",
+    "title",
+    "organization_id",
+    "score",
+    "qualified",
+    "created_at",
+    "merged_into_id",
+    "merged_at",
+    "erased_at",
+)
+
+
 def contact_create(
     *,
     email: str,
@@ -180,7 +198,7 @@ def contact_create(
             elif not isinstance(organization, OrganizationInput):
                 org = organization
             now = timezone.now()
-            contact = Contact.objects.create(
+            contact = Contact(
                 email=email,
                 email_key=email_key,
                 first_name=first_name.strip(),
@@ -189,6 +207,16 @@ def contact_create(
                 organization=org,
                 created_at=occurred_at or now,
             )
+            # One insert without the ORM's query building (every form post by a new
+            # person makes one); a clash on the email is the same IntegrityError.
+            contact.pk = rows_insert(
+                Contact,
+                _CONTACT_COLUMNS,
+                [[getattr(contact, column) for column in _CONTACT_COLUMNS]],
+                returning_id=True,
+            )[0]
+            contact._state.adding = False
+            contact._state.db = DEFAULT_DB_ALIAS
             key = contact_keys_create([contact.pk])[contact.pk]
             ledger_append(
                 actor=actor,
