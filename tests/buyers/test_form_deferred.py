@@ -223,10 +223,10 @@ def test_people_merged_meanwhile_redo_the_post_after_it(buyer_form):
     assert other.errors == []
     assert other.finished_during_post
     person = _landed_whole("third@buyers.example")
-    merge = LedgerEntry.objects.filter(action=LedgerAction.CONTACT_MERGE)[0]
+    merging = LedgerEntry.objects.filter(action=LedgerAction.CONTACT_MERGE)[0]
     first = LedgerEntry.objects.filter(contact_id=person.pk).order_by("seq")[0]
-    assert first.seq > merge.seq
-    assert first.recorded_at > merge.recorded_at  # redone after it
+    assert first.seq > merging.seq
+    assert first.recorded_at > merging.recorded_at  # redone after it
 
 
 def test_a_post_undone_leaves_nothing_and_no_stale_head(buyer_form):
