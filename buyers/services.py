@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,7 +47,14 @@ from contacts.services import (
 from handoff.selectors import ruleset_active_remember
 from leadrecord.bulk import row_insert_under_parent
 from leadrecord.errors import InvalidInput
-from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.ledger import (
+    Actor,
+    LedgerRedo,
+    ledger_append,
+    ledger_deferred,
+    ledger_lock,
+    ledger_lock_or_recheck,
+)
 from leadrecord.models import LedgerAction
 
 from .models import (
@@ -380,12 +388,52 @@ def form_submit(
     for purpose in data.consents:
         if purpose not in offered:
             raise InvalidInput("invalid", "This form does not ask that.", attr=f"consent_{purpose}")
-    now = timezone.now()
-    when = occurred_at or now
-    via = f"form {form.slug}"
     campaign = _campaign_for(form, arrival.utm.get("utm_campaign", ""))
     channel = campaign.channel if campaign is not None else channel_for_write(FORM_CHANNEL_KEY)
-    with transaction.atomic():
+    write = _FormWrite(
+        form=form,
+        data=data,
+        arrival=arrival,
+        visitor_token=visitor_token,
+        occurred_at=occurred_at,
+        campaign=campaign,
+        channel=channel,
+    )
+    try:
+        return write.run(defer=True)
+    except LedgerRedo:
+        # Something it read without the lock changed before its entries were chained
+        # (or the lock was long in coming): undone, and sent again with the lock first.
+        return write.run(defer=False)
+
+
+@dataclass(frozen=True)
+class _FormWrite:
+    """``form_submit``'s transaction, checked and ready to run (twice, if redone)."""
+
+    form: BuyerForm
+    data: FormInput
+    arrival: Arrival
+    visitor_token: str | None
+    occurred_at: datetime | None
+    campaign: Campaign | None
+    channel: Channel
+
+    def run(self, *, defer: bool) -> Sent:
+        """The writes. ``defer``: a new person's rows are written before the ledger lock,
+        their entries chained at the end under it (``leadrecord.ledger.ledger_deferred``),
+        so other form posts wait on this one only for that; a known person or a browser
+        with a visitor id takes the lock at once, as every other writer does."""
+        with transaction.atomic(), ledger_deferred() if defer else nullcontext():
+            return self._write()
+
+    def _write(self) -> Sent:
+        form, data, arrival = self.form, self.data, self.arrival
+        occurred_at, campaign, channel = self.occurred_at, self.campaign, self.channel
+        now = timezone.now()
+        when = occurred_at or now
+        via = f"form {form.slug}"
+        offered = {item["purpose"]: item for item in form.consents}
         # The answers, the touch and a say-so each follow scores under the active
         # ruleset: one read of it serves them all.
         ruleset_active_remember()
@@ -398,7 +446,11 @@ def form_submit(
             occurred_at=occurred_at,
         )
         actor = Actor.person(contact.pk, via)
-        visitor = visitor_for_token(visitor_token)
+        visitor = visitor_for_token(self.visitor_token)
+        if not created or visitor is not None:
+            # Rows that other writers lock too (a known person's, a browser's visits)
+            # are written under the lock, as by every other writer: the lock now.
+            ledger_lock()
         shared_device = (
             visitor is not None
             and visitor.contact_id is not None
@@ -460,7 +512,9 @@ def form_submit(
             Visitor.objects.create(
                 token_hash=visitor_token_hash(new_token), contact=contact, created_at=now
             )
-        ledger_lock()
+        # Deferred for a new person: the flush rechecks that the form was not changed
+        # meanwhile (the insert below sees whether it is still published).
+        ledger_lock_or_recheck((LedgerAction.FORM_UPDATE,))
         submission = FormSubmission(
             form=form,
             contact=contact,
@@ -513,7 +567,7 @@ def form_submit(
             },
             occurred_at=occurred_at,
         )
-    return Sent(submission=submission, visitor_token=new_token)
+        return Sent(submission=submission, visitor_token=new_token)
 
 
 def person_of(contact: Contact) -> Contact:

@@ -107,6 +107,23 @@ def channels_forget() -> None:
     _channels_by_key.forget()
 
 
+def organization_find(name: str, domain: str) -> Organization | None:
+    """The organization with this domain (normalized) or, without one, the first with this
+    name (any case)."""
+    # Every form naming an organization asks this: a raw query skips the ORM's query
+    # compilation. UPPER on both sides, as the ORM's iexact on PostgreSQL.
+    table = Organization._meta.db_table
+    if domain:
+        where, value = "domain = %s", domain
+    else:
+        where, value = "UPPER(name) = UPPER(%s)", name
+    found = Organization.objects.raw(
+        f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT 1",  # noqa: S608 -- model name
+        [value],
+    )
+    return next(iter(found), None)
+
+
 def campaign_for_utm(utm_campaign: str) -> Campaign | None:
     """The first campaign whose ``utm_campaign`` is this (any case), with its channel."""
     # Every form post with a utm_campaign asks this: a raw query skips the ORM's

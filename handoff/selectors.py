@@ -49,7 +49,8 @@ from contacts.selectors import (
     contacts_living,
     disclosures_visible_to,
 )
-from leadrecord.ledger import ledger_lock_held
+from leadrecord.ledger import ledger_deferred_recheck, ledger_deferring, ledger_lock_held
+from leadrecord.models import LedgerAction
 from leadrecord.roles import Role, user_has_role
 from leadrecord.transaction_marks import (
     transaction_mark_get,
@@ -340,8 +341,22 @@ def ruleset_active_remember() -> None:
     transaction_mark_set(_REMEMBER_MARK, True)
 
 
+# What changes the active ruleset.
+_RULESET_CHANGES = (
+    LedgerAction.RULESET_ACTIVATE,
+    LedgerAction.RULESET_RETIRE,
+    LedgerAction.RULESET_UPDATE,
+)
+
+
 def ruleset_active() -> Ruleset | None:
-    remembered = transaction_mark_get(_REMEMBER_MARK) and ledger_lock_held()
+    # Read without the lock in a transaction that defers its entries (a form sent by a
+    # new person): its flush rechecks that no ruleset changed meanwhile, so the answer
+    # may be remembered there as under the lock.
+    deferring = ledger_deferring()
+    if deferring:
+        ledger_deferred_recheck(_RULESET_CHANGES)
+    remembered = transaction_mark_get(_REMEMBER_MARK) and (ledger_lock_held() or deferring)
     if remembered:
         known = transaction_mark_get(ACTIVE_RULESET_MARK)
         if known is not None:

@@ -55,7 +55,9 @@ def rows_insert(
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({column_names}) VALUES %s"  # noqa: S608
     if returning_id:
         sql += f" RETURNING {quote(str(getattr(model._meta.pk, 'column', 'id')))}"
-    with connection.cursor() as cursor:
+    # Through the driver's cursor, so errors are wrapped by hand: a unique violation is
+    # django.db's IntegrityError, as with any other insert.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         # One statement for the whole batch; PostgreSQL returns ids in VALUES order.
         result = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=returning_id)
     return [row[0] for row in result] if returning_id else []

@@ -16,12 +16,13 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import Subquery
 from django.utils import timezone
 from psycopg2.extras import Json
@@ -37,6 +38,13 @@ _POSTGRES_LEDGER_LOCK_KEY = 0x4C4544474552
 # What the current transaction knows of the ledger (leadrecord.transaction_marks).
 _LOCK_MARK = "ledger.lock"
 _HEAD_MARK = "ledger.head"
+_DEFERRAL_MARK = "ledger.deferral"
+_PENDING_MARK = "ledger.pending"
+# How long a deferring transaction waits for the lock at its flush before it gives way
+# and is redone the ordinary way. Below PostgreSQL's deadlock_timeout (1 s by default):
+# a writer that holds the lock and waits on a row this transaction inserted (the same
+# new email) is then never the one PostgreSQL cancels.
+DEFERRED_LOCK_WAIT_MS = 400
 
 
 @dataclass(frozen=True)
@@ -211,8 +219,13 @@ def _head_remember(seq: int, entry_hash: str) -> None:
 
 def ledger_head_seq() -> int:
     """The last entry's seq (0 for an empty ledger), read without the lock."""
-    last = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
-    return last or 0
+    # Every form post by a new person asks this (ledger_deferred): no ORM query building.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq FROM {LedgerEntry._meta.db_table} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def ledger_actions_since(seq: int, actions: Sequence[str]) -> bool:
@@ -246,12 +259,48 @@ def ledger_lock() -> None:
     # rolled back (PostgreSQL releases a lock taken in it).
     if transaction_mark_get(_LOCK_MARK):
         return
+    if transaction_mark_get(_DEFERRAL_MARK) is not None:
+        # A deferring transaction that needs the lock now (a check that cannot wait
+        # for the flush): its entries so far go in now, and it goes on undeferred.
+        _deferred_flush()
+        return
     # A PostgreSQL feature, not a speed-up: the advisory lock serialises writers across
     # processes. SQLite's IMMEDIATE transactions already hold its single write lock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POSTGRES_LEDGER_LOCK_KEY])
     transaction_mark_set(_LOCK_MARK, True)
+
+
+def ledger_lock_or_recheck(actions: Collection[str]) -> None:
+    """Take the ledger lock now, as ``ledger_lock``; or, in a transaction that defers
+    its entries (``ledger_deferred``), leave it to the flush, which first checks that
+    none of ``actions`` was recorded since the transaction began to defer.
+
+    For a check-then-write that read the record without the lock: ``actions`` are the
+    changes that would alter what it read (an erasure, a ruleset activated). Every
+    change is on the ledger, so none of them recorded meanwhile means the check still
+    holds; one recorded undoes the transaction (``LedgerRedo``).
+    """
+    deferral = transaction_mark_get(_DEFERRAL_MARK)
+    if deferral is None or transaction_mark_get(_LOCK_MARK):
+        ledger_lock()
+        return
+    deferral.recheck.update(actions)
+
+
+def ledger_deferred_recheck(actions: Collection[str]) -> None:
+    """In a transaction that defers its entries, have the flush check ``actions`` too
+    (``ledger_lock_or_recheck``); otherwise nothing."""
+    deferral = transaction_mark_get(_DEFERRAL_MARK)
+    if deferral is not None and not transaction_mark_get(_LOCK_MARK):
+        deferral.recheck.update(actions)
+
+
+def ledger_deferring() -> bool:
+    """Whether this transaction defers its entries (``ledger_deferred``) and has not
+    flushed them yet."""
+    return transaction_mark_get(_DEFERRAL_MARK) is not None and not ledger_lock_held()
 
 
 def ledger_lock_held() -> bool:
@@ -334,6 +383,8 @@ def ledger_append_prepared(
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_append must run inside the writing service's transaction")
+    if ledger_deferring():
+        return _deferred_collect(prepared, return_entries=return_entries)
     # PostgreSQL: one entry in one statement, and a batch by COPY, which bench/ingest.py's
     # single and bulk requests need; elsewhere (the embedded SQLite default) the same
     # rows, chained the same way, by bulk insert.
@@ -344,6 +395,15 @@ def ledger_append_prepared(
         _watchers_notify(prepared, appended[0].seq)
         return appended if return_entries else []
     seq, prev_hash = _lock_and_read_head()
+    return _chain_and_insert(prepared, seq, prev_hash, return_entries=return_entries)
+
+
+def _chain_and_insert(
+    prepared: Sequence[PreparedEntry], seq: int, prev_hash: str, *, return_entries: bool
+) -> list[LedgerEntry]:
+    """Chain ``prepared`` onto the head (``seq``, ``prev_hash``) and insert them, under
+    the lock; the watchers are told."""
+    postgres = connection.vendor == "postgresql"
     first_seq = seq + 1
     rows: list[list[Any]] = []
     lines: list[str] = []
@@ -364,6 +424,129 @@ def ledger_append_prepared(
     if not return_entries:
         return []
     return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row, strict=True))) for row in rows]
+
+
+# --- deferred entries: chained at the end of the transaction -----------------------
+
+
+class LedgerRedo(Exception):
+    """Something a deferring transaction read without the lock may have changed before
+    its flush (``ledger_lock_or_recheck``), or the lock could not be had in time: the
+    transaction is undone, and its caller runs it again the ordinary way."""
+
+
+@dataclass
+class _Deferral:
+    """A transaction deferring its entries: the head it began at and what its flush checks."""
+
+    seq_seen: int
+    recheck: set[str]
+
+
+@contextmanager
+def ledger_deferred() -> Iterator[bool]:
+    """Inside a writing transaction: collect its entries and chain them at the block's
+    end, under the lock, in one batch; yields whether it defers.
+
+    Everything the transaction writes before then is written without the lock, so
+    other writers do not wait on it. Each entry is prepared when appended (its
+    recorded and occurred times fixed then, so it says what it would have said);
+    ``ledger_append`` answers entries without a seq, which nothing in a deferring
+    transaction may read. A service that checks-then-writes calls
+    ``ledger_lock_or_recheck`` (or ``ledger_deferred_recheck``) with the actions that
+    would change its answer; the flush takes the lock, checks that none of them was
+    recorded since the block began, and raises ``LedgerRedo`` (undoing the
+    transaction) if one was, or if the lock cannot be had within
+    ``DEFERRED_LOCK_WAIT_MS``. A plain ``ledger_lock`` inside the block flushes at once
+    and the transaction goes on undeferred.
+
+    Only for a transaction whose rows no other writer can wait on while holding the
+    lock, that is rows it creates (a new person's): a row it locks or changes that
+    others also lock (an existing person's) must be written under the lock, or two
+    writers could each wait on the other. Nothing is deferred on SQLite (its single
+    write lock is held from the start) nor when the lock is already held.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger_deferred must run inside the writing service's transaction")
+    if (
+        connection.vendor != "postgresql"
+        or ledger_lock_held()
+        or transaction_mark_get(_DEFERRAL_MARK) is not None
+    ):
+        yield False
+        return
+    transaction_mark_set(_DEFERRAL_MARK, _Deferral(ledger_head_seq(), set()))
+    transaction_mark_set(_PENDING_MARK, ())
+    yield True
+    # Not reached when the block raised: the transaction is undone with its marks.
+    if ledger_deferring():
+        _deferred_flush()
+
+
+def _deferred_collect(
+    prepared: Sequence[PreparedEntry], *, return_entries: bool
+) -> list[LedgerEntry]:
+    # A mark, so that entries appended in a savepoint rolled back are gone with it.
+    pending = transaction_mark_get(_PENDING_MARK) or ()
+    transaction_mark_set(_PENDING_MARK, (*pending, *prepared))
+    if not return_entries:
+        return []
+    return [
+        LedgerEntry(**dict(zip(_BODY_COLUMNS, entry.values, strict=True))) for entry in prepared
+    ]
+
+
+# The flush's one round trip: the lock (waited for at most DEFERRED_LOCK_WAIT_MS), the
+# head, and whether any entry after the deferral's start records an action to recheck.
+_FLUSH_SQL = (
+    "SET LOCAL lock_timeout = %s; SELECT pg_advisory_xact_lock(%s); "  # noqa: S608 -- table name
+    "SET LOCAL lock_timeout TO DEFAULT; "
+    f"WITH head AS ((SELECT seq, hash FROM {LedgerEntry._meta.db_table} "
+    "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s) ORDER BY 1 DESC LIMIT 1) "
+    "SELECT head.seq, head.hash, EXISTS (SELECT 1 FROM "
+    f"{LedgerEntry._meta.db_table} AS entry WHERE entry.seq > %s AND entry.seq <= head.seq "
+    "AND entry.action = ANY(%s)) FROM head"
+)
+
+
+# lock_not_available (lock_timeout), deadlock_detected.
+_GIVE_WAY_CODES = frozenset({"55P03", "40P01"})
+
+
+def _deferred_flush() -> None:
+    """Take the lock, recheck, and chain the deferred entries (see ``ledger_deferred``)."""
+    deferral = transaction_mark_get(_DEFERRAL_MARK)
+    if not isinstance(deferral, _Deferral):
+        raise RuntimeError("no deferral to flush")
+    pending: tuple[PreparedEntry, ...] = transaction_mark_get(_PENDING_MARK) or ()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _FLUSH_SQL,
+                [
+                    f"{DEFERRED_LOCK_WAIT_MS}ms",
+                    _POSTGRES_LEDGER_LOCK_KEY,
+                    GENESIS_HASH,
+                    deferral.seq_seen,
+                    sorted(deferral.recheck),
+                ],
+            )
+            seq, prev_hash, changed = cursor.fetchone()
+    except OperationalError as error:
+        # Not had in time, or PostgreSQL found a deadlock: undone, and redone with the
+        # lock taken first. Any other failure is the caller's.
+        if getattr(error.__cause__, "pgcode", None) not in _GIVE_WAY_CODES:
+            raise
+        raise LedgerRedo("the ledger lock was not had in time") from error
+    if changed:
+        raise LedgerRedo("what this transaction read changed before its flush")
+    transaction_mark_set(_LOCK_MARK, True)
+    transaction_mark_set(_DEFERRAL_MARK, None)
+    transaction_mark_set(_PENDING_MARK, None)
+    if pending:
+        _chain_and_insert(pending, seq, prev_hash, return_entries=False)
+    else:
+        _head_remember(seq, prev_hash)
 
 
 # --- watchers: apps above that act on entries in the writer's transaction -----------

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from leadrecord.bulk import rows_insert
 from leadrecord.errors import Conflict
-from leadrecord.ledger import Actor, LedgerDraft, ledger_append, ledger_append_many, ledger_lock
+from leadrecord.ledger import (
+    Actor,
+    LedgerDraft,
+    ledger_append,
+    ledger_append_many,
+    ledger_lock,
+    ledger_lock_or_recheck,
+)
 from leadrecord.models import LedgerAction
 
 from .. import rules, signals
@@ -236,6 +244,11 @@ def disclosure_withdraw(
     return disclosure
 
 
+# What ends a person's life on the record: a check that they are living, made without
+# the ledger lock, holds while none of these was recorded.
+_LIVING_CHANGES = (LedgerAction.CONTACT_ERASE, LedgerAction.CONTACT_MERGE)
+
+
 @dataclass(frozen=True)
 class ConsentInput:
     """One consent of several recorded at once (``person_answers_record``)."""
@@ -307,7 +320,9 @@ def person_answers_record(
     # anyway; a refusal (the person is not living) is raised after it, having
     # written nothing.
     with transaction.atomic(savepoint=False):
-        ledger_lock()
+        # Deferred in a form sent by a new person (leadrecord.ledger.ledger_deferred):
+        # its flush rechecks that the person was neither erased nor merged meanwhile.
+        ledger_lock_or_recheck(_LIVING_CHANGES)
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         refusal = living_refusal(contact)
         if refusal is None:
@@ -324,6 +339,54 @@ def person_answers_record(
     return written
 
 
+_CONSENT_COLUMNS = (
+    "contact_id",
+    "purpose",
+    "granted",
+    "source",
+    "notice_version",
+    "occurred_at",
+    "recorded_at",
+    "event_source_system",
+    "event_external_id",
+)
+_DISCLOSURE_COLUMNS = (
+    "contact_id",
+    "key",
+    "value",
+    "audience",
+    "purpose",
+    "source",
+    "disclosed_at",
+    "recorded_at",
+    "expires_at",
+    "withdrawn_at",
+    "event_source_system",
+    "event_external_id",
+)
+
+
+_Answer = TypeVar("_Answer", Consent, Disclosure)
+
+
+def _rows_insert(
+    model: type[_Answer], columns: Sequence[str], rows: list[_Answer]
+) -> list[_Answer]:
+    """``bulk_create`` for a form's few answers, without its query building: one insert,
+    the same rows (``columns`` are every column but the id)."""
+    ids = rows_insert(
+        model,
+        columns,
+        [[getattr(row, column) for column in columns] for row in rows],
+        returning_id=True,
+    )
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = DEFAULT_DB_ALIAS
+    return rows
+
+
 def _answers_write(
     *,
     contact: Contact,
@@ -335,7 +398,9 @@ def _answers_write(
 ) -> tuple[list[Consent], list[Disclosure]]:
     """``person_answers_record``'s writes, checked and with the person locked."""
     now = timezone.now()
-    consent_rows = Consent.objects.bulk_create(
+    consent_rows = _rows_insert(
+        Consent,
+        _CONSENT_COLUMNS,
         [
             Consent(
                 contact=contact,
@@ -347,9 +412,11 @@ def _answers_write(
                 recorded_at=now,
             )
             for item in consents
-        ]
+        ],
     )
-    disclosure_rows = Disclosure.objects.bulk_create(
+    disclosure_rows = _rows_insert(
+        Disclosure,
+        _DISCLOSURE_COLUMNS,
         [
             Disclosure(
                 contact=contact,
@@ -363,7 +430,7 @@ def _answers_write(
                 expires_at=item.expires_at,
             )
             for item in disclosures
-        ]
+        ],
     )
     drafts = [_consent_entry(row, actor=actor, occurred_at=occurred_at) for row in consent_rows]
     if disclosure_rows:

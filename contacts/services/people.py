@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
+from leadrecord.bulk import rows_insert
 from leadrecord.errors import InvalidInput
-from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.ledger import Actor, ledger_append, ledger_lock, ledger_lock_or_recheck
 from leadrecord.models import LedgerAction
 
 from .. import rules
@@ -25,7 +26,7 @@ from ..models import (
     Organization,
 )
 from ..sealing import contact_keys_create, seal
-from ..selectors import contact_find_by_email
+from ..selectors import contact_find_by_email, organization_find
 from .organizations import organization_for_email
 
 
@@ -93,9 +94,7 @@ def organization_ledger_payload(*, name: str, domain: str) -> dict[str, Any]:
 
 
 def _organization_find(name: str, domain: str) -> Organization | None:
-    if domain:
-        return Organization.objects.filter(domain=domain).first()
-    return Organization.objects.filter(name__iexact=name).order_by("id").first()
+    return organization_find(name, domain)
 
 
 def contact_ledger_payload(
@@ -123,6 +122,23 @@ def contact_ledger_payload(
             },
         ),
     }
+
+
+# Every column of a new contact but its id.
+_CONTACT_COLUMNS = (
+    "email",
+    "email_key",
+    "first_name",
+    "last_name",
+    "title",
+    "organization_id",
+    "score",
+    "qualified",
+    "created_at",
+    "merged_into_id",
+    "merged_at",
+    "erased_at",
+)
 
 
 def contact_create(
@@ -165,8 +181,10 @@ def contact_create(
                     actor=actor,
                     occurred_at=occurred_at,
                 )
-            # The lock before the insert, as in organization_get_or_create.
-            ledger_lock()
+            # The lock before the insert, as in organization_get_or_create; a form sent
+            # by a new person defers it (leadrecord.ledger.ledger_deferred), and its
+            # flush rechecks what this reads: erasures, and organizations made since.
+            ledger_lock_or_recheck((LedgerAction.CONTACT_ERASE, LedgerAction.ORGANIZATION_CREATE))
             # Under the lock, which erasure holds while it keeps the hashes: an
             # erasure that finished before this sees them.
             erasure_refuse(
@@ -180,7 +198,7 @@ def contact_create(
             elif not isinstance(organization, OrganizationInput):
                 org = organization
             now = timezone.now()
-            contact = Contact.objects.create(
+            contact = Contact(
                 email=email,
                 email_key=email_key,
                 first_name=first_name.strip(),
@@ -189,6 +207,16 @@ def contact_create(
                 organization=org,
                 created_at=occurred_at or now,
             )
+            # One insert without the ORM's query building (every form post by a new
+            # person makes one); a clash on the email is the same IntegrityError.
+            contact.pk = rows_insert(
+                Contact,
+                _CONTACT_COLUMNS,
+                [[getattr(contact, column) for column in _CONTACT_COLUMNS]],
+                returning_id=True,
+            )[0]
+            contact._state.adding = False
+            contact._state.db = DEFAULT_DB_ALIAS
             key = contact_keys_create([contact.pk])[contact.pk]
             ledger_append(
                 actor=actor,

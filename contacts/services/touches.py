@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from leadrecord.bulk import row_insert_under_parent
 from leadrecord.errors import InvalidInput
-from leadrecord.ledger import Actor, ledger_append, ledger_lock
+from leadrecord.ledger import Actor, ledger_append, ledger_lock, ledger_lock_or_recheck
 from leadrecord.models import LedgerAction
 
 from .. import rules
@@ -166,8 +166,14 @@ def touch_record(
     # anyway; a refusal is raised after it, having written nothing.
     with transaction.atomic(savepoint=False):
         # The ledger lock first: the duplicate check and the insert are then
-        # one step for every writer, however many retry at once.
-        ledger_lock()
+        # one step for every writer, however many retry at once. A touch with no
+        # external id has nothing to duplicate: a form sent by a new person defers
+        # the lock (leadrecord.ledger.ledger_deferred), and its flush rechecks that
+        # the person was neither erased nor merged meanwhile.
+        if external_id:
+            ledger_lock()
+        else:
+            ledger_lock_or_recheck((LedgerAction.CONTACT_ERASE, LedgerAction.CONTACT_MERGE))
         touch.pk = row_insert_under_parent(
             touch,
             TOUCH_COLUMNS,
