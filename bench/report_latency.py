@@ -1,7 +1,7 @@
 """Report endpoints and dashboard pages through gunicorn, cold, alone and under ingest load.
 
     .venv/bin/python bench/report_latency.py [--contacts 100000] [--touches 1000000]
-        [--conversions 20000] [--seed 1] [--requests 200] [--workers 2]
+        [--conversions 20000] [--seed 1] [--requests 200] [--workers 4]
         [--database-url postgres://...] [--prepared-database postgres://...]
         [--baseline-tree PATH] [--load-clients 2] [--cached]
 
@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--conversions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--database-url", default="")
     parser.add_argument(
         "--prepared-database",

@@ -5,9 +5,11 @@
 Command-line options still win (bind, workers, timeouts, where the access
 log goes).
 
-Each worker serves with ``GUNICORN_THREADS`` threads (4 unless set; 1 is the plain
-sync worker): a dashboard read is answered while a bulk ``POST events/`` of the same
-worker is still writing, instead of queueing behind it.
+Each worker serves with ``GUNICORN_THREADS`` threads (1, the plain sync worker, unless
+set). More threads let a worker answer a short read while a long bulk post of its own
+is still writing, at a cost in requests per second on few cores (the threads of one
+worker share its interpreter); more workers do the same without that cost, memory
+permitting.
 
 What this module also fixes is what a log line may hold: the access
 log names the path without its query string (``%(U)s`` instead of the
@@ -36,4 +38,4 @@ class QueryFreeLogger(Logger):
 
 logger_class = QueryFreeLogger
 
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))

@@ -19,7 +19,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Sum,
 )
 
 from contacts.models import Contact, Touch
@@ -272,15 +271,21 @@ def _median_from_hours(
     if refresh is None or refresh.time_zone != reporting_zone().key:
         return _median_in_database(low, high, leave_out, live)
     table = connection.ops.quote_name(PersonMilestone._meta.db_table)
-    hours: Counter[int] = Counter(
-        dict(
-            FirstTouchHour.objects.filter(day__gte=start, day__lte=end)
-            .values("hour")
-            .annotate(n=Sum("people"))
-            .values_list("hour", "n")
-            .order_by()
+    histogram = connection.ops.quote_name(FirstTouchHour._meta.db_table)
+    # The histogram as two arrays in one row: a year holds thousands of hours, and a row
+    # each through the ORM cost more than the rest of the median.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT array_agg(hour), array_agg(people) FROM (
+                SELECT hour, sum(people) AS people FROM {histogram}
+                WHERE day >= %s AND day <= %s GROUP BY hour
+            ) AS per_hour
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [start, end],
         )
-    )
+        hour_list, people_list = cursor.fetchone()
+    hours: Counter[int] = Counter(dict(zip(hour_list or [], people_list or [], strict=True)))
     known = f"""
         FROM {table}
         WHERE first_touch_at >= %s AND first_touch_at < %s AND created_at <= first_touch_at

@@ -49,6 +49,7 @@ from .models import (
 from .periods import day_start, reporting_zone
 from .report_cache import report_cached
 from .selectors import run_latest_complete
+from .snapshot import snapshot_remember
 
 # What changes a deal's money rows: all name the deal as their subject.
 DEAL_ACTIONS = (
@@ -198,7 +199,17 @@ def sales_marks_of(state: PeopleRefresh) -> SalesMarks:
 
 def sales_sums(start: date, end: date, state: PeopleRefresh | None) -> Sums:
     """Money in [start, end] by (source, influenced, kind): the rollup's days, and the days
-    changed since its state summed live (every day live without a usable state)."""
+    changed since its state summed live (every day live without a usable state). Summed
+    once per reader's snapshot (a page's contribution and reconciliation both ask)."""
+    state_id = state.pk if state is not None else None
+    return dict(
+        snapshot_remember(
+            f"sales sums {start} {end} {state_id}", lambda: _sales_sums(start, end, state)
+        )
+    )
+
+
+def _sales_sums(start: date, end: date, state: PeopleRefresh | None) -> Sums:
     sums: Sums = {}
 
     def add(key: tuple[str, bool, str], amount: Decimal, count: int) -> None:
