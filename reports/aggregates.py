@@ -72,6 +72,8 @@ from .rollups import (
 )
 from .snapshot import snapshot_remember
 
+# After the update proper, at most this many short passes over what arrived meanwhile.
+CATCH_UP_PASSES = 2
 # Any fixed 64-bit number names the advisory lock; this one spells "PEOPLE".
 _UPDATE_LOCK_KEY = 0x50454F504C45
 # The ledger actions that name a person whose aggregate rows may change (a won sale names
@@ -199,32 +201,66 @@ def people_aggregates_update() -> PeopleRefresh | None:
             change_count_record(marks.ledger_mark)  # a state from before the notes were kept
             return latest
         before = _marks_of(latest)
-        changed = people_changed_between(before, marks)
-        touch_days = people = None
-        if connection.vendor == "postgresql":
-            # People whose touches were only added take the cheap path; the aggregates
-            # must know them already (a milestone row), else they are worked out whole.
-            touched = people_with_milestones(sorted(changed.touched))
-            whole = sorted(changed.whole | (changed.touched - touched))
-            written = people_sql(marks, whole) if whole else None
-            added = 0
-            if touched:
-                added = touches_added_sql(
-                    marks,
-                    since_touch_id=before.last_touch_id,
-                    late_touch_ids=list(changed.late_touch_ids),
-                    people=sorted(touched),
-                )
-            created = written.created if written else Counter()
-            touch_days = latest.touch_days + added + (written.touch_days if written else 0)
-            people = latest.people + sum(created.values())
-        else:
-            everyone = changed.everyone
-            created = _people_python(marks, everyone) if everyone else Counter()
-        _created_counts_apply(created)
-        sales_rollup_write(marks.sales, sales_days_changed(_marks_of(latest).sales, marks.sales))
+        moved = _people_bring_forward(before, marks)
+        # Events kept arriving while that ran: short passes bring the state up to what is
+        # committed now, so that readers start the new state with little to count live
+        # (each reads what the state does not know yet on every request).
+        for _ in range(CATCH_UP_PASSES):
+            newer = _marks_now()
+            if newer == marks:
+                break
+            step = _people_bring_forward(marks, newer)
+            moved = None if moved is None or step is None else moved + step
+            marks = newer
+        sales_rollup_write(marks.sales, sales_days_changed(before.sales, marks.sales))
         uncredited_sales_record()
-        return _state_record(refreshed_at, marks, touch_days=touch_days, people=people)
+        counts = (
+            {}
+            if moved is None
+            else {
+                "touch_days": latest.touch_days + moved.touch_days,
+                "people": latest.people + moved.people,
+            }
+        )
+        return _state_record(refreshed_at, marks, **counts)
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """How many ``TouchDay`` and ``PersonMilestone`` rows an update added (less removed)."""
+
+    touch_days: int
+    people: int
+
+    def __add__(self, other: _Moved) -> _Moved:
+        return _Moved(self.touch_days + other.touch_days, self.people + other.people)
+
+
+def _people_bring_forward(before: Marks, after: Marks) -> _Moved | None:
+    """Move the people aggregates from the state ``before`` to ``after``: the people changed
+    in between are worked out again (or have their new touches added). On PostgreSQL,
+    returns how many rows that added; elsewhere None (the rows are counted)."""
+    changed = people_changed_between(before, after)
+    if connection.vendor != "postgresql":
+        everyone = changed.everyone
+        _created_counts_apply(_people_python(after, everyone) if everyone else Counter())
+        return None
+    # People whose touches were only added take the cheap path; the aggregates must know
+    # them already (a milestone row), else they are worked out whole.
+    touched = people_with_milestones(sorted(changed.touched))
+    whole = sorted(changed.whole | (changed.touched - touched))
+    written = people_sql(after, whole) if whole else None
+    added = 0
+    if touched:
+        added = touches_added_sql(
+            after,
+            since_touch_id=before.last_touch_id,
+            late_touch_ids=list(changed.late_touch_ids),
+            people=sorted(touched),
+        )
+    created = written.created if written else Counter()
+    _created_counts_apply(created)
+    return _Moved(added + (written.touch_days if written else 0), sum(created.values()))
 
 
 def _marks_of(refresh: PeopleRefresh) -> Marks:

@@ -519,3 +519,49 @@ def test_a_touch_committed_late_is_counted_by_the_next_read_in_parts() -> None:
     in_parts = metrics.median_days_in_stage(today - 7 * DAY, today)
     since_state_forget()
     assert metrics.median_days_in_stage(today - 7 * DAY, today) == in_parts
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_updates_while_touches_stream_in_equal_a_rebuild() -> None:
+    """Updates (with their catch-up passes) run while another connection keeps recording
+    touches: once the writes stop and a last update runs, the tables equal a rebuild's."""
+    web = Channel.objects.get(key="web")
+    people = [contact_make() for _ in range(8)]
+    for person in people:
+        touch_record(
+            contact=person, channel=web, occurred_at=timezone.now() - 30 * DAY, actor=SYSTEM
+        )
+    people_aggregates_refresh()
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            rng = random.Random(5)
+            while not stop.is_set():
+                touch_record(
+                    contact=rng.choice(people),
+                    channel=web,
+                    occurred_at=timezone.now() - timedelta(hours=rng.randrange(40 * 24)),
+                    actor=SYSTEM,
+                )
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(6):
+            people_aggregates_update()
+    finally:
+        stop.set()
+        writer.join()
+    people_aggregates_update()
+    updated = aggregate_state()
+    latest = people_refresh_latest()
+    assert latest is not None
+    people_aggregates_refresh()
+    assert aggregate_state() == updated
+    rebuilt = people_refresh_latest()
+    assert rebuilt is not None
+    assert (rebuilt.people, rebuilt.touch_days) == (latest.people, latest.touch_days)
