@@ -25,7 +25,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -297,25 +299,41 @@ def _due(now: datetime) -> Any:
     )
 
 
+@contextmanager
+def _sorts_off() -> Iterator[None]:
+    """PostgreSQL walks the due index in its order and stops at the round's size while this
+    block runs. A burst of new messages (a range just written out, a batch just committed)
+    is not in the table's statistics yet: PostgreSQL then expects a few due messages and
+    checks every one against the person index, sorting them all, in each round
+    (bench/webhooks.py's delivery rate and delay). The setting is put back after the
+    claim: a caller's transaction (one that sends as it commits, a test's) goes on with
+    its own plans."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)"
+        )
+        previous = cursor.fetchone()[0]
+    # On an error the caller's atomic block rolls back, and the setting with it.
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_sort', %s, true)", [previous])
+
+
 def messages_claim(*, now: datetime, limit: int = BATCH) -> list[Message]:
     """Take up to ``limit`` due messages for this run (others skip them until the hold ends)."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Walk the due index in its order and stop at the round's size. A burst of
-            # new messages (a range just written out, a batch just committed) is not in
-            # the table's statistics yet: PostgreSQL then expects a few due messages and
-            # checks every one of them against the person index, sorting them all, in
-            # each round (bench/webhooks.py's delivery rate and delay).
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_sort = off")
-        claimed = list(
-            _due(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            # The partial index of pending messages by due time, not the (endpoint, sequence)
-            # one: that walks every message ever delivered. Order per person is the
-            # NOT EXISTS above.
-            .order_by("next_attempt_at")[:limit]
-        )
+        with _sorts_off():
+            claimed = list(
+                _due(now)
+                .select_for_update(skip_locked=True, of=("self",))
+                # The partial index of pending messages by due time, not the (endpoint,
+                # sequence) one: that walks every message ever delivered. Order per person
+                # is the NOT EXISTS above.
+                .order_by("next_attempt_at")[:limit]
+            )
         if claimed:
             Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
                 locked_until=now + lease()

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
 from contacts import services as contact_services
 from contacts.models import Channel, Contact
@@ -315,3 +316,14 @@ def test_a_run_killed_mid_write_out_loses_and_doubles_nothing() -> None:
     assert messages_expand() == 50
     assert messages_expand() == 0
     _in_ledger_order_without_gaps(endpoint, {"touch.recorded"})
+
+
+@pytest.mark.django_db
+def test_a_claim_inside_a_callers_transaction_leaves_its_plan_settings_as_they_were() -> None:
+    """The claim walks the due index with sorts off; the caller's transaction (one that sends
+    as it commits, a test's) goes on with sorts on."""
+    with transaction.atomic():
+        messages_claim(now=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_sort")
+            assert cursor.fetchone()[0] == "on"
