@@ -393,6 +393,34 @@ TOUCH_COLUMNS = (
 )
 
 
+# A consent's and a disclosure's columns as the set-based writers (bulk events, a form's
+# answers) insert them; the id comes from the sequence, a new disclosure is not withdrawn.
+CONSENT_COLUMNS = (
+    "contact_id",
+    "purpose",
+    "granted",
+    "source",
+    "notice_version",
+    "occurred_at",
+    "recorded_at",
+    "event_source_system",
+    "event_external_id",
+)
+DISCLOSURE_COLUMNS = (
+    "contact_id",
+    "key",
+    "value",
+    "audience",
+    "purpose",
+    "source",
+    "disclosed_at",
+    "recorded_at",
+    "expires_at",
+    "event_source_system",
+    "event_external_id",
+)
+
+
 class IdempotencyRecord(models.Model):
     """A caller's ``Idempotency-Key`` and the answer it got, kept 24 hours (Zulip's pattern)."""
 

@@ -13,6 +13,8 @@ from typing import Any
 from django.db import connection, models
 
 from contacts.models import (
+    CONSENT_COLUMNS,
+    DISCLOSURE_COLUMNS,
     TOUCH_COLUMNS,
     Consent,
     Disclosure,
@@ -221,32 +223,8 @@ def insert_returning_ids(
     return plans
 
 
-_CONSENT_COLUMNS = (
-    "contact_id",
-    "purpose",
-    "granted",
-    "source",
-    "notice_version",
-    "occurred_at",
-    "recorded_at",
-    "event_source_system",
-    "event_external_id",
-)
-_DISCLOSURE_COLUMNS = (
-    "contact_id",
-    "key",
-    "value",
-    "audience",
-    "purpose",
-    "source",
-    "disclosed_at",
-    "recorded_at",
-    "expires_at",
-    "event_source_system",
-    "event_external_id",
-)
 TABLE_OF: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
     "touch": (Touch, TOUCH_COLUMNS),
-    "consent": (Consent, _CONSENT_COLUMNS),
-    "disclosure": (Disclosure, _DISCLOSURE_COLUMNS),
+    "consent": (Consent, CONSENT_COLUMNS),
+    "disclosure": (Disclosure, DISCLOSURE_COLUMNS),
 }

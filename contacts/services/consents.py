@@ -24,6 +24,8 @@ from leadrecord.models import LedgerAction
 
 from .. import rules, signals
 from ..models import (
+    CONSENT_COLUMNS,
+    DISCLOSURE_COLUMNS,
     JOURNEY_STAGE_KEY,
     Consent,
     ConsentPurpose,
@@ -339,33 +341,6 @@ def person_answers_record(
     return written
 
 
-_CONSENT_COLUMNS = (
-    "contact_id",
-    "purpose",
-    "granted",
-    "source",
-    "notice_version",
-    "occurred_at",
-    "recorded_at",
-    "event_source_system",
-    "event_external_id",
-)
-_DISCLOSURE_COLUMNS = (
-    "contact_id",
-    "key",
-    "value",
-    "audience",
-    "purpose",
-    "source",
-    "disclosed_at",
-    "recorded_at",
-    "expires_at",
-    "withdrawn_at",
-    "event_source_system",
-    "event_external_id",
-)
-
-
 _Answer = TypeVar("_Answer", Consent, Disclosure)
 
 
@@ -373,7 +348,8 @@ def _rows_insert(
     model: type[_Answer], columns: Sequence[str], rows: list[_Answer]
 ) -> list[_Answer]:
     """``bulk_create`` for a form's few answers, without its query building: one insert,
-    the same rows (``columns`` are every column but the id)."""
+    the same rows (``columns``: every column a new answer sets; the id comes from the
+    sequence)."""
     ids = rows_insert(
         model,
         columns,
@@ -400,7 +376,7 @@ def _answers_write(
     now = timezone.now()
     consent_rows = _rows_insert(
         Consent,
-        _CONSENT_COLUMNS,
+        CONSENT_COLUMNS,
         [
             Consent(
                 contact=contact,
@@ -416,7 +392,7 @@ def _answers_write(
     )
     disclosure_rows = _rows_insert(
         Disclosure,
-        _DISCLOSURE_COLUMNS,
+        DISCLOSURE_COLUMNS,
         [
             Disclosure(
                 contact=contact,
