@@ -215,8 +215,6 @@ def _first_touch_moved(changes: Changes) -> set[int]:
     """The people touched since the state whose first touch the aggregate may not know:
     those it has no first touch for, and those touched since before it (read in parts per
     process: ``reports.since_state``)."""
-    if changes.refresh is None:
-        return _first_touch_moved_read(changes.last_touch_id, 2**63 - 1, [])
     return since_state("first touch moved", refresh=changes.refresh, read=_first_touch_moved_read)
 
 

@@ -253,13 +253,7 @@ def _touched_since_uncounted(start: date, end: date, changes: Changes) -> set[in
     def read(after: int, up_to: int, also: list[int]) -> set[int]:
         return _uncounted_read(start, end, low, high, after, up_to, also)
 
-    if changes.refresh is None:
-        return read(0, _TOUCH_ID_ANY, [])
     return since_state(("uncounted", start, end), refresh=changes.refresh, read=read)
-
-
-# Above any touch id: "every touch after this one".
-_TOUCH_ID_ANY = 2**63 - 1
 
 
 def _uncounted_read(

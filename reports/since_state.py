@@ -60,10 +60,17 @@ def _state_key(refresh: PeopleRefresh) -> tuple[Hashable, ...]:
     return (refresh.pk, refresh.refreshed_at, refresh.ledger_mark, refresh.last_touch_id)
 
 
-def since_state(key: Hashable, *, refresh: PeopleRefresh, read: Read) -> set[int]:
+# Above any touch id: "every touch after this one".
+_TOUCH_ID_ANY = 2**63 - 1
+
+
+def since_state(key: Hashable, *, refresh: PeopleRefresh | None, read: Read) -> set[int]:
     """``read``'s answer over every touch after ``refresh``'s, read in parts (see the
-    module). Call it inside the reader's snapshot (``reports.snapshot.consistent_read``):
-    the ledger head and the touches must be read as of one moment."""
+    module); without a state, over every touch, read whole. Call it inside the reader's
+    snapshot (``reports.snapshot.consistent_read``): the ledger head and the touches must
+    be read as of one moment."""
+    if refresh is None:
+        return read(0, _TOUCH_ID_ANY, [])
     state = _state_key(refresh)
     # Read once per snapshot: a page's reports each ask.
     head = snapshot_remember("ledger head", ledger_head_seq)
