@@ -117,6 +117,48 @@ def report_figures(today: date) -> list[Any]:
     return figures
 
 
+def assert_the_state_equals_a_rebuild() -> None:
+    """The aggregates as the updates left them are what a rebuild writes, with the same
+    counts in the state."""
+    updated = aggregate_state()
+    latest = people_refresh_latest()
+    assert latest is not None
+    people_aggregates_refresh()
+    assert aggregate_state() == updated
+    rebuilt = people_refresh_latest()
+    assert rebuilt is not None
+    assert (rebuilt.people, rebuilt.touch_days) == (latest.people, latest.touch_days)
+
+
+def touch_id_in_flight() -> int:
+    """An id handed out to a touch writer still in flight (PostgreSQL)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('contacts_touch', 'id'))")
+        return int(cursor.fetchone()[0])
+
+
+def touch_commit_late(touch_id: int, *, contact: Contact, days_ago: int) -> None:
+    """The writer that holds ``touch_id`` commits: its touch and its ledger entry."""
+    occurred_at = timezone.now() - days_ago * DAY
+    with transaction.atomic():
+        ledger_lock()
+        Touch.objects.create(
+            id=touch_id,
+            contact=contact,
+            channel=Channel.objects.get(key="web"),
+            occurred_at=occurred_at,
+            recorded_at=timezone.now(),
+        )
+        ledger_append(
+            actor=SYSTEM,
+            action=LedgerAction.TOUCH_RECORD,
+            subject_type="touch",
+            subject_id=touch_id,
+            contact_id=contact.pk,
+            occurred_at=occurred_at,
+        )
+
+
 class RandomRecord:
     """Writes a random record through the services, as the product does."""
 
@@ -396,39 +438,19 @@ def test_a_touch_committed_after_an_update_with_a_lower_id_is_added() -> None:
         )
     people_aggregates_refresh()
     # An id handed out to a writer still in flight...
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('contacts_touch', 'id'))")
-        late_id = cursor.fetchone()[0]
+    late_id = touch_id_in_flight()
     # ...while a later touch commits and an update reads the marks past it.
     touch_record(contact=other, channel=web, occurred_at=timezone.now() - DAY, actor=SYSTEM)
     people_aggregates_update()
     latest = people_refresh_latest()
     assert latest is not None and latest.last_touch_id > late_id
     # The writer commits: its touch, with the lower id, and its ledger entry.
-    with transaction.atomic():
-        ledger_lock()
-        Touch.objects.create(
-            id=late_id,
-            contact=known,
-            channel=web,
-            occurred_at=timezone.now() - 4 * DAY,
-            recorded_at=timezone.now(),
-        )
-        ledger_append(
-            actor=SYSTEM,
-            action=LedgerAction.TOUCH_RECORD,
-            subject_type="touch",
-            subject_id=late_id,
-            contact_id=known.pk,
-            occurred_at=timezone.now() - 4 * DAY,
-        )
+    touch_commit_late(late_id, contact=known, days_ago=4)
     people_aggregates_update()
-    updated = aggregate_state()
-    assert (known.pk, timezone.localdate() - 4 * DAY, timezone.localdate() - 9 * DAY) in updated[
-        "touch_days"
-    ]
-    people_aggregates_refresh()
-    assert aggregate_state() == updated
+    assert (known.pk, timezone.localdate() - 4 * DAY, timezone.localdate() - 9 * DAY) in (
+        aggregate_state()["touch_days"]
+    )
+    assert_the_state_equals_a_rebuild()
 
 
 def test_touches_added_before_between_and_after_known_days_equal_a_rebuild() -> None:
@@ -454,14 +476,7 @@ def test_touches_added_before_between_and_after_known_days_equal_a_rebuild() -> 
                     actor=SYSTEM,
                 )
         people_aggregates_update()
-    updated = aggregate_state()
-    latest = people_refresh_latest()
-    assert latest is not None
-    people_aggregates_refresh()
-    assert aggregate_state() == updated
-    rebuilt = people_refresh_latest()
-    assert rebuilt is not None
-    assert (rebuilt.people, rebuilt.touch_days) == (latest.people, latest.touch_days)
+    assert_the_state_equals_a_rebuild()
 
 
 def test_live_counts_read_in_parts_equal_a_whole_read() -> None:
@@ -493,28 +508,10 @@ def test_a_touch_committed_late_is_counted_by_the_next_read_in_parts() -> None:
     touch_record(contact=known, channel=web, occurred_at=timezone.now() - 3 * DAY, actor=SYSTEM)
     people_aggregates_refresh()
     today = timezone.localdate()
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('contacts_touch', 'id'))")
-        late_id = cursor.fetchone()[0]
+    late_id = touch_id_in_flight()
     touch_record(contact=known, channel=web, occurred_at=timezone.now() - DAY, actor=SYSTEM)
     assert metrics.people(today - 7 * DAY, today).engaged == 1
-    with transaction.atomic():
-        ledger_lock()
-        Touch.objects.create(
-            id=late_id,
-            contact=newcomer,
-            channel=web,
-            occurred_at=timezone.now() - 2 * DAY,
-            recorded_at=timezone.now(),
-        )
-        ledger_append(
-            actor=SYSTEM,
-            action=LedgerAction.TOUCH_RECORD,
-            subject_type="touch",
-            subject_id=late_id,
-            contact_id=newcomer.pk,
-            occurred_at=timezone.now() - 2 * DAY,
-        )
+    touch_commit_late(late_id, contact=newcomer, days_ago=2)
     assert metrics.people(today - 7 * DAY, today).engaged == 2
     in_parts = metrics.median_days_in_stage(today - 7 * DAY, today)
     since_state_forget()
@@ -557,11 +554,4 @@ def test_updates_while_touches_stream_in_equal_a_rebuild() -> None:
         stop.set()
         writer.join()
     people_aggregates_update()
-    updated = aggregate_state()
-    latest = people_refresh_latest()
-    assert latest is not None
-    people_aggregates_refresh()
-    assert aggregate_state() == updated
-    rebuilt = people_refresh_latest()
-    assert rebuilt is not None
-    assert (rebuilt.people, rebuilt.touch_days) == (latest.people, latest.touch_days)
+    assert_the_state_equals_a_rebuild()
