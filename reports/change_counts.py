@@ -22,11 +22,11 @@ from __future__ import annotations
 from django.db.models import Q
 
 from contacts.models import ConsentPurpose
-from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import AttributionChangeCount, AttributionRun, RunStatus
 from .selectors import run_latest_complete
+from .snapshot import snapshot_ledger_head
 
 # What can move a credit: conversions and their deals' buying groups, touches, the
 # ruleset (its lookback), analytics consent (paths leave out people who withdrew it),
@@ -83,7 +83,7 @@ def _counted(low: int, high: int) -> int:
 
 def changes_after(mark: int) -> int:
     """How many entries that can move a credit the ledger holds after ``mark``."""
-    head = ledger_head_seq()
+    head = snapshot_ledger_head()
     notes = AttributionChangeCount.objects.filter(ledger_mark__lte=head)
     latest = notes.order_by("-ledger_mark").first()
     if latest is None:

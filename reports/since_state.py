@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from django.db.models import Max
 
 from contacts.models import Touch
-from leadrecord.ledger import ledger_head_seq
 from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import PeopleRefresh
-from .snapshot import snapshot_remember
+from .snapshot import snapshot_ledger_head, snapshot_remember
 
 # read(after_id, up_to_id, also_ids): what the touches with an id in (after_id, up_to_id],
 # or in also_ids, find (in the caller's snapshot).
@@ -73,7 +72,7 @@ def since_state(key: Hashable, *, refresh: PeopleRefresh | None, read: Read) -> 
         return read(0, _TOUCH_ID_ANY, [])
     state = _state_key(refresh)
     # Read once per snapshot: a page's reports each ask.
-    head = snapshot_remember("ledger head", ledger_head_seq)
+    head = snapshot_ledger_head()
     top = max(
         snapshot_remember("last touch", lambda: Touch.objects.aggregate(top=Max("id"))["top"] or 0),
         refresh.last_touch_id,

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from django.db import connection, transaction
 
+from leadrecord.ledger import ledger_head_seq
 from leadrecord.transaction_marks import transaction_mark_get, transaction_mark_set
 
 _SNAPSHOT_MARK = "reports.snapshot"
@@ -52,3 +53,9 @@ def snapshot_remember(name: str, read: Callable[[], Value]) -> Value:
     if value is _UNREAD:
         value = remembered[name] = read()
     return value  # type: ignore[return-value]
+
+
+def snapshot_ledger_head() -> int:
+    """The ledger's head as this snapshot sees it (read once per snapshot: the freshness
+    line and the live parts both ask)."""
+    return snapshot_remember("ledger head", ledger_head_seq)
