@@ -1,15 +1,18 @@
 """Webhook benchmark: the outbox's cost to ingestion, delivery throughput and delay.
 
     .venv/bin/python bench/webhooks.py [--events 20000] [--single 1000] [--clients 2]
-                                       [--workers 2] [--rounds 2] [--database-url postgres://...]
+                                       [--workers 2] [--rounds 4] [--database-url postgres://...]
                                        [--database-prefix leadrecord_bench_webhooks]
 
 1. Ingest overhead: ``bench/ingest.py``'s bulk and single requests (``POST events/``
    in batches of 500, ``POST touches/`` one touch each) through gunicorn with a Redis
    broker, as in production, on a fresh database without any webhook endpoint
    (base) and on one with an endpoint subscribed to ``touch.recorded`` (every event
-   then also writes its outbox message). Rounds alternate base and endpoint;
-   the best of each is compared (target: the endpoint's rates within 10 % of base).
+   then also writes its outbox message). Rounds pair base and endpoint back to
+   back, in alternating order (base first in odd rounds, endpoint first in even
+   ones, so a drift of the machine's speed during the run favours neither); the
+   best of each is compared, and so is the median of the rounds' own ratios
+   (target: the endpoint's rates within 10 % of base).
    Each round also prints the CPU time the server side (gunicorn and PostgreSQL)
    spent per event and per request, and the least of each is compared: on a machine
    that runs other work meanwhile, the rates move with it, the CPU per event much
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -236,7 +240,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--database-url", default="")
     parser.add_argument(
         "--database-prefix",
@@ -254,7 +258,8 @@ def main() -> None:
         rounds: dict[str, list[Round]] = {"base": [], "endpoint": []}
         database = ""
         for number in range(options.rounds):
-            for label in ("base", "endpoint"):
+            order = ("base", "endpoint") if number % 2 == 0 else ("endpoint", "base")
+            for label in order:
                 last = label == "endpoint" and number == options.rounds - 1
                 with ExitStack() as round_stack:
                     name = f"{options.database_prefix}_{label}"
@@ -276,6 +281,16 @@ def main() -> None:
             label: (max(r.bulk_rate for r in rows), max(r.single_rate for r in rows))
             for label, rows in rounds.items()
         }
+        # Each round's own pair was measured minutes apart at most: the median of their
+        # ratios moves least with whatever else the machine ran during the whole run.
+        paired = [
+            (
+                e.bulk_rate / b.bulk_rate,
+                e.single_rate / b.single_rate,
+                e.bulk_cpu_ms / b.bulk_cpu_ms,
+            )
+            for b, e in zip(rounds["base"], rounds["endpoint"], strict=True)
+        ]
         # The least CPU of each: the round least disturbed by whatever else ran.
         least = {
             label: (min(r.bulk_cpu_ms for r in rows), min(r.single_cpu_ms for r in rows))
@@ -293,6 +308,14 @@ def main() -> None:
             f" vs {least['base'][0]:.3f} ms per event), single "
             f"{least['endpoint'][1] / least['base'][1]:.1%} ({least['endpoint'][1]:.2f} vs "
             f"{least['base'][1]:.2f} ms per request)"
+        )
+
+        print(
+            "median of the rounds' own ratios: bulk "
+            f"{statistics.median(p[0] for p in paired):.1%}, single "
+            f"{statistics.median(p[1] for p in paired):.1%}, server CPU per event "
+            f"{statistics.median(p[2] for p in paired):.1%} "
+            f"(each round: {', '.join(f'{p[0]:.1%}' for p in paired)})"
         )
 
         # 2. Delivery throughput against the receiver's raw rate.
