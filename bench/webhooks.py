@@ -264,11 +264,13 @@ def main() -> None:
                 with ExitStack() as round_stack:
                     name = f"{options.database_prefix}_{label}"
                     # The last endpoint round's database stays for parts 2 and 3.
-                    database = (stack if last else round_stack).enter_context(
+                    round_database = (stack if last else round_stack).enter_context(
                         fresh_database(server, name)
                     )
+                    if last:
+                        database = round_database
                     found = ingest_round(
-                        database, receiver if label == "endpoint" else None, broker, options
+                        round_database, receiver if label == "endpoint" else None, broker, options
                     )
                 rounds[label].append(found)
                 print(
