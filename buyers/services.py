@@ -57,6 +57,7 @@ from leadrecord.ledger import (
 )
 from leadrecord.models import LedgerAction
 
+from .bulk import FORM_NOT_PUBLISHED, new_person_form_write
 from .models import (
     FORM_INTRO_MAX_LENGTH,
     FORM_SLUG_MAX_LENGTH,
@@ -77,7 +78,6 @@ DISCLOSURE_LABEL_MAX_LENGTH = 200
 FORM_CHANNEL_KEY = "web"
 VISIT_SOURCE_SYSTEM = "leadrecord-visit"
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-FORM_NOT_PUBLISHED = "not_published"
 FORM_SUBMISSION_COLUMNS = (
     "form_id",
     "contact_id",
@@ -424,8 +424,32 @@ class _FormWrite:
         their entries chained at the end under it (``leadrecord.ledger.ledger_deferred``),
         so other form posts wait on this one only for that; a known person or a browser
         with a visitor id takes the lock at once, as every other writer does."""
-        with transaction.atomic(), ledger_deferred() if defer else nullcontext():
+        with transaction.atomic(), ledger_deferred() if defer else nullcontext() as deferring:
+            if deferring and not self.visitor_token:
+                sent = self._write_new_person()
+                if sent is not None:
+                    return sent
             return self._write()
+
+    def _write_new_person(self) -> Sent | None:
+        """A new person's post in a few statements (``buyers.bulk``), or None (nothing
+        written) when it is not one."""
+        new_token: str | None = None
+        if ConsentPurpose.ANALYTICS in self.data.consents:
+            new_token = secrets.token_urlsafe(24)
+        submission = new_person_form_write(
+            form=self.form,
+            data=self.data,
+            arrival=self.arrival,
+            occurred_at=self.occurred_at,
+            campaign=self.campaign,
+            channel=self.channel,
+            actor_label=f"form {self.form.slug}",
+            visitor_hash=visitor_token_hash(new_token) if new_token else None,
+        )
+        if submission is None:
+            return None
+        return Sent(submission=submission, visitor_token=new_token)
 
     def _write(self) -> Sent:
         form, data, arrival = self.form, self.data, self.arrival
