@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -66,10 +67,12 @@ from handoff.models import Ruleset, RulesetStatus
 from handoff.selectors import ruleset_active_none_known, ruleset_active_remember
 from leadrecord.errors import InvalidInput
 from leadrecord.ledger import (
+    LEDGER_HEAD_SEQ_SQL,
     Actor,
     LedgerDraft,
     LedgerRedo,
     ledger_append_many,
+    ledger_deferred_flush,
     ledger_deferred_recheck,
 )
 from leadrecord.models import LedgerAction
@@ -134,16 +137,14 @@ class _Batch:
         for row in rows:
             self.params.extend(row)
 
-    def send(self, last: str = "", last_params: Sequence[Any] = ()) -> Any:
-        """Run what was added, then ``last`` (whose first row is answered)."""
-        statements = [*self.sql, last] if last else self.sql
-        if not statements:
-            return None
-        params = [*self.params, *last_params]
+    def send(self) -> None:
+        """Run what was added."""
+        if not self.sql:
+            return
+        sql, params = "; ".join(self.sql), self.params
         self.sql, self.params = [], []
         with connection.cursor() as cursor:
-            cursor.execute("; ".join(statements), params)
-            return cursor.fetchone() if last else None
+            cursor.execute(sql, params)
 
 
 def _values(obj: models.Model, names: tuple[str, ...], json: tuple[str, ...] = ()) -> list[Any]:
@@ -166,25 +167,35 @@ _SUBMISSION_COLUMNS = (
 )
 
 
-def new_person_form_write(
+@dataclass(frozen=True)
+class NewPersonRead:
+    """What ``new_person_read`` found: the ledger's head, and for a new person at a known
+    organization (or none) the ids of every row their post writes (else ``ids`` is None)."""
+
+    head_seq: int
+    ids: list[int] | None
+    organization_id: int | None
+    ruleset_id: int | None
+    email: str
+    email_key: str
+    now: datetime
+    consents: list[str]
+    answers: list[tuple[str, str, str]]
+
+
+def new_person_read(
     *,
     form: BuyerForm,
     data: FormInput,
-    arrival: Arrival,
     occurred_at: datetime | None,
     campaign: Campaign | None,
     channel: Channel,
-    actor_label: str,
-    visitor_hash: str | None,
-) -> FormSubmission | None:
-    """``form_submit``'s writes for a new person, inside its transaction once it defers
-    its entries; the submission, or None when this is not a new person's post (nothing
-    written: run the services). ``visitor_hash``: the hash of a new visitor id to link
-    to the person (analytics consent given).
-
-    The same checks, rows, ledger entries (in the same order, the same payloads) and
-    signals as ``contact_create``, ``person_answers_record``, ``touch_record`` and the
-    submission's insert.
+) -> NewPersonRead | None:
+    """The one read of a form post before it defers its entries (inside its transaction):
+    the checks of ``contact_create``, ``person_answers_record`` and ``touch_record``
+    (raising their errors), then in one query the ledger's head, whether the email is
+    known, the organization, whether the email was ever erased, the active ruleset and,
+    for a new person, every row's id from its sequence. None elsewhere than PostgreSQL.
     """
     if connection.vendor != "postgresql":
         return None
@@ -214,9 +225,8 @@ def new_person_form_write(
             organization_params = [domain]
         else:
             organization_sql, organization_params = "NULL::bigint", []
-    offered = {item["purpose"]: item for item in form.consents}
-    consents_in = sorted(data.consents)
-    for purpose in consents_in:
+    consents = sorted(data.consents)
+    for purpose in consents:
         contact_rules.consent_check(purpose=purpose)
     answers = [
         (key, answer.value.strip(), answer.audience)
@@ -234,19 +244,15 @@ def new_person_form_write(
             disclosed_at=when,
         )
     contact_rules.touch_check(channel=channel, campaign=campaign, kind=TouchKind.FORM)
-
-    # One read: whether the email is known, the organization, whether the email was
-    # ever erased, the active ruleset; and, for a new person, the ids of every row.
-    ids_wanted = 1 + len(consents_in) + len(answers) + 2
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH facts AS (SELECT "  # noqa: S608 -- model names
+            f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
             f"(SELECT id FROM {_table(Contact)} WHERE email_key = %s) AS known, "
             f"{organization_sql} AS organization, "
             f"EXISTS (SELECT 1 FROM {_table(ErasedEmail)} "
             "WHERE email_hash = ANY(%s::varchar[])) AS erased, "
             f"(SELECT id FROM {_table(Ruleset)} WHERE status = %s LIMIT 1) AS ruleset) "
-            "SELECT known, organization, erased, ruleset, "
+            "SELECT head, organization, ruleset, "
             "CASE WHEN known IS NULL AND NOT erased AND (organization IS NOT NULL OR %s) "
             "THEN ARRAY[nextval(%s)] || ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
             "|| ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
@@ -259,25 +265,64 @@ def new_person_form_write(
                 not organization_name,
                 _sequence(Contact),
                 _sequence(Consent),
-                len(consents_in),
+                len(consents),
                 _sequence(Disclosure),
                 len(answers),
                 _sequence(Touch),
                 _sequence(FormSubmission),
             ],
         )
-        _, organization_id, _, ruleset_id, ids = cursor.fetchone()
-    if ids is None:
-        return None
-    if len(ids) != ids_wanted:
-        raise RuntimeError(f"expected {ids_wanted} ids, got {len(ids)}")
+        head_seq, organization_id, ruleset_id, ids = cursor.fetchone()
+    if ids is not None and len(ids) != 1 + len(consents) + len(answers) + 2:
+        raise RuntimeError(f"unexpected ids for a form post: {ids}")
+    return NewPersonRead(
+        head_seq=head_seq,
+        ids=ids,
+        organization_id=organization_id,
+        ruleset_id=ruleset_id,
+        email=email,
+        email_key=email_key,
+        now=now,
+        consents=consents,
+        answers=answers,
+    )
+
+
+def new_person_form_write(
+    read: NewPersonRead,
+    *,
+    form: BuyerForm,
+    data: FormInput,
+    arrival: Arrival,
+    occurred_at: datetime | None,
+    campaign: Campaign | None,
+    channel: Channel,
+    actor_label: str,
+    visitor_hash: str | None,
+) -> FormSubmission:
+    """``form_submit``'s writes for a new person (``read.ids`` given), inside its
+    transaction once it defers its entries (``ledger_deferred(head_seq=read.head_seq)``),
+    its entries flushed at the end; the submission. ``visitor_hash``: the hash of a new
+    visitor id to link to the person (analytics consent given).
+
+    The same rows, ledger entries (in the same order, the same payloads) and signals as
+    ``contact_create``, ``person_answers_record``, ``touch_record`` and the submission's
+    insert.
+    """
+    if read.ids is None:
+        raise ValueError("not a new person's post")
+    now, email, email_key = read.now, read.email, read.email_key
+    when = occurred_at or now
+    organization_id = read.organization_id
+    offered = {item["purpose"]: item for item in form.consents}
+    consents_in, answers, ids = read.consents, read.answers, read.ids
     contact_id = ids[0]
     consent_ids = ids[1 : 1 + len(consents_in)]
     disclosure_ids = ids[1 + len(consents_in) : -2]
     touch_id, submission_id = ids[-2], ids[-1]
     ledger_deferred_recheck(_RECHECK)
     ruleset_active_remember()
-    scoring = ruleset_id is not None
+    scoring = read.ruleset_id is not None
     if not scoring:
         ruleset_active_none_known()
 
@@ -452,18 +497,6 @@ def new_person_form_write(
         click_ids=arrival.click_ids,
     )
     values = _values(submission, _SUBMISSION_COLUMNS, json=("utm", "click_ids"))
-    # Inserted only while the form is published (selectors.form_published remembers
-    # forms a moment), as by the services' path: else all of this is undone.
-    inserted = _send(
-        batch,
-        f"INSERT INTO {_table(FormSubmission)} ({_columns(FormSubmission, _SUBMISSION_COLUMNS)}) "  # noqa: S608 -- model names
-        f"SELECT {', '.join(['%s'] * len(values))} FROM {_table(BuyerForm)} "
-        "WHERE id = %s AND published ON CONFLICT DO NOTHING RETURNING id",
-        [*values, form.pk],
-    )
-    if inserted is None:
-        raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
-    submission._state.adding = False
     ledger_append_many(
         [
             LedgerDraft(
@@ -494,14 +527,36 @@ def new_person_form_write(
         ],
         return_entries=False,
     )
+    # The last rows go with the flush (the lock, the recheck, then the entries' COPY).
+    # The submission is inserted only while the form is published (selectors.
+    # form_published remembers forms a moment), as by the services' path: else all of
+    # this is undone.
+    batch.sql.append(
+        f"INSERT INTO {_table(FormSubmission)} ({_columns(FormSubmission, _SUBMISSION_COLUMNS)}) "  # noqa: S608 -- model names
+        f"SELECT {', '.join(['%s'] * len(values))} FROM {_table(BuyerForm)} "
+        "WHERE id = %s AND published ON CONFLICT DO NOTHING"
+    )
+    batch.params.extend([*values, form.pk])
+    try:
+        flushed = ledger_deferred_flush(
+            first="; ".join(batch.sql),
+            first_params=batch.params,
+            check=f"EXISTS (SELECT 1 FROM {_table(FormSubmission)} WHERE id = %s)",  # noqa: S608
+            check_params=[submission_id],
+        )
+    except IntegrityError as error:
+        raise LedgerRedo("a row this post wrote clashed") from error
+    if not flushed:
+        raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
+    submission._state.adding = False
     for row in (contact, touch, *consents, *disclosures):
         row._state.adding = False
     return submission
 
 
-def _send(batch: _Batch, last: str = "", last_params: Sequence[Any] = ()) -> Any:
+def _send(batch: _Batch) -> None:
     try:
-        return batch.send(last, last_params)
+        batch.send()
     except IntegrityError as error:
         # The same email inserted a moment ago by another post (the unique key
         # caught it), or a row this one names deleted: undone, and sent again the

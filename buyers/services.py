@@ -57,7 +57,12 @@ from leadrecord.ledger import (
 )
 from leadrecord.models import LedgerAction
 
-from .bulk import FORM_NOT_PUBLISHED, new_person_form_write
+from .bulk import (
+    FORM_NOT_PUBLISHED,
+    NewPersonRead,
+    new_person_form_write,
+    new_person_read,
+)
 from .models import (
     FORM_INTRO_MAX_LENGTH,
     FORM_SLUG_MAX_LENGTH,
@@ -424,20 +429,30 @@ class _FormWrite:
         their entries chained at the end under it (``leadrecord.ledger.ledger_deferred``),
         so other form posts wait on this one only for that; a known person or a browser
         with a visitor id takes the lock at once, as every other writer does."""
-        with transaction.atomic(), ledger_deferred() if defer else nullcontext() as deferring:
-            if deferring and not self.visitor_token:
-                sent = self._write_new_person()
-                if sent is not None:
-                    return sent
-            return self._write()
+        with transaction.atomic():
+            # A browser without a visitor id may be a new person's: read what their post
+            # needs first (buyers.bulk), and if it is, write it in a few statements.
+            read = None
+            if defer and not self.visitor_token:
+                read = new_person_read(
+                    form=self.form,
+                    data=self.data,
+                    occurred_at=self.occurred_at,
+                    campaign=self.campaign,
+                    channel=self.channel,
+                )
+            head_seq = read.head_seq if read is not None else None
+            with ledger_deferred(head_seq=head_seq) if defer else nullcontext() as deferring:
+                if deferring and read is not None and read.ids is not None:
+                    return self._write_new_person(read)
+                return self._write()
 
-    def _write_new_person(self) -> Sent | None:
-        """A new person's post in a few statements (``buyers.bulk``), or None (nothing
-        written) when it is not one."""
+    def _write_new_person(self, read: NewPersonRead) -> Sent:
         new_token: str | None = None
         if ConsentPurpose.ANALYTICS in self.data.consents:
             new_token = secrets.token_urlsafe(24)
         submission = new_person_form_write(
+            read,
             form=self.form,
             data=self.data,
             arrival=self.arrival,
@@ -447,8 +462,6 @@ class _FormWrite:
             actor_label=f"form {self.form.slug}",
             visitor_hash=visitor_token_hash(new_token) if new_token else None,
         )
-        if submission is None:
-            return None
         return Sent(submission=submission, visitor_token=new_token)
 
     def _write(self) -> Sent:
