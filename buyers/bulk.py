@@ -167,12 +167,28 @@ _SUBMISSION_COLUMNS = (
 )
 
 
+# The campaign a form's touch names, as form_submit finds it (contacts.selectors.
+# campaign_for_utm, else the form's own), with its channel: joined to the one read.
+_CAMPAIGN_ATTNAMES = tuple(field.attname for field in Campaign._meta.concrete_fields)
+_CAMPAIGN_COLUMNS = ", ".join(
+    f"campaign.{field.column}" for field in Campaign._meta.concrete_fields
+)
+_CAMPAIGN_SQL = (
+    f"{_CAMPAIGN_COLUMNS}, channel.key, channel.team, channel.active FROM facts "  # noqa: S608 -- model names
+    f"LEFT JOIN {Campaign._meta.db_table} AS campaign ON campaign.id = COALESCE(("
+    f"SELECT id FROM {Campaign._meta.db_table} WHERE %s <> '' "
+    "AND UPPER(utm_campaign) = UPPER(%s) ORDER BY id LIMIT 1), %s) "
+    f"LEFT JOIN {Channel._meta.db_table} AS channel ON channel.id = campaign.channel_id"
+)
+
+
 @dataclass(frozen=True)
 class NewPersonRead:
     """What ``new_person_read`` found: the ledger's head, and for a new person at a known
     organization (or none) the ids of every row their post writes (else ``ids`` is None)."""
 
     head_seq: int
+    campaign: Campaign | None
     ids: list[int] | None
     organization_id: int | None
     ruleset_id: int | None
@@ -188,17 +204,15 @@ def new_person_read(
     form: BuyerForm,
     data: FormInput,
     occurred_at: datetime | None,
-    campaign: Campaign | None,
-    channel: Channel,
-) -> NewPersonRead | None:
+    utm_campaign: str,
+) -> NewPersonRead:
     """The one read of a form post before it defers its entries (inside its transaction):
-    the checks of ``contact_create``, ``person_answers_record`` and ``touch_record``
-    (raising their errors), then in one query the ledger's head, whether the email is
-    known, the organization, whether the email was ever erased, the active ruleset and,
-    for a new person, every row's id from its sequence. None elsewhere than PostgreSQL.
+    the checks of ``contact_create`` and ``person_answers_record`` (raising their
+    errors), then in one query the ledger's head, the campaign (``utm_campaign``'s,
+    else the form's, as ``form_submit`` finds it), whether the email is known, the
+    organization, whether the email was ever erased, the active ruleset and, for a new
+    person, every row's id from its sequence. PostgreSQL only.
     """
-    if connection.vendor != "postgresql":
-        return None
     now = timezone.now()
     when = occurred_at or now
     email = data.email.strip()
@@ -243,7 +257,6 @@ def new_person_read(
             expires_at=None,
             disclosed_at=when,
         )
-    contact_rules.touch_check(channel=channel, campaign=campaign, kind=TouchKind.FORM)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
@@ -256,7 +269,7 @@ def new_person_read(
             "CASE WHEN known IS NULL AND NOT erased AND (organization IS NOT NULL OR %s) "
             "THEN ARRAY[nextval(%s)] || ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
             "|| ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
-            "|| ARRAY[nextval(%s), nextval(%s)] END FROM facts",
+            f"|| ARRAY[nextval(%s), nextval(%s)] END, {_CAMPAIGN_SQL}",
             [
                 email_key,
                 *organization_params,
@@ -270,13 +283,24 @@ def new_person_read(
                 len(answers),
                 _sequence(Touch),
                 _sequence(FormSubmission),
+                utm_campaign,
+                utm_campaign,
+                form.campaign_id,
             ],
         )
-        head_seq, organization_id, ruleset_id, ids = cursor.fetchone()
+        head_seq, organization_id, ruleset_id, ids, *found = cursor.fetchone()
     if ids is not None and len(ids) != 1 + len(consents) + len(answers) + 2:
         raise RuntimeError(f"unexpected ids for a form post: {ids}")
+    campaign = None
+    if found[0] is not None:
+        campaign = Campaign(**dict(zip(_CAMPAIGN_ATTNAMES, found, strict=False)))
+        channel_key, channel_team, channel_active = found[len(_CAMPAIGN_ATTNAMES) :]
+        campaign.channel = Channel(
+            id=campaign.channel_id, key=channel_key, team=channel_team, active=channel_active
+        )
     return NewPersonRead(
         head_seq=head_seq,
+        campaign=campaign,
         ids=ids,
         organization_id=organization_id,
         ruleset_id=ruleset_id,
@@ -311,6 +335,7 @@ def new_person_form_write(
     """
     if read.ids is None:
         raise ValueError("not a new person's post")
+    contact_rules.touch_check(channel=channel, campaign=campaign, kind=TouchKind.FORM)
     now, email, email_key = read.now, read.email, read.email_key
     when = occurred_at or now
     organization_id = read.organization_id
