@@ -22,12 +22,14 @@ Raw SQL, as in the other ``bulk`` modules: only for this measured path.
 from __future__ import annotations
 
 import functools
+import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connection, models
+from django.db import DatabaseError, IntegrityError, connection, models
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -112,6 +114,36 @@ def _sequence(model: type[models.Model]) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, "id"])
         return str(cursor.fetchone()[0])
+
+
+# The statements this process prepared on each connection (by the driver's connection:
+# a new one prepares again). Prepared, the one read of a form post is planned once per
+# connection instead of on every post, which bench/forms.py's rate needed.
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) -> None:
+    """Run ``sql`` (with ``%s`` placeholders) as the prepared statement ``name``,
+    preparing it first on a connection that has not."""
+    raw = connection.connection
+    prepared = _PREPARED.get(raw)
+    if prepared is None:
+        # A connection this process has not used for this yet: it may still have
+        # statements prepared before (they last as long as the session).
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        prepared = _PREPARED[raw] = {row[0] for row in cursor.fetchall()}
+    run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
+    if name in prepared:
+        cursor.execute(run, params)
+        return
+    numbered = iter(range(1, len(params) + 1))
+    statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+    try:
+        cursor.execute(f"PREPARE {name} AS {statement}; {run}", params)
+    except DatabaseError:
+        _PREPARED.pop(raw, None)  # whether it was prepared is read again next time
+        raise
+    prepared.add(name)
 
 
 class _Batch:
@@ -229,6 +261,7 @@ def new_person_read(
             "WHERE UPPER(name) = UPPER(%s) ORDER BY id LIMIT 1)"
         )
         organization_params: list[Any] = [organization_name]
+        organization_kind = "name"
     else:
         domain = email_domain(email_key)
         if domain and not domain_is_free_mail(domain):
@@ -237,8 +270,10 @@ def new_person_read(
                 "WHERE domain = %s ORDER BY id LIMIT 1)"
             )
             organization_params = [domain]
+            organization_kind = "domain"
         else:
             organization_sql, organization_params = "NULL::bigint", []
+            organization_kind = "none"
     consents = sorted(data.consents)
     for purpose in consents:
         contact_rules.consent_check(purpose=purpose)
@@ -258,7 +293,9 @@ def new_person_read(
             disclosed_at=when,
         )
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute_prepared(
+            cursor,
+            f"leadrecord_form_read_{organization_kind}",
             f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
             f"(SELECT id FROM {_table(Contact)} WHERE email_key = %s) AS known, "
             f"{organization_sql} AS organization, "
