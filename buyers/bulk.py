@@ -22,9 +22,10 @@ Raw SQL, as in the other ``bulk`` modules: only for this measured path.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -122,16 +123,24 @@ def _sequence(model: type[models.Model]) -> str:
 _PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
+def _prepared_on(raw: Any) -> set[str]:
+    """The names prepared on this driver connection."""
+    prepared = _PREPARED.get(raw)
+    if prepared is None:
+        # A connection this process has not used for this yet: it may still have
+        # statements prepared before (they last as long as the session, whatever
+        # becomes of the transaction that prepared them).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            prepared = _PREPARED[raw] = {row[0] for row in cursor.fetchall()}
+    return prepared
+
+
 def _execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) -> None:
     """Run ``sql`` (with ``%s`` placeholders) as the prepared statement ``name``,
     preparing it first on a connection that has not."""
     raw = connection.connection
-    prepared = _PREPARED.get(raw)
-    if prepared is None:
-        # A connection this process has not used for this yet: it may still have
-        # statements prepared before (they last as long as the session).
-        cursor.execute("SELECT name FROM pg_prepared_statements")
-        prepared = _PREPARED[raw] = {row[0] for row in cursor.fetchall()}
+    prepared = _prepared_on(raw)
     run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
     if name in prepared:
         cursor.execute(run, params)
@@ -177,6 +186,28 @@ class _Batch:
         self.sql, self.params = [], []
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+
+    def prepared(self) -> tuple[str, list[Any], Callable[[], None]]:
+        """What was added as one prepared statement (data-modifying WITH parts, the last
+        insert the main one; named by its text, so one per shape of post): the SQL to
+        run (preparing it first on a connection that has not), its parameters, and
+        what to call once it ran."""
+        *parts, last = self.sql
+        sql = "".join(
+            ("WITH " if index == 0 else ", ") + f"w{index} AS ({part})"
+            for index, part in enumerate(parts)
+        )
+        sql = f"{sql} {last}" if parts else last
+        name = "leadrecord_form_write_" + hashlib.sha1(sql.encode()).hexdigest()[:16]  # noqa: S324 -- a name, not a secret
+        params = self.params
+        raw = connection.connection
+        prepared = _prepared_on(raw)
+        run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
+        if name in prepared:
+            return run, params, lambda: None
+        numbered = iter(range(1, len(params) + 1))
+        statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+        return f"PREPARE {name} AS {statement}; {run}", params, lambda: prepared.add(name)
 
 
 def _values(obj: models.Model, names: tuple[str, ...], json: tuple[str, ...] = ()) -> list[Any]:
@@ -599,15 +630,21 @@ def new_person_form_write(
         "WHERE id = %s AND published ON CONFLICT DO NOTHING"
     )
     batch.params.extend([*values, form.pk])
+    first, first_params, ran = batch.prepared()
     try:
         flushed = ledger_deferred_flush(
-            first="; ".join(batch.sql),
-            first_params=batch.params,
+            first=first,
+            first_params=first_params,
             check=f"EXISTS (SELECT 1 FROM {_table(FormSubmission)} WHERE id = %s)",  # noqa: S608
             check_params=[submission_id],
         )
     except IntegrityError as error:
+        _PREPARED.pop(connection.connection, None)  # read again which are prepared
         raise LedgerRedo("a row this post wrote clashed") from error
+    except DatabaseError:
+        _PREPARED.pop(connection.connection, None)
+        raise
+    ran()
     if not flushed:
         raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
     submission._state.adding = False
