@@ -101,7 +101,9 @@ _RECHECK = (
 @functools.cache
 def _columns(model: type[models.Model], names: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name
-    return ", ".join(quote(str(model._meta.get_field(name).column)) for name in names)
+    return ", ".join(
+        quote(str(getattr(model._meta.get_field(name), "column", name))) for name in names
+    )
 
 
 def _table(model: type[models.Model]) -> str:
@@ -282,16 +284,18 @@ def new_person_read(
     email_key = email_normalize(email)
     # What contact_create would have found or refused: anything but a new person at a
     # known organization (or none) goes the services' way.
-    organization_name = ""
-    if data.organization:
-        organization_name = data.organization.strip()
-        if not organization_name:
-            return None
+    organization_params: list[Any]
+    organization_name = data.organization.strip()
+    if data.organization and not organization_name:
+        # A blank name: the services refuse it; nothing here is new-person work.
+        organization_sql, organization_params = "NULL::bigint", []
+        organization_kind = "none"
+    elif organization_name:
         organization_sql = (
             f"(SELECT id FROM {_table(Organization)} "  # noqa: S608 -- model name
             "WHERE UPPER(name) = UPPER(%s) ORDER BY id LIMIT 1)"
         )
-        organization_params: list[Any] = [organization_name]
+        organization_params = [organization_name]
         organization_kind = "name"
     else:
         domain = email_domain(email_key)
@@ -343,7 +347,7 @@ def new_person_read(
                 *organization_params,
                 email_hashes(email_key),
                 RulesetStatus.ACTIVE.value,
-                not organization_name,
+                not data.organization,
                 _sequence(Contact),
                 _sequence(Consent),
                 len(consents),
@@ -482,10 +486,12 @@ def new_person_form_write(
         )
         for pk, (key_name, value, audience) in zip(disclosure_ids, answers, strict=True)
     ]
-    names = ("id", *CONSENT_COLUMNS)
-    batch.insert(Consent, names, [_values(row, names) for row in consents])
-    names = ("id", *DISCLOSURE_COLUMNS)
-    batch.insert(Disclosure, names, [_values(row, names) for row in disclosures])
+    consent_names = ("id", *CONSENT_COLUMNS)
+    batch.insert(Consent, consent_names, [_values(row, consent_names) for row in consents])
+    disclosure_names = ("id", *DISCLOSURE_COLUMNS)
+    batch.insert(
+        Disclosure, disclosure_names, [_values(row, disclosure_names) for row in disclosures]
+    )
     drafts += [
         LedgerDraft(
             actor=actor,
