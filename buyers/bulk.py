@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, IntegrityError, connection, models
+from django.db import IntegrityError, connection, models
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -151,7 +151,7 @@ def _execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) -
     statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
     try:
         cursor.execute(f"PREPARE {name} AS {statement}; {run}", params)
-    except DatabaseError:
+    except BaseException:
         _PREPARED.pop(raw, None)  # whether it was prepared is read again next time
         raise
     prepared.add(name)
@@ -644,11 +644,13 @@ def new_person_form_write(
             check=f"EXISTS (SELECT 1 FROM {_table(FormSubmission)} WHERE id = %s)",  # noqa: S608
             check_params=[submission_id],
         )
-    except IntegrityError as error:
-        _PREPARED.pop(connection.connection, None)  # read again which are prepared
-        raise LedgerRedo("a row this post wrote clashed") from error
-    except DatabaseError:
+    except BaseException as error:
+        # Whatever undid the post (a clash, a recheck, the lock long in coming) may have
+        # come after the statement was prepared, which outlasts the transaction: which
+        # ones are prepared is read again next time.
         _PREPARED.pop(connection.connection, None)
+        if isinstance(error, IntegrityError):
+            raise LedgerRedo("a row this post wrote clashed") from error
         raise
     ran()
     if not flushed:

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from buyers import services
 from buyers.models import BuyerForm, FormSubmission, Visitor
+from contacts import signals
 from contacts.models import Consent, Contact, ContactKey, Disclosure, Organization, Touch
 from contacts.sealing import unseal
 from contacts.services import contact_create, organization_get_or_create
@@ -288,4 +289,43 @@ def test_the_same_email_made_meanwhile_ends_as_a_known_persons_post(buyer_form):
     submission = FormSubmission.objects.get(contact=contact)
     assert not submission.created_person
     assert Disclosure.objects.filter(contact=contact, key="budget").count() == 1
+    assert ledger_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_post_redone_after_preparing_leaves_the_connection_usable(buyer_form):
+    """A post undone after its statement was prepared (an organization made meanwhile,
+    which its flush rechecks): the statement outlasts the transaction, and the next post
+    on the same connection runs it rather than preparing it again."""
+    organization_get_or_create(name="Acme", actor=SYSTEM)
+    connection.close()  # a new session: nothing prepared on it yet
+    made: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def other_writer() -> None:
+        try:
+            organization_get_or_create(name="Initech", actor=SYSTEM)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def meanwhile(sender: Any, **_: Any) -> None:
+        if not made:
+            made.append(threading.Thread(target=other_writer))
+            made[0].start()
+            made[0].join(10)
+
+    signals.contacts_changed.connect(meanwhile, weak=False, dispatch_uid="test.fast.meanwhile")
+    try:
+        _submit(buyer_form, "first@buyers.example", fast=True)
+    finally:
+        signals.contacts_changed.disconnect(dispatch_uid="test.fast.meanwhile")
+    assert made and not errors
+    # Redone the services' way (which would not take the few statements' path again).
+    assert Organization.objects.filter(name="Initech").exists()
+    assert Contact.objects.filter(email_key="first@buyers.example").exists()
+    _, sql = _submit(buyer_form, "second@buyers.example", fast=True)
+    assert not [text for text in sql if text.startswith("PREPARE leadrecord_form_write")]
+    assert Contact.objects.filter(email_key="second@buyers.example").exists()
     assert ledger_verify().ok
