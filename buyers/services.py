@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts import rules as contact_rules
@@ -57,6 +57,12 @@ from leadrecord.ledger import (
 )
 from leadrecord.models import LedgerAction
 
+from .bulk import (
+    FORM_NOT_PUBLISHED,
+    NewPersonRead,
+    new_person_form_write,
+    new_person_read,
+)
 from .models import (
     FORM_INTRO_MAX_LENGTH,
     FORM_SLUG_MAX_LENGTH,
@@ -77,7 +83,6 @@ DISCLOSURE_LABEL_MAX_LENGTH = 200
 FORM_CHANNEL_KEY = "web"
 VISIT_SOURCE_SYSTEM = "leadrecord-visit"
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-FORM_NOT_PUBLISHED = "not_published"
 FORM_SUBMISSION_COLUMNS = (
     "form_id",
     "contact_id",
@@ -388,16 +393,12 @@ def form_submit(
     for purpose in data.consents:
         if purpose not in offered:
             raise InvalidInput("invalid", "This form does not ask that.", attr=f"consent_{purpose}")
-    campaign = _campaign_for(form, arrival.utm.get("utm_campaign", ""))
-    channel = campaign.channel if campaign is not None else channel_for_write(FORM_CHANNEL_KEY)
     write = _FormWrite(
         form=form,
         data=data,
         arrival=arrival,
         visitor_token=visitor_token,
         occurred_at=occurred_at,
-        campaign=campaign,
-        channel=channel,
     )
     try:
         return write.run(defer=True)
@@ -416,20 +417,61 @@ class _FormWrite:
     arrival: Arrival
     visitor_token: str | None
     occurred_at: datetime | None
-    campaign: Campaign | None
-    channel: Channel
+
+    def _where(self, campaign: Campaign | None) -> tuple[Campaign | None, Channel]:
+        """The touch's campaign (``utm_campaign``'s, else the form's) and channel."""
+        channel = campaign.channel if campaign is not None else channel_for_write(FORM_CHANNEL_KEY)
+        return campaign, channel
 
     def run(self, *, defer: bool) -> Sent:
         """The writes. ``defer``: a new person's rows are written before the ledger lock,
         their entries chained at the end under it (``leadrecord.ledger.ledger_deferred``),
         so other form posts wait on this one only for that; a known person or a browser
         with a visitor id takes the lock at once, as every other writer does."""
-        with transaction.atomic(), ledger_deferred() if defer else nullcontext():
-            return self._write()
+        utm_campaign = self.arrival.utm.get("utm_campaign", "")
+        # A browser without a visitor id may be a new person's: one read inside the
+        # transaction finds the campaign and all their post needs (buyers.bulk).
+        fast = defer and not self.visitor_token and connection.vendor == "postgresql"
+        if not fast:
+            campaign, channel = self._where(_campaign_for(self.form, utm_campaign))
+        with transaction.atomic():
+            read = None
+            if fast:
+                read = new_person_read(
+                    form=self.form,
+                    data=self.data,
+                    occurred_at=self.occurred_at,
+                    utm_campaign=utm_campaign,
+                )
+                campaign, channel = self._where(read.campaign)
+            head_seq = read.head_seq if read is not None else None
+            with ledger_deferred(head_seq=head_seq) if defer else nullcontext() as deferring:
+                if deferring and read is not None and read.ids is not None:
+                    return self._write_new_person(read, campaign, channel)
+                return self._write(campaign, channel)
 
-    def _write(self) -> Sent:
+    def _write_new_person(
+        self, read: NewPersonRead, campaign: Campaign | None, channel: Channel
+    ) -> Sent:
+        new_token: str | None = None
+        if ConsentPurpose.ANALYTICS in self.data.consents:
+            new_token = secrets.token_urlsafe(24)
+        submission = new_person_form_write(
+            read,
+            form=self.form,
+            data=self.data,
+            arrival=self.arrival,
+            occurred_at=self.occurred_at,
+            campaign=campaign,
+            channel=channel,
+            actor_label=f"form {self.form.slug}",
+            visitor_hash=visitor_token_hash(new_token) if new_token else None,
+        )
+        return Sent(submission=submission, visitor_token=new_token)
+
+    def _write(self, campaign: Campaign | None, channel: Channel) -> Sent:
         form, data, arrival = self.form, self.data, self.arrival
-        occurred_at, campaign, channel = self.occurred_at, self.campaign, self.channel
+        occurred_at = self.occurred_at
         now = timezone.now()
         when = occurred_at or now
         via = f"form {form.slug}"

@@ -12,6 +12,7 @@ limit. A failed check writes nothing.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -173,8 +174,15 @@ def _thanks(buyer_form: BuyerForm, *, embed: bool) -> HttpResponse:
     """The thank-you page. Rendered without the request: a public page shows nothing of
     a user or a session, and the context processors (the user, their navigation) cost
     more than the page."""
-    return HttpResponse(
-        loader.render_to_string("buyers/thanks.html", {"buyer_form": buyer_form, "embed": embed})
+    return HttpResponse(_thanks_page(buyer_form.title, embed=embed))
+
+
+@functools.lru_cache(maxsize=256)
+def _thanks_page(title: str, *, embed: bool) -> str:
+    """The thank-you page names the form's title and nothing else that changes: rendered
+    once per title in a process (every post by a person or a bot answers it)."""
+    return loader.render_to_string(
+        "buyers/thanks.html", {"buyer_form": {"title": title}, "embed": embed}
     )
 
 

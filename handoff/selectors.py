@@ -374,6 +374,23 @@ def ruleset_active() -> Ruleset | None:
     return active
 
 
+def ruleset_active_none_known() -> None:
+    """The caller, remembering the active ruleset (``ruleset_active_remember``), read in a
+    query of its own that none is active, under the ledger lock or in a transaction that
+    defers its entries: ``ruleset_active`` answers None without asking again.
+
+    For a form sent by a new person, whose one read of what it needs asks this too
+    (``buyers.bulk``); as for ``ruleset_active``'s own read, a deferred flush rechecks
+    that no ruleset changed meanwhile.
+    """
+    deferring = ledger_deferring()
+    if not (transaction_mark_get(_REMEMBER_MARK) and (ledger_lock_held() or deferring)):
+        return
+    if deferring:
+        ledger_deferred_recheck(_RULESET_CHANGES)
+    transaction_mark_set(ACTIVE_RULESET_MARK, (None,))
+
+
 def ruleset_active_forget() -> None:
     """A ruleset changed in this transaction: the next ``ruleset_active`` reads it again."""
     transaction_marks_forget(ACTIVE_RULESET_MARK)

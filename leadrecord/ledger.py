@@ -443,8 +443,16 @@ class _Deferral:
     recheck: set[str]
 
 
+# The ledger's head seq (0 when empty) as a scalar subquery, for a writer that reads it
+# in a query of its own before deferring (``ledger_deferred(head_seq=...)``).
+LEDGER_HEAD_SEQ_SQL = (
+    f"COALESCE((SELECT seq FROM {LedgerEntry._meta.db_table} "  # noqa: S608 -- table name
+    "ORDER BY seq DESC LIMIT 1), 0)"
+)
+
+
 @contextmanager
-def ledger_deferred() -> Iterator[bool]:
+def ledger_deferred(*, head_seq: int | None = None) -> Iterator[bool]:
     """Inside a writing transaction: collect its entries and chain them at the block's
     end, under the lock, in one batch; yields whether it defers.
 
@@ -465,6 +473,10 @@ def ledger_deferred() -> Iterator[bool]:
     others also lock (an existing person's) must be written under the lock, or two
     writers could each wait on the other. Nothing is deferred on SQLite (its single
     write lock is held from the start) nor when the lock is already held.
+
+    ``head_seq``: the head as the caller read it (``LEDGER_HEAD_SEQ_SQL``, in the same
+    query as, or before, everything it checks), which saves a round trip; else it is
+    read here. ``ledger_deferred_flush`` flushes before the block's end.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger_deferred must run inside the writing service's transaction")
@@ -475,7 +487,8 @@ def ledger_deferred() -> Iterator[bool]:
     ):
         yield False
         return
-    transaction_mark_set(_DEFERRAL_MARK, _Deferral(ledger_head_seq(), set()))
+    seen = ledger_head_seq() if head_seq is None else head_seq
+    transaction_mark_set(_DEFERRAL_MARK, _Deferral(seen, set()))
     transaction_mark_set(_PENDING_MARK, ())
     yield True
     # Not reached when the block raised: the transaction is undone with its marks.
@@ -497,7 +510,8 @@ def _deferred_collect(
 
 
 # The flush's one round trip: the lock (waited for at most DEFERRED_LOCK_WAIT_MS), the
-# head, and whether any entry after the deferral's start records an action to recheck.
+# head, whether any entry after the deferral's start records an action to recheck, and
+# the check of a writer that sent its last rows with it (ledger_deferred_flush).
 _FLUSH_SQL = (
     "SET LOCAL lock_timeout = %s; SELECT pg_advisory_xact_lock(%s); "  # noqa: S608 -- table name
     "SET LOCAL lock_timeout TO DEFAULT; "
@@ -505,7 +519,7 @@ _FLUSH_SQL = (
     "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s) ORDER BY 1 DESC LIMIT 1) "
     "SELECT head.seq, head.hash, EXISTS (SELECT 1 FROM "
     f"{LedgerEntry._meta.db_table} AS entry WHERE entry.seq > %s AND entry.seq <= head.seq "
-    "AND entry.action = ANY(%s)) FROM head"
+    "AND entry.action = ANY(%s)), {check} FROM head"
 )
 
 
@@ -513,25 +527,56 @@ _FLUSH_SQL = (
 _GIVE_WAY_CODES = frozenset({"55P03", "40P01"})
 
 
-def _deferred_flush() -> None:
+def ledger_deferred_flush(
+    *,
+    first: str = "",
+    first_params: Sequence[Any] = (),
+    check: str = "",
+    check_params: Sequence[Any] = (),
+) -> bool:
+    """In a transaction that defers its entries: flush them now (as at the end of
+    ``ledger_deferred``'s block), sending ``first`` (statements writing the last rows,
+    without the lock) in the same round trip; raises ``LedgerRedo`` as the flush does.
+
+    ``check``: a boolean SQL expression read after ``first`` (say, that a row it
+    inserts under a condition is there). False: nothing is chained, and the caller
+    must undo the transaction (raise); else True, the lock held and the entries chained.
+    """
+    if not ledger_deferring():
+        raise RuntimeError("no deferral to flush")
+    return _deferred_flush(
+        first=first, first_params=first_params, check=check, check_params=check_params
+    )
+
+
+def _deferred_flush(
+    *,
+    first: str = "",
+    first_params: Sequence[Any] = (),
+    check: str = "",
+    check_params: Sequence[Any] = (),
+) -> bool:
     """Take the lock, recheck, and chain the deferred entries (see ``ledger_deferred``)."""
     deferral = transaction_mark_get(_DEFERRAL_MARK)
     if not isinstance(deferral, _Deferral):
         raise RuntimeError("no deferral to flush")
     pending: tuple[PreparedEntry, ...] = transaction_mark_get(_PENDING_MARK) or ()
+    sql = _FLUSH_SQL.format(check=check or "TRUE")
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                _FLUSH_SQL,
+                f"{first}; {sql}" if first else sql,
                 [
+                    *first_params,
                     f"{DEFERRED_LOCK_WAIT_MS}ms",
                     _POSTGRES_LEDGER_LOCK_KEY,
                     GENESIS_HASH,
                     deferral.seq_seen,
                     sorted(deferral.recheck),
+                    *check_params,
                 ],
             )
-            seq, prev_hash, changed = cursor.fetchone()
+            seq, prev_hash, changed, checked = cursor.fetchone()
     except OperationalError as error:
         # Not had in time, or PostgreSQL found a deadlock: undone, and redone with the
         # lock taken first. Any other failure is the caller's.
@@ -540,6 +585,8 @@ def _deferred_flush() -> None:
         raise LedgerRedo("the ledger lock was not had in time") from error
     if changed:
         raise LedgerRedo("what this transaction read changed before its flush")
+    if not checked:
+        return False
     transaction_mark_set(_LOCK_MARK, True)
     transaction_mark_set(_DEFERRAL_MARK, None)
     transaction_mark_set(_PENDING_MARK, None)
@@ -547,6 +594,7 @@ def _deferred_flush() -> None:
         _chain_and_insert(pending, seq, prev_hash, return_entries=False)
     else:
         _head_remember(seq, prev_hash)
+    return True
 
 
 # --- watchers: apps above that act on entries in the writer's transaction -----------

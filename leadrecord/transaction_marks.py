@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 class _Mark:
@@ -56,7 +56,7 @@ class _Standing:
 _ATTRIBUTE = "leadrecord_transaction_marks"
 
 
-def _standing() -> _Standing:
+def _standing(connection: Any) -> _Standing:
     hooks = connection.run_on_commit
     standing: _Standing | None = getattr(connection, _ATTRIBUTE, None)
     if standing is not None and standing.hooks is hooks:
@@ -70,20 +70,26 @@ def _standing() -> _Standing:
     return standing
 
 
+# Each function looks the connection up once: every attribute of django.db.connection
+# is a lookup of the thread's connection, and a form post asks for marks dozens of times.
+
+
 def transaction_mark_get(name: str) -> Any | None:
     """The value last marked ``name`` in the current transaction and still standing."""
+    connection = connections[DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         return None
-    mark = _standing().latest.get(name)
+    mark = _standing(connection).latest.get(name)
     return None if mark is None else mark.value
 
 
 def transaction_mark_set(name: str, value: Any) -> None:
     """Mark ``name`` as ``value`` until the transaction ends or the current savepoint
     is rolled back."""
+    connection = connections[DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         return
-    standing = _standing()
+    standing = _standing(connection)
     savepoints = set(connection.savepoint_ids)
     mark = standing.latest.get(name)
     if mark is not None and mark.savepoints == savepoints:
@@ -97,6 +103,7 @@ def transaction_mark_set(name: str, value: Any) -> None:
 def transaction_marks_forget(name: str) -> None:
     """Forget every value marked ``name`` in the current transaction (it changed): the
     next reader asks the database again."""
+    connection = connections[DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         return
     for entry in connection.run_on_commit:

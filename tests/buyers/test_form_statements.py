@@ -65,8 +65,9 @@ def test_a_form_sent_locks_once_and_reads_the_ruleset_and_key_once(buyer_form):
     assert sum("FROM handoff_ruleset WHERE status" in text for text in sql) == 1
     # The key is made with the person and never read back.
     assert not [text for text in sql if text.startswith("SELECT") and "contactkey" in text]
-    # One savepoint: the person's, whose creation may meet a concurrent one.
-    assert sum(text.startswith("SAVEPOINT") for text in sql) == 1
+    # At most one savepoint: the person's, whose creation may meet a concurrent one (a
+    # new person's post in a few statements, buyers.bulk, needs none: a clash undoes it).
+    assert sum(text.startswith("SAVEPOINT") for text in sql) <= 1
     many = Contact.objects.get(email="many@buyers.example")
     assert Qualification.objects.filter(contact=many).exists()
     assert LedgerEntry.objects.filter(contact_id=many.pk).count() == 9
