@@ -14,15 +14,14 @@ from django.db.models import (
     Sum,
 )
 
-from contacts.models import Campaign, Channel
+from contacts.models import Campaign
 
-from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import (
     AttributionDaily,
     AttributionModel,
 )
 from .report_cache import report_cached
-from .selectors import run_latest_complete
+from .selectors import channel_keys, run_latest_complete
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,7 @@ _GROUP_FIELDS = {"channel": "channel_id", "campaign": "campaign_id", "team": "te
 
 def _group_names(group_by: str) -> dict[Any, str]:
     if group_by == "channel":
-        return {
-            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
-            **dict(Channel.objects.values_list("id", "key")),
-        }
+        return channel_keys()
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}

@@ -304,8 +304,18 @@ def _median_from_hours(
     wanted = sorted({(total - 1) // 2, total // 2})
     values: dict[int, float] = {}
     passed = 0
+    # A year holds thousands of hours and the middle is one or two of them: an hour is
+    # looked into only when it may hold a wanted position, and the walk stops past the
+    # last one (unless an hour's count went below zero, when a later hour may still hold
+    # one).
+    may_stop = all(count >= 0 for count in hours.values())
     for hour in sorted(hours):
         count = hours[hour]
+        if passed > wanted[-1] and may_stop:
+            break
+        if count <= 0 or passed + count <= wanted[0] or passed > wanted[-1]:
+            passed += count
+            continue
         inside = [position for position in wanted if passed <= position < passed + count]
         if inside:
             with connection.cursor() as cursor:
@@ -422,7 +432,16 @@ def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
 def funnel(start: date, end: date, known: tuple[str, ...] | None = None) -> Funnel:
     """People at each stage in the range, conversion to the next stage (the next stage's
     people over this stage's, both counted in the same range, so not a cohort) and the
-    median days people who left a stage in the range had spent in it; and the leaks."""
+    median days people who left a stage in the range had spent in it; and the leaks.
+
+    One snapshot for all three (a page's own when called within one): the counts, the
+    medians and the leaks agree, and the rows they each start from (the aggregates'
+    state, the merges and touches since it, the ledger head) are read once."""
+    with consistent_read():
+        return _funnel(start, end, known)
+
+
+def _funnel(start: date, end: date, known: tuple[str, ...] | None) -> Funnel:
     counts = people(start, end, known)
     numbers = [getattr(counts, key) for key, _ in STAGES]
     medians = median_days_in_stage(start, end, known)

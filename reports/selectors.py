@@ -75,12 +75,18 @@ def attribution_rows(
     return sorted(rows, key=lambda row: (-row.credit, row.key))
 
 
+def channel_keys() -> dict[object, str]:
+    """Each channel's key by id, with the unallocated share's (read once per reader's
+    snapshot: a page's attribution tables each name their channels)."""
+    return {
+        UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
+        **snapshot_remember("channel keys", lambda: dict(Channel.objects.values_list("id", "key"))),
+    }
+
+
 def _names(group_by: str) -> dict[object, str]:
     if group_by == "channel":
-        return {
-            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
-            **dict(Channel.objects.values_list("id", "key")),
-        }
+        return channel_keys()
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}
