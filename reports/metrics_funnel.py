@@ -33,6 +33,7 @@ from handoff.models import (
 )
 
 from .aggregates_sql import SPAN_HOUR_SQL
+from .counting import count_each
 from .metrics_people import (
     Changes,
     changes_since_refresh,
@@ -561,12 +562,9 @@ LEAK_QUERIES: dict[str, LeakQuery] = {
 
 @report_cached
 def leakage(start: date, end: date, known: tuple[str, ...] | None = None) -> list[Leak]:
+    # The leaks counted in one query (each is a small count on its own index).
+    counts = count_each(*(LEAK_QUERIES[key](start, end, known) for key, _ in LEAKS))
     return [
-        Leak(
-            key=key,
-            label=label,
-            count=LEAK_QUERIES[key](start, end, known).count(),
-            url=leak_url(key, start, end),
-        )
-        for key, label in LEAKS
+        Leak(key=key, label=label, count=count, url=leak_url(key, start, end))
+        for (key, label), count in zip(LEAKS, counts, strict=True)
     ]

@@ -28,6 +28,7 @@ from handoff.models import (
 )
 
 from .aggregates import people_refresh_latest
+from .counting import count_each
 from .models import (
     CreatedDayCount,
     CustomerDay,
@@ -109,14 +110,15 @@ def members_changed_since(refresh: PeopleRefresh) -> set[int]:
 
 
 def _members_changed_since(refresh: PeopleRefresh) -> set[int]:
-    """Two queries, each on its own index (an OR of the two read every deal member)."""
+    """A union of two reads, each on its own index (an OR of the two read every deal
+    member), in one query."""
     recent_wins = SaleEvent.objects.filter(kind=SaleKind.WON, id__gt=refresh.last_sale_event_id)
     added = DealContact.objects.filter(id__gt=refresh.last_deal_member_id)
-    won = DealContact.objects.filter(
-        deal_id__in=list(recent_wins.values_list("deal_id", flat=True))
-    )
-    return set(added.values_list("contact_id", flat=True)) | set(
-        won.values_list("contact_id", flat=True)
+    won = DealContact.objects.filter(deal_id__in=recent_wins.values("deal_id"))
+    return set(
+        added.values_list("contact_id", flat=True)
+        .order_by()
+        .union(won.values_list("contact_id", flat=True).order_by())
     )
 
 
@@ -323,24 +325,32 @@ def people(start: date, end: date, known: tuple[str, ...] | None = None) -> Peop
 def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
-    return People(
-        contacts=_contacts_created_by(end, changes),
-        engaged=_engaged(start, end, changes),
-        qualified=_distinct_contacts(
+    # The three stages read live, counted in one query.
+    qualified, handed_off, accepted = count_each(
+        _contacts_of(
             Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
         ),
-        handed_off=_distinct_contacts(
-            handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)
-        ),
-        accepted=_distinct_contacts(
+        _contacts_of(handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)),
+        _contacts_of(
             handoffs_visible(known).filter(
                 status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
             )
         ),
+    )
+    return People(
+        contacts=_contacts_created_by(end, changes),
+        engaged=_engaged(start, end, changes),
+        qualified=qualified,
+        handed_off=handed_off,
+        accepted=accepted,
         customers=_customers(start, end, changes),
     )
 
 
-def _distinct_contacts(rows: QuerySet[Any]) -> int:
+def _contacts_of(rows: QuerySet[Any]) -> QuerySet[Any]:
     # No ordering: a model's default ordering would join the DISTINCT and count rows.
-    return rows.values("contact_id").order_by().distinct().count()
+    return rows.values("contact_id").order_by().distinct()
+
+
+def _distinct_contacts(rows: QuerySet[Any]) -> int:
+    return _contacts_of(rows).count()

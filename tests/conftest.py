@@ -45,6 +45,7 @@ EMBEDDED_MODULES = {
     "leadrecord/test_stored_dates.py",
     "reports/test_aggregates.py",
     "reports/test_change_counts.py",
+    "reports/test_counting.py",
     "reports/test_metrics.py",
     "reports/test_runs.py",
     "webhooks/test_delivery.py",
