@@ -42,6 +42,7 @@ from .metrics_people import (
     people,
 )
 from .models import FirstTouchHour, PersonMilestone
+from .per_state import state_read
 from .periods import range_moments, reporting_zone
 from .report_cache import report_cached
 from .since_state import since_state
@@ -271,20 +272,26 @@ def _median_from_hours(
         return _median_in_database(low, high, leave_out, live)
     table = connection.ops.quote_name(PersonMilestone._meta.db_table)
     histogram = connection.ops.quote_name(FirstTouchHour._meta.db_table)
-    # The histogram as two arrays in one row: a year holds thousands of hours, and a row
-    # each through the ORM cost more than the rest of the median.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT array_agg(hour), array_agg(people) FROM (
-                SELECT hour, sum(people) AS people FROM {histogram}
-                WHERE day >= %s AND day <= %s GROUP BY hour
-            ) AS per_hour
-            """,  # noqa: S608 (the table names from the models, values as parameters)
-            [start, end],
-        )
-        hour_list, people_list = cursor.fetchone()
-    hours: Counter[int] = Counter(dict(zip(hour_list or [], people_list or [], strict=True)))
+
+    def read_histogram() -> tuple[list[int], list[int]]:
+        # As two arrays in one row: a year holds thousands of hours, and a row each through
+        # the ORM cost more than the rest of the median.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT array_agg(hour), array_agg(people) FROM (
+                    SELECT hour, sum(people) AS people FROM {histogram}
+                    WHERE day >= %s AND day <= %s GROUP BY hour
+                ) AS per_hour
+                """,  # noqa: S608 (the table names from the models, values as parameters)
+                [start, end],
+            )
+            hour_list, people_list = cursor.fetchone()
+        return hour_list or [], people_list or []
+
+    # The state's histogram, once per process (``reports.per_state``).
+    hour_list, people_list = state_read(refresh, ("first touch hours", start, end), read_histogram)
+    hours: Counter[int] = Counter(dict(zip(hour_list, people_list, strict=True)))
     known = f"""
         FROM {table}
         WHERE first_touch_at >= %s AND first_touch_at < %s AND created_at <= first_touch_at

@@ -38,6 +38,7 @@ from .models import (
     TouchDay,
     TouchDayCount,
 )
+from .per_state import state_read
 from .periods import range_moments
 from .report_cache import report_cached
 from .since_state import since_state
@@ -127,12 +128,19 @@ def _contacts_created_by(end: date, changes: Changes) -> int:
     _, high = range_moments(end, end)
     known = 0
     if changes.refresh is not None:
-        known = (
-            CreatedDayCount.objects.filter(day__lte=end)
-            .order_by("-day")
-            .values_list("people", flat=True)
-            .first()
-        ) or 0
+        known = state_read(
+            changes.refresh,
+            ("created by", end),
+            lambda: (
+                (
+                    CreatedDayCount.objects.filter(day__lte=end)
+                    .order_by("-day")
+                    .values_list("people", flat=True)
+                    .first()
+                )
+                or 0
+            ),
+        )
         known -= PersonMilestone.objects.filter(
             contact_id__in=changes.merged, created_at__lt=high
         ).count()
@@ -159,11 +167,26 @@ def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
 
 
 def _days_counted(
-    counts: type[TouchDayCount] | type[CustomerDayCount], first: date, last: date, start: date
+    counts: type[TouchDayCount] | type[CustomerDayCount],
+    first: date,
+    last: date,
+    start: date,
+    state: PeopleRefresh,
 ) -> int:
     """The people of a day table with a day in [first, last] and none in [start, first)
     (PostgreSQL): the sum over those days of the day's cumulative count up to the greatest
-    previous day before ``start``, one index probe per day."""
+    previous day before ``start``, one index probe per day; once per process for the
+    aggregates' ``state`` (``reports.per_state``)."""
+    return state_read(
+        state,
+        ("days counted", counts._meta.db_table, first, last, start),
+        lambda: _days_counted_read(counts, first, last, start),
+    )
+
+
+def _days_counted_read(
+    counts: type[TouchDayCount] | type[CustomerDayCount], first: date, last: date, start: date
+) -> int:
     table = connection.ops.quote_name(counts._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -198,7 +221,7 @@ def _touched_known(start: date, end: date, changes: Changes) -> int:
     first, last = max(start, refresh.first_touch_day), min(end, refresh.last_touch_day)
     if first > last:
         return 0
-    return _days_counted(TouchDayCount, first, last, start) - changed
+    return _days_counted(TouchDayCount, first, last, start, refresh) - changed
 
 
 def _customers(start: date, end: date, changes: Changes) -> int:
@@ -214,7 +237,7 @@ def _customers(start: date, end: date, changes: Changes) -> int:
     stale = set(changes.changed) | members_changed_since(refresh)
     stale_known = _first_days_in(CustomerDay, start, end).filter(contact_id__in=stale).count()
     if connection.vendor == "postgresql":
-        known = _days_counted(CustomerDayCount, start, end, start)
+        known = _days_counted(CustomerDayCount, start, end, start, refresh)
     else:
         known = _first_days_in(CustomerDay, start, end).count()
     live = _distinct_contacts(members.filter(contact_id__in=stale)) if stale else 0
@@ -325,11 +348,8 @@ def people(start: date, end: date, known: tuple[str, ...] | None = None) -> Peop
 def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
-    # The three stages read live, counted in one query.
-    qualified, handed_off, accepted = count_each(
-        _contacts_of(
-            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
-        ),
+    # The two handoff stages, read live, counted in one query.
+    handed_off, accepted = count_each(
         _contacts_of(handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)),
         _contacts_of(
             handoffs_visible(known).filter(
@@ -340,7 +360,9 @@ def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     return People(
         contacts=_contacts_created_by(end, changes),
         engaged=_engaged(start, end, changes),
-        qualified=qualified,
+        qualified=_distinct_contacts(
+            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
+        ),
         handed_off=handed_off,
         accepted=accepted,
         customers=_customers(start, end, changes),

@@ -48,6 +48,7 @@ from .models import (
     UncreditedMark,
     UncreditedSale,
 )
+from .per_state import run_read
 from .report_cache import report_cached
 from .rollups import conversions_per_day, days_within, sales_sums
 from .selectors import run_latest_complete
@@ -149,17 +150,28 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     daily = AttributionDaily.objects.filter(
         run=run, model=AttributionModel.LINEAR, day__gte=start, day__lte=end
     )
-    attributed = daily.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
+    # The run's own rows: once per process (``reports.per_state``).
+    attributed = run_read(
+        run,
+        ("linear credit", start, end),
+        lambda: daily.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0,
+    )
     # The run credits each conversion whole (its shares sum to one), so a day whose
     # conversions outnumber the run's credited ones holds the sales it did not credit:
     # only those days are searched, by NOT EXISTS (an anti-join) over their credits, and
     # read as ids (the touch check below is then asked of them alone).
     credited = {
         day: round(count or 0.0)
-        for day, count in daily.values("day")
-        .annotate(count=Sum("conversions"))
-        .values_list("day", "count")
-        .order_by()
+        for day, count in run_read(
+            run,
+            ("linear conversions per day", start, end),
+            lambda: tuple(
+                daily.values("day")
+                .annotate(count=Sum("conversions"))
+                .values_list("day", "count")
+                .order_by()
+            ),
+        )
     }
     short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
     uncredited_ids: list[int] = []

@@ -46,6 +46,7 @@ from .models import (
     UncreditedMark,
     UncreditedSale,
 )
+from .per_state import state_read
 from .periods import day_start, reporting_zone
 from .report_cache import report_cached
 from .selectors import run_latest_complete
@@ -219,14 +220,19 @@ def _sales_sums(start: date, end: date, state: PeopleRefresh | None) -> Sums:
     usable = state is not None and state.ledger_mark is not None
     if usable and state is not None and state.time_zone == reporting_zone().key:
         live = {day for day in _days_changed_since(sales_marks_of(state)) if start <= day <= end}
-        for source, influenced, kind, amount, count in (
-            SalesDaily.objects.filter(day__gte=start, day__lte=end)
-            .exclude(day__in=live)
-            .values("source", "influenced", "kind")
-            .annotate(total=Sum("amount"), n=Sum("count"))
-            .values_list("source", "influenced", "kind", "total", "n")
-            .order_by()
-        ):
+        known = state_read(
+            state,
+            ("sales sums", start, end, frozenset(live)),
+            lambda: tuple(
+                SalesDaily.objects.filter(day__gte=start, day__lte=end)
+                .exclude(day__in=live)
+                .values("source", "influenced", "kind")
+                .annotate(total=Sum("amount"), n=Sum("count"))
+                .values_list("source", "influenced", "kind", "total", "n")
+                .order_by()
+            ),
+        )
+        for source, influenced, kind, amount, count in known:
             add((source, influenced, kind), amount, count)
         days: Iterable[date] = live
     else:
@@ -250,14 +256,19 @@ def conversions_per_day(
         and state.time_zone == reporting_zone().key
     ):
         live = {day for day in _days_changed_since(sales_marks_of(state)) if start <= day <= end}
-        for day, positive in (
-            SalesDaily.objects.filter(day__gte=start, day__lte=end, kind__in=kinds)
-            .exclude(day__in=live)
-            .values("day")
-            .annotate(n=Sum("positive"))
-            .values_list("day", "n")
-            .order_by()
-        ):
+        known = state_read(
+            state,
+            ("conversions per day", start, end, tuple(sorted(kinds)), frozenset(live)),
+            lambda: tuple(
+                SalesDaily.objects.filter(day__gte=start, day__lte=end, kind__in=kinds)
+                .exclude(day__in=live)
+                .values("day")
+                .annotate(n=Sum("positive"))
+                .values_list("day", "n")
+                .order_by()
+            ),
+        )
+        for day, positive in known:
             counts[day] = int(positive)
         days: Iterable[date] = live
     else:

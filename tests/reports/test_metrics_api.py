@@ -300,4 +300,4 @@ def test_the_funnel_reads_one_snapshot_and_its_starting_rows_once(
 
 
 # What the funnel asks now (30 or more before): a new query should be a deliberate choice.
-FUNNEL_QUERIES = 24
+FUNNEL_QUERIES = 21
