@@ -217,7 +217,40 @@ def _first_touch_moved(changes: Changes) -> set[int]:
     """The people touched since the state whose first touch the aggregate may not know:
     those it has no first touch for, and those touched since before it (read in parts per
     process: ``reports.since_state``)."""
-    return since_state("first touch moved", refresh=changes.refresh, read=_first_touch_moved_read)
+    return since_state(
+        "first touch moved",
+        refresh=changes.refresh,
+        read=_first_touch_moved_read,
+        # PostgreSQL, where events stream in: a new state carries the last one's answer
+        # over (``reports.since_state``).
+        recheck=_first_touch_moved_recheck if connection.vendor == "postgresql" else None,
+    )
+
+
+def _first_touch_moved_recheck(persons: list[int], after: int, up_to: int) -> set[int]:
+    """Of ``persons``, those whose earliest touch with an id in (after, up_to] is before
+    their known first touch, or who have none known (PostgreSQL): each person's touches
+    in time order on the (person, time) index, and a probe of their milestone."""
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT recent.contact_id FROM (
+                SELECT person AS contact_id, (
+                    SELECT min(touch.occurred_at) FROM {touches} AS touch
+                    WHERE touch.contact_id = person AND touch.id > %s AND touch.id <= %s
+                ) AS first
+                FROM unnest(%s::bigint[]) AS person
+            ) AS recent
+            WHERE recent.first IS NOT NULL AND NOT coalesce((
+                SELECT known.first_touch_at <= recent.first FROM {milestones} AS known
+                WHERE known.contact_id = recent.contact_id
+            ), false)
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [after, up_to, persons],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _first_touch_moved_read(after: int, up_to: int, also: list[int]) -> set[int]:
