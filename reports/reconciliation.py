@@ -26,13 +26,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
-    Count,
     DateTimeField,
     Exists,
     ExpressionWrapper,
     OuterRef,
-    Q,
-    QuerySet,
     Sum,
 )
 
@@ -82,21 +79,8 @@ class Reconciliation:
     not_yet_attributed: Amounts
 
 
-def _amounts_split(events: QuerySet[SaleEvent], **parts: Q) -> list[Amounts]:
-    """How many of ``events`` each part holds and their amount, in the order given, in one
-    query (one per part read the same sale events again)."""
-    aggregates: dict[str, Count | Sum] = {}
-    for name, part in parts.items():
-        aggregates[f"{name}_count"] = Count("id", filter=part)
-        aggregates[f"{name}_amount"] = Sum("amount", filter=part)
-    sums = events.order_by().aggregate(**aggregates)
-    return [
-        Amounts(
-            count=sums[f"{name}_count"],
-            amount=(sums[f"{name}_amount"] or Decimal(0)).quantize(CENT),
-        )
-        for name in parts
-    ]
+def _amounts(amounts: list[Decimal]) -> Amounts:
+    return Amounts(count=len(amounts), amount=sum(amounts, Decimal(0)).quantize(CENT))
 
 
 def _touch_in_lookback(lookback_days: int) -> Exists:
@@ -200,12 +184,20 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at
     touched = _touch_in_lookback(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
-    no_touches, withdrawn, later = _amounts_split(
-        SaleEvent.objects.filter(pk__in=uncredited_ids).alias(touched=touched),
-        no_touches=Q(recorded_at__lt=started, touched=False),
-        consent_withdrawn=Q(recorded_at__lt=started, touched=True),
-        later=Q(recorded_at__gte=started),
-    )
+    # The uncredited sales themselves (a short list: those of the range the run could not
+    # credit, and those since it), each with whether a member was touched in the lookback,
+    # in one query; split and summed here (amounts are exact decimals either way).
+    parts: dict[str, list[Decimal]] = {"later": [], "no_touches": [], "withdrawn": []}
+    for amount, recorded_at, was_touched in (
+        SaleEvent.objects.filter(pk__in=uncredited_ids)
+        .annotate(touched=touched)
+        .values_list("amount", "recorded_at", "touched")
+        .order_by()
+    ):
+        part = "later" if recorded_at >= started else "withdrawn" if was_touched else "no_touches"
+        parts[part].append(amount if amount is not None else Decimal(0))
+    no_touches, withdrawn = _amounts(parts["no_touches"]), _amounts(parts["withdrawn"])
+    later = _amounts(parts["later"])
     return Reconciliation(
         run_id=run.pk,
         run_finished_at=run.finished_at,
