@@ -57,20 +57,32 @@ def state_read(state: PeopleRefresh, key: Hashable, read: Callable[[], Value]) -
     return _kept_or_read((identity, key), read)
 
 
-def run_read(run: AttributionRun, key: Hashable, read: Callable[[], Value]) -> Value:
+def run_read(
+    run: AttributionRun,
+    key: Hashable,
+    read: Callable[[], Value],
+    *,
+    final: Callable[[Value], bool] | None = None,
+) -> Value:
     """``read()`` (which reads only the complete ``run``'s own rows), once per process for
-    ``run`` and ``key``. The answer is shared: the caller must not change it."""
+    ``run`` and ``key``; with ``final``, kept only once ``final(answer)`` says it can no
+    longer change (rows noted for the run later, once). The answer is shared: the caller
+    must not change it."""
     identity = ("run", run.pk, run.created_at, run.finished_at, run.ledger_mark)
-    return _kept_or_read((identity, key), read)
+    return _kept_or_read((identity, key), read, final)
 
 
-def _kept_or_read(key: Hashable, read: Callable[[], Value]) -> Value:
+def _kept_or_read(
+    key: Hashable, read: Callable[[], Value], final: Callable[[Value], bool] | None = None
+) -> Value:
     with _lock:
         if key in _kept:
             _kept.move_to_end(key)
             return _kept[key]  # type: ignore[return-value]
     # Read outside the lock: two threads may both read once, and keep the same answer.
     value = read()
+    if final is not None and not final(value):
+        return value
     with _lock:
         _kept[key] = value
         _kept.move_to_end(key)

@@ -42,6 +42,7 @@ from .models import (
     AttributionCredit,
     AttributionDaily,
     AttributionModel,
+    AttributionRun,
     UncreditedMark,
     UncreditedSale,
 )
@@ -96,6 +97,27 @@ def _touch_in_lookback(lookback_days: int) -> Exists:
         contact_id=OuterRef("contact_id"), occurred_at__lt=sold_at, occurred_at__gte=window_start
     )
     return Exists(DealContact.objects.filter(deal_id=OuterRef("deal_id")).filter(Exists(touched)))
+
+
+def _uncredited_noted(
+    run: AttributionRun, low: datetime, high: datetime
+) -> tuple[int, tuple[int, ...]] | None:
+    """The last sale event the report update's note for ``run`` covers, and the sales of
+    [low, high) it noted as not credited; None before the note. A note is written once, in
+    one transaction, so once there it is kept per process (``reports.per_state``)."""
+
+    def read() -> tuple[int, tuple[int, ...]] | None:
+        mark = UncreditedMark.objects.filter(run_id=run.pk).first()
+        if mark is None:
+            return None
+        noted = UncreditedSale.objects.filter(
+            run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
+        ).values_list("sale_event_id", flat=True)
+        return mark.last_sale_event_id, tuple(noted)
+
+    return run_read(
+        run, ("uncredited noted", low, high), read, final=lambda found: found is not None
+    )
 
 
 @report_cached
@@ -159,18 +181,13 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     }
     short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
     uncredited_ids: list[int] = []
-    noted = UncreditedMark.objects.filter(run_id=run.pk).first()
+    noted = _uncredited_noted(run, low, high)
     if noted is not None:
         # Noted once for the run by the report update; conversions after the note came
         # after the run, which credited none of them.
-        uncredited_ids = list(
-            UncreditedSale.objects.filter(
-                run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
-            ).values_list("sale_event_id", flat=True)
-        )
-        uncredited_ids += conversions.filter(id__gt=noted.last_sale_event_id).values_list(
-            "pk", flat=True
-        )
+        last_noted, noted_ids = noted
+        uncredited_ids = [*noted_ids]
+        uncredited_ids += conversions.filter(id__gt=last_noted).values_list("pk", flat=True)
     elif short:
         # The credits of those days alone, through their (run, model, time) index.
         credits = AttributionCredit.objects.filter(

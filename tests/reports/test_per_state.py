@@ -17,7 +17,7 @@ from contacts.services import contact_erase, contact_merge
 from reports import metrics
 from reports.aggregates import people_aggregates_update
 from reports.metrics_attribution import attribution_by_model, campaign_roi
-from reports.models import PeopleRefresh
+from reports.models import PeopleRefresh, UncreditedMark
 from reports.per_state import KEPT_ANSWERS, per_state_forget, state_read
 from reports.reconciliation import reconciliation
 from reports.runs import run_execute, run_request
@@ -136,6 +136,28 @@ def test_between_states_the_live_parts_still_move_the_figures(
     touch(newcomer, "web", timedelta(hours=1))
     assert metrics.people(start, end).engaged == engaged + 1
     assert _figures() == _fresh()
+
+
+def test_a_runs_note_of_uncredited_sales_is_kept_once_written(
+    record: dict[str, Contact], cache_off: None
+) -> None:
+    """Before the report update notes the run's uncredited sales, reconciliation searches
+    for them (and keeps nothing); once noted, the note is read once per process."""
+    people_aggregates_update()
+    _run()
+    run = run_latest_complete()
+    assert run is not None and not UncreditedMark.objects.filter(run_id=run.pk).exists()
+    before = _fresh()
+    again = _figures()
+    people_aggregates_update()  # notes the run's uncredited sales
+    assert UncreditedMark.objects.filter(run_id=run.pk).exists()
+    noted = _figures()
+    with CaptureQueriesContext(connection) as queries:
+        kept = _figures()
+    assert before == again
+    assert kept == noted == _fresh()
+    assert kept["reconciliation"] == before["reconciliation"]
+    assert not any("reports_uncredited" in query["sql"] for query in queries.captured_queries)
 
 
 def test_the_process_keeps_a_bounded_number_of_answers(
