@@ -601,6 +601,6 @@ def test_the_manager_page_asks_the_database_a_bounded_number_of_queries(
     assert response.status_code == 200
 
 
-# What the page asks now (more than 50 before its reports shared their reads and asked
+# What the page asks now (50 before its reports shared their reads and asked
 # related counts together): a new query should be a deliberate choice.
-MANAGER_PAGE_QUERIES = 34
+MANAGER_PAGE_QUERIES = 32
