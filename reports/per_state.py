@@ -13,9 +13,10 @@ the database's time each, more while events stream in on the same cores).
 
 Each process keeps those answers by the state's or run's identity (its id and the
 moments it was written, as ``reports.since_state`` keys its answers, so a database
-restored or rebuilt under the same ids is not mistaken for it), the latest few hundred.
-Only counts and sums are kept, never a person's data. What depends on the record since
-the state (the live parts) is never read through here.
+restored or rebuilt under the same ids is not mistaken for it), the latest few hundred;
+a newer state's first answer drops the older states' (a reader still on one reads it
+again). Only counts and sums are kept, never a person's data. What depends on the record
+since the state (the live parts) is never read through here.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ KEPT_ANSWERS = 512
 
 _lock = threading.Lock()
 _kept: OrderedDict[Hashable, object] = OrderedDict()
+# The newest state an answer was kept for (its id).
+_newest_state = 0
 
 
 def per_state_forget() -> None:
     """Drop every kept answer."""
+    global _newest_state
     with _lock:
         _kept.clear()
+        _newest_state = 0
 
 
 def state_read(state: PeopleRefresh, key: Hashable, read: Callable[[], Value]) -> Value:
@@ -54,7 +59,25 @@ def state_read(state: PeopleRefresh, key: Hashable, read: Callable[[], Value]) -
         state.last_touch_id,
         state.time_zone,
     )
+    _older_states_forget(state.pk)
     return _kept_or_read((identity, key), read)
+
+
+def _older_states_forget(state_id: int) -> None:
+    """On the first answer for a newer state, drop the answers of the states before it:
+    superseded, they would only wait for their turn to go."""
+    global _newest_state
+    with _lock:
+        if state_id <= _newest_state:
+            return
+        _newest_state = state_id
+        for kept_key in [kept_key for kept_key in _kept if _of_older_state(kept_key, state_id)]:
+            del _kept[kept_key]
+
+
+def _of_older_state(kept_key: Hashable, state_id: int) -> bool:
+    identity = kept_key[0] if isinstance(kept_key, tuple) else None
+    return isinstance(identity, tuple) and identity[0] == "state" and identity[1] < state_id
 
 
 def run_read(

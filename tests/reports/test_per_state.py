@@ -170,3 +170,17 @@ def test_the_process_keeps_a_bounded_number_of_answers(
         assert state_read(state, key, functools.partial(int, key)) == key
     assert state_read(state, KEPT_ANSWERS + 9, lambda: -1) == KEPT_ANSWERS + 9  # kept
     assert state_read(state, 0, lambda: -1) == -1  # the oldest went
+
+
+def test_a_newer_state_drops_the_answers_kept_for_the_older_ones(
+    record: dict[str, Contact], cache_off: None
+) -> None:
+    older = people_aggregates_update()
+    assert isinstance(older, PeopleRefresh)
+    assert state_read(older, "figure", lambda: 1) == 1
+    assert state_read(older, "figure", lambda: 2) == 1  # kept
+    touch(record["cy"], "web", DAY)
+    newer = people_aggregates_update()
+    assert isinstance(newer, PeopleRefresh) and newer.pk > older.pk
+    assert state_read(newer, "figure", lambda: 3) == 3
+    assert state_read(older, "figure", lambda: 4) == 4  # read again: it went
