@@ -33,13 +33,10 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from django.db.models import Max
-
-from contacts.models import Touch
 from leadrecord.models import LedgerAction, LedgerEntry
 
 from .models import PeopleRefresh
-from .snapshot import snapshot_ledger_head, snapshot_remember
+from .snapshot import snapshot_heads
 
 # read(after_id, up_to_id, also_ids): what the touches with an id in (after_id, up_to_id],
 # or in also_ids, find (in the caller's snapshot).
@@ -119,11 +116,8 @@ def since_state(
         return read(0, _TOUCH_ID_ANY, [])
     state = _state_key(refresh)
     # Read once per snapshot: a page's reports each ask.
-    head = snapshot_ledger_head()
-    top = max(
-        snapshot_remember("last touch", lambda: Touch.objects.aggregate(top=Max("id"))["top"] or 0),
-        refresh.last_touch_id,
-    )
+    head, last_touch_id = snapshot_heads()
+    top = max(last_touch_id, refresh.last_touch_id)
     with _lock:
         if _state == state:
             known = _progress.get(key)
