@@ -19,7 +19,7 @@ older than the notes kept and not older than the ledger) they are counted as bef
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from contacts.models import ConsentPurpose
 from leadrecord.models import LedgerAction, LedgerEntry
@@ -85,11 +85,18 @@ def changes_after(mark: int) -> int:
     """How many entries that can move a credit the ledger holds after ``mark``."""
     head = snapshot_ledger_head()
     notes = AttributionChangeCount.objects.filter(ledger_mark__lte=head)
-    latest = notes.order_by("-ledger_mark").first()
-    if latest is None:
+    # The latest note and the one at or before the mark, in one query (marks are unique).
+    newest = notes.order_by("-ledger_mark").values("ledger_mark")[:1]
+    at_mark = notes.filter(ledger_mark__lte=mark).order_by("-ledger_mark").values("ledger_mark")[:1]
+    both = sorted(
+        notes.filter(Q(ledger_mark=Subquery(newest)) | Q(ledger_mark=Subquery(at_mark))),
+        key=lambda note: note.ledger_mark,
+    )
+    if not both:
         return _counted(mark, head)
+    latest = both[-1]
     # Before the first entry there is nothing to count: a note of its own.
-    floor = notes.filter(ledger_mark__lte=mark).order_by("-ledger_mark").first()
+    floor = both[0] if both[0].ledger_mark <= mark else None
     floor_mark, floor_changes = (floor.ledger_mark, floor.changes) if floor else (0, 0)
     walked = (mark - floor_mark) + (head - max(mark, latest.ledger_mark))
     if walked >= head - mark:

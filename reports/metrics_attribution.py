@@ -10,19 +10,18 @@ from typing import Any
 
 from django.db.models import (
     F,
-    QuerySet,
     Sum,
 )
 
-from contacts.models import Campaign, Channel
+from contacts.models import Campaign
 
-from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import (
     AttributionDaily,
     AttributionModel,
 )
+from .per_state import run_read
 from .report_cache import report_cached
-from .selectors import run_latest_complete
+from .selectors import channel_keys, run_latest_complete
 
 
 @dataclass(frozen=True)
@@ -37,20 +36,10 @@ _GROUP_FIELDS = {"channel": "channel_id", "campaign": "campaign_id", "team": "te
 
 def _group_names(group_by: str) -> dict[Any, str]:
     if group_by == "channel":
-        return {
-            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
-            **dict(Channel.objects.values_list("id", "key")),
-        }
+        return channel_keys()
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}
-
-
-def _daily(start: date, end: date) -> QuerySet[AttributionDaily] | None:
-    run = run_latest_complete()
-    if run is None:
-        return None
-    return AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
 
 
 @report_cached
@@ -59,16 +48,23 @@ def attribution_by_model(start: date, end: date, group_by: str) -> list[ModelRow
     complete run, for conversions in the range; largest linear credit first."""
     if group_by not in GROUPINGS:
         raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
-    daily = _daily(start, end)
-    if daily is None:
+    run = run_latest_complete()
+    if run is None:
         return []
+    daily = AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
     names = _group_names(group_by)
     table: dict[str, dict[str, float]] = {}
-    for item in (
-        daily.values("model", key=F(_GROUP_FIELDS[group_by]))
-        .annotate(credit=Sum("credit"))
-        .order_by()
-    ):
+    # The run's own rows: once per process (``reports.per_state``).
+    credits = run_read(
+        run,
+        ("credit by model", group_by, start, end),
+        lambda: tuple(
+            daily.values("model", key=F(_GROUP_FIELDS[group_by]))
+            .annotate(credit=Sum("credit"))
+            .order_by()
+        ),
+    )
+    for item in credits:
         key = "(none)" if item["key"] is None else names.get(item["key"], str(item["key"]))
         table.setdefault(key, {model: 0.0 for model in AttributionModel.values})
         table[key][item["model"]] += float(item["credit"] or 0.0)
@@ -96,16 +92,23 @@ def campaign_roi(start: date, end: date, model: str) -> list[CampaignRoi]:
     for a campaign that cost nothing. Largest attributed revenue first."""
     if model not in AttributionModel.values:
         raise ValueError(f"model must be one of {', '.join(AttributionModel.values)}")
-    daily = _daily(start, end)
+    run = run_latest_complete()
     attributed: dict[int | None, float] = {}
-    if daily is not None:
+    if run is not None:
+        daily = AttributionDaily.objects.filter(run=run, day__gte=start, day__lte=end)
         attributed = {
             campaign_id: float(credit or 0.0)
-            for campaign_id, credit in daily.filter(model=model, campaign_id__isnull=False)
-            .values("campaign_id")
-            .annotate(credit=Sum("credit"))
-            .values_list("campaign_id", "credit")
-            .order_by()
+            for campaign_id, credit in run_read(
+                run,
+                ("credit by campaign", model, start, end),
+                lambda: tuple(
+                    daily.filter(model=model, campaign_id__isnull=False)
+                    .values("campaign_id")
+                    .annotate(credit=Sum("credit"))
+                    .values_list("campaign_id", "credit")
+                    .order_by()
+                ),
+            )
         }
     rows = []
     for campaign_id, name, channel, cost in Campaign.objects.values_list(

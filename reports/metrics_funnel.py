@@ -33,6 +33,7 @@ from handoff.models import (
 )
 
 from .aggregates_sql import SPAN_HOUR_SQL
+from .counting import count_each
 from .metrics_people import (
     Changes,
     changes_since_refresh,
@@ -41,6 +42,7 @@ from .metrics_people import (
     people,
 )
 from .models import FirstTouchHour, PersonMilestone
+from .per_state import state_read
 from .periods import range_moments, reporting_zone
 from .report_cache import report_cached
 from .since_state import since_state
@@ -215,7 +217,40 @@ def _first_touch_moved(changes: Changes) -> set[int]:
     """The people touched since the state whose first touch the aggregate may not know:
     those it has no first touch for, and those touched since before it (read in parts per
     process: ``reports.since_state``)."""
-    return since_state("first touch moved", refresh=changes.refresh, read=_first_touch_moved_read)
+    return since_state(
+        "first touch moved",
+        refresh=changes.refresh,
+        read=_first_touch_moved_read,
+        # PostgreSQL, where events stream in: a new state carries the last one's answer
+        # over (``reports.since_state``).
+        recheck=_first_touch_moved_recheck if connection.vendor == "postgresql" else None,
+    )
+
+
+def _first_touch_moved_recheck(persons: list[int], after: int, up_to: int) -> set[int]:
+    """Of ``persons``, those whose earliest touch with an id in (after, up_to] is before
+    their known first touch, or who have none known (PostgreSQL): each person's touches
+    in time order on the (person, time) index, and a probe of their milestone."""
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    milestones = connection.ops.quote_name(PersonMilestone._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT recent.contact_id FROM (
+                SELECT person AS contact_id, (
+                    SELECT min(touch.occurred_at) FROM {touches} AS touch
+                    WHERE touch.contact_id = person AND touch.id > %s AND touch.id <= %s
+                ) AS first
+                FROM unnest(%s::bigint[]) AS person
+            ) AS recent
+            WHERE recent.first IS NOT NULL AND NOT coalesce((
+                SELECT known.first_touch_at <= recent.first FROM {milestones} AS known
+                WHERE known.contact_id = recent.contact_id
+            ), false)
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [after, up_to, persons],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _first_touch_moved_read(after: int, up_to: int, also: list[int]) -> set[int]:
@@ -270,20 +305,26 @@ def _median_from_hours(
         return _median_in_database(low, high, leave_out, live)
     table = connection.ops.quote_name(PersonMilestone._meta.db_table)
     histogram = connection.ops.quote_name(FirstTouchHour._meta.db_table)
-    # The histogram as two arrays in one row: a year holds thousands of hours, and a row
-    # each through the ORM cost more than the rest of the median.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT array_agg(hour), array_agg(people) FROM (
-                SELECT hour, sum(people) AS people FROM {histogram}
-                WHERE day >= %s AND day <= %s GROUP BY hour
-            ) AS per_hour
-            """,  # noqa: S608 (the table names from the models, values as parameters)
-            [start, end],
-        )
-        hour_list, people_list = cursor.fetchone()
-    hours: Counter[int] = Counter(dict(zip(hour_list or [], people_list or [], strict=True)))
+
+    def read_histogram() -> tuple[list[int], list[int]]:
+        # As two arrays in one row: a year holds thousands of hours, and a row each through
+        # the ORM cost more than the rest of the median.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT array_agg(hour), array_agg(people) FROM (
+                    SELECT hour, sum(people) AS people FROM {histogram}
+                    WHERE day >= %s AND day <= %s GROUP BY hour
+                ) AS per_hour
+                """,  # noqa: S608 (the table names from the models, values as parameters)
+                [start, end],
+            )
+            hour_list, people_list = cursor.fetchone()
+        return hour_list or [], people_list or []
+
+    # The state's histogram, once per process (``reports.per_state``).
+    hour_list, people_list = state_read(refresh, ("first touch hours", start, end), read_histogram)
+    hours: Counter[int] = Counter(dict(zip(hour_list, people_list, strict=True)))
     known = f"""
         FROM {table}
         WHERE first_touch_at >= %s AND first_touch_at < %s AND created_at <= first_touch_at
@@ -304,8 +345,18 @@ def _median_from_hours(
     wanted = sorted({(total - 1) // 2, total // 2})
     values: dict[int, float] = {}
     passed = 0
+    # A year holds thousands of hours and the middle is one or two of them: an hour is
+    # looked into only when it may hold a wanted position, and the walk stops past the
+    # last one (unless an hour's count went below zero, when a later hour may still hold
+    # one).
+    may_stop = all(count >= 0 for count in hours.values())
     for hour in sorted(hours):
         count = hours[hour]
+        if passed > wanted[-1] and may_stop:
+            break
+        if count <= 0 or passed + count <= wanted[0] or passed > wanted[-1]:
+            passed += count
+            continue
         inside = [position for position in wanted if passed <= position < passed + count]
         if inside:
             with connection.cursor() as cursor:
@@ -422,7 +473,16 @@ def _first_touches(contact_ids: list[int]) -> dict[int, datetime]:
 def funnel(start: date, end: date, known: tuple[str, ...] | None = None) -> Funnel:
     """People at each stage in the range, conversion to the next stage (the next stage's
     people over this stage's, both counted in the same range, so not a cohort) and the
-    median days people who left a stage in the range had spent in it; and the leaks."""
+    median days people who left a stage in the range had spent in it; and the leaks.
+
+    One snapshot for all three (a page's own when called within one): the counts, the
+    medians and the leaks agree, and the rows they each start from (the aggregates'
+    state, the merges and touches since it, the ledger head) are read once."""
+    with consistent_read():
+        return _funnel(start, end, known)
+
+
+def _funnel(start: date, end: date, known: tuple[str, ...] | None) -> Funnel:
     counts = people(start, end, known)
     numbers = [getattr(counts, key) for key, _ in STAGES]
     medians = median_days_in_stage(start, end, known)
@@ -542,12 +602,9 @@ LEAK_QUERIES: dict[str, LeakQuery] = {
 
 @report_cached
 def leakage(start: date, end: date, known: tuple[str, ...] | None = None) -> list[Leak]:
+    # The leaks counted in one query (each is a small count on its own index).
+    counts = count_each(*(LEAK_QUERIES[key](start, end, known) for key, _ in LEAKS))
     return [
-        Leak(
-            key=key,
-            label=label,
-            count=LEAK_QUERIES[key](start, end, known).count(),
-            url=leak_url(key, start, end),
-        )
-        for key, label in LEAKS
+        Leak(key=key, label=label, count=count, url=leak_url(key, start, end))
+        for (key, label), count in zip(LEAKS, counts, strict=True)
     ]

@@ -28,6 +28,7 @@ from handoff.models import (
 )
 
 from .aggregates import people_refresh_latest
+from .counting import count_each
 from .models import (
     CreatedDayCount,
     CustomerDay,
@@ -37,6 +38,7 @@ from .models import (
     TouchDay,
     TouchDayCount,
 )
+from .per_state import state_read
 from .periods import range_moments
 from .report_cache import report_cached
 from .since_state import since_state
@@ -109,14 +111,15 @@ def members_changed_since(refresh: PeopleRefresh) -> set[int]:
 
 
 def _members_changed_since(refresh: PeopleRefresh) -> set[int]:
-    """Two queries, each on its own index (an OR of the two read every deal member)."""
+    """A union of two reads, each on its own index (an OR of the two read every deal
+    member), in one query."""
     recent_wins = SaleEvent.objects.filter(kind=SaleKind.WON, id__gt=refresh.last_sale_event_id)
     added = DealContact.objects.filter(id__gt=refresh.last_deal_member_id)
-    won = DealContact.objects.filter(
-        deal_id__in=list(recent_wins.values_list("deal_id", flat=True))
-    )
-    return set(added.values_list("contact_id", flat=True)) | set(
-        won.values_list("contact_id", flat=True)
+    won = DealContact.objects.filter(deal_id__in=recent_wins.values("deal_id"))
+    return set(
+        added.values_list("contact_id", flat=True)
+        .order_by()
+        .union(won.values_list("contact_id", flat=True).order_by())
     )
 
 
@@ -125,12 +128,19 @@ def _contacts_created_by(end: date, changes: Changes) -> int:
     _, high = range_moments(end, end)
     known = 0
     if changes.refresh is not None:
-        known = (
-            CreatedDayCount.objects.filter(day__lte=end)
-            .order_by("-day")
-            .values_list("people", flat=True)
-            .first()
-        ) or 0
+        known = state_read(
+            changes.refresh,
+            ("created by", end),
+            lambda: (
+                (
+                    CreatedDayCount.objects.filter(day__lte=end)
+                    .order_by("-day")
+                    .values_list("people", flat=True)
+                    .first()
+                )
+                or 0
+            ),
+        )
         known -= PersonMilestone.objects.filter(
             contact_id__in=changes.merged, created_at__lt=high
         ).count()
@@ -157,11 +167,26 @@ def _touch_days_first_in(start: date, end: date) -> QuerySet[TouchDay]:
 
 
 def _days_counted(
-    counts: type[TouchDayCount] | type[CustomerDayCount], first: date, last: date, start: date
+    counts: type[TouchDayCount] | type[CustomerDayCount],
+    first: date,
+    last: date,
+    start: date,
+    state: PeopleRefresh,
 ) -> int:
     """The people of a day table with a day in [first, last] and none in [start, first)
     (PostgreSQL): the sum over those days of the day's cumulative count up to the greatest
-    previous day before ``start``, one index probe per day."""
+    previous day before ``start``, one index probe per day; once per process for the
+    aggregates' ``state`` (``reports.per_state``)."""
+    return state_read(
+        state,
+        ("days counted", counts._meta.db_table, first, last, start),
+        lambda: _days_counted_read(counts, first, last, start),
+    )
+
+
+def _days_counted_read(
+    counts: type[TouchDayCount] | type[CustomerDayCount], first: date, last: date, start: date
+) -> int:
     table = connection.ops.quote_name(counts._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -196,7 +221,7 @@ def _touched_known(start: date, end: date, changes: Changes) -> int:
     first, last = max(start, refresh.first_touch_day), min(end, refresh.last_touch_day)
     if first > last:
         return 0
-    return _days_counted(TouchDayCount, first, last, start) - changed
+    return _days_counted(TouchDayCount, first, last, start, refresh) - changed
 
 
 def _customers(start: date, end: date, changes: Changes) -> int:
@@ -212,7 +237,7 @@ def _customers(start: date, end: date, changes: Changes) -> int:
     stale = set(changes.changed) | members_changed_since(refresh)
     stale_known = _first_days_in(CustomerDay, start, end).filter(contact_id__in=stale).count()
     if connection.vendor == "postgresql":
-        known = _days_counted(CustomerDayCount, start, end, start)
+        known = _days_counted(CustomerDayCount, start, end, start, refresh)
     else:
         known = _first_days_in(CustomerDay, start, end).count()
     live = _distinct_contacts(members.filter(contact_id__in=stale)) if stale else 0
@@ -253,7 +278,49 @@ def _touched_since_uncounted(start: date, end: date, changes: Changes) -> set[in
     def read(after: int, up_to: int, also: list[int]) -> set[int]:
         return _uncounted_read(start, end, low, high, after, up_to, also)
 
-    return since_state(("uncounted", start, end), refresh=changes.refresh, read=read)
+    def recheck(persons: list[int], after: int, up_to: int) -> set[int]:
+        return _uncounted_recheck(start, end, low, high, persons, after, up_to)
+
+    return since_state(
+        ("uncounted", start, end),
+        refresh=changes.refresh,
+        read=read,
+        # PostgreSQL, where events stream in: a new state carries the last one's answer
+        # over (``reports.since_state``).
+        recheck=recheck if connection.vendor == "postgresql" else None,
+    )
+
+
+def _uncounted_recheck(
+    start: date,
+    end: date,
+    low: datetime,
+    high: datetime,
+    persons: list[int],
+    after: int,
+    up_to: int,
+) -> set[int]:
+    """Of ``persons``, those with a touch in the range with an id in (after, up_to] and no
+    touch day in [start, end] in the aggregate (PostgreSQL): two probes per person."""
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    days = connection.ops.quote_name(TouchDay._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT person FROM unnest(%s::bigint[]) AS person
+            WHERE EXISTS (
+                SELECT 1 FROM {touches} AS touch
+                WHERE touch.contact_id = person AND touch.occurred_at >= %s
+                AND touch.occurred_at < %s AND touch.id > %s AND touch.id <= %s
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM {days} AS counted
+                WHERE counted.contact_id = person AND counted.day >= %s AND counted.day <= %s
+            )
+            """,  # noqa: S608 (the table names from the models, values as parameters)
+            [persons, low, high, after, up_to, start, end],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _uncounted_read(
@@ -323,24 +390,31 @@ def people(start: date, end: date, known: tuple[str, ...] | None = None) -> Peop
 def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
+    # The two handoff stages, read live, counted in one query.
+    handed_off, accepted = count_each(
+        _contacts_of(handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)),
+        _contacts_of(
+            handoffs_visible(known).filter(
+                status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
+            )
+        ),
+    )
     return People(
         contacts=_contacts_created_by(end, changes),
         engaged=_engaged(start, end, changes),
         qualified=_distinct_contacts(
             Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
         ),
-        handed_off=_distinct_contacts(
-            handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)
-        ),
-        accepted=_distinct_contacts(
-            handoffs_visible(known).filter(
-                status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
-            )
-        ),
+        handed_off=handed_off,
+        accepted=accepted,
         customers=_customers(start, end, changes),
     )
 
 
-def _distinct_contacts(rows: QuerySet[Any]) -> int:
+def _contacts_of(rows: QuerySet[Any]) -> QuerySet[Any]:
     # No ordering: a model's default ordering would join the DISTINCT and count rows.
-    return rows.values("contact_id").order_by().distinct().count()
+    return rows.values("contact_id").order_by().distinct()
+
+
+def _distinct_contacts(rows: QuerySet[Any]) -> int:
+    return _contacts_of(rows).count()

@@ -26,12 +26,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
-    Count,
     DateTimeField,
     Exists,
     ExpressionWrapper,
     OuterRef,
-    QuerySet,
     Sum,
 )
 
@@ -44,9 +42,11 @@ from .models import (
     AttributionCredit,
     AttributionDaily,
     AttributionModel,
+    AttributionRun,
     UncreditedMark,
     UncreditedSale,
 )
+from .per_state import run_read
 from .report_cache import report_cached
 from .rollups import conversions_per_day, days_within, sales_sums
 from .selectors import run_latest_complete
@@ -80,9 +80,8 @@ class Reconciliation:
     not_yet_attributed: Amounts
 
 
-def _amounts(events: QuerySet[SaleEvent]) -> Amounts:
-    sums = events.order_by().aggregate(count=Count("id"), amount=Sum("amount"))
-    return Amounts(count=sums["count"], amount=(sums["amount"] or Decimal(0)).quantize(CENT))
+def _amounts(amounts: list[Decimal]) -> Amounts:
+    return Amounts(count=len(amounts), amount=sum(amounts, Decimal(0)).quantize(CENT))
 
 
 def _touch_in_lookback(lookback_days: int) -> Exists:
@@ -98,6 +97,27 @@ def _touch_in_lookback(lookback_days: int) -> Exists:
         contact_id=OuterRef("contact_id"), occurred_at__lt=sold_at, occurred_at__gte=window_start
     )
     return Exists(DealContact.objects.filter(deal_id=OuterRef("deal_id")).filter(Exists(touched)))
+
+
+def _uncredited_noted(
+    run: AttributionRun, low: datetime, high: datetime
+) -> tuple[int, tuple[int, ...]] | None:
+    """The last sale event the report update's note for ``run`` covers, and the sales of
+    [low, high) it noted as not credited; None before the note. A note is written once, in
+    one transaction, so once there it is kept per process (``reports.per_state``)."""
+
+    def read() -> tuple[int, tuple[int, ...]] | None:
+        mark = UncreditedMark.objects.filter(run_id=run.pk).first()
+        if mark is None:
+            return None
+        noted = UncreditedSale.objects.filter(
+            run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
+        ).values_list("sale_event_id", flat=True)
+        return mark.last_sale_event_id, tuple(noted)
+
+    return run_read(
+        run, ("uncredited noted", low, high), read, final=lambda found: found is not None
+    )
 
 
 @report_cached
@@ -136,32 +156,38 @@ def reconciliation(start: date, end: date) -> Reconciliation:
     daily = AttributionDaily.objects.filter(
         run=run, model=AttributionModel.LINEAR, day__gte=start, day__lte=end
     )
-    attributed = daily.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0
+    # The run's own rows: once per process (``reports.per_state``).
+    attributed = run_read(
+        run,
+        ("linear credit", start, end),
+        lambda: daily.order_by().aggregate(credit=Sum("credit"))["credit"] or 0.0,
+    )
     # The run credits each conversion whole (its shares sum to one), so a day whose
     # conversions outnumber the run's credited ones holds the sales it did not credit:
     # only those days are searched, by NOT EXISTS (an anti-join) over their credits, and
     # read as ids (the touch check below is then asked of them alone).
     credited = {
         day: round(count or 0.0)
-        for day, count in daily.values("day")
-        .annotate(count=Sum("conversions"))
-        .values_list("day", "count")
-        .order_by()
+        for day, count in run_read(
+            run,
+            ("linear conversions per day", start, end),
+            lambda: tuple(
+                daily.values("day")
+                .annotate(count=Sum("conversions"))
+                .values_list("day", "count")
+                .order_by()
+            ),
+        )
     }
     short = [day for day, count in per_day.items() if count > credited.get(day, 0)]
     uncredited_ids: list[int] = []
-    noted = UncreditedMark.objects.filter(run_id=run.pk).first()
+    noted = _uncredited_noted(run, low, high)
     if noted is not None:
         # Noted once for the run by the report update; conversions after the note came
         # after the run, which credited none of them.
-        uncredited_ids = list(
-            UncreditedSale.objects.filter(
-                run_id=run.pk, occurred_at__gte=low, occurred_at__lt=high
-            ).values_list("sale_event_id", flat=True)
-        )
-        uncredited_ids += conversions.filter(id__gt=noted.last_sale_event_id).values_list(
-            "pk", flat=True
-        )
+        last_noted, noted_ids = noted
+        uncredited_ids = [*noted_ids]
+        uncredited_ids += conversions.filter(id__gt=last_noted).values_list("pk", flat=True)
     elif short:
         # The credits of those days alone, through their (run, model, time) index.
         credits = AttributionCredit.objects.filter(
@@ -172,14 +198,23 @@ def reconciliation(start: date, end: date) -> Reconciliation:
             .filter(~Exists(credits.filter(sale_event_id=OuterRef("pk"))))
             .values_list("pk", flat=True)
         )
-    uncredited = SaleEvent.objects.filter(pk__in=uncredited_ids)
     # Recorded once the run was reading the record: it may not have seen them.
     started = run.started_at or run.created_at
-    later = uncredited.filter(recorded_at__gte=started)
-    outside = uncredited.filter(recorded_at__lt=started)
     touched = _touch_in_lookback(run.lookback_days or DEFAULT_LOOKBACK_DAYS)
-    no_touches = _amounts(outside.filter(~touched))
-    withdrawn = _amounts(outside.filter(touched))
+    # The uncredited sales themselves (a short list: those of the range the run could not
+    # credit, and those since it), each with whether a member was touched in the lookback,
+    # in one query; split and summed here (amounts are exact decimals either way).
+    parts: dict[str, list[Decimal]] = {"later": [], "no_touches": [], "withdrawn": []}
+    for amount, recorded_at, was_touched in (
+        SaleEvent.objects.filter(pk__in=uncredited_ids)
+        .annotate(touched=touched)
+        .values_list("amount", "recorded_at", "touched")
+        .order_by()
+    ):
+        part = "later" if recorded_at >= started else "withdrawn" if was_touched else "no_touches"
+        parts[part].append(amount if amount is not None else Decimal(0))
+    no_touches, withdrawn = _amounts(parts["no_touches"]), _amounts(parts["withdrawn"])
+    later = _amounts(parts["later"])
     return Reconciliation(
         run_id=run.pk,
         run_finished_at=run.finished_at,
@@ -192,5 +227,5 @@ def reconciliation(start: date, end: date) -> Reconciliation:
             no_touches=no_touches,
             consent_withdrawn=withdrawn,
         ),
-        not_yet_attributed=_amounts(later),
+        not_yet_attributed=later,
     )

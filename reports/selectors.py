@@ -11,6 +11,7 @@ from contacts.models import Campaign, Channel
 
 from .attribution_credits import UNALLOCATED_CHANNEL_ID, UNALLOCATED_KEY
 from .models import AttributionDaily, AttributionRun, RunStatus
+from .per_state import run_read
 from .snapshot import snapshot_remember
 
 GROUPINGS = ("channel", "campaign", "team")
@@ -58,10 +59,15 @@ def attribution_rows(
     if end is not None:
         daily = daily.filter(day__lte=end)
     field = {"channel": "channel_id", "campaign": "campaign_id", "team": "team"}[group_by]
-    sums = (
-        daily.values(key=F(field))
-        .annotate(credit=Sum("credit"), conversions=Sum("conversions"), n=Count("id"))
-        .order_by()
+    # The run's own rows: once per process (``reports.per_state``).
+    sums = run_read(
+        run,
+        ("credit rows", model, group_by, start, end),
+        lambda: tuple(
+            daily.values(key=F(field))
+            .annotate(credit=Sum("credit"), conversions=Sum("conversions"), n=Count("id"))
+            .order_by()
+        ),
     )
     names = _names(group_by)
     rows = [
@@ -75,12 +81,18 @@ def attribution_rows(
     return sorted(rows, key=lambda row: (-row.credit, row.key))
 
 
+def channel_keys() -> dict[object, str]:
+    """Each channel's key by id, with the unallocated share's (read once per reader's
+    snapshot: a page's attribution tables each name their channels)."""
+    return {
+        UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
+        **snapshot_remember("channel keys", lambda: dict(Channel.objects.values_list("id", "key"))),
+    }
+
+
 def _names(group_by: str) -> dict[object, str]:
     if group_by == "channel":
-        return {
-            UNALLOCATED_CHANNEL_ID: UNALLOCATED_KEY,
-            **dict(Channel.objects.values_list("id", "key")),
-        }
+        return channel_keys()
     if group_by == "campaign":
         return dict(Campaign.objects.values_list("id", "name"))
     return {}

@@ -45,6 +45,7 @@ EMBEDDED_MODULES = {
     "leadrecord/test_stored_dates.py",
     "reports/test_aggregates.py",
     "reports/test_change_counts.py",
+    "reports/test_counting.py",
     "reports/test_metrics.py",
     "reports/test_runs.py",
     "webhooks/test_delivery.py",
@@ -168,10 +169,13 @@ def _ledger_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _report_reads_forgotten() -> None:
-    """Each test's database is new: what a process kept of the last one's touches goes."""
+    """Each test's database is new: what a process kept of the last one's touches goes,
+    and of its states and runs."""
+    from reports.per_state import per_state_forget
     from reports.since_state import since_state_forget
 
     since_state_forget()
+    per_state_forget()
 
 
 @pytest.fixture(autouse=True)

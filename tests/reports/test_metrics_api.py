@@ -9,6 +9,8 @@ from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,7 +23,7 @@ from reports.aggregates import people_aggregates_update
 from reports.models import AttributionModel, PeopleRefresh, TouchDay
 from reports.runs import run_execute, run_request
 
-from .conftest import FROZEN
+from .conftest import FROZEN, touch
 
 pytestmark = [pytest.mark.django_db, FROZEN]
 SYSTEM = Actor.system("test")
@@ -270,3 +272,32 @@ def test_the_schema_documents_the_reports(api: Any) -> None:
         assert path in paths
     described = paths["/api/v1/reports/contribution/"]["get"]["description"]
     assert "reporting time zone" in described and "both included" in described
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_funnel_reads_one_snapshot_and_its_starting_rows_once(
+    record: dict[str, Contact], api: Any, django_assert_max_num_queries: Any, settings: Any
+) -> None:
+    """The funnel's counts, medians and leaks come from one snapshot, which reads the
+    aggregates' state, the ledger head and the touches since the state once, and asks its
+    counts together (it opened two snapshots)."""
+    settings.REPORT_CACHE_SECONDS = 0  # what every request costs while events stream in
+    people_aggregates_update()
+    touch(record["cy"], "web", DAY)
+    client = api(Role.MANAGER)
+    assert client.get("/api/v1/reports/funnel/", last_year()).status_code == 200
+    with (
+        django_assert_max_num_queries(FUNNEL_QUERIES),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        response = client.get("/api/v1/reports/funnel/", last_year())
+    assert response.status_code == 200
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert sum("REPEATABLE READ" in sql for sql in statements) == 1
+    assert sum('FROM "reports_peoplerefresh"' in sql for sql in statements) == 1
+    assert sum("ORDER BY seq DESC LIMIT 1" in sql for sql in statements) == 1
+
+
+# What the funnel asks now (30 or more before): a new query should be a deliberate choice.
+FUNNEL_QUERIES = 20

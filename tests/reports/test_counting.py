@@ -1,0 +1,52 @@
+"""Several counts in one query: each equals the queryset's own ``count()``."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from contacts.models import Contact, Touch
+from reports.counting import count_each
+from tests.factories import contact_make
+
+from .conftest import DAY, touch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_count_is_the_querysets_own_in_one_query():
+    ada, bo = contact_make(organization="acme.example"), contact_make()
+    contact_make(organization="acme.example")
+    for _ in range(3):
+        touch(ada, "web", DAY)
+    touch(bo, "email", 2 * DAY)
+    querysets = [
+        Contact.objects.all(),
+        Contact.objects.filter(organization__domain="acme.example"),
+        Touch.objects.values("contact_id").distinct(),
+        Touch.objects.filter(contact=ada).order_by("-occurred_at"),
+        Contact.objects.filter(id__in=Touch.objects.values("contact_id")),
+        Touch.objects.filter(channel__key="nowhere"),
+    ]
+    expected = [queryset.count() for queryset in querysets]
+    with CaptureQueriesContext(connection) as queries:
+        counted = count_each(*querysets)
+    assert counted == expected == [3, 2, 2, 3, 2, 0]
+    assert len(queries.captured_queries) == 1
+
+
+def test_a_queryset_that_matches_nothing_by_construction_is_zero_without_a_query():
+    contact_make()
+    with CaptureQueriesContext(connection) as queries:
+        assert count_each(Contact.objects.filter(id__in=[]), Contact.objects.none()) == [0, 0]
+        assert count_each() == []
+    assert queries.captured_queries == []
+    assert count_each(Contact.objects.filter(id__in=[]), Contact.objects.all()) == [0, 1]
+
+
+def test_hostile_values_are_parameters_not_sql():
+    contact_make(organization="acme.example")
+    hostile = "x') OR 1=1; DROP TABLE contacts_contact; --"
+    assert count_each(Contact.objects.filter(organization__domain=hostile)) == [0]
+    assert Contact.objects.count() == 1
