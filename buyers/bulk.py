@@ -39,6 +39,7 @@ from contacts import signals as contact_signals
 from contacts.erasure import email_hashes
 from contacts.models import (
     CONSENT_COLUMNS,
+    CONTACT_COLUMNS,
     DISCLOSURE_COLUMNS,
     JOURNEY_STAGE_KEY,
     TOUCH_COLUMNS,
@@ -55,7 +56,7 @@ from contacts.models import (
     Touch,
     TouchKind,
 )
-from contacts.sealing import contact_key_new, seal
+from contacts.sealing import contact_key_new
 from contacts.services import (
     consent_ledger_payload,
     contact_ledger_payload,
@@ -80,7 +81,8 @@ from leadrecord.ledger import (
 )
 from leadrecord.models import LedgerAction
 
-from .models import BuyerForm, FormSubmission, Visitor
+from .ledger_payloads import form_submission_ledger_payload
+from .models import FORM_SUBMISSION_COLUMNS, BuyerForm, FormSubmission, Visitor
 
 if TYPE_CHECKING:
     from .services import Arrival, FormInput
@@ -138,23 +140,32 @@ def _prepared_on(raw: Any) -> set[str]:
     return prepared
 
 
+def _as_prepared(name: str, sql: str, count: int) -> tuple[str, set[str] | None]:
+    """The SQL that runs ``sql`` (with ``count`` ``%s`` placeholders) as the prepared
+    statement ``name`` on this connection: its ``EXECUTE``, after its ``PREPARE`` where
+    the connection has not prepared it yet; then also the names to add it to once it ran."""
+    prepared = _prepared_on(connection.connection)
+    run = f"EXECUTE {name}({', '.join(['%s'] * count)})"
+    if name in prepared:
+        return run, None
+    numbered = iter(range(1, count + 1))
+    statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+    return f"PREPARE {name} AS {statement}; {run}", prepared
+
+
 def _execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) -> None:
     """Run ``sql`` (with ``%s`` placeholders) as the prepared statement ``name``,
     preparing it first on a connection that has not."""
-    raw = connection.connection
-    prepared = _prepared_on(raw)
-    run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
-    if name in prepared:
+    run, preparing = _as_prepared(name, sql, len(params))
+    if preparing is None:
         cursor.execute(run, params)
         return
-    numbered = iter(range(1, len(params) + 1))
-    statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
     try:
-        cursor.execute(f"PREPARE {name} AS {statement}; {run}", params)
+        cursor.execute(run, params)
     except BaseException:
-        _PREPARED.pop(raw, None)  # whether it was prepared is read again next time
+        _PREPARED.pop(connection.connection, None)  # whether it was prepared is read again
         raise
-    prepared.add(name)
+    preparing.add(name)
 
 
 class _Batch:
@@ -201,35 +212,17 @@ class _Batch:
         )
         sql = f"{sql} {last}" if parts else last
         name = "leadrecord_form_write_" + hashlib.sha1(sql.encode()).hexdigest()[:16]  # noqa: S324 -- a name, not a secret
-        params = self.params
-        raw = connection.connection
-        prepared = _prepared_on(raw)
-        run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
-        if name in prepared:
-            return run, params, lambda: None
-        numbered = iter(range(1, len(params) + 1))
-        statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
-        return f"PREPARE {name} AS {statement}; {run}", params, lambda: prepared.add(name)
+        run, preparing = _as_prepared(name, sql, len(self.params))
+        if preparing is None:
+            return run, self.params, lambda: None
+        return run, self.params, lambda: preparing.add(name)
 
 
 def _values(obj: models.Model, names: tuple[str, ...], json: tuple[str, ...] = ()) -> list[Any]:
     return [Json(getattr(obj, name)) if name in json else getattr(obj, name) for name in names]
 
 
-_SUBMISSION_COLUMNS = (
-    "id",
-    "form_id",
-    "contact_id",
-    "touch_id",
-    "campaign_id",
-    "shared_device",
-    "created_person",
-    "submitted_at",
-    "page_url",
-    "referrer",
-    "utm",
-    "click_ids",
-)
+_SUBMISSION_COLUMNS = ("id", *FORM_SUBMISSION_COLUMNS)
 
 
 # The campaign a form's touch names, as form_submit finds it (contacts.selectors.
@@ -434,7 +427,7 @@ def new_person_form_write(
         organization_id=organization_id,
         created_at=occurred_at or now,
     )
-    contact_names = ("id", *_CONTACT_COLUMNS)
+    contact_names = ("id", *CONTACT_COLUMNS)
     batch.insert(Contact, contact_names, [_values(contact, contact_names)])
     key = contact_key_new()
     batch.insert(ContactKey, ("contact_id", "key"), [(contact_id, key)])
@@ -604,23 +597,16 @@ def new_person_form_write(
                 subject_type="form_submission",
                 subject_id=submission_id,
                 contact_id=contact_id,
-                after={
-                    "form": form.slug,
-                    "touch": touch_id,
-                    "campaign": campaign.pk if campaign is not None else None,
-                    "shared_device": False,
-                    "created_person": True,
-                    **seal(
-                        key=key,
-                        contact_id=contact_id,
-                        values={
-                            "page_url": arrival.page_url,
-                            "referrer": arrival.referrer,
-                            "utm": arrival.utm,
-                            "click_ids": arrival.click_ids,
-                        },
-                    ),
-                },
+                after=form_submission_ledger_payload(
+                    form_slug=form.slug,
+                    touch_id=touch_id,
+                    campaign_id=campaign.pk if campaign is not None else None,
+                    shared_device=False,
+                    created_person=True,
+                    arrival=arrival,
+                    key=key,
+                    contact_id=contact_id,
+                ),
                 occurred_at=occurred_at,
             )
         ],
@@ -669,20 +655,3 @@ def _send(batch: _Batch) -> None:
         # caught it), or a row this one names deleted: undone, and sent again the
         # services' way, which answers either as they always do.
         raise LedgerRedo("a row this post wrote clashed") from error
-
-
-# Every column of a new contact but its id (as contact_create inserts it).
-_CONTACT_COLUMNS = (
-    "email",
-    "email_key",
-    "first_name",
-    "last_name",
-    "title",
-    "organization_id",
-    "score",
-    "qualified",
-    "created_at",
-    "merged_into_id",
-    "merged_at",
-    "erased_at",
-)

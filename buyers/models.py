@@ -84,6 +84,23 @@ class Visitor(models.Model):
         return f"visitor #{self.pk}"
 
 
+# A submission's columns as both of its writers insert it (the id comes from the sequence,
+# or a new person's post takes it first: buyers.bulk).
+FORM_SUBMISSION_COLUMNS = (
+    "form_id",
+    "contact_id",
+    "touch_id",
+    "campaign_id",
+    "shared_device",
+    "created_person",
+    "submitted_at",
+    "page_url",
+    "referrer",
+    "utm",
+    "click_ids",
+)
+
+
 class FormSubmission(models.Model):
     """One form sent: who, from where, and what it recorded (the touch)."""
 

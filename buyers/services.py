@@ -34,7 +34,7 @@ from contacts.models import (
     DisclosureSource,
     TouchKind,
 )
-from contacts.sealing import contact_keys, seal
+from contacts.sealing import contact_keys
 from contacts.selectors import campaign_for_utm, channel_for_write, consents_current
 from contacts.services import (
     ConsentInput,
@@ -63,9 +63,11 @@ from .bulk import (
     new_person_form_write,
     new_person_read,
 )
+from .ledger_payloads import form_submission_ledger_payload
 from .models import (
     FORM_INTRO_MAX_LENGTH,
     FORM_SLUG_MAX_LENGTH,
+    FORM_SUBMISSION_COLUMNS,
     FORM_TITLE_MAX_LENGTH,
     NOTICE_MAX_LENGTH,
     BuyerForm,
@@ -83,19 +85,6 @@ DISCLOSURE_LABEL_MAX_LENGTH = 200
 FORM_CHANNEL_KEY = "web"
 VISIT_SOURCE_SYSTEM = "leadrecord-visit"
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-FORM_SUBMISSION_COLUMNS = (
-    "form_id",
-    "contact_id",
-    "touch_id",
-    "campaign_id",
-    "shared_device",
-    "created_person",
-    "submitted_at",
-    "page_url",
-    "referrer",
-    "utm",
-    "click_ids",
-)
 
 
 # --- forms ----------------------------------------------------------------------------
@@ -589,24 +578,16 @@ class _FormWrite:
             subject_type="form_submission",
             subject_id=submission.pk,
             contact_id=contact.pk,
-            after={
-                "form": form.slug,
-                "touch": touch.pk,
-                "campaign": campaign.pk if campaign is not None else None,
-                "shared_device": shared_device,
-                "created_person": created,
-                # Where it came from can name the person (an address, a click id).
-                **seal(
-                    key=contact_keys([contact.pk])[contact.pk],
-                    contact_id=contact.pk,
-                    values={
-                        "page_url": arrival.page_url,
-                        "referrer": arrival.referrer,
-                        "utm": arrival.utm,
-                        "click_ids": arrival.click_ids,
-                    },
-                ),
-            },
+            after=form_submission_ledger_payload(
+                form_slug=form.slug,
+                touch_id=touch.pk,
+                campaign_id=campaign.pk if campaign is not None else None,
+                shared_device=shared_device,
+                created_person=created,
+                arrival=arrival,
+                key=contact_keys([contact.pk])[contact.pk],
+                contact_id=contact.pk,
+            ),
             occurred_at=occurred_at,
         )
         return Sent(submission=submission, visitor_token=new_token)

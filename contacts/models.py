@@ -378,6 +378,24 @@ class Touch(models.Model):
         return f"{self.kind} via {self.channel_id}"
 
 
+# Every column of a new contact but its id, as the writers that insert one by statement
+# (contact_create, a new person's form post) name them.
+CONTACT_COLUMNS = (
+    "email",
+    "email_key",
+    "first_name",
+    "last_name",
+    "title",
+    "organization_id",
+    "score",
+    "qualified",
+    "created_at",
+    "merged_into_id",
+    "merged_at",
+    "erased_at",
+)
+
+
 # A touch's columns as the set-based writers insert them (the id comes from the
 # table's sequence).
 TOUCH_COLUMNS = (

@@ -22,6 +22,7 @@ from leadrecord.models import LedgerAction
 from .. import rules
 from ..erasure import erasure_refuse
 from ..models import (
+    CONTACT_COLUMNS,
     Contact,
     Organization,
 )
@@ -124,23 +125,6 @@ def contact_ledger_payload(
     }
 
 
-# Every column of a new contact but its id.
-_CONTACT_COLUMNS = (
-    "email",
-    "email_key",
-    "first_name",
-    "last_name",
-    "title",
-    "organization_id",
-    "score",
-    "qualified",
-    "created_at",
-    "merged_into_id",
-    "merged_at",
-    "erased_at",
-)
-
-
 def contact_create(
     *,
     email: str,
@@ -211,8 +195,8 @@ def contact_create(
             # person makes one); a clash on the email is the same IntegrityError.
             contact.pk = rows_insert(
                 Contact,
-                _CONTACT_COLUMNS,
-                [[getattr(contact, column) for column in _CONTACT_COLUMNS]],
+                CONTACT_COLUMNS,
+                [[getattr(contact, column) for column in CONTACT_COLUMNS]],
                 returning_id=True,
             )[0]
             contact._state.adding = False
