@@ -12,7 +12,7 @@ the credits per channel and model (a handful of queries per page, a few millisec
 the database's time each, more while events stream in on the same cores).
 
 Each process keeps those answers by the state's or run's identity (its id and the
-moments it was written, as ``reports.since_state`` keys its answers, so a database
+moments it was written, ``reports.since_state.StateKey``, so a database
 restored or rebuilt under the same ids is not mistaken for it), the latest few hundred;
 a newer state's first answer drops the older states' (a reader still on one reads it
 again). Only counts and sums are kept, never a person's data. What depends on the record
@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from .models import AttributionRun, PeopleRefresh
+from .since_state import StateKey, state_key
 
 Value = TypeVar("Value")
 
@@ -51,16 +52,8 @@ def state_read(state: PeopleRefresh, key: Hashable, read: Callable[[], Value]) -
     """``read()`` (which reads only the aggregates' tables, in the caller's snapshot, where
     ``state`` is the latest), once per process for ``state`` and ``key``. The answer is
     shared: the caller must not change it."""
-    identity = (
-        "state",
-        state.pk,
-        state.refreshed_at,
-        state.ledger_mark,
-        state.last_touch_id,
-        state.time_zone,
-    )
     _older_states_forget(state.pk)
-    return _kept_or_read((identity, key), read)
+    return _kept_or_read((state_key(state), key), read)
 
 
 def _older_states_forget(state_id: int) -> None:
@@ -77,7 +70,7 @@ def _older_states_forget(state_id: int) -> None:
 
 def _of_older_state(kept_key: Hashable, state_id: int) -> bool:
     identity = kept_key[0] if isinstance(kept_key, tuple) else None
-    return isinstance(identity, tuple) and identity[0] == "state" and identity[1] < state_id
+    return isinstance(identity, StateKey) and identity.pk < state_id
 
 
 def run_read(

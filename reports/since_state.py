@@ -57,7 +57,11 @@ class _Progress:
 
 
 @dataclass(frozen=True)
-class _StateKey:
+class StateKey:
+    """A state of the aggregates as the answers kept for it know it: its id and what it
+    was written as, so a database restored or rebuilt under the same ids is not taken
+    for it (``reports.per_state`` keys its answers by it too)."""
+
     pk: int
     refreshed_at: object
     ledger_mark: int | None
@@ -66,10 +70,10 @@ class _StateKey:
 
 
 _lock = threading.Lock()
-_state: _StateKey | None = None
+_state: StateKey | None = None
 _progress: dict[Hashable, _Progress] = {}
 # The answers of the state before, for the readers that have not asked since it changed.
-_earlier_state: _StateKey | None = None
+_earlier_state: StateKey | None = None
 _earlier_progress: dict[Hashable, _Progress] = {}
 # Whether anyone was merged or erased between two ledger marks (asked once per process).
 _moved_between: dict[tuple[int, int], bool] = {}
@@ -86,8 +90,8 @@ def since_state_forget() -> None:
         _moved_between.clear()
 
 
-def _state_key(refresh: PeopleRefresh) -> _StateKey:
-    return _StateKey(
+def state_key(refresh: PeopleRefresh) -> StateKey:
+    return StateKey(
         refresh.pk,
         refresh.refreshed_at,
         refresh.ledger_mark,
@@ -114,7 +118,7 @@ def since_state(
     and the touches must be read as of one moment."""
     if refresh is None:
         return read(0, _TOUCH_ID_ANY, [])
-    state = _state_key(refresh)
+    state = state_key(refresh)
     # Read once per snapshot: a page's reports each ask.
     head, last_touch_id = snapshot_heads()
     top = max(last_touch_id, refresh.last_touch_id)
@@ -138,9 +142,9 @@ def since_state(
 
 
 def _carried_over(
-    before: _StateKey | None,
+    before: StateKey | None,
     kept: _Progress | None,
-    state: _StateKey,
+    state: StateKey,
     head: int,
     recheck: Recheck,
 ) -> _Progress | None:
@@ -193,7 +197,7 @@ def _touches_named_since(after_seq: int, head: int, above: int, up_to: int) -> l
     )
 
 
-def _keep(state: _StateKey, key: Hashable, progress: _Progress) -> None:
+def _keep(state: StateKey, key: Hashable, progress: _Progress) -> None:
     global _state, _earlier_state
     with _lock:
         if _state != state:
