@@ -1,4 +1,5 @@
-"""API token authentication: django-rest-knox's tokens, read in one query.
+"""API token authentication: django-rest-knox's tokens, read in one query; and a
+session's user, read with their roles in one query.
 
 Only a digest of each key is stored (knox: SHA-512 of the key, and the key's
 first characters to find the row); a token expires (``API_TOKEN_TTL_DAYS``)
@@ -14,6 +15,8 @@ from hmac import compare_digest
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -32,20 +35,61 @@ _TOKEN_KEY = re.compile(r"[0-9a-f]{64}|[0-9a-f]{40}")
 _ROLE_SEPARATOR = ","
 
 
-def _user_with_token_and_roles_sql() -> str:
-    user_model = get_user_model()
-    # One raw query per authenticated request, which bench/ingest.py's requests need
-    # (see ApiTokenAuthentication); only the aggregate's name differs per database.
+def _role_names_sql() -> str:
+    """The role names of the user ``u`` joined by ``_ROLE_SEPARATOR``, as a subquery: only
+    the aggregate's name differs per database."""
     join_names = "string_agg" if connection.vendor == "postgresql" else "group_concat"
-    memberships = user_model.groups.through._meta.db_table
+    memberships = get_user_model().groups.through._meta.db_table
+    return (
+        f"(SELECT {join_names}(g.name, '{_ROLE_SEPARATOR}') FROM {memberships} m "  # noqa: S608 -- model names only
+        "JOIN auth_group g ON g.id = m.group_id WHERE m.user_id = u.id)"
+    )
+
+
+def _user_with_token_and_roles_sql() -> str:
+    # One raw query per authenticated request, which bench/ingest.py's requests need
+    # (see ApiTokenAuthentication).
     return (
         "SELECT u.*, t.digest AS token_digest, t.created AS token_created, "  # noqa: S608 -- model names only
-        "t.expiry AS token_expiry, "
-        f"(SELECT {join_names}(g.name, '{_ROLE_SEPARATOR}') FROM {memberships} m "
-        "JOIN auth_group g ON g.id = m.group_id WHERE m.user_id = u.id) AS role_names "
-        f"FROM {AuthToken._meta.db_table} t JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
-        "WHERE t.token_key = %s AND (t.expiry IS NULL OR t.expiry > %s)"
+        f"t.expiry AS token_expiry, {_role_names_sql()} AS role_names "
+        f"FROM {AuthToken._meta.db_table} t JOIN {get_user_model()._meta.db_table} u "
+        "ON u.id = t.user_id WHERE t.token_key = %s AND (t.expiry IS NULL OR t.expiry > %s)"
     )
+
+
+def _roles_remember(user: Any) -> None:
+    """Keep the raw query's ``role_names`` on the user for the rest of the request (read by
+    ``leadrecord.roles.user_roles``)."""
+    names: str | None = getattr(user, "role_names", None)
+    user._leadrecord_roles = frozenset(
+        name for name in (names.split(_ROLE_SEPARATOR) if names else ()) if name in Role.values
+    )
+
+
+class SessionUserBackend(ModelBackend):
+    """Django's model backend, whose ``get_user`` (each request of a logged-in session)
+    reads the user and their roles in one query instead of two: every page asks for the
+    reader's roles, and each query is one more wait while events stream in on the same
+    cores (``bench/report_latency.py``'s loaded figures)."""
+
+    def get_user(self, user_id: Any) -> Any:
+        user_model = get_user_model()
+        try:
+            key = user_model._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None
+        rows = list(
+            user_model.objects.raw(
+                f"SELECT u.*, {_role_names_sql()} AS role_names "  # noqa: S608 -- model names only
+                f"FROM {user_model._meta.db_table} u WHERE u.id = %s",
+                [key],
+            )
+        )
+        user = rows[0] if rows else None
+        if user is None or not self.user_can_authenticate(user):
+            return None
+        _roles_remember(user)
+        return user
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -90,11 +134,7 @@ class ApiTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        names: str | None = getattr(user, "role_names", None)
-        # Read by leadrecord.roles.user_roles for the rest of the request.
-        user._leadrecord_roles = frozenset(
-            name for name in (names.split(_ROLE_SEPARATOR) if names else ()) if name in Role.values
-        )
+        _roles_remember(user)
         auth_token = AuthToken(
             digest=digest,
             token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH],

@@ -136,7 +136,8 @@ AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username/address pair is refused before the
     # password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's model backend, reading a session's user with their roles in one query.
+    "leadrecord.authentication.SessionUserBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from contacts.models import Contact, Touch
@@ -70,7 +71,12 @@ from .rollups import (
     sales_rollup_write,
     uncredited_sales_record,
 )
-from .snapshot import snapshot_remember
+from .snapshot import (
+    snapshot_heads_carried,
+    snapshot_heads_columns,
+    snapshot_open,
+    snapshot_remember,
+)
 
 # After the update proper, at most this many short passes over what arrived meanwhile.
 CATCH_UP_PASSES = 2
@@ -174,9 +180,28 @@ def people_aggregates_refresh() -> PeopleRefresh:
 def people_refresh_latest() -> PeopleRefresh | None:
     """The aggregates' latest state (read once per reader's snapshot: a page's reports
     all start from it)."""
-    return snapshot_remember(
-        "people_refresh_latest", lambda: PeopleRefresh.objects.order_by("-id").first()
+    return snapshot_remember("people_refresh_latest", _people_refresh_latest_read)
+
+
+def _people_refresh_latest_read() -> PeopleRefresh | None:
+    latest = PeopleRefresh.objects.order_by("-id")
+    if connection.vendor != "postgresql" or not snapshot_open():
+        return latest.first()
+    # A reader's snapshot on PostgreSQL: what every reader of the state asks next rides
+    # along (each query is one more wait while events stream in): the merges since it,
+    # as [merged, survivor] pairs (``merges_since``), and the snapshot's heads.
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    refreshes = connection.ops.quote_name(PeopleRefresh._meta.db_table)
+    merges = RawSQL(  # noqa: S611 (the table names from the models, no values)
+        f"ARRAY(SELECT ARRAY[merged.id, merged.merged_into_id] FROM {contacts} AS merged "  # noqa: S608
+        "WHERE merged.merged_into_id IS NOT NULL "
+        f"AND merged.merged_at >= {refreshes}.refreshed_at)",
+        (),
     )
+    state = latest.annotate(merges_since=merges, **snapshot_heads_columns()).first()
+    if state is not None:
+        snapshot_heads_carried(state)
+    return state
 
 
 def people_aggregates_update() -> PeopleRefresh | None:

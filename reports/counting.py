@@ -1,9 +1,10 @@
-"""Several row counts in one query.
+"""Several row counts, or several small lists of rows, in one query.
 
 A report page asks many small counts of different tables (people at each stage, each
 leak); each costs a round trip to the database and, while the machine is busy (events
 streaming in on the same cores), a wait for the database's turn. ``count_each`` asks them
-as scalar subqueries of one statement: the same counts, each on its own plan.
+as scalar subqueries of one statement: the same counts, each on its own plan;
+``rows_each`` does the same for lists of rows (the funnel's stage entries).
 """
 
 from __future__ import annotations
@@ -42,3 +43,51 @@ def count_each(*querysets: QuerySet[Any]) -> list[int]:
         cursor.execute("SELECT " + ", ".join(parts), params)
         row = cursor.fetchone()
     return [int(value) for value in row]
+
+
+def rows_each(*querysets: QuerySet[Any]) -> list[list[tuple[Any, ...]]]:
+    """``[list(queryset) for queryset in querysets]`` of ``values_list`` querysets (fields
+    first, then annotations, as Django selects them), in one query on PostgreSQL: each
+    part's columns come back as arrays of one row (``array_agg`` of each column over the
+    same rows, so they line up), and the parts side by side. Elsewhere one query each."""
+    for queryset in querysets:
+        names = [*queryset.query.values_select, *queryset.query.annotation_select]
+        if not names or list(getattr(queryset, "_fields", None) or ()) != names:
+            raise ValueError("rows_each reads values_list querysets of fields, then annotations")
+    if connection.vendor != "postgresql":
+        return [list(queryset) for queryset in querysets]
+    parts: list[str] = []
+    params: list[Any] = []
+    widths: list[int] = []
+    for index, queryset in enumerate(querysets):
+        query = queryset.query
+        names = [*query.values_select, *query.annotation_select]
+        try:
+            sql, part_params = query.sql_with_params()
+        except EmptyResultSet:
+            sql, part_params = "SELECT 1 WHERE false", ()
+            names = []
+        widths.append(len(names))
+        aggregated = ", ".join(
+            f"array_agg(part_{index}.{connection.ops.quote_name(name)})" for name in names
+        )
+        if not names:
+            parts.append(f"(SELECT 0) AS part_{index}")
+            continue
+        parts.append(f"(SELECT {aggregated} FROM ({sql}) AS part_{index}) AS arrays_{index}")  # noqa: S608
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        # The querysets' own compiled SQL, values as parameters.
+        cursor.execute("SELECT * FROM " + " CROSS JOIN ".join(parts), params)  # noqa: S608
+        row = cursor.fetchone()
+    found: list[list[tuple[Any, ...]]] = []
+    column = 0
+    for width in widths:
+        if width == 0:
+            found.append([])
+            column += 1
+            continue
+        columns = row[column : column + width]
+        column += width
+        found.append([] if columns[0] is None else list(zip(*columns, strict=True)))
+    return found

@@ -33,7 +33,7 @@ from handoff.models import (
 )
 
 from .aggregates_sql import SPAN_HOUR_SQL
-from .counting import count_each
+from .counting import count_each, rows_each
 from .metrics_people import (
     Changes,
     changes_since_refresh,
@@ -111,25 +111,28 @@ def _days(delta: timedelta) -> float:
 
 def _firsts(rows: QuerySet[Any], moment: str) -> dict[int, datetime]:
     """Each person's earliest ``moment`` among ``rows``."""
-    return dict(
-        rows.values("contact_id").annotate(first=Min(moment)).values_list("contact_id", "first")
+    return dict(_firsts_query(rows, moment))
+
+
+def _firsts_query(rows: QuerySet[Any], moment: str) -> QuerySet[Any]:
+    return (
+        rows.values("contact_id")
+        .annotate(first=Min(moment))
+        .values_list("contact_id", "first")
+        .order_by()
     )
 
 
-def _firsts_within(
+def _firsts_within_query(
     rows: QuerySet[Any], moment: str, low: datetime, high: datetime
-) -> dict[int, datetime]:
+) -> QuerySet[Any]:
     """The people whose earliest ``moment`` among ``rows`` is in [low, high), with it: the
     range's rows of people with none before ``low`` (the range on an index, and each
     person's earlier rows on another), not every row grouped by person."""
     earlier = rows.filter(contact_id=OuterRef("contact_id"), **{f"{moment}__lt": low})
-    return dict(
-        rows.filter(**{f"{moment}__gte": low, f"{moment}__lt": high})
-        .exclude(Exists(earlier))
-        .values("contact_id")
-        .annotate(first=Min(moment))
-        .values_list("contact_id", "first")
-        .order_by()
+    return _firsts_query(
+        rows.filter(**{f"{moment}__gte": low, f"{moment}__lt": high}).exclude(Exists(earlier)),
+        moment,
     )
 
 
@@ -429,9 +432,19 @@ def _median_days_in_stage(
     qualifications = Qualification.objects.filter(qualified=True)
     handoffs = handoffs_visible(known)
     acceptances = handoffs_visible(known).filter(status=HandoffStatus.ACCEPTED)
-    first_qualified = _firsts_within(qualifications, "occurred_at", low, high)
-    first_handoff = _firsts_within(handoffs, "occurred_at", low, high)
-    first_accepted = _firsts(acceptances, "decided_at")
+    # The stages' entries and the decisions in one query (each its own plan).
+    qualified_rows, handoff_rows, accepted_rows, decided_rows = rows_each(
+        _firsts_within_query(qualifications, "occurred_at", low, high),
+        _firsts_within_query(handoffs, "occurred_at", low, high),
+        _firsts_query(acceptances, "decided_at"),
+        handoffs_visible(known)
+        .filter(decided_at__gte=low, decided_at__lt=high)
+        .values_list("occurred_at", "decided_at")
+        .order_by(),
+    )
+    first_qualified: dict[int, datetime] = dict(qualified_rows)
+    first_handoff: dict[int, datetime] = dict(handoff_rows)
+    first_accepted: dict[int, datetime] = dict(accepted_rows)
     first_won = _first_wins_of(list(first_accepted), changes)
     first_touch = _first_touches(list(first_qualified))
     qualified_before = _firsts(
@@ -439,9 +452,7 @@ def _median_days_in_stage(
     )
     decisions = [
         _days(decided - handed)
-        for handed, decided in handoffs_visible(known)
-        .filter(decided_at__gte=low, decided_at__lt=high)
-        .values_list("occurred_at", "decided_at")
+        for handed, decided in decided_rows
         if decided is not None and decided >= handed
     ]
     return {

@@ -88,11 +88,14 @@ def _changes_since_refresh() -> Changes:
     if refresh is None:
         # Never rebuilt: every row is "new" and counted live (correct, only slower).
         return Changes(None, frozenset(), frozenset())
-    merges = list(
-        Contact.objects.filter(
-            merged_into__isnull=False, merged_at__gte=refresh.refreshed_at
-        ).values_list("id", "merged_into_id")
-    )
+    # Read with the state in a snapshot on PostgreSQL (``people_refresh_latest``).
+    merges = getattr(refresh, "merges_since", None)
+    if merges is None:
+        merges = list(
+            Contact.objects.filter(
+                merged_into__isnull=False, merged_at__gte=refresh.refreshed_at
+            ).values_list("id", "merged_into_id")
+        )
     return Changes(
         refresh=refresh,
         merged=frozenset(merged for merged, _ in merges),
@@ -123,10 +126,13 @@ def _members_changed_since(refresh: PeopleRefresh) -> set[int]:
     )
 
 
-def _contacts_created_by(end: date, changes: Changes) -> int:
-    """Persons (contacts not merged into another) created on or before ``end``."""
+def _contacts_created_by(end: date, changes: Changes) -> tuple[int, QuerySet[Any], QuerySet[Any]]:
+    """Persons (contacts not merged into another) created on or before ``end``: as the
+    aggregates' state counted them, less the count of the first queryset, plus the count
+    of the second (the caller counts them with its other counts)."""
     _, high = range_moments(end, end)
     known = 0
+    merged_since: QuerySet[Any] = PersonMilestone.objects.none()
     if changes.refresh is not None:
         known = state_read(
             changes.refresh,
@@ -141,13 +147,13 @@ def _contacts_created_by(end: date, changes: Changes) -> int:
                 or 0
             ),
         )
-        known -= PersonMilestone.objects.filter(
+        merged_since = PersonMilestone.objects.filter(
             contact_id__in=changes.merged, created_at__lt=high
-        ).count()
+        )
     newer = Contact.objects.filter(
         id__gt=changes.last_contact_id, merged_into__isnull=True, created_at__lt=high
-    ).count()
-    return known + newer
+    )
+    return known, merged_since, newer
 
 
 DayModel = type[TouchDay] | type[CustomerDay]
@@ -390,21 +396,25 @@ def people(start: date, end: date, known: tuple[str, ...] | None = None) -> Peop
 def _people(start: date, end: date, known: tuple[str, ...] | None) -> People:
     low, high = range_moments(start, end)
     changes = changes_since_refresh()
-    # The two handoff stages, read live, counted in one query.
-    handed_off, accepted = count_each(
+    created_known, created_less, created_more = _contacts_created_by(end, changes)
+    # The stages read live, and the contacts' corrections, counted in one query.
+    qualified, handed_off, accepted, less, more = count_each(
+        _contacts_of(
+            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
+        ),
         _contacts_of(handoffs_visible(known).filter(occurred_at__gte=low, occurred_at__lt=high)),
         _contacts_of(
             handoffs_visible(known).filter(
                 status=HandoffStatus.ACCEPTED, decided_at__gte=low, decided_at__lt=high
             )
         ),
+        created_less,
+        created_more,
     )
     return People(
-        contacts=_contacts_created_by(end, changes),
+        contacts=created_known - less + more,
         engaged=_engaged(start, end, changes),
-        qualified=_distinct_contacts(
-            Qualification.objects.filter(qualified=True, occurred_at__gte=low, occurred_at__lt=high)
-        ),
+        qualified=qualified,
         handed_off=handed_off,
         accepted=accepted,
         customers=_customers(start, end, changes),

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from contacts.models import Touch
 from leadrecord.models import LedgerEntry
@@ -22,6 +24,8 @@ from leadrecord.transaction_marks import transaction_mark_get, transaction_mark_
 
 _SNAPSHOT_MARK = "reports.snapshot"
 _UNREAD = object()
+# psycopg2's word for "the server's default" in ``set_session``.
+_DEFAULT = "DEFAULT"
 Value = TypeVar("Value")
 
 
@@ -36,12 +40,30 @@ def consistent_read() -> Iterator[None]:
     if connection.in_atomic_block:
         yield
         return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        transaction_mark_set(_SNAPSHOT_MARK, {})
-        yield
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            transaction_mark_set(_SNAPSHOT_MARK, {})
+            yield
+        return
+    # psycopg2 opens the transaction with the session's characteristics in its BEGIN:
+    # one round trip, not a BEGIN and a SET TRANSACTION (each a wait under load). They
+    # are the connection's until put back, so they are put back however the block ends.
+    connection.ensure_connection()
+    driver = connection.connection
+    driver.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+    try:
+        with transaction.atomic():
+            transaction_mark_set(_SNAPSHOT_MARK, {})
+            yield
+    finally:
+        # (A broken connection is replaced, with the default characteristics.)
+        if not driver.closed:
+            driver.set_session(isolation_level=_DEFAULT, readonly=_DEFAULT)
+
+
+def snapshot_open() -> bool:
+    """Whether the caller reads in a ``consistent_read`` snapshot."""
+    return transaction_mark_get(_SNAPSHOT_MARK) is not None
 
 
 def snapshot_remember(name: str, read: Callable[[], Value]) -> Value:
@@ -65,16 +87,44 @@ def snapshot_ledger_head() -> int:
 def snapshot_heads() -> tuple[int, int]:
     """The ledger's head and the highest touch id (0 without touches) this snapshot sees,
     in one query: the live parts ask both, and each query is one more wait under load."""
-    return snapshot_remember("ledger head and last touch", _heads_read)
+    return snapshot_remember(_HEADS, _heads_read)
+
+
+_HEADS = "ledger head and last touch"
+
+
+def _heads_sql() -> tuple[str, str]:
+    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
+    touches = connection.ops.quote_name(Touch._meta.db_table)
+    return (
+        f"SELECT seq FROM {ledger} ORDER BY seq DESC LIMIT 1",  # noqa: S608
+        f"SELECT max(id) FROM {touches}",  # noqa: S608
+    )
+
+
+def snapshot_heads_columns() -> dict[str, RawSQL]:
+    """The heads as two columns another query of the snapshot can carry (the first query
+    of a reader's snapshot, say), named for ``snapshot_heads_carried``."""
+    head, top = _heads_sql()
+    # The table names from the models, no values.
+    return {
+        "snapshot_ledger_head": RawSQL(head, ()),  # noqa: S611
+        "snapshot_touch_top": RawSQL(top, ()),  # noqa: S611
+    }
+
+
+def snapshot_heads_carried(row: object) -> None:
+    """Remember the heads a row read with ``snapshot_heads_columns`` carries, for this
+    snapshot: ``snapshot_heads`` then asks nothing more."""
+    remembered: dict[str, object] | None = transaction_mark_get(_SNAPSHOT_MARK)
+    if remembered is not None:
+        head, top = row.snapshot_ledger_head, row.snapshot_touch_top  # type: ignore[attr-defined]
+        remembered[_HEADS] = (int(head or 0), int(top or 0))
 
 
 def _heads_read() -> tuple[int, int]:
-    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
-    touches = connection.ops.quote_name(Touch._meta.db_table)
+    head_sql, top_sql = _heads_sql()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT seq FROM {ledger} ORDER BY seq DESC LIMIT 1), "  # noqa: S608
-            f"(SELECT max(id) FROM {touches})"
-        )
+        cursor.execute(f"SELECT ({head_sql}), ({top_sql})")
         head, top = cursor.fetchone()
     return int(head or 0), int(top or 0)
