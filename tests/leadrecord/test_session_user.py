@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -15,8 +17,12 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
+def _user(**fields: Any) -> User:
+    return cast(User, UserFactory(**fields))
+
+
 def test_the_user_and_their_roles_are_one_query():
-    user = UserFactory(username="two-hats", role=Role.MANAGER)
+    user = _user(username="two-hats", role=Role.MANAGER)
     user.groups.add(Group.objects.get(name=Role.MARKETER), Group.objects.create(name="book club"))
     with CaptureQueriesContext(connection) as queries:
         found = SessionUserBackend().get_user(str(user.pk))
@@ -24,7 +30,7 @@ def test_the_user_and_their_roles_are_one_query():
     assert found == user and found.username == "two-hats"
     assert roles == {Role.MANAGER, Role.MARKETER}  # not a group that is no role
     assert len(queries.captured_queries) == 1
-    nobody = UserFactory(username="no-role", role=None)
+    nobody = _user(username="no-role", role=None)
     assert user_roles(SessionUserBackend().get_user(nobody.pk)) == frozenset()
 
 
@@ -35,12 +41,12 @@ def test_a_user_id_that_names_no_user_is_nobody(user_id):
 
 
 def test_an_inactive_user_is_nobody():
-    user = UserFactory(username="gone", role=Role.SALES_REP, is_active=False)
+    user = _user(username="gone", role=Role.SALES_REP, is_active=False)
     assert SessionUserBackend().get_user(user.pk) is None
 
 
 def test_a_logged_in_page_reads_the_session_and_the_user_with_roles_only(client):
-    user = UserFactory(username="reader", role=Role.MANAGER)
+    user = _user(username="reader", role=Role.MANAGER)
     client.force_login(user)
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/api/v1/me/").status_code == 200
