@@ -11,6 +11,12 @@ from .converters import IdConverter
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    # First the paths asked most often: the buyer's public ones (every form post and page
+    # view of the websites that embed them) and the API (other systems' events). Each
+    # include with an empty prefix before a path is one more list of patterns tried and
+    # failed for it, on every request.
+    path("", include("buyers.urls")),
+    path("api/v1/", include("leadrecord.api_urls")),
     path("guide/", views.guide, name="guide"),
     path("record/", views.ledger_page, name="ledger"),
     path(
@@ -24,10 +30,8 @@ urlpatterns = [
     path("", include("contacts.urls_import")),
     path("", include("handoff.urls_pages")),
     path("", include("reports.urls_pages")),
-    path("", include("buyers.urls")),
     path("", include("webhooks.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("leadrecord.api_urls")),
 ]
 
 
