@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
-from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from contacts.models import Touch
 from leadrecord.models import LedgerEntry
@@ -24,8 +23,6 @@ from leadrecord.transaction_marks import transaction_mark_get, transaction_mark_
 
 _SNAPSHOT_MARK = "reports.snapshot"
 _UNREAD = object()
-# psycopg2's word for "the server's default" in ``set_session``.
-_DEFAULT = "DEFAULT"
 Value = TypeVar("Value")
 
 
@@ -40,25 +37,45 @@ def consistent_read() -> Iterator[None]:
     if connection.in_atomic_block:
         yield
         return
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            transaction_mark_set(_SNAPSHOT_MARK, {})
+    with transaction.atomic():
+        transaction_mark_set(_SNAPSHOT_MARK, {})
+        if connection.vendor != "postgresql":
             yield
-        return
-    # psycopg2 opens the transaction with the session's characteristics in its BEGIN:
-    # one round trip, not a BEGIN and a SET TRANSACTION (each a wait under load). They
-    # are the connection's until put back, so they are put back however the block ends.
-    connection.ensure_connection()
-    driver = connection.connection
-    driver.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-    try:
-        with transaction.atomic():
-            transaction_mark_set(_SNAPSHOT_MARK, {})
+            return
+        with connection.execute_wrapper(_SnapshotOpening()):
             yield
-    finally:
-        # (A broken connection is replaced, with the default characteristics.)
-        if not driver.closed:
-            driver.set_session(isolation_level=_DEFAULT, readonly=_DEFAULT)
+
+
+class _SnapshotOpening:
+    """Sends ``SET TRANSACTION`` with the snapshot's first query, in its round trip (each
+    is one more wait while events stream in on the same cores). Not the driver's session
+    characteristics: outside a transaction psycopg2 sets and resets those with
+    statements of their own."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        if not self.sent:
+            self.sent = True
+            driver_cursor = getattr(context["cursor"], "cursor", None)
+            if many or getattr(driver_cursor, "name", None):
+                # Many rows, or a server-side cursor (DECLARE ... FOR one query): first.
+                with connection.cursor() as cursor:
+                    cursor.execute(_SNAPSHOT_CHARACTERISTICS)
+            else:
+                sql = f"{_SNAPSHOT_CHARACTERISTICS}; {sql}"
+        return execute(sql, params, many, context)
+
+
+_SNAPSHOT_CHARACTERISTICS = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 def snapshot_open() -> bool:

@@ -1,5 +1,5 @@
-"""A reader's snapshot on PostgreSQL: one read-only REPEATABLE READ transaction, opened in
-the driver's BEGIN (one round trip), and the connection as it was afterwards."""
+"""A reader's snapshot on PostgreSQL: one read-only REPEATABLE READ transaction, whose
+characteristics are sent with its first query, and the connection as it was afterwards."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from contacts.models import Touch
+from contacts.models import Contact, Touch
 from contacts.services import contact_merge
 from leadrecord.ledger import Actor, ledger_head_seq
 from reports.aggregates import people_aggregates_update, people_refresh_latest
@@ -37,15 +37,32 @@ def test_a_snapshot_is_read_only_and_repeatable_read_and_then_the_connection_is_
     assert not snapshot_open()
     with consistent_read():
         assert snapshot_open()
-        assert _characteristics() == ("repeatable read", "on")
+        with CaptureQueriesContext(connection) as queries:
+            assert _characteristics() == ("repeatable read", "on")
+        # With the first query, not a round trip of its own.
+        assert len(queries.captured_queries) == 1
+        assert queries.captured_queries[0]["sql"].startswith("SET TRANSACTION")
         with pytest.raises(Exception, match="read-only"), connection.cursor() as cursor:
             cursor.execute("CREATE TEMPORARY TABLE scratch (id int)")
     assert _characteristics() == before
     with pytest.raises(ZeroDivisionError), consistent_read():
         _ = 1 / 0
     assert _characteristics() == before
-    assert connection.connection.isolation_level is None
-    assert connection.connection.readonly is None
+    with CaptureQueriesContext(connection) as queries:
+        with consistent_read():
+            pass
+        _characteristics()
+    # Nothing sent to set or reset the connection's own characteristics.
+    assert [query["sql"] for query in queries.captured_queries if "SET" in query["sql"]] == []
+
+
+def test_a_snapshot_whose_first_read_is_a_server_side_cursor_is_one_too():
+    contact_make()
+    with consistent_read():
+        assert [row.pk for row in Touch.objects.iterator(chunk_size=10)] == []
+        assert list(Contact.objects.values_list("pk", flat=True).iterator(chunk_size=10))
+        assert _characteristics() == ("repeatable read", "on")
+    assert _characteristics() == ("read committed", "off")
 
 
 def test_the_state_read_in_a_snapshot_carries_the_heads_and_the_merges_since_it():
