@@ -3,7 +3,9 @@ marketer's form that publishes one."""
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -80,62 +82,10 @@ class PublicForm(forms.Form):
         self.buyer_form = form
         self.email_field = self.fields["email"]
         self.fields["email"].widget.attrs.update({"autocomplete": "email"})
-        if form.ask_names:
-            self.fields["first_name"] = forms.CharField(
-                label="First name", max_length=NAME_MAX_LENGTH, required=False
-            )
-            self.fields["first_name"].widget.attrs["autocomplete"] = "given-name"
-            self.fields["last_name"] = forms.CharField(
-                label="Last name", max_length=NAME_MAX_LENGTH, required=False
-            )
-            self.fields["last_name"].widget.attrs["autocomplete"] = "family-name"
-        if form.ask_organization:
-            self.fields["organization"] = forms.CharField(
-                label="Organization", max_length=ORGANIZATION_NAME_MAX_LENGTH, required=False
-            )
-            self.fields["organization"].widget.attrs["autocomplete"] = "organization"
-        self.disclosure_keys: list[str] = []
-        for item in form.disclosures:
-            key = item["key"]
-            if key in skip_keys:
-                continue  # progressive profiling: already told us
-            self.disclosure_keys.append(key)
-            if key == JOURNEY_STAGE_KEY:
-                self.fields[key] = forms.ChoiceField(
-                    label=item["label"],
-                    choices=[("", "—"), *JourneyStage.choices],
-                    required=False,
-                )
-            else:
-                self.fields[key] = forms.CharField(
-                    label=item["label"], max_length=DISCLOSURE_VALUE_MAX_LENGTH, required=False
-                )
-            self.fields[f"{key}__audience"] = forms.ChoiceField(
-                label=f"Share “{item['label']}” with",
-                choices=AUDIENCE_CHOICES,
-                initial=Audience.MARKETING.value,
-                required=False,
-                widget=forms.RadioSelect,
-            )
-        self.consent_purposes: list[str] = []
-        for item in form.consents:
-            purpose = item["purpose"]
-            self.consent_purposes.append(purpose)
-            self.fields[f"consent_{purpose}"] = forms.BooleanField(
-                label=item["notice"],
-                required=False,
-                help_text=f"{dict(ConsentPurpose.choices)[purpose]}, notice version "
-                f"{item['version']}",
-            )
-        for name in (*UTM_KEYS, *CLICK_ID_KEYS):
-            max_length = UTM_VALUE_MAX_LENGTH if name in UTM_KEYS else CLICK_ID_MAX_LENGTH
-            self.fields[name] = forms.CharField(
-                max_length=max_length, required=False, widget=forms.HiddenInput
-            )
-        for name in ("page_url", "referrer"):
-            self.fields[name] = forms.CharField(
-                max_length=URL_MAX_LENGTH, required=False, widget=forms.HiddenInput
-            )
+        fields, disclosure_keys, consent_purposes = _public_fields(_FormShape.of(form, skip_keys))
+        self.fields.update(fields)
+        self.disclosure_keys: list[str] = list(disclosure_keys)
+        self.consent_purposes: list[str] = list(consent_purposes)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -180,6 +130,98 @@ class PublicForm(forms.Form):
             utm={k: v[:UTM_VALUE_MAX_LENGTH] for k, v in utm.items() if v},
             click_ids={k: v[:CLICK_ID_MAX_LENGTH] for k, v in clicks.items() if v},
         )
+
+
+@dataclass(frozen=True)
+class _FormShape:
+    """What a published form's fields are built from (and the keys a known person is
+    not asked again): equal shapes, equal fields."""
+
+    form_id: int | None
+    ask_names: bool
+    ask_organization: bool
+    disclosures: tuple[tuple[str, str], ...]
+    consents: tuple[tuple[str, str, str], ...]
+    skip_keys: frozenset[str]
+
+    @classmethod
+    def of(cls, form: BuyerForm, skip_keys: frozenset[str]) -> _FormShape:
+        return cls(
+            form_id=form.pk,
+            ask_names=bool(form.ask_names),
+            ask_organization=bool(form.ask_organization),
+            disclosures=tuple((str(item["key"]), str(item["label"])) for item in form.disclosures),
+            consents=tuple(
+                (str(item["purpose"]), str(item["notice"]), str(item["version"]))
+                for item in form.consents
+            ),
+            skip_keys=frozenset(skip_keys),
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _public_fields(
+    shape: _FormShape,
+) -> tuple[dict[str, forms.Field], list[str], list[str]]:
+    """A form's fields after the email, its disclosure keys asked and its consent purposes,
+    built once per shape and process: every post and view of a form builds the same
+    twenty fields, which cost a tenth of a post (``bench/forms.py``). The field objects
+    are shared by the forms of a shape: nothing alters a field once built (rendering and
+    cleaning read them), as the ``PublicForm`` tests check."""
+    fields: dict[str, forms.Field] = {}
+    if shape.ask_names:
+        fields["first_name"] = forms.CharField(
+            label="First name", max_length=NAME_MAX_LENGTH, required=False
+        )
+        fields["first_name"].widget.attrs["autocomplete"] = "given-name"
+        fields["last_name"] = forms.CharField(
+            label="Last name", max_length=NAME_MAX_LENGTH, required=False
+        )
+        fields["last_name"].widget.attrs["autocomplete"] = "family-name"
+    if shape.ask_organization:
+        fields["organization"] = forms.CharField(
+            label="Organization", max_length=ORGANIZATION_NAME_MAX_LENGTH, required=False
+        )
+        fields["organization"].widget.attrs["autocomplete"] = "organization"
+    disclosure_keys: list[str] = []
+    for key, label in shape.disclosures:
+        if key in shape.skip_keys:
+            continue  # progressive profiling: already told us
+        disclosure_keys.append(key)
+        if key == JOURNEY_STAGE_KEY:
+            fields[key] = forms.ChoiceField(
+                label=label, choices=[("", "—"), *JourneyStage.choices], required=False
+            )
+        else:
+            fields[key] = forms.CharField(
+                label=label, max_length=DISCLOSURE_VALUE_MAX_LENGTH, required=False
+            )
+        fields[f"{key}__audience"] = forms.ChoiceField(
+            label=f"Share “{label}” with",
+            choices=AUDIENCE_CHOICES,
+            initial=Audience.MARKETING.value,
+            required=False,
+            widget=forms.RadioSelect,
+        )
+    consent_purposes: list[str] = []
+    purpose_labels = dict(ConsentPurpose.choices)
+    for purpose, notice, version in shape.consents:
+        consent_purposes.append(purpose)
+        fields[f"consent_{purpose}"] = forms.BooleanField(
+            label=notice,
+            required=False,
+            help_text=f"{purpose_labels[purpose]}, notice version {version}",
+        )
+    for name in (*UTM_KEYS, *CLICK_ID_KEYS):
+        max_length = UTM_VALUE_MAX_LENGTH if name in UTM_KEYS else CLICK_ID_MAX_LENGTH
+        fields[name] = forms.CharField(
+            max_length=max_length, required=False, widget=forms.HiddenInput
+        )
+    for name in ("page_url", "referrer"):
+        fields[name] = forms.CharField(
+            max_length=URL_MAX_LENGTH, required=False, widget=forms.HiddenInput
+        )
+    return fields, disclosure_keys, consent_purposes
 
 
 def _query_of(url: str) -> dict[str, str]:
