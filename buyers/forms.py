@@ -137,7 +137,6 @@ class _FormShape:
     """What a published form's fields are built from (and the keys a known person is
     not asked again): equal shapes, equal fields."""
 
-    form_id: int | None
     ask_names: bool
     ask_organization: bool
     disclosures: tuple[tuple[str, str], ...]
@@ -147,7 +146,6 @@ class _FormShape:
     @classmethod
     def of(cls, form: BuyerForm, skip_keys: frozenset[str]) -> _FormShape:
         return cls(
-            form_id=form.pk,
             ask_names=bool(form.ask_names),
             ask_organization=bool(form.ask_organization),
             disclosures=tuple((str(item["key"]), str(item["label"])) for item in form.disclosures),

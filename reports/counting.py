@@ -28,13 +28,11 @@ def count_each(*querysets: QuerySet[Any]) -> list[int]:
         if not rows.query.values_select and not rows.query.annotation_select:
             # Any one column: the rows are counted, not read.
             rows = rows.values("pk")
-        try:
-            sql, part_params = rows.query.sql_with_params()
-        except EmptyResultSet:
-            # A filter that matches nothing (an empty list of ids): no rows, no query.
+        compiled = _compiled(rows)
+        if compiled is None:
             parts.append("0")
             continue
-        # The querysets' own compiled SQL, values as parameters.
+        sql, part_params = compiled
         parts.append(f"(SELECT count(*) FROM ({sql}) AS counted_{index})")  # noqa: S608
         params.extend(part_params)
     if not params and all(part == "0" for part in parts):
@@ -50,44 +48,48 @@ def rows_each(*querysets: QuerySet[Any]) -> list[list[tuple[Any, ...]]]:
     first, then annotations, as Django selects them), in one query on PostgreSQL: each
     part's columns come back as arrays of one row (``array_agg`` of each column over the
     same rows, so they line up), and the parts side by side. Elsewhere one query each."""
+    columns_of: list[list[str]] = []
     for queryset in querysets:
         names = [*queryset.query.values_select, *queryset.query.annotation_select]
         if not names or list(getattr(queryset, "_fields", None) or ()) != names:
             raise ValueError("rows_each reads values_list querysets of fields, then annotations")
+        columns_of.append(names)
     if connection.vendor != "postgresql":
         return [list(queryset) for queryset in querysets]
+    found: list[list[tuple[Any, ...]]] = [[] for _ in querysets]
+    read: list[tuple[int, int]] = []  # (part, its number of columns), in the row's order
     parts: list[str] = []
     params: list[Any] = []
-    widths: list[int] = []
-    for index, queryset in enumerate(querysets):
-        query = queryset.query
-        names = [*query.values_select, *query.annotation_select]
-        try:
-            sql, part_params = query.sql_with_params()
-        except EmptyResultSet:
-            sql, part_params = "SELECT 1 WHERE false", ()
-            names = []
-        widths.append(len(names))
+    for index, (queryset, names) in enumerate(zip(querysets, columns_of, strict=True)):
+        compiled = _compiled(queryset)
+        if compiled is None:
+            continue
+        sql, part_params = compiled
         aggregated = ", ".join(
             f"array_agg(part_{index}.{connection.ops.quote_name(name)})" for name in names
         )
-        if not names:
-            parts.append(f"(SELECT 0) AS part_{index}")
-            continue
         parts.append(f"(SELECT {aggregated} FROM ({sql}) AS part_{index}) AS arrays_{index}")  # noqa: S608
         params.extend(part_params)
+        read.append((index, len(names)))
+    if not parts:
+        return found
     with connection.cursor() as cursor:
-        # The querysets' own compiled SQL, values as parameters.
         cursor.execute("SELECT * FROM " + " CROSS JOIN ".join(parts), params)  # noqa: S608
         row = cursor.fetchone()
-    found: list[list[tuple[Any, ...]]] = []
     column = 0
-    for width in widths:
-        if width == 0:
-            found.append([])
-            column += 1
-            continue
+    for index, width in read:
         columns = row[column : column + width]
         column += width
-        found.append([] if columns[0] is None else list(zip(*columns, strict=True)))
+        if columns[0] is not None:  # array_agg of no rows is NULL
+            found[index] = list(zip(*columns, strict=True))
     return found
+
+
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """The queryset's own compiled SQL and its values (as parameters), or None for one
+    that matches nothing by construction (an empty list of ids): no rows, no query."""
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return sql, tuple(params)

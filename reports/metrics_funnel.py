@@ -431,14 +431,13 @@ def _median_days_in_stage(
     changes = changes_since_refresh()
     qualifications = Qualification.objects.filter(qualified=True)
     handoffs = handoffs_visible(known)
-    acceptances = handoffs_visible(known).filter(status=HandoffStatus.ACCEPTED)
+    acceptances = handoffs.filter(status=HandoffStatus.ACCEPTED)
     # The stages' entries and the decisions in one query (each its own plan).
     qualified_rows, handoff_rows, accepted_rows, decided_rows = rows_each(
         _firsts_within_query(qualifications, "occurred_at", low, high),
         _firsts_within_query(handoffs, "occurred_at", low, high),
         _firsts_query(acceptances, "decided_at"),
-        handoffs_visible(known)
-        .filter(decided_at__gte=low, decided_at__lt=high)
+        handoffs.filter(decided_at__gte=low, decided_at__lt=high)
         .values_list("occurred_at", "decided_at")
         .order_by(),
     )

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
 from contacts.models import Touch
-from leadrecord.models import LedgerEntry
+from leadrecord.ledger import LEDGER_HEAD_SEQ_SQL
 from leadrecord.transaction_marks import transaction_mark_get, transaction_mark_set
 
 _SNAPSHOT_MARK = "reports.snapshot"
@@ -111,12 +111,9 @@ _HEADS = "ledger head and last touch"
 
 
 def _heads_sql() -> tuple[str, str]:
-    ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
+    """The heads as two scalar SQL expressions (the ledger's as its writers read it)."""
     touches = connection.ops.quote_name(Touch._meta.db_table)
-    return (
-        f"SELECT seq FROM {ledger} ORDER BY seq DESC LIMIT 1",  # noqa: S608
-        f"SELECT max(id) FROM {touches}",  # noqa: S608
-    )
+    return LEDGER_HEAD_SEQ_SQL, f"(SELECT max(id) FROM {touches})"  # noqa: S608
 
 
 def snapshot_heads_columns() -> dict[str, RawSQL]:
@@ -142,6 +139,6 @@ def snapshot_heads_carried(row: object) -> None:
 def _heads_read() -> tuple[int, int]:
     head_sql, top_sql = _heads_sql()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT ({head_sql}), ({top_sql})")
+        cursor.execute(f"SELECT {head_sql}, {top_sql}")
         head, top = cursor.fetchone()
     return int(head or 0), int(top or 0)

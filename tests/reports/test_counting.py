@@ -86,3 +86,13 @@ def test_rows_each_refuses_a_queryset_whose_columns_it_cannot_name():
             .annotate(first=Min("occurred_at"))
             .values_list("first", "contact_id")
         )
+
+
+def test_lists_that_match_nothing_by_construction_are_empty_without_a_query():
+    contact_make()
+    with CaptureQueriesContext(connection) as queries:
+        assert rows_each(
+            Touch.objects.filter(id__in=[]).values_list("contact_id"),
+            Contact.objects.none().values_list("pk"),
+        ) == [[], []]
+    assert queries.captured_queries == []
