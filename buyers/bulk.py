@@ -22,9 +22,6 @@ Raw SQL, as in the other ``bulk`` modules: only for this measured path.
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +77,7 @@ from leadrecord.ledger import (
     ledger_deferred_recheck,
 )
 from leadrecord.models import LedgerAction
+from leadrecord.prepared import as_prepared, execute_prepared, prepared_forget, prepared_name
 
 from .ledger_payloads import form_submission_ledger_payload
 from .models import FORM_SUBMISSION_COLUMNS, BuyerForm, FormSubmission, Visitor
@@ -119,53 +117,6 @@ def _sequence(model: type[models.Model]) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, "id"])
         return str(cursor.fetchone()[0])
-
-
-# The statements this process prepared on each connection (by the driver's connection:
-# a new one prepares again). Prepared, the one read of a form post is planned once per
-# connection instead of on every post, which bench/forms.py's rate needed.
-_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-
-
-def _prepared_on(raw: Any) -> set[str]:
-    """The names prepared on this driver connection."""
-    prepared = _PREPARED.get(raw)
-    if prepared is None:
-        # A connection this process has not used for this yet: it may still have
-        # statements prepared before (they last as long as the session, whatever
-        # becomes of the transaction that prepared them).
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT name FROM pg_prepared_statements")
-            prepared = _PREPARED[raw] = {row[0] for row in cursor.fetchall()}
-    return prepared
-
-
-def _as_prepared(name: str, sql: str, count: int) -> tuple[str, set[str] | None]:
-    """The SQL that runs ``sql`` (with ``count`` ``%s`` placeholders) as the prepared
-    statement ``name`` on this connection: its ``EXECUTE``, after its ``PREPARE`` where
-    the connection has not prepared it yet; then also the names to add it to once it ran."""
-    prepared = _prepared_on(connection.connection)
-    run = f"EXECUTE {name}({', '.join(['%s'] * count)})"
-    if name in prepared:
-        return run, None
-    numbered = iter(range(1, count + 1))
-    statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
-    return f"PREPARE {name} AS {statement}; {run}", prepared
-
-
-def _execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) -> None:
-    """Run ``sql`` (with ``%s`` placeholders) as the prepared statement ``name``,
-    preparing it first on a connection that has not."""
-    run, preparing = _as_prepared(name, sql, len(params))
-    if preparing is None:
-        cursor.execute(run, params)
-        return
-    try:
-        cursor.execute(run, params)
-    except BaseException:
-        _PREPARED.pop(connection.connection, None)  # whether it was prepared is read again
-        raise
-    preparing.add(name)
 
 
 class _Batch:
@@ -211,11 +162,8 @@ class _Batch:
             for index, part in enumerate(parts)
         )
         sql = f"{sql} {last}" if parts else last
-        name = "leadrecord_form_write_" + hashlib.sha1(sql.encode()).hexdigest()[:16]  # noqa: S324 -- a name, not a secret
-        run, preparing = _as_prepared(name, sql, len(self.params))
-        if preparing is None:
-            return run, self.params, lambda: None
-        return run, self.params, lambda: preparing.add(name)
+        run, ran = as_prepared(prepared_name("leadrecord_form_write", sql), sql, len(self.params))
+        return run, self.params, ran
 
 
 def _values(obj: models.Model, names: tuple[str, ...], json: tuple[str, ...] = ()) -> list[Any]:
@@ -321,7 +269,7 @@ def new_person_read(
             disclosed_at=when,
         )
     with connection.cursor() as cursor:
-        _execute_prepared(
+        execute_prepared(
             cursor,
             f"leadrecord_form_read_{organization_kind}",
             f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
@@ -634,7 +582,7 @@ def new_person_form_write(
         # Whatever undid the post (a clash, a recheck, the lock long in coming) may have
         # come after the statement was prepared, which outlasts the transaction: which
         # ones are prepared is read again next time.
-        _PREPARED.pop(connection.connection, None)
+        prepared_forget()
         if isinstance(error, IntegrityError):
             raise LedgerRedo("a row this post wrote clashed") from error
         raise

@@ -29,6 +29,7 @@ from psycopg2.extras import Json
 
 from .bulk import copy_escape, copy_line, copy_lines, rows_insert
 from .models import ActorKind, LedgerAction, LedgerEntry
+from .prepared import as_prepared, prepared_forget, prepared_name
 from .roles import Role, user_has_role
 from .transaction_marks import transaction_mark_get, transaction_mark_set
 
@@ -321,15 +322,16 @@ class PreparedEntry:
 
     values: list[Any]  # occurred_at .. reason, as stored
     canonical: str  # the hashed JSON of those values, without brackets
-    copy_text: str  # those values as COPY text (PostgreSQL), else ""
+    copy_text: str  # those values as COPY text (PostgreSQL, unless deferred), else ""
 
 
 def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     recorded_at = timezone.now()
     recorded_text = _timestamp(recorded_at)
     # COPY text only where the entries go in by COPY (PostgreSQL), which
-    # bench/ingest.py's bulk events need; the embedded SQLite default inserts rows.
-    postgres = connection.vendor == "postgresql"
+    # bench/ingest.py's bulk events need; the embedded SQLite default inserts rows, and
+    # a deferring transaction's flush inserts them from their canonical text.
+    postgres = connection.vendor == "postgresql" and not ledger_deferring()
     prepared = []
     for draft in drafts:
         if draft.action not in _ACTIONS:
@@ -375,6 +377,21 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     return prepared
 
 
+def _copy_text(values: Sequence[Any]) -> str:
+    """An entry's body as COPY text, from its stored values: for an entry prepared while
+    its transaction deferred (``ledger_prepare`` leaves that text out) that goes in by
+    COPY after all."""
+    occurred_at, recorded_at, *scalars, before, after, reason = values
+    return "\t".join(
+        [
+            copy_line([_timestamp(occurred_at), _timestamp(recorded_at), *scalars]),
+            "\\N" if before is None else copy_escape(_canonical_encode(before)),
+            "\\N" if after is None else copy_escape(_canonical_encode(after)),
+            copy_escape(reason),
+        ]
+    )
+
+
 def ledger_append_prepared(
     prepared: Sequence[PreparedEntry], *, return_entries: bool = False
 ) -> list[LedgerEntry]:
@@ -411,7 +428,8 @@ def _chain_and_insert(
         seq += 1
         entry_hash = _chain_hash(seq, entry.canonical, prev_hash)
         if postgres:
-            lines.append(f"{seq}\t{entry.copy_text}\t{prev_hash}\t{entry_hash}\n")
+            copy_text = entry.copy_text or _copy_text(entry.values)
+            lines.append(f"{seq}\t{copy_text}\t{prev_hash}\t{entry_hash}\n")
         if return_entries or not postgres:
             rows.append([seq, *entry.values, prev_hash, entry_hash])
         prev_hash = entry_hash
@@ -509,17 +527,41 @@ def _deferred_collect(
     ]
 
 
-# The flush's one round trip: the lock (waited for at most DEFERRED_LOCK_WAIT_MS), the
-# head, whether any entry after the deferral's start records an action to recheck, and
-# the check of a writer that sent its last rows with it (ledger_deferred_flush).
-_FLUSH_SQL = (
-    "SET LOCAL lock_timeout = %s; SELECT pg_advisory_xact_lock(%s); "  # noqa: S608 -- table name
-    "SET LOCAL lock_timeout TO DEFAULT; "
-    f"WITH head AS ((SELECT seq, hash FROM {LedgerEntry._meta.db_table} "
-    "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s) ORDER BY 1 DESC LIMIT 1) "
-    "SELECT head.seq, head.hash, EXISTS (SELECT 1 FROM "
-    f"{LedgerEntry._meta.db_table} AS entry WHERE entry.seq > %s AND entry.seq <= head.seq "
-    "AND entry.action = ANY(%s)), {check} FROM head"
+# The flush's one round trip. First the lock, waited for at most DEFERRED_LOCK_WAIT_MS
+# (statements of their own: the next one's snapshot is taken once the lock is had, so
+# it sees every entry committed before). Then, in one statement prepared once per
+# connection, PostgreSQL reads the head, checks that no entry since the deferral began
+# records an action to recheck, evaluates the writer's own check (ledger_deferred_flush)
+# and, only if all is well, chains the entries and inserts them: each entry's hash is
+# computed over exactly the text _chain_hash hashes (as _INSERT_ONE_SQL does for one),
+# and its columns are read back from that same canonical JSON, so what is stored is
+# what was hashed. One statement under the lock instead of a head read and a COPY.
+_FLUSH_LOCK_SQL = (
+    "SET LOCAL lock_timeout = %s; SELECT pg_advisory_xact_lock(%s); "
+    "SET LOCAL lock_timeout TO DEFAULT"
+)
+_LEDGER_TABLE = LedgerEntry._meta.db_table
+_FLUSH_CHAIN_SQL = (
+    f"WITH RECURSIVE head AS ((SELECT seq, hash::text FROM {_LEDGER_TABLE} "  # noqa: S608 -- table name
+    "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s::text) ORDER BY 1 DESC LIMIT 1), "
+    "state AS (SELECT head.seq, head.hash, EXISTS (SELECT 1 FROM "
+    f"{_LEDGER_TABLE} AS entry WHERE entry.seq > %s::bigint AND entry.seq <= head.seq "
+    "AND entry.action = ANY(%s::text[])) AS changed, {check} AS checked FROM head), "
+    "body AS (SELECT number, canonical FROM unnest(%s::text[]) WITH ORDINALITY "
+    "AS body (canonical, number)), "
+    "chain (number, seq, prev_hash, hash) AS ("
+    "SELECT 0::bigint, seq, NULL::text, hash FROM state WHERE checked AND NOT changed "
+    "UNION ALL SELECT body.number, chain.seq + 1, chain.hash, encode(sha256(convert_to("
+    "'[' || (chain.seq + 1) || ',' || body.canonical || ',\"' || chain.hash || '\"]', "
+    "'UTF8')), 'hex') FROM chain JOIN body ON body.number = chain.number + 1), "
+    f"written AS (INSERT INTO {_LEDGER_TABLE} ({', '.join(LEDGER_COLUMNS)}) "
+    "SELECT chain.seq, (b->>0)::timestamptz, (b->>1)::timestamptz, b->>2, (b->>3)::bigint, "
+    "b->>4, b->>5, b->>6, b->>7, (b->>8)::bigint, NULLIF(b->9, 'null'::jsonb), "
+    "NULLIF(b->10, 'null'::jsonb), b->>11, chain.prev_hash, chain.hash FROM chain JOIN "
+    "(SELECT number, ('[' || canonical || ']')::jsonb AS b FROM body) AS parsed "
+    "ON parsed.number = chain.number) "
+    "SELECT state.seq, state.changed, state.checked, last.seq, last.hash FROM state "
+    "LEFT JOIN (SELECT seq, hash FROM chain ORDER BY number DESC LIMIT 1) AS last ON TRUE"
 )
 
 
@@ -561,7 +603,18 @@ def _deferred_flush(
     if not isinstance(deferral, _Deferral):
         raise RuntimeError("no deferral to flush")
     pending: tuple[PreparedEntry, ...] = transaction_mark_get(_PENDING_MARK) or ()
-    sql = _FLUSH_SQL.format(check=check or "TRUE")
+    chain_sql = _FLUSH_CHAIN_SQL.format(check=check or "TRUE")
+    chain_params = [
+        GENESIS_HASH,
+        deferral.seq_seen,
+        sorted(deferral.recheck),
+        *check_params,
+        [entry.canonical for entry in pending],
+    ]
+    chain_run, ran = as_prepared(
+        prepared_name("leadrecord_ledger_flush", chain_sql), chain_sql, len(chain_params)
+    )
+    sql = f"{_FLUSH_LOCK_SQL}; {chain_run}"
     try:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -570,30 +623,34 @@ def _deferred_flush(
                     *first_params,
                     f"{DEFERRED_LOCK_WAIT_MS}ms",
                     _POSTGRES_LEDGER_LOCK_KEY,
-                    GENESIS_HASH,
-                    deferral.seq_seen,
-                    sorted(deferral.recheck),
-                    *check_params,
+                    *chain_params,
                 ],
             )
-            seq, prev_hash, changed, checked = cursor.fetchone()
-    except OperationalError as error:
+            head_seq, changed, checked, last_seq, last_hash = cursor.fetchone()
+    except BaseException as error:
+        # The statement may have been prepared before whatever failed: which ones are
+        # prepared is read again next time.
+        prepared_forget()
         # Not had in time, or PostgreSQL found a deadlock: undone, and redone with the
         # lock taken first. Any other failure is the caller's.
-        if getattr(error.__cause__, "pgcode", None) not in _GIVE_WAY_CODES:
-            raise
-        raise LedgerRedo("the ledger lock was not had in time") from error
+        if isinstance(error, OperationalError) and (
+            getattr(error.__cause__, "pgcode", None) in _GIVE_WAY_CODES
+        ):
+            raise LedgerRedo("the ledger lock was not had in time") from error
+        raise
+    ran()
     if changed:
         raise LedgerRedo("what this transaction read changed before its flush")
     if not checked:
         return False
+    if last_seq != head_seq + len(pending):
+        raise RuntimeError(f"the flush chained {last_seq - head_seq} entries of {len(pending)}")
     transaction_mark_set(_LOCK_MARK, True)
     transaction_mark_set(_DEFERRAL_MARK, None)
     transaction_mark_set(_PENDING_MARK, None)
+    _head_remember(last_seq, last_hash)
     if pending:
-        _chain_and_insert(pending, seq, prev_hash, return_entries=False)
-    else:
-        _head_remember(seq, prev_hash)
+        _watchers_notify(pending, head_seq + 1)
     return True
 
 

@@ -15,14 +15,17 @@ from django.db import connection, transaction
 
 from leadrecord.ledger import (
     Actor,
+    LedgerDraft,
     LedgerRedo,
     LedgerWatcher,
     ledger_append,
+    ledger_append_prepared,
     ledger_deferred,
     ledger_deferring,
     ledger_lock,
     ledger_lock_held,
     ledger_lock_or_recheck,
+    ledger_prepare,
     ledger_verify,
     ledger_watch,
 )
@@ -185,3 +188,36 @@ def test_the_lock_long_in_coming_undoes_the_transaction():
         release.set()
         holder.join()
     assert _subjects() == []
+
+
+def test_entries_prepared_while_deferring_go_in_by_copy_once_the_deferral_ended():
+    """Entries prepared while deferring carry no COPY text (the flush inserts them from
+    their canonical text); appended after a plain lock ended the deferral, they go in by
+    COPY all the same, with the same columns and hashes."""
+    drafts = [
+        LedgerDraft(
+            actor=Actor(kind="user", label='tab\there "q" \\ é', user_id=7),
+            action=LedgerAction.TOUCH_RECORD,
+            subject_type="t",
+            subject_id=n,
+            contact_id=None,
+            before=None if n else {"n": n},
+            after={"n": n, "text": "line\nbreak"},
+            reason="why\tnot",
+        )
+        for n in range(2)
+    ]
+    with transaction.atomic(), ledger_deferred():
+        prepared = ledger_prepare(drafts)
+        assert all(entry.copy_text == "" for entry in prepared)
+        ledger_lock()  # the deferral ends here: nothing was pending
+        assert not ledger_deferring()
+        ledger_append_prepared(prepared)
+    rows = list(LedgerEntry.objects.order_by("seq"))
+    assert [(row.subject_id, row.before, row.after, row.reason) for row in rows] == [
+        ("0", {"n": 0}, {"n": 0, "text": "line\nbreak"}, "why\tnot"),
+        ("1", None, {"n": 1, "text": "line\nbreak"}, "why\tnot"),
+    ]
+    assert rows[0].actor_label == 'tab\there "q" \\ é'
+    verified = ledger_verify()
+    assert verified.ok and verified.entries == 2

@@ -2,10 +2,12 @@
 
 An entry is hashed in Python when it is verified and when a batch is chained,
 and by PostgreSQL itself when a single entry is appended (the hash computed
-inside the INSERT). These properties hold every path to the same hash on
+inside the INSERT) and when a deferring transaction flushes its entries (each
+hashed in the flush's statement, its columns read back from the text it hashed).
+These properties hold every path to the same hash and the same stored columns on
 generated entries: any text, nested JSON, nulls, large numbers, back-dated
 and time-zoned moments. The file runs in both passes (PostgreSQL: the SQL
-INSERT and COPY; SQLite: the ORM insert).
+INSERT, COPY and the deferred flush; SQLite: the ORM insert).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from leadrecord.ledger import (
     LedgerDraft,
     ledger_append,
     ledger_append_many,
+    ledger_deferred,
     ledger_entry_hash,
     ledger_verify,
 )
@@ -117,6 +120,41 @@ def test_every_append_path_hashes_the_canonical_encoding(single, batch):
         # ... is what the draft itself encodes to, and the JSON came back as written.
         assert row["hash"] == _hash_of_draft(draft, row)
         assert (row["before"], row["after"]) == (draft.before, draft.after)
+    assert ledger_verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(batch=st.lists(_draft, min_size=1, max_size=5))
+def test_the_deferred_flush_stores_and_hashes_what_the_drafts_encode(batch):
+    """The flush of a deferring transaction (a new person's form post) chains its
+    entries in SQL and reads each one's columns back from the canonical JSON it hashed:
+    the stored row, its hash and the draft must all agree."""
+    with transaction.atomic(), ledger_deferred() as deferring:
+        assert deferring
+        ledger_append_many(batch, return_entries=False)
+    rows = list(LedgerEntry.objects.order_by("-seq").values(*LEDGER_COLUMNS)[: len(batch)])[::-1]
+    for draft, row in zip(batch, rows, strict=True):
+        assert row["hash"] == ledger_entry_hash(**{k: v for k, v in row.items() if k != "hash"})
+        assert row["hash"] == _hash_of_draft(draft, row)
+        assert (row["before"], row["after"]) == (draft.before, draft.after)
+        assert (row["actor_kind"], row["actor_id"], row["actor_label"]) == (
+            draft.actor.kind,
+            draft.actor.user_id,
+            draft.actor.label,
+        )
+        assert (row["subject_id"], row["contact_id"], row["reason"]) == (
+            str(draft.subject_id),
+            draft.contact_id,
+            draft.reason,
+        )
+        if draft.occurred_at is not None:
+            assert row["occurred_at"] == draft.occurred_at
     assert ledger_verify().ok
 
 
