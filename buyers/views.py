@@ -174,16 +174,19 @@ def _thanks(buyer_form: BuyerForm, *, embed: bool) -> HttpResponse:
     """The thank-you page. Rendered without the request: a public page shows nothing of
     a user or a session, and the context processors (the user, their navigation) cost
     more than the page."""
-    return HttpResponse(_thanks_page(buyer_form.title, embed=embed))
+    return HttpResponse(_thanks_page(buyer_form.title, embed=embed), content_type=_HTML)
+
+
+_HTML = f"text/html; charset={settings.DEFAULT_CHARSET}"
 
 
 @functools.lru_cache(maxsize=256)
-def _thanks_page(title: str, *, embed: bool) -> str:
+def _thanks_page(title: str, *, embed: bool) -> bytes:
     """The thank-you page names the form's title and nothing else that changes: rendered
-    once per title in a process (every post by a person or a bot answers it)."""
+    and encoded once per title in a process (every post by a person or a bot answers it)."""
     return loader.render_to_string(
         "buyers/thanks.html", {"buyer_form": {"title": title}, "embed": embed}
-    )
+    ).encode(settings.DEFAULT_CHARSET)
 
 
 def visitor_cookie_set(response: HttpResponse, token: str) -> None:

@@ -103,8 +103,14 @@ class Contact(models.Model):
     first_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="")
     last_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="")
     title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, default="")
+    # No index of its own: contact_organization (organization, id) leads with it.
     organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="contacts"
+        Organization,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="contacts",
+        db_index=False,
     )
     # Maintained by scoring (the handoff app) under the active ruleset.
     score = models.IntegerField(default=0)
@@ -167,7 +173,10 @@ class ContactKey(models.Model):
 class Consent(models.Model):
     """One grant or withdrawal. The history is every row; the current state is the latest."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
+    # No index of its own: consent_latest (contact, purpose, occurred_at) leads with it.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="consents", db_index=False
+    )
     purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
     granted = models.BooleanField()
     source = models.CharField(max_length=CONSENT_SOURCE_MAX_LENGTH)
@@ -200,7 +209,10 @@ class Consent(models.Model):
 class Disclosure(models.Model):
     """Something a person shared, with whom (audience) and why (purpose)."""
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="disclosures")
+    # No index of its own: disclosure_contact_key (contact, key, disclosed_at) leads with it.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="disclosures", db_index=False
+    )
     key = models.CharField(max_length=DISCLOSURE_KEY_MAX_LENGTH)
     # Emptied by erasure.
     value = models.TextField(max_length=DISCLOSURE_VALUE_MAX_LENGTH)
