@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/forms.py [--forms 3000] [--visits 5000] [--health 5000]
         [--rounds 5] [--clients 4] [--workers 4] [--database-url postgres://...]
-        [--database-name ...]
+        [--database-name ...] [--baseline-tree PATH]
 
 1. Migrates a fresh database, makes a marketer and, through the API, a published
    form asking two disclosures and two consents (as a real one does).
@@ -22,7 +22,13 @@ The three kinds take turns in ``--rounds`` rounds (each a share of every count),
 that a shared machine's slow and fast spells fall on all three alike; each kind's
 rate is its requests over its time summed across the rounds, and each round's
 ratios are printed to show the spread. The client processes are started once,
-before any timing.
+before any timing. Each kind's CPU per request is the whole machine's busy time
+(server, database, clients and kernel) over its requests.
+
+With ``--baseline-tree`` (a checkout of another commit, e.g. made by ``git worktree
+add``), that tree is served too, on a database of its own, and the two take turns
+within every round (which goes first alternates): both see the same spells of a
+shared machine, which a comparison of separate runs cannot promise.
 
 Targets (issue 23): form submissions at least 25 % of the health rate, visits at
 least 50 %.
@@ -34,15 +40,17 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import re
 import time
 import urllib.parse
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import fresh_database, gunicorn, manage, throwaway_postgres
+from common import ROOT, fresh_database, gunicorn, manage, throwaway_postgres
 
 FORM_TARGET = 0.25
 VISIT_TARGET = 0.50
@@ -174,6 +182,63 @@ def stored(database_url: str) -> tuple[int, int, int]:
         return counts[0], counts[1], counts[2]
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (every process, the kernel too)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class _Tally:
+    """Requests, seconds and the machine's busy CPU seconds of one kind on one tree."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.seconds = 0.0
+        self.cpu = 0.0
+
+    def add(self, sent: int, seconds: float, cpu: float) -> None:
+        self.sent += sent
+        self.seconds += seconds
+        self.cpu += cpu
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu / self.sent * 1000
+
+
+KINDS: dict[str, Callable[[Any], int]] = {
+    "forms": _form_client,
+    "visits": _visit_client,
+    "health": _health_client,
+}
+
+
+def _serve(stack: ExitStack, server: str, name: str, workers: int, root: Path) -> tuple[str, str]:
+    """A fresh database with a published form, served by ``root``'s gunicorn: the
+    server's URL and the database's."""
+    database = stack.enter_context(fresh_database(server, name))
+    manage(database, "migrate", "--no-input", "-v", "0", root=root)
+    manage(database, "add_user", "bench-marketer", "--role", "marketer", root=root)
+    token = manage(database, "issue_token", "bench-marketer", root=root).strip()
+    url, _ = stack.enter_context(
+        gunicorn(
+            database,
+            workers=workers,
+            root=root,
+            BUYER_FORM_RATE_LIMIT="100000000/hour",
+            VISIT_RATE_LIMIT="100000000/hour",
+            BUYER_FORM_MIN_SECONDS="0",
+        )
+    )
+    form_create(url, token)
+    return url, database
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--forms", type=int, default=3_000)
@@ -184,73 +249,85 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--database-url", default="", help="a server to use (else a throwaway)")
     parser.add_argument("--database-name", default="leadrecord_bench_forms")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="a checkout of another commit, served beside this one and measured in turns",
+    )
     options = parser.parse_args()
+    trees = [("this tree", ROOT)]
+    if options.baseline_tree is not None:
+        trees.append(("baseline", options.baseline_tree.resolve()))
+    totals = {"forms": options.forms, "visits": options.visits, "health": options.health}
 
     with ExitStack() as stack:
         server = options.database_url or stack.enter_context(throwaway_postgres())
-        database = stack.enter_context(fresh_database(server, options.database_name))
-        manage(database, "migrate", "--no-input", "-v", "0")
-        manage(database, "add_user", "bench-marketer", "--role", "marketer")
-        token = manage(database, "issue_token", "bench-marketer").strip()
-        url, _ = stack.enter_context(
-            gunicorn(
-                database,
-                workers=options.workers,
-                BUYER_FORM_RATE_LIMIT="100000000/hour",
-                VISIT_RATE_LIMIT="100000000/hour",
-                BUYER_FORM_MIN_SECONDS="0",
-            )
-        )
-        form_create(url, token)
+        urls, databases = {}, {}
+        for index, (tree, root) in enumerate(trees):
+            name = f"{options.database_name}_{index}" if index else options.database_name
+            urls[tree], databases[tree] = _serve(stack, server, name, options.workers, root)
         pool = stack.enter_context(multiprocessing.Pool(options.clients))
         # Warm-up, not counted: each worker's first requests pay for imports.
-        in_clients(pool, _form_client, url, options.clients * 50, options.clients)
-        in_clients(pool, _visit_client, url, options.clients * 50, options.clients)
-        in_clients(pool, _health_client, url, options.clients * 50, options.clients)
-        before = stored(database)
-        kinds = {"forms": _form_client, "visits": _visit_client, "health": _health_client}
-        totals = {"forms": options.forms, "visits": options.visits, "health": options.health}
-        sums = {kind: [0, 0.0] for kind in kinds}
-        rounds = []
-        for _ in range(options.rounds):
+        for url in urls.values():
+            for worker in KINDS.values():
+                in_clients(pool, worker, url, options.clients * 50, options.clients)
+        before = {tree: stored(databases[tree]) for tree in urls}
+        tallies = {(tree, kind): _Tally() for tree in urls for kind in KINDS}
+        rounds: list[dict[tuple[str, str], float]] = []
+        for number in range(options.rounds):
             rates = {}
-            for kind, worker in kinds.items():
-                sent, seconds = in_clients(
-                    pool, worker, url, max(1, totals[kind] // options.rounds), options.clients
-                )
-                sums[kind][0] += sent
-                sums[kind][1] += seconds
-                rates[kind] = sent / seconds
+            # With a baseline, the trees take turns kind by kind, first one then the other.
+            order = list(urls) if number % 2 == 0 else list(reversed(urls))
+            for kind, worker in KINDS.items():
+                for tree in order:
+                    cpu = _machine_cpu_seconds()
+                    sent, seconds = in_clients(
+                        pool,
+                        worker,
+                        urls[tree],
+                        max(1, totals[kind] // options.rounds),
+                        options.clients,
+                    )
+                    tallies[tree, kind].add(sent, seconds, _machine_cpu_seconds() - cpu)
+                    rates[tree, kind] = sent / seconds
             rounds.append(rates)
-        after = stored(database)
+        after = {tree: stored(databases[tree]) for tree in urls}
 
-    sent_forms = sums["forms"][0]
-    people, touches, submissions = (b - a for a, b in zip(before, after, strict=True))
-    if (people, touches, submissions) != (sent_forms, sent_forms, sent_forms):
-        raise SystemExit(
-            f"expected {sent_forms} people, touches and submissions; found {people}, "
-            f"{touches}, {submissions}"
-        )
-    rate = {kind: count / seconds for kind, (count, seconds) in sums.items()}
-    print(f"{options.clients} clients, gunicorn {options.workers} workers, {options.rounds} rounds")
-    for number, rates in enumerate(rounds, 1):
+    for tree in urls:
+        sent_forms = tallies[tree, "forms"].sent
+        made = tuple(b - a for a, b in zip(before[tree], after[tree], strict=True))
+        if made != (sent_forms, sent_forms, sent_forms):
+            raise SystemExit(
+                f"{tree}: expected {sent_forms} people, touches and submissions; found {made}"
+            )
+    print(
+        f"{options.clients} clients, gunicorn {options.workers} workers, {options.rounds} "
+        f"rounds; CPU: the whole machine's busy time per request"
+    )
+    for tree in urls:
+        health, forms, visits = (tallies[tree, kind] for kind in ("health", "forms", "visits"))
+        print(f"{tree}:")
+        for number, rates in enumerate(rounds, 1):
+            print(
+                f"  round {number}: health {rates[tree, 'health']:6.0f}/s, "
+                f"forms {rates[tree, 'forms'] / rates[tree, 'health']:4.0%}, "
+                f"visits {rates[tree, 'visits'] / rates[tree, 'health']:4.0%} of it"
+            )
         print(
-            f"  round {number}: health {rates['health']:6.0f}/s, "
-            f"forms {rates['forms'] / rates['health']:4.0%}, "
-            f"visits {rates['visits'] / rates['health']:4.0%} of it"
+            f"  GET health/     {health.rate:8.0f} requests/s (baseline), "
+            f"CPU {health.cpu_ms:.2f} ms"
         )
-    form_rate, visit_rate, health_rate = rate["forms"], rate["visits"], rate["health"]
-    print(f"GET health/     {health_rate:10.0f} requests/s (baseline)")
-    print(
-        f"form submission {form_rate:10.0f} /s   {form_rate / health_rate:6.1%} of health "
-        f"(target {FORM_TARGET:.0%}): "
-        f"{'ok' if form_rate >= FORM_TARGET * health_rate else 'MISSED'}"
-    )
-    print(
-        f"visit           {visit_rate:10.0f} /s   {visit_rate / health_rate:6.1%} of health "
-        f"(target {VISIT_TARGET:.0%}): "
-        f"{'ok' if visit_rate >= VISIT_TARGET * health_rate else 'MISSED'}"
-    )
+        for label, tally, target in (
+            ("form submission", forms, FORM_TARGET),
+            ("visit          ", visits, VISIT_TARGET),
+        ):
+            share = tally.rate / health.rate
+            print(
+                f"  {label} {tally.rate:8.0f} /s   {share:6.1%} of health "
+                f"(target {target:.0%}): {'ok' if share >= target else 'MISSED'}, "
+                f"CPU {tally.cpu_ms:.2f} ms"
+            )
 
 
 if __name__ == "__main__":
