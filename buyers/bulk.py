@@ -106,8 +106,33 @@ def _columns(model: type[models.Model], names: tuple[str, ...]) -> str:
     )
 
 
+@functools.cache
 def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], names: tuple[str, ...], count: int) -> str:
+    """``INSERT`` of ``count`` rows of ``names`` into ``model``'s table (made once per
+    shape and process)."""
+    row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
+    return (
+        f"INSERT INTO {_table(model)} ({_columns(model, names)}) "  # noqa: S608 -- model names
+        f"VALUES {', '.join([row_sql] * count)}"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _with_statement(parts: tuple[str, ...]) -> tuple[str, str]:
+    """``parts`` as one statement (data-modifying WITH parts, the last the main one) and
+    its name, made from its text (once per shape of post and process)."""
+    *first, last = parts
+    sql = "".join(
+        ("WITH " if index == 0 else ", ") + f"w{index} AS ({part})"
+        for index, part in enumerate(first)
+    )
+    sql = f"{sql} {last}" if first else last
+    return sql, prepared_name("leadrecord_form_write", sql)
 
 
 @functools.cache
@@ -134,11 +159,7 @@ class _Batch:
     ) -> None:
         if not rows:
             return
-        row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
-        self.sql.append(
-            f"INSERT INTO {_table(model)} ({_columns(model, names)}) "  # noqa: S608 -- model names
-            f"VALUES {', '.join([row_sql] * len(rows))}"
-        )
+        self.sql.append(_insert_sql(model, names, len(rows)))
         for row in rows:
             self.params.extend(row)
 
@@ -156,13 +177,8 @@ class _Batch:
         insert the main one; named by its text, so one per shape of post): the SQL to
         run (preparing it first on a connection that has not), its parameters, and
         what to call once it ran."""
-        *parts, last = self.sql
-        sql = "".join(
-            ("WITH " if index == 0 else ", ") + f"w{index} AS ({part})"
-            for index, part in enumerate(parts)
-        )
-        sql = f"{sql} {last}" if parts else last
-        run, ran = as_prepared(prepared_name("leadrecord_form_write", sql), sql, len(self.params))
+        sql, name = _with_statement(tuple(self.sql))
+        run, ran = as_prepared(name, sql, len(self.params))
         return run, self.params, ran
 
 
@@ -564,11 +580,7 @@ def new_person_form_write(
     # The submission is inserted only while the form is published (selectors.
     # form_published remembers forms a moment), as by the services' path: else all of
     # this is undone.
-    batch.sql.append(
-        f"INSERT INTO {_table(FormSubmission)} ({_columns(FormSubmission, _SUBMISSION_COLUMNS)}) "  # noqa: S608 -- model names
-        f"SELECT {', '.join(['%s'] * len(values))} FROM {_table(BuyerForm)} "
-        "WHERE id = %s AND published ON CONFLICT DO NOTHING"
-    )
+    batch.sql.append(_submission_insert_sql())
     batch.params.extend([*values, form.pk])
     first, first_params, ran = batch.prepared()
     try:
@@ -593,6 +605,16 @@ def new_person_form_write(
     for row in (contact, touch, *consents, *disclosures):
         row._state.adding = False
     return submission
+
+
+@functools.cache
+def _submission_insert_sql() -> str:
+    """The submission's insert, made only while its form is published."""
+    return (
+        f"INSERT INTO {_table(FormSubmission)} ({_columns(FormSubmission, _SUBMISSION_COLUMNS)}) "  # noqa: S608 -- model names
+        f"SELECT {', '.join(['%s'] * len(_SUBMISSION_COLUMNS))} FROM {_table(BuyerForm)} "
+        "WHERE id = %s AND published ON CONFLICT DO NOTHING"
+    )
 
 
 def _send(batch: _Batch) -> None:

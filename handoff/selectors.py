@@ -49,13 +49,19 @@ from contacts.selectors import (
     contacts_living,
     disclosures_visible_to,
 )
-from leadrecord.ledger import ledger_deferred_recheck, ledger_deferring, ledger_lock_held
+from leadrecord.ledger import (
+    ledger_deferred_recheck,
+    ledger_deferring,
+    ledger_lock_held,
+    ledger_lock_state,
+)
 from leadrecord.models import LedgerAction
 from leadrecord.roles import Role, user_has_role
 from leadrecord.transaction_marks import (
     transaction_mark_get,
     transaction_mark_set,
     transaction_marks_forget,
+    transaction_marks_get,
 )
 
 from .models import (
@@ -352,15 +358,15 @@ _RULESET_CHANGES = (
 def ruleset_active() -> Ruleset | None:
     # Read without the lock in a transaction that defers its entries (a form sent by a
     # new person): its flush rechecks that no ruleset changed meanwhile, so the answer
-    # may be remembered there as under the lock.
-    deferring = ledger_deferring()
+    # may be remembered there as under the lock. (Every score a form post follows asks
+    # this: the marks are read in two lookups.)
+    deferring, locked = ledger_lock_state()
+    remember, known = transaction_marks_get(_REMEMBER_MARK, ACTIVE_RULESET_MARK)
     if deferring:
         ledger_deferred_recheck(_RULESET_CHANGES)
-    remembered = transaction_mark_get(_REMEMBER_MARK) and (ledger_lock_held() or deferring)
-    if remembered:
-        known = transaction_mark_get(ACTIVE_RULESET_MARK)
-        if known is not None:
-            return known[0]
+    remembered = remember and (locked or deferring)
+    if remembered and known is not None:
+        return known[0]
     # Every write that can change a score asks this: a raw query skips the
     # ORM's query compilation (about half of its cost). A partial unique
     # index allows one active ruleset at most.

@@ -31,7 +31,7 @@ from .bulk import copy_escape, copy_line, copy_lines, rows_insert
 from .models import ActorKind, LedgerAction, LedgerEntry
 from .prepared import as_prepared, prepared_forget, prepared_name
 from .roles import Role, user_has_role
-from .transaction_marks import transaction_mark_get, transaction_mark_set
+from .transaction_marks import transaction_mark_get, transaction_mark_set, transaction_marks_get
 
 GENESIS_HASH = "0" * 64
 # Any fixed 64-bit number names the advisory lock; this one spells "LEDGER".
@@ -283,8 +283,8 @@ def ledger_lock_or_recheck(actions: Collection[str]) -> None:
     change is on the ledger, so none of them recorded meanwhile means the check still
     holds; one recorded undoes the transaction (``LedgerRedo``).
     """
-    deferral = transaction_mark_get(_DEFERRAL_MARK)
-    if deferral is None or transaction_mark_get(_LOCK_MARK):
+    deferral, locked = transaction_marks_get(_DEFERRAL_MARK, _LOCK_MARK)
+    if deferral is None or locked:
         ledger_lock()
         return
     deferral.recheck.update(actions)
@@ -293,15 +293,23 @@ def ledger_lock_or_recheck(actions: Collection[str]) -> None:
 def ledger_deferred_recheck(actions: Collection[str]) -> None:
     """In a transaction that defers its entries, have the flush check ``actions`` too
     (``ledger_lock_or_recheck``); otherwise nothing."""
-    deferral = transaction_mark_get(_DEFERRAL_MARK)
-    if deferral is not None and not transaction_mark_get(_LOCK_MARK):
+    deferral, locked = transaction_marks_get(_DEFERRAL_MARK, _LOCK_MARK)
+    if deferral is not None and not locked:
         deferral.recheck.update(actions)
+
+
+def ledger_lock_state() -> tuple[bool, bool]:
+    """Whether this transaction defers its entries (``ledger_deferring``) and whether it
+    holds the ledger lock (``ledger_lock_held``), in one lookup of the transaction's marks."""
+    deferral, locked = transaction_marks_get(_DEFERRAL_MARK, _LOCK_MARK)
+    return deferral is not None and not locked, bool(locked)
 
 
 def ledger_deferring() -> bool:
     """Whether this transaction defers its entries (``ledger_deferred``) and has not
     flushed them yet."""
-    return transaction_mark_get(_DEFERRAL_MARK) is not None and not ledger_lock_held()
+    deferral, locked = transaction_marks_get(_DEFERRAL_MARK, _LOCK_MARK)
+    return deferral is not None and not locked
 
 
 def ledger_lock_held() -> bool:
