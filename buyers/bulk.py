@@ -204,6 +204,39 @@ _CAMPAIGN_SQL = (
 )
 
 
+# The organization a new person's post names, as contact_create finds it: by name (any
+# case, which the organization_name_lower index serves), by the email's domain, or none.
+_ORGANIZATION_SQL = {
+    "name": ("(SELECT id FROM {table} WHERE LOWER(name) = LOWER(%s) ORDER BY id LIMIT 1)"),
+    # The index on domain holds only known domains: said so here too, so that the
+    # statement's generic plan (any domain) can use it.
+    "domain": "(SELECT id FROM {table} WHERE domain = %s AND NOT domain = '' ORDER BY id LIMIT 1)",
+    "none": "NULL::bigint",
+}
+
+
+@functools.cache
+def _read_statement(organization_kind: str) -> tuple[str, str]:
+    """The one read's SQL for this kind of organization lookup, and its prepared name
+    (made from its text: a connection kept by a pooler across a new release prepares
+    the new text under a new name)."""
+    organization_sql = _ORGANIZATION_SQL[organization_kind].format(table=_table(Organization))
+    sql = (
+        f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
+        f"(SELECT id FROM {_table(Contact)} WHERE email_key = %s) AS known, "
+        f"{organization_sql} AS organization, "
+        f"EXISTS (SELECT 1 FROM {_table(ErasedEmail)} "
+        "WHERE email_hash = ANY(%s::varchar[])) AS erased, "
+        f"(SELECT id FROM {_table(Ruleset)} WHERE status = %s LIMIT 1) AS ruleset) "
+        "SELECT head, organization, ruleset, "
+        "CASE WHEN known IS NULL AND NOT erased AND (organization IS NOT NULL OR %s) "
+        "THEN ARRAY[nextval(%s)] || ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
+        "|| ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
+        f"|| ARRAY[nextval(%s), nextval(%s)] END, {_CAMPAIGN_SQL}"
+    )
+    return sql, prepared_name(f"leadrecord_form_read_{organization_kind}", sql)
+
+
 @dataclass(frozen=True)
 class NewPersonRead:
     """What ``new_person_read`` found: the ledger's head, and for a new person at a known
@@ -245,27 +278,15 @@ def new_person_read(
     organization_name = data.organization.strip()
     if data.organization and not organization_name:
         # A blank name: the services refuse it; nothing here is new-person work.
-        organization_sql, organization_params = "NULL::bigint", []
-        organization_kind = "none"
+        organization_kind, organization_params = "none", []
     elif organization_name:
-        organization_sql = (
-            f"(SELECT id FROM {_table(Organization)} "  # noqa: S608 -- model name
-            "WHERE UPPER(name) = UPPER(%s) ORDER BY id LIMIT 1)"
-        )
-        organization_params = [organization_name]
-        organization_kind = "name"
+        organization_kind, organization_params = "name", [organization_name]
     else:
         domain = email_domain(email_key)
         if domain and not domain_is_free_mail(domain):
-            organization_sql = (
-                f"(SELECT id FROM {_table(Organization)} "  # noqa: S608 -- model name
-                "WHERE domain = %s ORDER BY id LIMIT 1)"
-            )
-            organization_params = [domain]
-            organization_kind = "domain"
+            organization_kind, organization_params = "domain", [domain]
         else:
-            organization_sql, organization_params = "NULL::bigint", []
-            organization_kind = "none"
+            organization_kind, organization_params = "none", []
     consents = sorted(data.consents)
     for purpose in consents:
         contact_rules.consent_check(purpose=purpose)
@@ -284,21 +305,12 @@ def new_person_read(
             expires_at=None,
             disclosed_at=when,
         )
+    read_sql, read_name = _read_statement(organization_kind)
     with connection.cursor() as cursor:
         execute_prepared(
             cursor,
-            f"leadrecord_form_read_{organization_kind}",
-            f"WITH facts AS (SELECT {LEDGER_HEAD_SEQ_SQL} AS head, "  # noqa: S608 -- model names
-            f"(SELECT id FROM {_table(Contact)} WHERE email_key = %s) AS known, "
-            f"{organization_sql} AS organization, "
-            f"EXISTS (SELECT 1 FROM {_table(ErasedEmail)} "
-            "WHERE email_hash = ANY(%s::varchar[])) AS erased, "
-            f"(SELECT id FROM {_table(Ruleset)} WHERE status = %s LIMIT 1) AS ruleset) "
-            "SELECT head, organization, ruleset, "
-            "CASE WHEN known IS NULL AND NOT erased AND (organization IS NOT NULL OR %s) "
-            "THEN ARRAY[nextval(%s)] || ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
-            "|| ARRAY(SELECT nextval(%s) FROM generate_series(1, %s)) "
-            f"|| ARRAY[nextval(%s), nextval(%s)] END, {_CAMPAIGN_SQL}",
+            read_name,
+            read_sql,
             [
                 email_key,
                 *organization_params,

@@ -8,7 +8,7 @@ place, ``contacts.selectors.disclosures_visible_to``.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 
 from .channels import channel_label
 
@@ -329,6 +329,9 @@ class Campaign(models.Model):
                 condition=models.Q(cost__gte=0), name="campaign_cost_not_negative"
             )
         ]
+        # Every form post with a utm_campaign looks its campaign up in any case, as the
+        # ORM's iexact does on PostgreSQL (UPPER on both sides).
+        indexes = [models.Index(Upper("utm_campaign"), name="campaign_utm_campaign_upper")]
 
     def __str__(self) -> str:
         return self.name

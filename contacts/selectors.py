@@ -111,12 +111,13 @@ def organization_find(name: str, domain: str) -> Organization | None:
     """The organization with this domain (normalized) or, without one, the first with this
     name (any case)."""
     # Every form naming an organization asks this: a raw query skips the ORM's query
-    # compilation. UPPER on both sides, as the ORM's iexact on PostgreSQL.
+    # compilation. LOWER on both sides, which the organization_name_lower index serves
+    # (and as bulk ingestion matches names).
     table = Organization._meta.db_table
     if domain:
         where, value = "domain = %s", domain
     else:
-        where, value = "UPPER(name) = UPPER(%s)", name
+        where, value = "LOWER(name) = LOWER(%s)", name
     found = Organization.objects.raw(
         f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT 1",  # noqa: S608 -- model name
         [value],

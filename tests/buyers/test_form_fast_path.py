@@ -19,6 +19,7 @@ from buyers.models import BuyerForm, FormSubmission, Visitor
 from contacts import signals
 from contacts.models import Consent, Contact, ContactKey, Disclosure, Organization, Touch
 from contacts.sealing import unseal
+from contacts.selectors import campaign_for_utm, organization_find
 from contacts.services import contact_create, organization_get_or_create
 from handoff import services as handoff_services
 from handoff.models import Qualification
@@ -329,3 +330,50 @@ def test_a_post_redone_after_preparing_leaves_the_connection_usable(buyer_form):
     assert not [text for text in sql if text.startswith("PREPARE leadrecord_form_write")]
     assert Contact.objects.filter(email_key="second@buyers.example").exists()
     assert ledger_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_read_finds_organizations_and_campaigns_through_an_index(buyer_form, campaign):
+    """A record holds many organizations and campaigns: the form post's one read, and the
+    services' own lookups, must be able to find a name or a utm_campaign in any case
+    through an index, not by reading every row (the planner is told to avoid a scan, so
+    only an expression no index serves shows one)."""
+    organization_get_or_create(name="ACME", actor=SYSTEM)
+    organization_get_or_create(name="Initech", domain="initech.example", actor=SYSTEM)
+    captured: list[tuple[str, Any]] = []
+
+    def keep(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        _submit(buyer_form, "indexed@buyers.example", fast=True)
+        # No organization named: the one of the email's domain.
+        _submit(buyer_form, "p@initech.example", fast=True, organization="")
+        assert organization_find("acme", "") is not None
+        assert campaign_for_utm("SPRING-2026") == campaign
+    reads = [
+        (sql[sql.index("EXECUTE leadrecord_form_read") :], params)
+        for sql, params in captured
+        if "leadrecord_form_read" in sql
+    ]
+    lookups = [
+        (sql, params)
+        for sql, params in captured
+        if "leadrecord_form_read" not in sql
+        and ("FROM contacts_organization WHERE" in sql or "utm_campaign) = UPPER" in sql)
+    ]
+    assert len(reads) == 2 and len(lookups) == 2
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        # A prepared statement comes to be planned for any value (its generic plan).
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for sql, params in [*reads, *lookups]:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            if "contacts_organization" in sql or "leadrecord_form_read_name" in sql:
+                assert "organization_name_lower" in plan, plan
+            if "leadrecord_form_read_domain" in sql:
+                assert "organization_domain_unique" in plan, plan
+            if "utm_campaign" in sql or "leadrecord_form_read" in sql:
+                assert "campaign_utm_campaign_upper" in plan, plan
