@@ -57,9 +57,24 @@ VISIT_TARGET = 0.50
 SLUG = "bench-demo-request"
 
 
+class _Connection(http.client.HTTPConnection):
+    """A client connection that writes a request's headers and small body at once, as
+    browsers and curl do; http.client writes them apart, which costs the server one more
+    read and wake-up per form post that no browser would cause."""
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if isinstance(message_body, bytes) and not encode_chunked:
+            self._buffer.extend((b"", message_body))  # type: ignore[attr-defined]
+            message = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
+            del self._buffer[:]  # type: ignore[attr-defined]
+            self.send(message)
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
 def _connection(url: str) -> http.client.HTTPConnection:
     parts = urlsplit(url)
-    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    return _Connection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
 
 
 def _request(
