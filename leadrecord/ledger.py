@@ -308,8 +308,7 @@ def ledger_lock_state() -> tuple[bool, bool]:
 def ledger_deferring() -> bool:
     """Whether this transaction defers its entries (``ledger_deferred``) and has not
     flushed them yet."""
-    deferral, locked = transaction_marks_get(_DEFERRAL_MARK, _LOCK_MARK)
-    return deferral is not None and not locked
+    return ledger_lock_state()[0]
 
 
 def ledger_lock_held() -> bool:
@@ -573,6 +572,14 @@ _FLUSH_CHAIN_SQL = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _flush_statement(check: str) -> tuple[str, str]:
+    """The flush's chaining statement with the writer's ``check``, and its prepared name
+    (made from its text)."""
+    sql = _FLUSH_CHAIN_SQL.format(check=check)
+    return sql, prepared_name("leadrecord_ledger_flush", sql)
+
+
 # lock_not_available (lock_timeout), deadlock_detected.
 _GIVE_WAY_CODES = frozenset({"55P03", "40P01"})
 
@@ -611,7 +618,7 @@ def _deferred_flush(
     if not isinstance(deferral, _Deferral):
         raise RuntimeError("no deferral to flush")
     pending: tuple[PreparedEntry, ...] = transaction_mark_get(_PENDING_MARK) or ()
-    chain_sql = _FLUSH_CHAIN_SQL.format(check=check or "TRUE")
+    chain_sql, chain_name = _flush_statement(check or "TRUE")
     chain_params = [
         GENESIS_HASH,
         deferral.seq_seen,
@@ -619,9 +626,7 @@ def _deferred_flush(
         *check_params,
         [entry.canonical for entry in pending],
     ]
-    chain_run, ran = as_prepared(
-        prepared_name("leadrecord_ledger_flush", chain_sql), chain_sql, len(chain_params)
-    )
+    chain_run, ran = as_prepared(chain_name, chain_sql, len(chain_params))
     sql = f"{_FLUSH_LOCK_SQL}; {chain_run}"
     try:
         with connection.cursor() as cursor:
