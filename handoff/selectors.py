@@ -28,7 +28,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from contacts.channels import channel_label
@@ -325,7 +325,12 @@ def organizations_named(text: str) -> list[Organization]:
     )
     if by_domain is not None:
         return [by_domain]
-    return list(Organization.objects.filter(name__iexact=text)[:ORGANIZATION_MATCHES_MAX])
+    # LOWER on both sides, which the organization_name_lower index serves (the ORM's
+    # iexact compares UPPER, which no index serves: every organization would be read).
+    named = Organization.objects.alias(name_lower=Lower("name")).filter(
+        name_lower=Lower(Value(text))
+    )
+    return list(named[:ORGANIZATION_MATCHES_MAX])
 
 
 # The active ruleset as this transaction read it under the ledger lock
