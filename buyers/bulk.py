@@ -207,7 +207,7 @@ _CAMPAIGN_SQL = (
 # The organization a new person's post names, as contact_create finds it: by name (any
 # case, which the organization_name_lower index serves), by the email's domain, or none.
 _ORGANIZATION_SQL = {
-    "name": ("(SELECT id FROM {table} WHERE LOWER(name) = LOWER(%s) ORDER BY id LIMIT 1)"),
+    "name": "(SELECT id FROM {table} WHERE LOWER(name) = LOWER(%s) ORDER BY id LIMIT 1)",
     # The index on domain holds only known domains: said so here too, so that the
     # statement's generic plan (any domain) can use it.
     "domain": "(SELECT id FROM {table} WHERE domain = %s AND NOT domain = '' ORDER BY id LIMIT 1)",

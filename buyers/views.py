@@ -46,6 +46,7 @@ from .models import BuyerForm
 VISITOR_COOKIE = "lr_vid"
 # A visitor id lives as long as a year; withdrawing analytics consent ends it sooner.
 VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
+_HTML = f"text/html; charset={settings.DEFAULT_CHARSET}"
 PER_PAGE = 50
 
 
@@ -175,9 +176,6 @@ def _thanks(buyer_form: BuyerForm, *, embed: bool) -> HttpResponse:
     a user or a session, and the context processors (the user, their navigation) cost
     more than the page."""
     return HttpResponse(_thanks_page(buyer_form.title, embed=embed), content_type=_HTML)
-
-
-_HTML = f"text/html; charset={settings.DEFAULT_CHARSET}"
 
 
 @functools.lru_cache(maxsize=256)

@@ -364,13 +364,11 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
         canonical = _canonical_body(scalars, before, after, draft.reason)
         copy_text = ""
         if postgres:
-            copy_text = "\t".join(
-                [
-                    copy_line(scalars),
-                    "\\N" if draft.before is None else copy_escape(before),
-                    "\\N" if draft.after is None else copy_escape(after),
-                    copy_escape(draft.reason),
-                ]
+            copy_text = _copy_body(
+                scalars,
+                None if draft.before is None else before,
+                None if draft.after is None else after,
+                draft.reason,
             )
         values = [
             occurred_at,
@@ -384,18 +382,31 @@ def ledger_prepare(drafts: Sequence[LedgerDraft]) -> list[PreparedEntry]:
     return prepared
 
 
+def _copy_body(
+    scalars: Sequence[Any], before_json: str | None, after_json: str | None, reason: str
+) -> str:
+    """An entry's body as COPY text: ``scalars`` as in ``_canonical_body``, ``before`` and
+    ``after`` as their canonical JSON (None for none)."""
+    return "\t".join(
+        [
+            copy_line(scalars),
+            "\\N" if before_json is None else copy_escape(before_json),
+            "\\N" if after_json is None else copy_escape(after_json),
+            copy_escape(reason),
+        ]
+    )
+
+
 def _copy_text(values: Sequence[Any]) -> str:
     """An entry's body as COPY text, from its stored values: for an entry prepared while
     its transaction deferred (``ledger_prepare`` leaves that text out) that goes in by
     COPY after all."""
     occurred_at, recorded_at, *scalars, before, after, reason = values
-    return "\t".join(
-        [
-            copy_line([_timestamp(occurred_at), _timestamp(recorded_at), *scalars]),
-            "\\N" if before is None else copy_escape(_canonical_encode(before)),
-            "\\N" if after is None else copy_escape(_canonical_encode(after)),
-            copy_escape(reason),
-        ]
+    return _copy_body(
+        [_timestamp(occurred_at), _timestamp(recorded_at), *scalars],
+        None if before is None else _canonical_encode(before),
+        None if after is None else _canonical_encode(after),
+        reason,
     )
 
 
