@@ -559,6 +559,8 @@ _FLUSH_LOCK_SQL = (
     "SET LOCAL lock_timeout TO DEFAULT"
 )
 _LEDGER_TABLE = LedgerEntry._meta.db_table
+# Each entry's canonical JSON is parsed in ``body`` (materialized), once: parsed in a
+# subquery of the insert, the planner would pull it up into each column's expression.
 _FLUSH_CHAIN_SQL = (
     f"WITH RECURSIVE head AS ((SELECT seq, hash::text FROM {_LEDGER_TABLE} "  # noqa: S608 -- table name
     "ORDER BY seq DESC LIMIT 1) UNION ALL (SELECT 0, %s::text) ORDER BY 1 DESC LIMIT 1), "

@@ -14,10 +14,12 @@ import pytest
 from django.db import connection, transaction
 
 from leadrecord.ledger import (
+    GENESIS_HASH,
     Actor,
     LedgerDraft,
     LedgerRedo,
     LedgerWatcher,
+    _flush_statement,
     ledger_append,
     ledger_append_prepared,
     ledger_deferred,
@@ -221,3 +223,14 @@ def test_entries_prepared_while_deferring_go_in_by_copy_once_the_deferral_ended(
     assert rows[0].actor_label == 'tab\there "q" \\ é'
     verified = ledger_verify()
     assert verified.ok and verified.entries == 2
+
+
+def test_the_flush_parses_each_entry_once():
+    """The flush reads an entry's columns from its canonical JSON: parsed once per entry,
+    not once per column read (a subquery the planner pulls up would repeat the parse in
+    every column's expression)."""
+    sql, _ = _flush_statement("TRUE")
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (VERBOSE) {sql}", [GENESIS_HASH, 0, [], ['"x"']])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert plan.count("]'::text))::jsonb") == 1, plan
