@@ -118,8 +118,15 @@ class Contact(models.Model):
     created_at = models.DateTimeField()
     # A merged contact points at the one it was merged into; its email still
     # finds the survivor.
+    # Indexed only where set (contact_merged_into): nearly every person is merged into
+    # no one, and each new one wrote a NULL entry.
     merged_into = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_from"
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_from",
+        db_index=False,
     )
     merged_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
@@ -138,7 +145,17 @@ class Contact(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "id"], name="contact_organization"),
-            models.Index(fields=["qualified"], name="contact_qualified"),
+            # The qualified are looked for; the rest are most people, read by a scan.
+            models.Index(
+                fields=["qualified"],
+                condition=models.Q(qualified=True),
+                name="contact_qualified",
+            ),
+            models.Index(
+                fields=["merged_into"],
+                condition=models.Q(merged_into__isnull=False),
+                name="contact_merged_into",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -194,8 +211,12 @@ class Consent(models.Model):
             models.CheckConstraint(
                 condition=models.Q(purpose__in=ConsentPurpose.values), name="consent_purpose_valid"
             ),
+            # Only an event's rows carry an external id: the others stay out of the
+            # index (NULLs never clash anyway).
             models.UniqueConstraint(
-                fields=["event_source_system", "event_external_id"], name="consent_event_unique"
+                fields=["event_source_system", "event_external_id"],
+                condition=models.Q(event_external_id__isnull=False),
+                name="consent_event_unique",
             ),
         ]
         indexes = [
@@ -231,8 +252,12 @@ class Disclosure(models.Model):
     class Meta:
         ordering = ["disclosed_at", "id"]
         constraints = [
+            # Only an event's rows carry an external id: the others stay out of the
+            # index (NULLs never clash anyway).
             models.UniqueConstraint(
-                fields=["event_source_system", "event_external_id"], name="disclosure_event_unique"
+                fields=["event_source_system", "event_external_id"],
+                condition=models.Q(event_external_id__isnull=False),
+                name="disclosure_event_unique",
             ),
             models.CheckConstraint(
                 condition=models.Q(audience__in=Audience.values), name="disclosure_audience_valid"
@@ -370,8 +395,11 @@ class Touch(models.Model):
     class Meta:
         ordering = ["occurred_at", "id"]
         constraints = [
+            # Hand-entered and form touches have no external id: out of the index.
             models.UniqueConstraint(
-                fields=["source_system", "external_id"], name="touch_external_id_unique"
+                fields=["source_system", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="touch_external_id_unique",
             ),
             models.CheckConstraint(
                 condition=models.Q(kind__in=TouchKind.values), name="touch_kind_valid"
