@@ -427,52 +427,63 @@ def new_person_form_write(
         )
     ]
     actor = Actor.person(contact_id, actor_label)
+    # Rows by column, not model instances: nothing reads them but the insert and the
+    # drafts, and building instances was a tenth of the post's own work.
+    source = f"form:{form.slug}".strip()
     consents = [
-        Consent(
-            pk=pk,
-            contact_id=contact_id,
-            purpose=purpose,
-            granted=True,
-            source=f"form:{form.slug}".strip(),
-            notice_version=offered[purpose]["version"].strip(),
-            occurred_at=occurred_at or now,
-            recorded_at=now,
-        )
+        {
+            "id": pk,
+            "contact_id": contact_id,
+            "purpose": purpose,
+            "granted": True,
+            "source": source,
+            "notice_version": offered[purpose]["version"].strip(),
+            "occurred_at": occurred_at or now,
+            "recorded_at": now,
+            "event_source_system": "",
+            "event_external_id": None,
+        }
         for pk, purpose in zip(consent_ids, consents_in, strict=True)
     ]
     disclosures = [
-        Disclosure(
-            pk=pk,
-            contact_id=contact_id,
-            key=key_name,
-            value=value,
-            audience=audience,
-            purpose=form.purpose,
-            source=DisclosureSource.FORM,
-            disclosed_at=when,
-            recorded_at=now,
-            expires_at=None,
-        )
+        {
+            "id": pk,
+            "contact_id": contact_id,
+            "key": key_name,
+            "value": value,
+            "audience": audience,
+            "purpose": form.purpose,
+            "source": DisclosureSource.FORM,
+            "disclosed_at": when,
+            "recorded_at": now,
+            "expires_at": None,
+            "event_source_system": "",
+            "event_external_id": None,
+        }
         for pk, (key_name, value, audience) in zip(disclosure_ids, answers, strict=True)
     ]
     consent_names = ("id", *CONSENT_COLUMNS)
-    batch.insert(Consent, consent_names, [_values(row, consent_names) for row in consents])
+    batch.insert(
+        Consent, consent_names, [[row[name] for name in consent_names] for row in consents]
+    )
     disclosure_names = ("id", *DISCLOSURE_COLUMNS)
     batch.insert(
-        Disclosure, disclosure_names, [_values(row, disclosure_names) for row in disclosures]
+        Disclosure,
+        disclosure_names,
+        [[row[name] for name in disclosure_names] for row in disclosures],
     )
     drafts += [
         LedgerDraft(
             actor=actor,
             action=LedgerAction.CONSENT_RECORD,
             subject_type="consent",
-            subject_id=row.pk,
+            subject_id=row["id"],
             contact_id=contact_id,
             after=consent_ledger_payload(
-                purpose=row.purpose,
-                granted=row.granted,
-                source=row.source,
-                notice_version=row.notice_version,
+                purpose=row["purpose"],
+                granted=True,
+                source=source,
+                notice_version=row["notice_version"],
             ),
             occurred_at=occurred_at,
         )
@@ -483,15 +494,15 @@ def new_person_form_write(
             actor=actor,
             action=LedgerAction.DISCLOSURE_RECORD,
             subject_type="disclosure",
-            subject_id=row.pk,
+            subject_id=row["id"],
             contact_id=contact_id,
             after=disclosure_ledger_payload(
                 contact_id=contact_id,
-                key=row.key,
-                value=row.value,
-                audience=row.audience,
-                purpose=row.purpose,
-                source=row.source,
+                key=row["key"],
+                value=row["value"],
+                audience=row["audience"],
+                purpose=form.purpose,
+                source=DisclosureSource.FORM,
                 expires_at=None,
                 person_key=key,
             ),
@@ -502,11 +513,11 @@ def new_person_form_write(
     ledger_append_many(drafts, return_entries=False)
     # Scores and a say-so follow the answers, as in person_answers_record; they read
     # the rows only under an active ruleset (without one they change nothing).
-    if disclosures or any(row.purpose == ConsentPurpose.SALES_CONTACT for row in consents):
+    if disclosures or ConsentPurpose.SALES_CONTACT in consents_in:
         if scoring:
             _send(batch)
         contacts_changed([contact_id], actor)
-    stages = [row.pk for row in disclosures if row.key == JOURNEY_STAGE_KEY]
+    stages = [row["id"] for row in disclosures if row["key"] == JOURNEY_STAGE_KEY]
     if stages:
         if scoring:
             _send(batch)
@@ -614,7 +625,7 @@ def new_person_form_write(
     if not flushed:
         raise InvalidInput(FORM_NOT_PUBLISHED, "This form is not published.", attr="form")
     submission._state.adding = False
-    for row in (contact, touch, *consents, *disclosures):
+    for row in (contact, touch):
         row._state.adding = False
     return submission
 
