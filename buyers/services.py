@@ -333,12 +333,16 @@ def _campaign_for(form: BuyerForm, utm_campaign: str) -> Campaign | None:
     return Campaign.objects.select_related("channel").get(pk=form.campaign_id)
 
 
+# Asked on every answer of every post: once, not a list made each time.
+_AUDIENCES = frozenset(Audience.values)
+
+
 def _answers_check(form: BuyerForm, answers: dict[str, Answer]) -> None:
     asked = {item["key"] for item in form.disclosures}
     for key, answer in answers.items():
         if key not in asked:
             raise InvalidInput("invalid", "This form does not ask that.", attr=key)
-        if answer.audience not in Audience.values:
+        if answer.audience not in _AUDIENCES:
             raise InvalidInput(
                 "invalid_choice", "Choose who may see this.", attr=f"{key}__audience"
             )
