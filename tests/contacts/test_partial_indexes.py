@@ -9,6 +9,9 @@ before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -21,7 +24,7 @@ from tests.factories import contact_make
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 
-def _plan(sql: str, params: object = None) -> str:
+def _plan(sql: str, params: Sequence[Any] | None = None) -> str:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN {sql}", params)
