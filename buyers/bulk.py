@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import IntegrityError, connection, models
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, models
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -199,7 +199,7 @@ def _instance(model: type[M], row: dict[str, Any]) -> M:
     """The instance of a row this post inserts, built as Django builds one it reads
     (every column in order, positionally: a third of the cost of keyword arguments)."""
     names = _attnames(model)
-    return model.from_db(connection.alias, names, _ordered(names, row))
+    return model.from_db(DEFAULT_DB_ALIAS, names, _ordered(names, row))
 
 
 def _inserted(batch: _Batch, model: type[M], names: tuple[str, ...], row: dict[str, Any]) -> M:

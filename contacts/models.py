@@ -117,9 +117,8 @@ class Contact(models.Model):
     qualified = models.BooleanField(default=False)
     created_at = models.DateTimeField()
     # A merged contact points at the one it was merged into; its email still
-    # finds the survivor.
-    # Indexed only where set (contact_merged_into): nearly every person is merged into
-    # no one, and each new one wrote a NULL entry.
+    # finds the survivor. Indexed only where set (contact_merged_into): nearly every
+    # person is merged into no one, and each new one wrote a NULL entry.
     merged_into = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
