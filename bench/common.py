@@ -226,6 +226,14 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (every process, the kernel too):
+    /proc/stat's first line without its idle and iowait times."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / _CLOCK_TICKS
+
+
 def _proc_stat(pid: int) -> list[str]:
     """Fields of /proc/PID/stat after the command name (state, ppid, ...), or []."""
     try:

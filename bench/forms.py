@@ -40,7 +40,6 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import re
 import time
 import urllib.parse
@@ -50,7 +49,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import ROOT, fresh_database, gunicorn, manage, throwaway_postgres
+from common import (
+    ROOT,
+    fresh_database,
+    gunicorn,
+    machine_cpu_seconds,
+    manage,
+    throwaway_postgres,
+)
 
 FORM_TARGET = 0.25
 VISIT_TARGET = 0.50
@@ -197,13 +203,6 @@ def stored(database_url: str) -> tuple[int, int, int]:
         return counts[0], counts[1], counts[2]
 
 
-def _machine_cpu_seconds() -> float:
-    """CPU seconds the whole machine spent busy so far (every process, the kernel too)."""
-    with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
 class _Tally:
     """Requests, seconds and the machine's busy CPU seconds of one kind on one tree."""
 
@@ -296,7 +295,7 @@ def main() -> None:
             order = list(urls) if number % 2 == 0 else list(reversed(urls))
             for kind, worker in KINDS.items():
                 for tree in order:
-                    cpu = _machine_cpu_seconds()
+                    cpu = machine_cpu_seconds()
                     sent, seconds = in_clients(
                         pool,
                         worker,
@@ -304,7 +303,7 @@ def main() -> None:
                         max(1, totals[kind] // options.rounds),
                         options.clients,
                     )
-                    tallies[tree, kind].add(sent, seconds, _machine_cpu_seconds() - cpu)
+                    tallies[tree, kind].add(sent, seconds, machine_cpu_seconds() - cpu)
                     rates[tree, kind] = sent / seconds
             rounds.append(rates)
         after = {tree: stored(databases[tree]) for tree in urls}
